@@ -1,0 +1,3 @@
+from popek.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The ``popek`` command line.  Options are named like QEMU's where QEMU has one.
+
+    popek run [--bios FILE|none] [--kernel FILE] [--append ARGS] [--drive SPEC]...
+              [-m SIZE] [--clock icount|host] [--stats] [--dtb-out FILE]
+
+A user mistake (missing image, bad option) is one line on stderr and a non-zero
+exit; guest exit codes (syscon, HTIF) become popek's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+
+from popek import __version__
+from popek.errors import ConfigError, PopekError
+
+DEBIAN_OPENSBI = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf"
+EXIT_BUDGET = 124          # like timeout(1): the instruction budget ran out
+
+log = logging.getLogger("popek")
+
+
+def parse_size(text: str) -> int:
+    """QEMU-style sizes: a bare number is MiB; K/M/G suffixes (with or without 'iB')."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"bad size {text!r} (try 128M or 1G)")
+    n, unit = int(m.group(1)), (m.group(2) or "M").upper()
+    return n << {"K": 10, "M": 20, "G": 30, "T": 40}[unit]
+
+
+def parse_drive(text: str):
+    """``PATH`` or QEMU-style ``file=PATH[,format=raw][,if=virtio][,readonly=on]``."""
+    from popek.riscv.board import DriveSpec
+
+    if "=" not in text.split(",")[0]:
+        return DriveSpec(text)
+    opts = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"bad --drive option {part!r} (expected key=value)")
+        opts[key.strip()] = value.strip()
+    if "file" not in opts:
+        raise argparse.ArgumentTypeError("--drive needs file=PATH")
+    if opts.get("format", "raw") != "raw":
+        raise argparse.ArgumentTypeError(f"drive format {opts['format']!r}: only raw is supported")
+    if opts.get("if", "virtio") != "virtio":
+        raise argparse.ArgumentTypeError(f"drive interface {opts['if']!r}: only virtio is supported")
+    ro = opts.get("readonly", "off")
+    if ro not in ("on", "off"):
+        raise argparse.ArgumentTypeError("readonly= takes on or off")
+    unknown = set(opts) - {"file", "format", "if", "readonly"}
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown --drive option(s): {', '.join(sorted(unknown))}")
+    return DriveSpec(opts["file"], ro == "on")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="popek", description="popek: a hypervisor lab in Python")
+    p.add_argument("--version", action="version", version=f"popek {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser("run", help="boot a guest on the simulated RISC-V virt board",
+                         description="Boot firmware and/or a kernel on the simulated RV64 virt "
+                                     "board. The guest's console is this terminal (Ctrl-A x quits).")
+    run.add_argument("--bios", metavar="FILE",
+                     help="M-mode firmware (ELF or raw); 'none' starts --kernel in M-mode; "
+                          f"default: Debian's OpenSBI fw_jump ({DEBIAN_OPENSBI})")
+    run.add_argument("--kernel", metavar="FILE", help="kernel or bare program (ELF or raw)")
+    run.add_argument("--append", metavar="ARGS", default="", help="kernel command line (bootargs)")
+    run.add_argument("--drive", metavar="SPEC", action="append", type=parse_drive, default=[],
+                     help="virtio-blk disk: PATH or file=PATH[,format=raw][,readonly=on]")
+    run.add_argument("-m", "--memory", metavar="SIZE", type=parse_size, default=128 << 20,
+                     help="guest RAM (default 128M; a bare number means MiB)")
+    run.add_argument("--clock", choices=("icount", "host"), default="icount",
+                     help="icount: deterministic, time from retired instructions (default); "
+                          "host: the host's real time")
+    run.add_argument("--icount-ips", metavar="N", type=int, default=0,
+                     help="nominal guest instructions per second of the icount clock")
+    run.add_argument("--dtb-out", metavar="FILE", help="write the generated device tree and exit")
+    run.add_argument("--stats", action="store_true", help="print run statistics at exit")
+    run.add_argument("--max-instructions", metavar="N", type=int,
+                     help=f"stop after N guest instructions (exit code {EXIT_BUDGET})")
+    run.add_argument("--trace", metavar="FILE", help="write every executed instruction to FILE")
+    run.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    return p
+
+
+def _board_config(args):
+    from popek.riscv.board import BoardConfig
+
+    bios = args.bios
+    if bios is None:
+        if not os.path.exists(DEBIAN_OPENSBI):
+            raise ConfigError(f"no firmware: {DEBIAN_OPENSBI} is not installed "
+                              "(apt-get install opensbi, or give --bios)")
+        bios = DEBIAN_OPENSBI
+    elif bios == "none":
+        bios = None
+        if args.kernel is None:
+            raise ConfigError("--bios none needs --kernel")
+    if args.icount_ips < 0:
+        raise ConfigError("--icount-ips must be positive")
+    return BoardConfig(bios=bios, kernel=args.kernel, append=args.append, drives=args.drive,
+                       memory=args.memory, clock=args.clock, ips=args.icount_ips,
+                       max_instructions=args.max_instructions)
+
+
+def format_stats(stats: dict) -> str:
+    lines = ["", "popek statistics:"]
+    for key, value in stats.items():
+        if key == "disk":
+            for i, d in enumerate(value):
+                lines.append(f"  disk{i}: " + ", ".join(f"{k}={v}" for k, v in d.items()))
+        elif isinstance(value, float):
+            lines.append(f"  {key:20s} {value:,.3f}")
+        else:
+            lines.append(f"  {key:20s} {value:,}")
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:
+    from popek.riscv.board import VirtBoard
+
+    cfg = _board_config(args)
+    board = VirtBoard(cfg)
+    try:
+        if args.dtb_out:
+            with open(args.dtb_out, "wb") as f:
+                f.write(board.dtb)
+            board.console.close()
+            print(f"popek: wrote device tree ({len(board.dtb)} bytes) to {args.dtb_out}",
+                  file=sys.stderr)
+            return 0
+        if args.trace:
+            trace_file = open(args.trace, "w")
+            board.hart.trace = lambda pc, text: trace_file.write(f"{pc:016x}  {text}\n")
+        code = board.run()
+    finally:
+        board.close()
+    if args.stats:
+        print(format_stats(board.stats()), file=sys.stderr)
+    if code is None:
+        print(f"popek: stopped after {board.hart.instret:,} instructions (--max-instructions)",
+              file=sys.stderr)
+        return EXIT_BUDGET
+    return code
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * args.verbose if hasattr(args, "verbose") else
+                        logging.WARNING, format="popek: %(levelname)s: %(message)s")
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+    except PopekError as e:
+        print(f"popek: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("popek: interrupted", file=sys.stderr)
+        return 130
+    return 2

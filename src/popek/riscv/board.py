@@ -1,0 +1,303 @@
+"""The ``virt`` board: QEMU's RISC-V virt machine, in the parts popek implements.
+
+Physical memory map (as QEMU's hw/riscv/virt.c):
+
+    0x0000_1000 +0x0000_f000   reset ROM   (jumps to firmware: a0=hartid, a1=dtb)
+    0x0010_0000 +0x0000_1000   test/syscon (power off, reboot)
+    0x0010_1000 +0x0000_1000   goldfish RTC                 IRQ 11
+    0x0200_0000 +0x0001_0000   CLINT       (msip, mtimecmp, mtime)
+    0x0c00_0000 +0x0060_0000   PLIC
+    0x1000_0000 +0x0000_0100   16550 UART                   IRQ 10
+    0x1000_1000 +0x0000_1000   virtio-mmio slot 0 .. 7      IRQ 1 .. 8
+    0x8000_0000 +RAM size      RAM         (firmware at the base, kernel at +2 MiB,
+                                            device tree at the top, 2 MiB aligned)
+
+Boot: the reset ROM at 0x1000 runs first, exactly like QEMU's, so firmware sees
+the same registers (a0 = hart id, a1 = device tree, a2 = fw_dynamic info).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from dataclasses import dataclass, field
+
+from popek.clock import TIMEBASE_HZ, HostClock, InstructionClock
+from popek.console import StdioConsole
+from popek.devices.bus import Bus
+from popek.devices.goldfish_rtc import GoldfishRtc
+from popek.devices.memory import GuestMemory
+from popek.devices.syscon import SysCon
+from popek.devices.uart16550 import Uart16550
+from popek.devices.virtio.blk import VirtioBlk
+from popek.devices.virtio.mmio import VirtioMmio
+from popek.errors import ConfigError, ImageError
+from popek.riscv import devicetree, plic as plic_mod
+from popek.riscv.clint import Clint
+from popek.riscv.hart import Hart
+from popek.riscv.htif import Htif
+from popek.riscv.loader import load_image
+from popek.riscv.plic import Plic
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+SLICE = 20_000              # instructions between looks at host input and devices
+FW_DYNAMIC_MAGIC = 0x4942534F
+MIN_RAM = 1 * MiB
+
+
+@dataclass
+class DriveSpec:
+    path: str
+    readonly: bool = False
+
+
+@dataclass
+class BoardConfig:
+    bios: str | None = None           # path, or None for "no firmware" (--bios none)
+    kernel: str | None = None
+    append: str = ""
+    drives: list[DriveSpec] = field(default_factory=list)
+    memory: int = 128 * MiB
+    clock: str = "icount"             # icount | host
+    ips: int = 0                      # nominal instructions/second of the icount clock
+    max_instructions: int | None = None
+
+
+class ResetRom:
+    """The mask ROM at 0x1000: QEMU's reset vector followed by its data words."""
+    SIZE = 0xF000
+
+    def __init__(self, start: int, dtb_addr: int, next_addr: int):
+        code = [
+            0x00000297,     # auipc t0, 0
+            0x02828613,     # addi  a2, t0, 40     (a2 = &fw_dynamic_info)
+            0xF1402573,     # csrr  a0, mhartid
+            0x0202B583,     # ld    a1, 32(t0)     (device tree)
+            0x0182B283,     # ld    t0, 24(t0)     (firmware entry)
+            0x00028067,     # jr    t0
+        ]
+        blob = b"".join(struct.pack("<I", w) for w in code)
+        blob += struct.pack("<QQ", start, dtb_addr)
+        # struct fw_dynamic_info: magic, version, next_addr, next_mode (1 = S), options, boot_hart
+        blob += struct.pack("<QQQQQQ", FW_DYNAMIC_MAGIC, 2, next_addr, 1, 0, 0)
+        self.data = blob + bytes(self.SIZE - len(blob))
+
+    def read(self, off, size):
+        return int.from_bytes(self.data[off:off + size], "little")
+
+    def write(self, off, size, value):
+        pass
+
+    def fetch(self, off, size):
+        return self.read(off, size)
+
+
+class VirtBoard:
+    ROM_BASE = 0x1000
+    TEST_BASE = 0x100000
+    RTC_BASE, RTC_IRQ = 0x101000, 11
+    CLINT_BASE = 0x2000000
+    PLIC_BASE, PLIC_SIZE, PLIC_NDEV = 0xC000000, plic_mod.SIZE, plic_mod.NUM_SOURCES
+    UART_BASE, UART_IRQ = 0x10000000, 10
+    VIRTIO_BASE, VIRTIO_IRQ, VIRTIO_SLOTS = 0x10001000, 1, 8
+    RAM_BASE = 0x80000000
+    TIMEBASE_HZ = TIMEBASE_HZ
+
+    def __init__(self, config: BoardConfig, console=None):
+        if config.memory < MIN_RAM or config.memory % 4096:
+            raise ConfigError(f"memory size must be a multiple of 4 KiB and at least "
+                              f"{MIN_RAM // MiB} MiB (got {config.memory} bytes)")
+        if config.bios is None and config.kernel is None:
+            raise ConfigError("nothing to run: give --bios or --kernel")
+        if len(config.drives) > self.VIRTIO_SLOTS:
+            raise ConfigError(f"at most {self.VIRTIO_SLOTS} drives")
+        self.config = config
+        self.bootargs = config.append
+        self.console = console or StdioConsole(on_quit=lambda: self.shutdown(0, "quit from console"))
+        self.exit_code: int | None = None
+        self.exit_reason = ""
+        self.reset_requested = False
+        self.wall_start = self.wall_end = None
+        self.drives: list[VirtioBlk] = []
+        self._power_on()
+
+    # --------------------------------------------------------- assembly
+    def _power_on(self) -> None:
+        """Build RAM, devices and the hart, and load the images (again, on reset)."""
+        cfg = self.config
+        for d in self.drives:
+            d.close()
+        self.ram = GuestMemory(self.RAM_BASE, cfg.memory)
+        self.bus = Bus()
+        if cfg.clock == "host":
+            self.clock = HostClock()
+        elif cfg.clock == "icount":
+            self.clock = InstructionClock(cfg.ips) if cfg.ips else InstructionClock()
+        else:
+            raise ConfigError(f"unknown clock {cfg.clock!r} (use icount or host)")
+        self.hart = Hart(self)
+        self.harts = [self.hart]
+        self.plic = Plic(self.harts)
+        self.clint = Clint(self, self.harts)
+        self.uart = Uart16550(self.console.write, self._irq(self.UART_IRQ))
+        self.rtc = GoldfishRtc(self._rtc_ns, self._irq(self.RTC_IRQ))
+        self.syscon = SysCon(self)
+        self.drives = [VirtioBlk(self.ram, d.path, d.readonly) for d in cfg.drives]
+        self.virtio = [VirtioMmio(blk, self.ram, self._irq(self.VIRTIO_IRQ + i))
+                       for i, blk in enumerate(self.drives)]
+        self.rtc_base_ns = time.time_ns()
+
+        images = self._load_images()
+        self.rom = ResetRom(self.entry, self.dtb_addr, self.kernel_entry)
+        bus = self.bus
+        bus.add(self.ROM_BASE, ResetRom.SIZE, self.rom, "rom")
+        bus.add(self.TEST_BASE, SysCon.SIZE, self.syscon, "test")
+        bus.add(self.RTC_BASE, GoldfishRtc.SIZE, self.rtc, "rtc")
+        bus.add(self.CLINT_BASE, 0x10000, self.clint, "clint")
+        bus.add(self.PLIC_BASE, self.PLIC_SIZE, self.plic, "plic")
+        bus.add(self.UART_BASE, Uart16550.SIZE, self.uart, "uart")
+        for i, dev in enumerate(self.virtio):
+            bus.add(self.VIRTIO_BASE + 0x1000 * i, VirtioMmio.SIZE, dev, f"virtio{i}")
+
+        # A bare test program that names tohost talks HTIF.
+        self.htif = None
+        for img in images:
+            if "tohost" in img.symbols:
+                self.htif = Htif(self, img.symbols["tohost"], img.symbols.get("fromhost"))
+        self.hart.reset(self.ROM_BASE)
+        self.clint.update()
+
+    def _irq(self, src: int):
+        return lambda level: self.plic.set_level(src, level)
+
+    def virtio_slots(self):
+        return [(self.VIRTIO_BASE + 0x1000 * i, self.VIRTIO_IRQ + i) for i in range(len(self.virtio))]
+
+    def _load_images(self):
+        cfg, ram = self.config, self.ram
+        images = []
+        if cfg.bios is not None:
+            fw = load_image(cfg.bios, ram, self.RAM_BASE)
+            images.append(fw)
+            self.entry = fw.entry
+            # The kernel goes at the first 2 MiB boundary after the firmware (QEMU's rule).
+            kernel_addr = (max(fw.high, self.RAM_BASE) + 2 * MiB - 1) & ~(2 * MiB - 1)
+            self.kernel_entry = kernel_addr
+            if cfg.kernel is not None:
+                k = load_image(cfg.kernel, ram, kernel_addr)
+                images.append(k)
+                self.kernel_entry = k.entry
+        else:
+            k = load_image(cfg.kernel, ram, self.RAM_BASE)
+            images.append(k)
+            self.entry = self.kernel_entry = k.entry
+        self.dtb = devicetree.build(self)
+        # QEMU's placement: the top of RAM (below 3 GiB), aligned down to 2 MiB.
+        top = min(ram.end, self.RAM_BASE + 3072 * MiB)
+        self.dtb_addr = (top - len(self.dtb)) & ~(2 * MiB - 1)
+        for img in images:
+            if img.low < self.dtb_addr + len(self.dtb) and self.dtb_addr < img.high:
+                raise ImageError(f"{img.path}: overlaps the device tree at {self.dtb_addr:#x} "
+                                 f"(give more memory with -m)")
+        if self.dtb_addr < ram.base:
+            raise ImageError("RAM too small for the device tree (give more memory with -m)")
+        ram.write(self.dtb_addr, self.dtb)
+        return images
+
+    # --------------------------------------------------------- time
+    def mtime(self) -> int:
+        return self.clock.mtime(self.hart.instret)
+
+    def set_mtime(self, value: int) -> None:
+        self.clock.set_mtime(self.hart.instret, value)
+
+    def _rtc_ns(self) -> int:
+        return self.rtc_base_ns + self.clock.ns(self.hart.instret)
+
+    # --------------------------------------------------------- control
+    def shutdown(self, code: int, reason: str) -> None:
+        """Power off: the run loop returns ``code`` at the next block boundary."""
+        self.exit_code = code
+        self.exit_reason = reason
+        self.hart.limit = 0
+
+    def request_reset(self) -> None:
+        self.reset_requested = True
+        self.hart.limit = 0
+
+    def _wait_input(self, timeout):
+        self.console.wait(timeout)
+
+    def _service(self) -> None:
+        """Between slices: host input into the UART, timers, the RTC alarm."""
+        if self.uart.wants_input():
+            data = self.console.poll()
+            if data:
+                self.uart.push_input(data)
+        self.clint.update()
+        self.rtc.poll()
+
+    def run(self) -> int | None:
+        """Run until the guest powers off (returns its exit code) or the budget ends (None)."""
+        hart, clock = self.hart, self.clock
+        budget = self.config.max_instructions
+        self.wall_start = time.perf_counter()
+        try:
+            while self.exit_code is None:
+                if self.reset_requested:
+                    self.reset_requested = False
+                    self._power_on()
+                    hart, clock = self.hart, self.clock
+                self._service()
+                if hart.waiting:
+                    if hart.mip & hart.mie:
+                        hart.waiting = False
+                    else:
+                        clock.idle_until(hart.instret, self.clint.next_deadline(), self._wait_input)
+                        continue
+                limit = hart.instret + SLICE
+                deadline = self.clint.next_deadline()
+                if deadline is not None:
+                    at = clock.instret_at(deadline)
+                    if at is not None:
+                        limit = min(limit, max(at, hart.instret + 1))
+                if budget is not None:
+                    if hart.instret >= budget:
+                        return None
+                    limit = min(limit, budget)
+                hart.limit = limit
+                hart.run()
+        finally:
+            self.wall_end = time.perf_counter()
+            self.console.close()
+        return self.exit_code
+
+    def close(self) -> None:
+        for d in self.drives:
+            d.close()
+
+    # --------------------------------------------------------- reporting
+    def stats(self) -> dict:
+        h = self.hart
+        wall = (self.wall_end or time.perf_counter()) - (self.wall_start or time.perf_counter())
+        tlb_entries = sum(len(t) for tlbs in (h.itlbs, h.rtlbs, h.wtlbs) for t in tlbs.values())
+        return {
+            "instructions": h.instret,
+            "wall_seconds": wall,
+            "mips": h.instret / wall / 1e6 if wall > 0 else 0.0,
+            "guest_seconds": self.clock.ns(h.instret) / 1e9,
+            "exceptions": h.stats["traps"],
+            "interrupts": h.stats["interrupts"],
+            "blocks_cached": len(h.blocks),
+            "blocks_built": h.stats["blocks_built"],
+            "code_invalidations": h.stats["code_invalidations"],
+            "tlb_entries": tlb_entries,
+            "tlb_flushes": h.stats["tlb_flushes"],
+            "page_walks": h.walk_stats.walks,
+            "pte_reads": h.walk_stats.pte_reads,
+            "uart_tx_bytes": self.uart.tx_bytes,
+            "disk": [d.stats for d in self.drives],
+        }

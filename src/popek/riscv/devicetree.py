@@ -1,0 +1,106 @@
+"""The device tree handed to firmware, generated from the board's actual devices.
+
+Modelled on what QEMU 7.2 generates for ``-M virt``; built with the ``fdt``
+library.  Only what the board really has is described, and ``riscv,isa`` says
+exactly what the hart implements.
+"""
+
+from __future__ import annotations
+
+import fdt
+
+from popek.riscv import csrs
+
+PH_CPU0, PH_INTC0, PH_PLIC, PH_TEST = 1, 2, 3, 4
+
+
+def _reg(base: int, size: int) -> fdt.PropWords:
+    return fdt.PropWords("reg", base >> 32, base & 0xFFFFFFFF, size >> 32, size & 0xFFFFFFFF)
+
+
+def _node(name: str, *props, children=()) -> fdt.Node:
+    n = fdt.Node(name)
+    for p in props:
+        n.append(p)
+    for c in children:
+        n.append(c)
+    return n
+
+
+def build(board) -> bytes:
+    """Flattened device tree (version 17) for ``board`` (a :class:`VirtBoard`)."""
+    tree = fdt.FDT()
+    root = tree.root
+    root.append(fdt.PropWords("#address-cells", 2))
+    root.append(fdt.PropWords("#size-cells", 2))
+    root.append(fdt.PropStrings("compatible", "riscv-virtio"))
+    root.append(fdt.PropStrings("model", "riscv-virtio,qemu"))
+
+    chosen = [fdt.PropStrings("stdout-path", f"/soc/serial@{board.UART_BASE:x}")]
+    if board.bootargs:
+        chosen.append(fdt.PropStrings("bootargs", board.bootargs))
+    tree.add_item(_node("chosen", *chosen))
+
+    tree.add_item(_node(f"memory@{board.RAM_BASE:x}", fdt.PropStrings("device_type", "memory"),
+                        _reg(board.RAM_BASE, board.ram.size)))
+
+    isa_ext = ["i", "m", "a", "c", "zicsr", "zifencei"]
+    cpu = _node("cpu@0",
+                fdt.PropWords("phandle", PH_CPU0),
+                fdt.PropStrings("device_type", "cpu"),
+                fdt.PropWords("reg", 0),
+                fdt.PropStrings("status", "okay"),
+                fdt.PropStrings("compatible", "riscv"),
+                fdt.PropStrings("riscv,isa", csrs.ISA_STRING),
+                fdt.PropStrings("riscv,isa-base", "rv64i"),
+                fdt.PropStrings("riscv,isa-extensions", *isa_ext),
+                fdt.PropStrings("mmu-type", "riscv,sv48"),
+                children=[_node("interrupt-controller",
+                                fdt.PropWords("#interrupt-cells", 1),
+                                fdt.Property("interrupt-controller"),
+                                fdt.PropStrings("compatible", "riscv,cpu-intc"),
+                                fdt.PropWords("phandle", PH_INTC0))])
+    cpus = _node("cpus", fdt.PropWords("#address-cells", 1), fdt.PropWords("#size-cells", 0),
+                 fdt.PropWords("timebase-frequency", board.TIMEBASE_HZ),
+                 children=[cpu, _node("cpu-map", children=[
+                     _node("cluster0", children=[_node("core0", fdt.PropWords("cpu", PH_CPU0))])])])
+    tree.add_item(cpus)
+
+    tree.add_item(_node("poweroff", fdt.PropWords("value", 0x5555), fdt.PropWords("offset", 0),
+                        fdt.PropWords("regmap", PH_TEST),
+                        fdt.PropStrings("compatible", "syscon-poweroff")))
+    tree.add_item(_node("reboot", fdt.PropWords("value", 0x7777), fdt.PropWords("offset", 0),
+                        fdt.PropWords("regmap", PH_TEST),
+                        fdt.PropStrings("compatible", "syscon-reboot")))
+
+    soc = [
+        _node(f"rtc@{board.RTC_BASE:x}", fdt.PropWords("interrupts", board.RTC_IRQ),
+              fdt.PropWords("interrupt-parent", PH_PLIC), _reg(board.RTC_BASE, 0x1000),
+              fdt.PropStrings("compatible", "google,goldfish-rtc")),
+        _node(f"serial@{board.UART_BASE:x}", fdt.PropWords("interrupts", board.UART_IRQ),
+              fdt.PropWords("interrupt-parent", PH_PLIC),
+              fdt.PropWords("clock-frequency", 0x384000), _reg(board.UART_BASE, 0x100),
+              fdt.PropStrings("compatible", "ns16550a")),
+        _node(f"test@{board.TEST_BASE:x}", fdt.PropWords("phandle", PH_TEST),
+              _reg(board.TEST_BASE, 0x1000),
+              fdt.PropStrings("compatible", "sifive,test1", "sifive,test0", "syscon")),
+    ]
+    for slot, (base, irq) in enumerate(board.virtio_slots()):
+        soc.append(_node(f"virtio_mmio@{base:x}", fdt.PropWords("interrupts", irq),
+                         fdt.PropWords("interrupt-parent", PH_PLIC), _reg(base, 0x1000),
+                         fdt.PropStrings("compatible", "virtio,mmio")))
+    soc.append(_node(f"plic@{board.PLIC_BASE:x}", fdt.PropWords("phandle", PH_PLIC),
+                     fdt.PropWords("riscv,ndev", board.PLIC_NDEV),
+                     _reg(board.PLIC_BASE, board.PLIC_SIZE),
+                     fdt.PropWords("interrupts-extended", PH_INTC0, 11, PH_INTC0, 9),
+                     fdt.Property("interrupt-controller"),
+                     fdt.PropStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0"),
+                     fdt.PropWords("#address-cells", 0), fdt.PropWords("#interrupt-cells", 1)))
+    soc.append(_node(f"clint@{board.CLINT_BASE:x}",
+                     fdt.PropWords("interrupts-extended", PH_INTC0, 3, PH_INTC0, 7),
+                     _reg(board.CLINT_BASE, 0x10000),
+                     fdt.PropStrings("compatible", "sifive,clint0", "riscv,clint0")))
+    tree.add_item(_node("soc", fdt.PropWords("#address-cells", 2), fdt.PropWords("#size-cells", 2),
+                        fdt.PropStrings("compatible", "simple-bus"), fdt.Property("ranges"),
+                        children=soc))
+    return tree.to_dtb(version=17)

@@ -1,0 +1,90 @@
+"""Stage-1 address translation: the Sv39 and Sv48 page-table walk.
+
+Privileged spec v1.12, section 4.3.2 ("Virtual Address Translation Process"),
+step by step.  A/D bits are updated by the walk (the spec allows either that or
+a page fault; updating is what QEMU does and what every kernel accepts).
+
+The walk reads page-table entries from guest RAM only: a PTE address outside RAM
+is an access fault of the original access type.  The result is cached by the
+hart's software TLB, flushed at named points (sfence.vma, satp writes, changes
+of SUM/MXR/MPRV), so the walk itself never caches.
+"""
+
+from __future__ import annotations
+
+from popek.riscv import traps
+from popek.riscv.traps import Trap
+
+FETCH, LOAD, STORE = 0, 1, 2
+
+PTE_V, PTE_R, PTE_W, PTE_X, PTE_U, PTE_G, PTE_A, PTE_D = (1 << i for i in range(8))
+PPN_MASK = (1 << 44) - 1
+
+PAGE_FAULT = {FETCH: traps.INSN_PAGE_FAULT, LOAD: traps.LOAD_PAGE_FAULT,
+              STORE: traps.STORE_PAGE_FAULT}
+ACCESS_FAULT = {FETCH: traps.INSN_ACCESS_FAULT, LOAD: traps.LOAD_ACCESS_FAULT,
+                STORE: traps.STORE_ACCESS_FAULT}
+
+LEVELS = {8: 3, 9: 4}      # satp.MODE → levels (Sv39, Sv48)
+
+
+class WalkStats:
+    """Counts for --stats: walks done and PTE memory references made."""
+    __slots__ = ("walks", "pte_reads", "faults")
+
+    def __init__(self):
+        self.walks = self.pte_reads = self.faults = 0
+
+
+def walk(ram, satp: int, va: int, access: int, priv: int, sum_: bool, mxr: bool,
+         stats: WalkStats) -> int:
+    """Translate ``va`` for ``access`` at privilege ``priv``; return the physical address."""
+    levels = LEVELS[satp >> 60]
+    stats.walks += 1
+    va_bits = 12 + 9 * levels
+    # The address must be sign-extended from its top translated bit.
+    top = va >> (va_bits - 1)
+    if top != 0 and top != (1 << (65 - va_bits)) - 1:
+        stats.faults += 1
+        raise Trap(PAGE_FAULT[access], va)
+    table = (satp & PPN_MASK) << 12
+    level = levels - 1
+    while True:
+        pte_addr = table + ((va >> (12 + 9 * level)) & 0x1FF) * 8
+        if not ram.contains(pte_addr, 8):
+            raise Trap(ACCESS_FAULT[access], va)
+        off = pte_addr - ram.base
+        pte = ram.m64[off >> 3]
+        stats.pte_reads += 1
+        if not pte & PTE_V or (pte & (PTE_R | PTE_W)) == PTE_W or pte >> 54:
+            break                                       # invalid or reserved → fault
+        if pte & (PTE_R | PTE_X):                       # a leaf
+            ok = True
+            if access == FETCH:
+                ok = bool(pte & PTE_X)
+            elif access == LOAD:
+                ok = bool(pte & PTE_R) or (mxr and bool(pte & PTE_X))
+            else:
+                ok = bool(pte & PTE_W)
+            if pte & PTE_U:
+                if priv == 1 and (access == FETCH or not sum_):
+                    ok = False
+            elif priv == 0:
+                ok = False
+            ppn = (pte >> 10) & PPN_MASK
+            if level and ppn & ((1 << (9 * level)) - 1):
+                ok = False                              # misaligned superpage
+            if not ok:
+                break
+            want = PTE_A | (PTE_D if access == STORE else 0)
+            if pte & want != want:
+                ram.m64[off >> 3] = pte | want
+                ram.note_write(off, 8)
+            low = (1 << (12 + 9 * level)) - 1
+            return ((ppn << 12) & ~low) | (va & low)
+        if level == 0:
+            break
+        level -= 1
+        table = ((pte >> 10) & PPN_MASK) << 12
+    stats.faults += 1
+    raise Trap(PAGE_FAULT[access], va)
