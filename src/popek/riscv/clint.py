@@ -56,6 +56,10 @@ class Clint:
             if h < len(self.harts):
                 self.mtimecmp[h] = _write_part(self.mtimecmp[h], part, size, value)
         self.update()
+        # The machine sized the current slice from the old deadline: end the slice
+        # so it is sized again and MTIP rises at exactly the right instruction.
+        for hart in self.harts:
+            hart.limit = 0
 
     def update(self) -> None:
         """Recompute every hart's MTIP from the current mtime."""

@@ -184,8 +184,12 @@ def _pmpcfg(i):
     return read, write
 
 
-for _i in range(0, PMP_COUNT // 4, 1):
-    csr(0x3A0 + 2 * _i, f"pmpcfg{2 * _i}", *_pmpcfg(_i))
+# RV64: even-numbered pmpcfg CSRs only, 8 entries each; those beyond PMP_COUNT read zero.
+for _i in range(8):
+    if _i < PMP_COUNT // 8:
+        csr(0x3A0 + 2 * _i, f"pmpcfg{2 * _i}", *_pmpcfg(_i))
+    else:
+        csr(0x3A0 + 2 * _i, f"pmpcfg{2 * _i}", lambda h: 0, lambda h, v: None)
 for _i in range(64):
     if _i < PMP_COUNT:
         csr(0x3B0 + _i, f"pmpaddr{_i}",
