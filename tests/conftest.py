@@ -1,0 +1,52 @@
+"""Shared fixtures: building the RISC-V test programs, finding Debian's firmware."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ASM_DIR = ROOT / "tests" / "riscv" / "asm"
+OPENSBI = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf")
+UBOOT_S = Path("/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf")
+UBOOT_M = Path("/usr/lib/u-boot/qemu-riscv64/uboot.elf")
+
+
+def require(path: Path, package: str) -> Path:
+    """Tests depend on the set-up having installed Debian packages: say which, loudly."""
+    if not path.exists():
+        pytest.fail(f"{path} is missing: install Debian's {package} (scripts/setup.sh does)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def asm_build() -> Path:
+    """Build tests/riscv/asm with the cross compiler; return the build directory."""
+    if shutil.which("riscv64-unknown-elf-gcc") is None:
+        pytest.fail("riscv64-unknown-elf-gcc is missing: install Debian's "
+                    "gcc-riscv64-unknown-elf (scripts/setup.sh does)")
+    jobs = str(os.cpu_count() or 1)
+    r = subprocess.run(["make", "-s", "-j", jobs, "-C", str(ASM_DIR)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"building the RISC-V test programs failed:\n{r.stdout}{r.stderr}")
+    return ASM_DIR / "build"
+
+
+@pytest.fixture(scope="session")
+def opensbi() -> Path:
+    return require(OPENSBI, "opensbi")
+
+
+@pytest.fixture(scope="session")
+def uboot_smode() -> Path:
+    return require(UBOOT_S, "u-boot-qemu")
+
+
+@pytest.fixture(scope="session")
+def uboot_mmode() -> Path:
+    return require(UBOOT_M, "u-boot-qemu")
