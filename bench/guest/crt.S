@@ -1,0 +1,19 @@
+# Bare M-mode start for benchmark programs: stack, call main, power off through
+# the virt board's test device (works the same on popek and QEMU).
+    .section .text.init, "ax"
+    .globl _start
+_start:
+    la sp, stack_top
+    call main
+    li t0, 0x100000
+    li t1, 0x5555
+    beqz a0, 1f
+    slli a0, a0, 16
+    li t1, 0x3333
+    or t1, t1, a0
+1:  sw t1, 0(t0)
+2:  j 2b
+    .section .bss
+    .align 4
+    .skip 16384
+stack_top:

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Everything popek needs on a fresh Debian machine: Debian packages (cross
+# compiler, firmware, QEMU for comparison) and a virtualenv with popek in it.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  make                      # builds the RISC-V test programs
+  gcc-riscv64-unknown-elf   # cross compiler for tests/ and guests/
+  opensbi                   # M-mode firmware (fw_jump) booted by default
+  u-boot-qemu               # S-mode and M-mode U-Boot for the virt board
+  qemu-system-misc          # qemu-system-riscv64, the peer in bench/
+  device-tree-compiler      # dtc, to read what --dtb-out writes
+  python3-venv
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+# Reinstall only when the project's metadata changed since the last install.
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "setup: installing popek and its Python dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch .venv/.installed
+fi
