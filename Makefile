@@ -1,6 +1,8 @@
 # The front door.  `make run` boots the default guest, `make test` runs every test;
 # both install what they need first (scripts/setup.sh).
 PY := .venv/bin/python
+# The default guest: Debian's S-mode U-Boot after OpenSBI (popek's default --bios).
+KERNEL ?= /usr/lib/u-boot/qemu-riscv64_smode/uboot.elf
 
 .PHONY: setup run test bench clean
 
@@ -8,7 +10,7 @@ setup:
 	@scripts/setup.sh
 
 run: setup
-	$(PY) -m popek run --stats $(ARGS)
+	$(PY) -m popek run --kernel $(KERNEL) --stats $(ARGS)
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
