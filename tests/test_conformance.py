@@ -49,3 +49,17 @@ def test_ledger_counts_are_exact(asm_build):
     assert a.hart.instret == b.hart.instret
     assert a.hart.stats == b.hart.stats
     assert a.hart.stats["interrupts"] >= 6
+
+
+def test_wfi_skips_idle_time_instead_of_spinning(asm_build):
+    code, board = run_program(asm_build / "wfi_idle.elf")
+    assert code == 0
+    assert board.hart.instret < 200                 # no busy waiting for a guest second
+    assert board.stats()["guest_seconds"] >= 1.0
+
+
+@pytest.mark.parametrize("name", ["interrupts", "wfi_idle", "csr"])
+def test_host_clock(asm_build, name):
+    board = VirtBoard(BoardConfig(bios=None, kernel=str(asm_build / f"{name}.elf"), clock="host",
+                                  max_instructions=5_000_000), console=ScriptedConsole())
+    assert board.run() == 0
