@@ -508,11 +508,14 @@ class Hart:
         blk = Block(pc, start_pa, cur, vpc, ops)
         self.stats["blocks_built"] += 1
         if cacheable:
+            old = self.blocks.get(start_pa)
             self.blocks[start_pa] = blk
             ram = self.ram
             if ram.base <= start_pa < ram.end:
                 page = (start_pa - ram.base) >> 12
                 lst = self.blocks_by_page.get(page)
+                if old is not None and lst is not None and old in lst:
+                    lst.remove(old)         # same code seen at another virtual address
                 if lst is None:
                     lst = self.blocks_by_page[page] = []
                     ram.watch(page, self._code_written)
