@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import logging
 
-from popek.riscv import csrs, isa, mmu, traps
+from popek.riscv import csrs, isa, mmu, translate, traps
 from popek.riscv.csrs import (MSTATUS_MIE, MSTATUS_MPIE, MSTATUS_MPP, MSTATUS_MPP_SHIFT,
                               MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SIE, MSTATUS_SPIE,
                               MSTATUS_SPP, MSTATUS_SUM, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW)
 from popek.riscv.mmu import FETCH, LOAD, STORE
-from popek.riscv.traps import Trap
+from popek.riscv.traps import BlockExit, Trap
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,26 @@ MAX_BLOCK = 64          # instructions; bounds how late an interrupt can be seen
 # Cache bounds.  Eviction is wholesale (as QEMU's tb_flush): simple, and rare
 # at these sizes.
 MAX_CACHED_BLOCKS = 32768
+# A block is translated once it has been interpreted this many times: code that
+# runs once or twice (most of a boot) is not worth a compile().
+TRANSLATE_AFTER = 16
 MAX_TLB_ENTRIES = 4096  # per TLB (there are 9: fetch/load/store × U/S/M)
 
 
 class Block:
-    """A decoded run of instructions starting at virtual ``pc`` / physical ``pa``."""
-    __slots__ = ("pc", "pa", "end", "next_pc", "n", "ops")
+    """A decoded run of instructions starting at virtual ``pc`` / physical ``pa``.
 
-    def __init__(self, pc, pa, end, next_pc, ops):
+    It runs as ``ops`` (interpreter closures) until it has run ``heat`` times,
+    then as ``fn``, its translation (see translate.py).
+    """
+    __slots__ = ("pc", "pa", "end", "next_pc", "n", "ops", "insns", "fn", "heat")
+
+    def __init__(self, pc, pa, end, next_pc, ops, insns, heat):
         self.pc, self.pa, self.end, self.next_pc, self.ops = pc, pa, end, next_pc, ops
+        self.insns = insns            # [(pc, Decoded)], what the translator reads
         self.n = len(ops)
+        self.fn = None
+        self.heat = heat
 
 
 class Hart:
@@ -87,6 +97,10 @@ class Hart:
         self.rtlbs = {U: {}, S: {}, M: {}}
         self.wtlbs = {U: {}, S: {}, M: {}}
         self.itlb = self.itlbs[M]
+        # Virtual pc → block, per privilege: what the dispatcher looks up.  It holds
+        # only what the fetch TLB would translate, so it is flushed with it.
+        self.vcaches = {U: {}, S: {}, M: {}}
+        self.vcache = self.vcaches[M]
         self.rtlb = self.rtlbs[M]
         self.wtlb = self.wtlbs[M]
         self.data_priv = M
@@ -94,6 +108,10 @@ class Hart:
         self.stats = {"traps": 0, "interrupts": 0, "blocks_built": 0, "tlb_flushes": 0,
                       "code_invalidations": 0}
         self.trace = None                 # callable(pc, text) when --trace is on
+        self.translate_blocks = True      # False: interpret only (--engine interpret)
+        self.tstats = translate.TranslationStats()
+        self.tidx = 0                     # translated code: index of the instruction in a slow path
+        self.profile = None               # {block pc: [executions, seconds]} with --profile
 
     # ------------------------------------------------------------------ state
     def reset(self, pc: int) -> None:
@@ -103,6 +121,7 @@ class Hart:
     def set_priv(self, p: int) -> None:
         self.priv = p
         self.itlb = self.itlbs[p]
+        self.vcache = self.vcaches[p]
         self._select_data_tlbs()
 
     def _select_data_tlbs(self) -> None:
@@ -132,6 +151,7 @@ class Hart:
             self.wtlbs[p].clear()
             if not data_only:
                 self.itlbs[p].clear()
+                self.vcaches[p].clear()
 
     def _recompute_mip(self) -> None:
         self.mip = self.irq_lines | self.mip_sw
@@ -479,7 +499,7 @@ class Hart:
     def build_block(self, pc: int, pa: int) -> Block:
         if len(self.blocks) >= MAX_CACHED_BLOCKS:
             self.invalidate_all_code()
-        ops = []
+        insns = []
         start_pa, cur, vpc = pa, pa, pc
         page_end = (pa | 0xFFF) + 1
         cacheable = True
@@ -487,7 +507,7 @@ class Hart:
             half = self._read_code(cur, 2, vpc)
             if half & 3 == 3:
                 if cur + 4 > page_end:
-                    if ops:
+                    if insns:
                         break
                     # A 32-bit instruction straddling two pages: fetch its upper half
                     # through translation every time (never cached).
@@ -497,15 +517,18 @@ class Hart:
                 else:
                     half = self._read_code(cur, 4, vpc)
             d = isa.decode(half)
-            if d.insn.alone and ops:
+            if d.insn.alone and insns:
                 break
-            ops.append(isa.make_op(self, d, vpc, len(ops)))
+            insns.append((vpc, d))
             cur += d.length
             vpc = (vpc + d.length) & M64
-            if d.insn.ends_block or d.insn.alone or len(ops) >= MAX_BLOCK or cur >= page_end \
+            if d.insn.ends_block or d.insn.alone or len(insns) >= MAX_BLOCK or cur >= page_end \
                     or not cacheable:
                 break
-        blk = Block(pc, start_pa, cur, vpc, ops)
+        last = len(insns) - 1
+        ops = [isa.make_op(self, d, ipc, i, i == last) for i, (ipc, d) in enumerate(insns)]
+        blk = Block(pc, start_pa, cur, vpc, ops, insns,
+                    TRANSLATE_AFTER if (self.translate_blocks and cacheable) else 0)
         self.stats["blocks_built"] += 1
         if cacheable:
             old = self.blocks.get(start_pa)
@@ -537,7 +560,11 @@ class Hart:
                 if blk.pa < hi and lo < blk.end:
                     if self.blocks.get(blk.pa) is blk:
                         del self.blocks[blk.pa]
+                    for vc in self.vcaches.values():
+                        if vc.get(blk.pc) is blk:
+                            del vc[blk.pc]
                     self.stats["code_invalidations"] += 1
+                    self.limit = 0      # a translated self-loop must not run on stale code
                 else:
                     keep.append(blk)
             if keep:
@@ -551,36 +578,60 @@ class Hart:
             self.ram.unwatch(page, self._code_written)
         self.blocks.clear()
         self.blocks_by_page.clear()
+        for vc in self.vcaches.values():
+            vc.clear()
 
     # ------------------------------------------------------------- run
     def run(self) -> None:
         """Execute blocks until ``instret`` reaches ``limit`` (or limit is zeroed)."""
-        blocks = self.blocks
         while self.instret < self.limit:
             if self.mip & self.mie and self.check_interrupts():
                 continue
-            pc = self.pc
-            pg = self.itlb.get(pc >> 12)
-            try:
-                if pg is None:
-                    pg = self.fetch_page(pc)
-                pa = pg | (pc & 0xFFF)
-                blk = blocks.get(pa)
-                if blk is None or blk.pc != pc:
-                    blk = self.build_block(pc, pa)
-            except Trap as t:
-                self.take_trap(t.cause, t.tval, pc)
-                continue
-            if self.trace:
-                self.trace_block(blk)
+            blk = self.vcache.get(self.pc)
+            if blk is None:
+                blk = self._find_block(self.pc)
+                if blk is None:
+                    continue                    # the fetch trapped
             self.pc = blk.next_pc
+            fn = blk.fn
             try:
-                for op in blk.ops:
-                    op()
-                self.instret += blk.n
+                if fn is not None:
+                    fn()
+                else:
+                    for op in blk.ops:
+                        op()
+                    self.instret += blk.n
+            except BlockExit as e:
+                self.instret += e.n
             except Trap as t:
                 self.instret += t.idx
                 self.take_trap(t.cause, t.tval, t.pc)
+            if fn is None and blk.heat:
+                blk.heat -= 1
+                if not blk.heat:
+                    blk.fn = translate.translate(self, blk.insns, blk.pc, self.tstats)
+
+    def _find_block(self, pc: int) -> Block | None:
+        """The dispatcher's slow path: translate the pc, find or build its block."""
+        try:
+            pg = self.itlb.get(pc >> 12)
+            if pg is None:
+                pg = self.fetch_page(pc)
+            pa = pg | (pc & 0xFFF)
+            blk = self.blocks.get(pa)
+            if blk is None or blk.pc != pc:
+                blk = self.build_block(pc, pa)
+        except Trap as t:
+            self.take_trap(t.cause, t.tval, pc)
+            return None
+        if self.trace:
+            self.trace_block(blk)               # traced runs never cache in vcache
+        elif self.blocks.get(blk.pa) is blk:
+            vc = self.vcache
+            if len(vc) >= MAX_CACHED_BLOCKS:
+                vc.clear()
+            vc[pc] = blk
+        return blk
 
     def trace_block(self, blk: Block) -> None:
         pc, pa = blk.pc, blk.pa

@@ -22,9 +22,9 @@ signed views are ``(v ^ S) - S``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from popek.riscv.traps import Trap
+from popek.riscv.traps import BlockExit, Trap
 
 M = (1 << 64) - 1
 S = 1 << 63
@@ -48,7 +48,7 @@ class Insn:
     ends_block: bool = False
     may_trap: bool = False
     alone: bool = False      # gets a block of its own (exact counters for CSR reads)
-    fields: dict = field(default_factory=dict)
+    mem: tuple | None = None  # loads/stores: (address expression, size in bytes)
 
 
 def sext32(expr: str) -> str:
@@ -77,9 +77,20 @@ def _enc(**fields) -> tuple[int, int]:
 INSNS: list[Insn] = []
 
 
-def insn(name, fmt, enc, body, *, pre="", kind=ALU, ends=False, trap=False, alone=False):
+def insn(name, fmt, enc, body, *, pre="", kind=ALU, ends=False, trap=False, alone=False, mem=None):
     match, mask = enc
-    INSNS.append(Insn(name, fmt, match, mask, body, pre, kind, ends, trap, alone))
+    INSNS.append(Insn(name, fmt, match, mask, body, pre, kind, ends, trap, alone, mem))
+
+
+def interpreter_body(i: Insn) -> str:
+    """The statement(s) the interpreter runs for ``i``: memory access through the hart."""
+    if i.kind == LOAD:
+        ea, size = i.mem
+        return f"v = h.load{8 * size}({ea}); {i.body}"
+    if i.kind == STORE:
+        ea, size = i.mem
+        return f"h.store{8 * size}({ea}, {i.body})"
+    return i.body
 
 
 # --- RV64I -----------------------------------------------------------------
@@ -93,20 +104,26 @@ for _n, _f3, _cond in (("beq", 0, "x[rs1] == x[rs2]"), ("bne", 1, "x[rs1] != x[r
                        ("blt", 4, "(x[rs1] ^ S) < (x[rs2] ^ S)"),
                        ("bge", 5, "(x[rs1] ^ S) >= (x[rs2] ^ S)"),
                        ("bltu", 6, "x[rs1] < x[rs2]"), ("bgeu", 7, "x[rs1] >= x[rs2]")):
+    # Not block ends: blocks run on through not-taken branches (taken: a side exit).
     insn(_n, "B", _enc(op=0x63, f3=_f3), f"if {_cond}: h.pc = t", pre="t = (PC + imm) & M",
-         kind=BRANCH, ends=True)
+         kind=BRANCH)
 
+# Loads and stores are given as an address, a size, and what to do with the loaded
+# value ``v`` (or which value to store), so that each engine can generate its own
+# memory access around them (the interpreter calls h.loadN, the translator inlines
+# the TLB fast path).
 _EA = "(x[rs1] + imm) & M"
-for _n, _f3, _expr in (("lb", 0, f"((h.load8({_EA}) ^ 0x80) - 0x80) & M"),
-                       ("lh", 1, f"((h.load16({_EA}) ^ 0x8000) - 0x8000) & M"),
-                       ("lw", 2, f"((h.load32({_EA}) ^ SW) - SW) & M"),
-                       ("ld", 3, f"h.load64({_EA})"),
-                       ("lbu", 4, f"h.load8({_EA})"),
-                       ("lhu", 5, f"h.load16({_EA})"),
-                       ("lwu", 6, f"h.load32({_EA})")):
-    insn(_n, "I", _enc(op=0x03, f3=_f3), f"x[rd] = {_expr}", kind=LOAD, trap=True)
-for _n, _f3, _bits in (("sb", 0, 8), ("sh", 1, 16), ("sw", 2, 32), ("sd", 3, 64)):
-    insn(_n, "S", _enc(op=0x23, f3=_f3), f"h.store{_bits}({_EA}, x[rs2])", kind=STORE, trap=True)
+for _n, _f3, _size, _expr in (("lb", 0, 1, "((v ^ 0x80) - 0x80) & M"),
+                              ("lh", 1, 2, "((v ^ 0x8000) - 0x8000) & M"),
+                              ("lw", 2, 4, "((v ^ SW) - SW) & M"),
+                              ("ld", 3, 8, "v"),
+                              ("lbu", 4, 1, "v"),
+                              ("lhu", 5, 2, "v"),
+                              ("lwu", 6, 4, "v")):
+    insn(_n, "I", _enc(op=0x03, f3=_f3), f"x[rd] = {_expr}", kind=LOAD, trap=True,
+         mem=(_EA, _size))
+for _n, _f3, _size in (("sb", 0, 1), ("sh", 1, 2), ("sw", 2, 4), ("sd", 3, 8)):
+    insn(_n, "S", _enc(op=0x23, f3=_f3), "x[rs2]", kind=STORE, trap=True, mem=(_EA, _size))
 
 insn("addi", "I", _enc(op=0x13, f3=0), "x[rd] = (x[rs1] + imm) & M")
 insn("slti", "I", _enc(op=0x13, f3=2), "x[rd] = 1 if (x[rs1] ^ S) < simm else 0", pre="simm = imm ^ S")
@@ -408,8 +425,12 @@ def _remu32(a, b):
     return _s32(a) & M if b == 0 else _s32(a % b) & M
 
 
+def _side_exit(n):
+    raise BlockExit(n)
+
+
 SEMANTICS_GLOBALS = {
-    "M": M, "S": S, "W": W, "SW": SW, "Trap": Trap,
+    "M": M, "S": S, "W": W, "SW": SW, "Trap": Trap, "side_exit": _side_exit,
     "div64": _div64, "rem64": _rem64, "div32": _div32, "divu32": _divu32,
     "rem32": _rem32, "remu32": _remu32,
 }
@@ -418,13 +439,21 @@ _HART_CALL = re.compile(r"\bh\.(\w+)\(")
 _FACTORIES: dict[str, object] = {}
 
 
-def _factory(i: Insn):
-    """Compile (once per instruction kind) a function that makes closures for ``i``."""
-    fn = _FACTORIES.get(i.name)
+def _factory(i: Insn, side_exit: bool = False):
+    """Compile (once per instruction kind) a function that makes closures for ``i``.
+
+    ``side_exit``: a conditional branch in the middle of a block, which leaves the
+    block when taken (after setting the pc) instead of falling through.
+    """
+    key = (i.name, side_exit)
+    fn = _FACTORIES.get(key)
     if fn is not None:
         return fn
-    methods = sorted(set(_HART_CALL.findall(i.body)))
-    body = _HART_CALL.sub(lambda m: f"h_{m.group(1)}(", i.body)
+    src = interpreter_body(i)
+    if side_exit:
+        src = src.replace("h.pc = t", "h.pc = t; side_exit(IDX + 1)")
+    methods = sorted(set(_HART_CALL.findall(src)))
+    body = _HART_CALL.sub(lambda m: f"h_{m.group(1)}(", src)
     stmts = [s.strip() for s in body.split(";")]
     lines = ["def factory(h, x, rd, rs1, rs2, imm, csr, PC, NPC, INSN, IDX):"]
     lines += [f"    h_{m} = h.{m}" for m in methods]
@@ -438,17 +467,24 @@ def _factory(i: Insn):
         lines.append("            if t.tval is None: t.tval = INSN")
         lines.append("            raise")
     else:
-        # An if-statement snippet stays on one line; others are split on ';'.
-        lines += [f"        {s}" for s in stmts]
+        if side_exit:       # one if-suite: "if c: h.pc = t; side_exit(...)"
+            lines.append(f"        {body}")
+        else:
+            lines += [f"        {s}" for s in stmts]
     lines.append("    return op")
     ns = dict(SEMANTICS_GLOBALS)
     exec(compile("\n".join(lines), f"<semantics {i.name}>", "exec"), ns)
-    fn = _FACTORIES[i.name] = ns["factory"]
+    fn = _FACTORIES[key] = ns["factory"]
     return fn
 
 
-def make_op(hart, d: Decoded, pc: int, idx: int):
-    """A zero-argument closure that executes ``d`` at ``pc`` on ``hart``."""
+def make_op(hart, d: Decoded, pc: int, idx: int, last: bool = True):
+    """A zero-argument closure that executes ``d`` at ``pc`` on ``hart``.
+
+    ``last``: whether it ends its block; a branch that does not leaves the block
+    through a side exit when taken.
+    """
     rd = d.rd or 32            # writes to x0 land in the spare slot 32
-    return _factory(d.insn)(hart, hart.x, rd, d.rs1, d.rs2, d.imm, d.csr,
-                            pc, (pc + d.length) & M, d.word, idx)
+    side_exit = not last and d.insn.kind == BRANCH
+    return _factory(d.insn, side_exit)(hart, hart.x, rd, d.rs1, d.rs2, d.imm, d.csr,
+                                       pc, (pc + d.length) & M, d.word, idx)

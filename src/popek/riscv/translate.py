@@ -1,0 +1,210 @@
+"""Dynamic binary translation of guest blocks into Python functions.
+
+A block that has run a few times is translated: the semantics snippets of its
+instructions (from :mod:`popek.riscv.isa`, the same ones the interpreter uses)
+are joined into the source of one Python function, with every operand, pc and
+folded constant written in as a literal, the software-TLB fast path of each load
+and store inlined, and compiled once.  The function lives on its block in the
+hart's block cache, so it is found, and invalidated, exactly as the block is.
+
+Rules that keep translated code exactly equal to the interpreter:
+
+* Only slow paths can trap (a TLB miss, MMIO, a fault, a CSR or system
+  instruction).  Before calling one, the code stores the instruction's index in
+  ``h.tidx``; one ``except`` at the end of the function fills in the trap's pc,
+  index and instruction bits from that.  ``instret`` is added at the end (and at
+  each loop back-edge), so a trap leaves it exactly as the interpreter would.
+* A block whose last instruction branches back to its own start (a *self-loop*:
+  memset, delay loops, ``j .``) loops inside the function, and leaves it exactly
+  where the interpreter would look at interrupts and the budget: at every
+  iteration, it stops if ``instret`` reached ``h.limit`` or ``mip & mie`` is set.
+"""
+
+from __future__ import annotations
+
+import re
+
+from popek.riscv import isa
+
+MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: (1 << 64) - 1}
+VIEWS = {1: ("m8", ""), 2: ("m16", " >> 1"), 4: ("m32", " >> 2"), 8: ("m64", " >> 3")}
+# Keep guest registers in Python locals inside a translated block (see _cache_registers).
+CACHE_REGISTERS = True
+_BRANCH = re.compile(r"^if (.+): h\.pc = t$")
+
+
+class TranslationStats:
+    __slots__ = ("translated", "self_loops", "source_lines")
+
+    def __init__(self):
+        self.translated = self.self_loops = self.source_lines = 0
+
+
+_IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
+
+
+def _literalize(text: str, values: dict) -> str:
+    """Write constants in: each operand name in ``values`` becomes its literal value."""
+    return _IDENT.sub(lambda m: values.get(m.group(0), m.group(0)), text)
+
+
+def _constants(d: isa.Decoded, pc: int, idx: int) -> dict:
+    """Operands and the instruction's folded ``pre`` values, as source literals."""
+    rd = d.rd or 32
+    ops = {"rd": rd, "rs1": d.rs1, "rs2": d.rs2, "imm": d.imm, "csr": d.csr, "PC": pc,
+           "NPC": (pc + d.length) & isa.M, "INSN": d.word, "IDX": idx}
+    ns = dict(isa.SEMANTICS_GLOBALS)
+    ns.update(ops)
+    for stmt in d.insn.pre.split(";"):
+        if stmt.strip():
+            exec(stmt.strip(), ns)
+            name = stmt.split("=")[0].strip()
+            ops[name] = ns[name]
+    return {k: (hex(v) if isinstance(v, int) and v > 9 else repr(v)) for k, v in ops.items()}
+
+
+def _statements(text: str) -> list[str]:
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
+def _memory_access(d: isa.Decoded, values: dict, idx: int) -> list[str]:
+    ea, size = d.insn.mem
+    view, shift = VIEWS[size]
+    align = f" and not va & {size - 1}" if size > 1 else ""
+    lines = [f"va = {_literalize(ea, values)}"]
+    if d.insn.kind == isa.LOAD:
+        lines += [f"o = rtlb.get(va >> 12)",
+                  f"if o is not None{align}: v = {view}[(o | (va & 4095)){shift}]",
+                  "else:",
+                  f"    h.tidx = {idx}",
+                  f"    v = h.load_slow(va, {size})"]
+        lines += _statements(_literalize(d.insn.body, values))
+    else:
+        value = f"({_literalize(d.insn.body, values)}) & {MASKS[size]:#x}"
+        lines += [f"o = wtlb.get(va >> 12)",
+                  f"if o is not None{align}: {view}[(o | (va & 4095)){shift}] = {value}",
+                  "else:",
+                  f"    h.tidx = {idx}",
+                  f"    h.store_slow(va, {size}, {value})"]
+    return lines
+
+
+def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[str, bool]:
+    """Python source of the function for a block of ``(pc, decoded)``; and whether it loops."""
+    n = len(insns)
+    body: list[str] = []
+    loop = False
+    for idx, (pc, d) in enumerate(insns):
+        values = _constants(d, pc, idx)
+        i = d.insn
+        body.append(f"# {pc:#x}: {isa.disassemble(d, pc)}")
+        if i.mem is not None:
+            body += _memory_access(d, values, idx)
+            continue
+        stmts = _statements(_literalize(i.body, values))
+        last = idx == n - 1
+        target = values.get("t")
+        back_edge = target is not None and int(target, 0) == start_pc
+        m = _BRANCH.match(i.body) if i.kind == isa.BRANCH else None
+        if m and (back_edge or not last):
+            # A taken branch leaves the block here: back to its start (a loop, which
+            # goes round again while the dispatcher would let it) or out (a side exit).
+            body.append(f"if {_literalize(m.group(1), values)}:")
+            body.append(f"    h.instret += {idx + 1}")
+            if back_edge:
+                loop = True
+                body.append("    if h.instret < h.limit and not h.mip & h.mie: continue")
+            body += [f"    h.pc = {target}", "    return"]
+            continue
+        if last and back_edge and i.name == "jal" and d.rd == 0:     # `j .` and friends
+            loop = True
+            body += [f"h.instret += {n}",
+                     "if h.instret < h.limit and not h.mip & h.mie: continue",
+                     f"h.pc = {start_pc:#x}",
+                     "return"]
+            continue
+        if i.may_trap:
+            body.append(f"h.tidx = {idx}")
+        body += stmts
+    if not body[-1] == "return":
+        body.append(f"h.instret += {n}")
+        if loop:
+            body.append("return")
+    prologue, body = _cache_registers(body) if CACHE_REGISTERS else ([], body)
+    indent = " " * (16 if loop else 12)
+    lines = ["def make(h, x, m8, m16, m32, m64, PCS, WORDS):",
+             "    def tb():",
+             "        rtlb = h.rtlb",
+             "        wtlb = h.wtlb"]
+    lines += ["        " + p for p in prologue]
+    lines += ["        try:"]
+    if loop:
+        lines.append("            while True:")
+    lines += [indent + s for s in body]
+    lines += ["        except Trap as t:",
+              "            i = h.tidx",
+              "            t.pc = PCS[i]",
+              "            t.idx = i",
+              "            if t.tval is None: t.tval = WORDS[i]",
+              "            raise",
+              "    return tb"]
+    return "\n".join(lines), loop
+
+
+_REG = re.compile(r"x\[(0x[0-9a-f]+|\d+)\]")
+_REG_WRITE = re.compile(r"^\s*x\[(0x[0-9a-f]+|\d+)\] = ")
+
+
+def _cache_registers(body: list[str]) -> tuple[list[str], list[str]]:
+    """Keep guest registers in Python locals for the length of the block.
+
+    Each register the block uses is read into ``rN`` on entry; x0 becomes the
+    literal 0, writes to it go to ``_``.  Registers the block writes are stored
+    back to ``x`` before every exit and before every slow-path call (the only
+    places where anything else may look at them or a trap may leave), so guest
+    state is exact wherever the interpreter's would be.
+    """
+    used, written = set(), set()
+    for line in body:
+        if line.lstrip().startswith("#"):
+            continue
+        used.update(int(n, 0) for n in _REG.findall(line))
+        m = _REG_WRITE.match(line)
+        if m:
+            written.add(int(m.group(1), 0))
+    used -= {0, 32}
+    written -= {0, 32}
+    store = "; ".join(f"x[{n}] = r{n}" for n in sorted(written))
+
+    def local(m):
+        n = int(m.group(1), 0)
+        return "0" if n == 0 else "_" if n == 32 else f"r{n}"
+
+    out = []
+    for line in body:
+        if line.lstrip().startswith("#"):
+            out.append(line)
+            continue
+        stripped = line.lstrip()
+        pad = line[:len(line) - len(stripped)]
+        if store and (stripped == "return" or stripped.startswith("h.tidx = ")):
+            # Before leaving, or calling a slow path that may trap: make x exact.
+            # (A loop's back-edge `continue` keeps the locals: no store there.)
+            out.append(pad + store)
+        out.append(_REG.sub(local, line))
+    if store and not out[-1].strip() == "return":
+        out.append(store)
+    prologue = [f"r{n} = x[{n}]" for n in sorted(used)]
+    return prologue, out
+
+
+def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: TranslationStats):
+    """Compile the block ``insns`` into a zero-argument function bound to ``hart``."""
+    src, loop = block_source(insns, start_pc)
+    ns = dict(isa.SEMANTICS_GLOBALS)
+    exec(compile(src, f"<block {start_pc:#x}>", "exec"), ns)
+    stats.translated += 1
+    stats.self_loops += loop
+    stats.source_lines += src.count("\n") + 1
+    return ns["make"](hart, hart.x, hart.m8, hart.m16, hart.m32, hart.m64,
+                      tuple(pc for pc, _ in insns), tuple(d.word for _, d in insns))
