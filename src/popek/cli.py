@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "host: the host's real time")
     run.add_argument("--icount-ips", metavar="N", type=int, default=0,
                      help="nominal guest instructions per second of the icount clock")
+    run.add_argument("--engine", choices=("translate", "interpret"), default="translate",
+                     help="translate: hot blocks become Python functions (default); "
+                          "interpret: decoded closures only (the reference)")
+    run.add_argument("--profile", action="store_true",
+                     help="time every block; print MIPS, cache hits/misses and the top blocks")
     run.add_argument("--dtb-out", metavar="FILE", help="write the generated device tree and exit")
     run.add_argument("--stats", action="store_true", help="print run statistics at exit")
     run.add_argument("--max-instructions", metavar="N", type=int,
@@ -109,7 +114,8 @@ def _board_config(args):
         raise ConfigError("--icount-ips must be positive")
     return BoardConfig(bios=bios, kernel=args.kernel, append=args.append, drives=args.drive,
                        memory=args.memory, clock=args.clock, ips=args.icount_ips,
-                       max_instructions=args.max_instructions)
+                       max_instructions=args.max_instructions, engine=args.engine,
+                       profile=args.profile)
 
 
 def format_stats(stats: dict) -> str:
@@ -119,9 +125,9 @@ def format_stats(stats: dict) -> str:
             for i, d in enumerate(value):
                 lines.append(f"  disk{i}: " + ", ".join(f"{k}={v}" for k, v in d.items()))
         elif isinstance(value, float):
-            lines.append(f"  {key:20s} {value:,.3f}")
+            lines.append(f"  {key:24s} {value:,.3f}")
         else:
-            lines.append(f"  {key:20s} {value:,}")
+            lines.append(f"  {key:24s} {value:,}")
     return "\n".join(lines)
 
 
@@ -146,6 +152,8 @@ def cmd_run(args) -> int:
         board.close()
     if args.stats:
         print(format_stats(board.stats()), file=sys.stderr)
+    if args.profile:
+        print(board.profile_report(), file=sys.stderr)
     if code is None:
         print(f"popek: stopped after {board.hart.instret:,} instructions (--max-instructions)",
               file=sys.stderr)

@@ -33,7 +33,7 @@ from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.mmio import VirtioMmio
 from popek.errors import ConfigError, ImageError
-from popek.riscv import devicetree, plic as plic_mod
+from popek.riscv import devicetree, isa, plic as plic_mod
 from popek.riscv.clint import Clint
 from popek.riscv.hart import Hart
 from popek.riscv.htif import Htif
@@ -64,6 +64,8 @@ class BoardConfig:
     clock: str = "icount"             # icount | host
     ips: int = 0                      # nominal instructions/second of the icount clock
     max_instructions: int | None = None
+    engine: str = "translate"         # translate | interpret
+    profile: bool = False
 
 
 class ResetRom:
@@ -138,7 +140,12 @@ class VirtBoard:
             self.clock = InstructionClock(cfg.ips) if cfg.ips else InstructionClock()
         else:
             raise ConfigError(f"unknown clock {cfg.clock!r} (use icount or host)")
+        if cfg.engine not in ("translate", "interpret"):
+            raise ConfigError(f"unknown engine {cfg.engine!r} (use translate or interpret)")
         self.hart = Hart(self)
+        self.hart.translate_blocks = cfg.engine == "translate"
+        if cfg.profile:
+            self.hart.profile = {}
         self.harts = [self.hart]
         self.plic = Plic(self.harts)
         self.clint = Clint(self, self.harts)
@@ -269,7 +276,10 @@ class VirtBoard:
                         return None
                     limit = min(limit, budget)
                 hart.limit = limit
-                hart.run()
+                if hart.profile is None:
+                    hart.run()
+                else:
+                    hart.run_profiled()
         finally:
             self.wall_end = time.perf_counter()
             self.console.close()
@@ -280,6 +290,32 @@ class VirtBoard:
             d.close()
 
     # --------------------------------------------------------- reporting
+    def profile_report(self, top: int = 15) -> str:
+        """--profile: where the guest's time went, by block."""
+        h = self.hart
+        prof = h.profile or {}
+        st = self.stats()
+        total = sum(e[2] for e in prof.values()) or 1e-9
+        dispatches = sum(e[0] for e in prof.values())
+        lines = ["", "popek profile:",
+                 f"  {st['instructions']:,} instructions in {st['wall_seconds']:.2f} s "
+                 f"({st['mips']:.2f} MIPS; timing every block slows popek down)",
+                 f"  block dispatches {dispatches:,}: cache hits "
+                 f"{dispatches - h.stats['block_misses']:,}, misses {h.stats['block_misses']:,}",
+                 f"  blocks built {h.stats['blocks_built']:,}, translated {h.tstats.translated:,} "
+                 f"({h.tstats.self_loops:,} self-loops), invalidated "
+                 f"{h.stats['code_invalidations']:,}",
+                 f"  top {top} blocks by time:",
+                 f"  {'block pc':>18s} {'runs':>9s} {'insns':>12s} {'time s':>8s} {'share':>6s}  "
+                 f"engine     first instruction"]
+        for pc, (runs, insns, secs, blk) in sorted(prof.items(), key=lambda kv: -kv[1][2])[:top]:
+            first = isa.disassemble(blk.insns[0][1], pc) if blk.insns else "?"
+            engine = "translated" if blk.fn is not None else "interp"
+            lines.append(f"  {pc:#18x} {runs:9,d} {insns:12,d} {secs:8.3f} {secs / total:6.1%}  "
+                         f"{engine:10s} {first}")
+        return "\n".join(lines)
+
+
     def stats(self) -> dict:
         h = self.hart
         wall = (self.wall_end or time.perf_counter()) - (self.wall_start or time.perf_counter())
@@ -293,6 +329,11 @@ class VirtBoard:
             "interrupts": h.stats["interrupts"],
             "blocks_cached": len(h.blocks),
             "blocks_built": h.stats["blocks_built"],
+            "blocks_translated": h.tstats.translated,
+            "translated_self_loops": h.tstats.self_loops,
+            "translated_source_lines": h.tstats.source_lines,
+            "block_lookup_misses": h.stats["block_misses"],
+            "dispatch_cache_entries": sum(len(v) for v in h.vcaches.values()),
             "code_invalidations": h.stats["code_invalidations"],
             "tlb_entries": tlb_entries,
             "tlb_flushes": h.stats["tlb_flushes"],

@@ -67,76 +67,105 @@ def _statements(text: str) -> list[str]:
     return [s.strip() for s in text.split(";") if s.strip()]
 
 
-def _memory_access(d: isa.Decoded, values: dict, idx: int) -> list[str]:
+def _slow_call(call: str, idx: int, loop: bool) -> list[str]:
+    """Lines around a slow-path call: where a trap may leave from, or state change."""
+    if not loop:
+        return [f"h.tidx = {idx}", call]
+    # In a loop, instret, limit and mip&mie live in locals; only a slow path can
+    # change the latter two, so they are read again after one.
+    return [f"h.tidx = {idx}", "h.instret = ic", call, "lim = h.limit; irq = h.mip & h.mie"]
+
+
+def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[str]:
     ea, size = d.insn.mem
     view, shift = VIEWS[size]
-    align = f" and not va & {size - 1}" if size > 1 else ""
-    lines = [f"va = {_literalize(ea, values)}"]
+    if d.imm == 0:               # registers are already 64-bit: the register is the address
+        va, lines = _literalize("x[rs1]", values), []
+    else:
+        va, lines = "va", [f"va = {_literalize(ea, values)}"]
+    align = f" and not {va} & {size - 1}" if size > 1 else ""
     if d.insn.kind == isa.LOAD:
-        lines += [f"o = rtlb.get(va >> 12)",
-                  f"if o is not None{align}: v = {view}[(o | (va & 4095)){shift}]",
-                  "else:",
-                  f"    h.tidx = {idx}",
-                  f"    v = h.load_slow(va, {size})"]
+        lines += [f"o = rget({va} >> 12)",
+                  f"if o is not None{align}: v = {view}[(o | ({va} & 4095)){shift}]",
+                  "else:"]
+        lines += ["    " + ln for ln in _slow_call(f"v = h.load_slow({va}, {size})", idx, loop)]
         lines += _statements(_literalize(d.insn.body, values))
     else:
         value = f"({_literalize(d.insn.body, values)}) & {MASKS[size]:#x}"
-        lines += [f"o = wtlb.get(va >> 12)",
-                  f"if o is not None{align}: {view}[(o | (va & 4095)){shift}] = {value}",
-                  "else:",
-                  f"    h.tidx = {idx}",
-                  f"    h.store_slow(va, {size}, {value})"]
+        lines += [f"o = wget({va} >> 12)",
+                  f"if o is not None{align}: {view}[(o | ({va} & 4095)){shift}] = {value}",
+                  "else:"]
+        lines += ["    " + ln for ln in _slow_call(f"h.store_slow({va}, {size}, {value})", idx, loop)]
     return lines
+
+
+def _branch_target(d: isa.Decoded, pc: int) -> int | None:
+    if d.insn.kind == isa.BRANCH or d.insn.name == "jal":
+        return (pc + d.imm) & isa.M
+    return None
 
 
 def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[str, bool]:
     """Python source of the function for a block of ``(pc, decoded)``; and whether it loops."""
     n = len(insns)
+    # A block that branches back to its own start loops inside its function.
+    loop = any(_branch_target(d, pc) == start_pc and (d.insn.kind == isa.BRANCH or d.rd == 0)
+               for pc, d in insns)
+
+    def retire(k: int) -> str:
+        return f"h.instret = ic + {k}" if loop else f"h.instret += {k}"
+
     body: list[str] = []
-    loop = False
     for idx, (pc, d) in enumerate(insns):
         values = _constants(d, pc, idx)
         i = d.insn
         body.append(f"# {pc:#x}: {isa.disassemble(d, pc)}")
         if i.mem is not None:
-            body += _memory_access(d, values, idx)
+            body += _memory_access(d, values, idx, loop)
             continue
         stmts = _statements(_literalize(i.body, values))
         last = idx == n - 1
-        target = values.get("t")
-        back_edge = target is not None and int(target, 0) == start_pc
+        target = _branch_target(d, pc)
+        back_edge = target == start_pc
         m = _BRANCH.match(i.body) if i.kind == isa.BRANCH else None
         if m and (back_edge or not last):
             # A taken branch leaves the block here: back to its start (a loop, which
             # goes round again while the dispatcher would let it) or out (a side exit).
             body.append(f"if {_literalize(m.group(1), values)}:")
-            body.append(f"    h.instret += {idx + 1}")
             if back_edge:
-                loop = True
-                body.append("    if h.instret < h.limit and not h.mip & h.mie: continue")
-            body += [f"    h.pc = {target}", "    return"]
+                body += [f"    ic += {idx + 1}",
+                         "    if ic < lim and not irq: continue",
+                         "    h.instret = ic"]
+            else:
+                body.append("    " + retire(idx + 1))
+            body += [f"    h.pc = {target:#x}", "    return"]
             continue
         if last and back_edge and i.name == "jal" and d.rd == 0:     # `j .` and friends
-            loop = True
-            body += [f"h.instret += {n}",
-                     "if h.instret < h.limit and not h.mip & h.mie: continue",
+            body += [f"ic += {n}",
+                     "if ic < lim and not irq: continue",
+                     "h.instret = ic",
                      f"h.pc = {start_pc:#x}",
                      "return"]
             continue
         if i.may_trap:
             body.append(f"h.tidx = {idx}")
+            if loop:
+                body += ["h.instret = ic"] + stmts + ["lim = h.limit; irq = h.mip & h.mie"]
+                continue
         body += stmts
     if not body[-1] == "return":
-        body.append(f"h.instret += {n}")
+        body.append(retire(n))
         if loop:
             body.append("return")
     prologue, body = _cache_registers(body) if CACHE_REGISTERS else ([], body)
     indent = " " * (16 if loop else 12)
     lines = ["def make(h, x, m8, m16, m32, m64, PCS, WORDS):",
              "    def tb():",
-             "        rtlb = h.rtlb",
-             "        wtlb = h.wtlb"]
+             "        rget = h.rtlb.get",      # the TLBs stay the same objects within a block
+             "        wget = h.wtlb.get"]
     lines += ["        " + p for p in prologue]
+    if loop:
+        lines.append("        ic = h.instret; lim = h.limit; irq = h.mip & h.mie")
     lines += ["        try:"]
     if loop:
         lines.append("            while True:")
