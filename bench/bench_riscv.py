@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Speed of the simulated machine, side by side with QEMU (TCG) on the same images.
+"""Speed of the simulated machine: popek's translator, popek's interpreter, and
+QEMU 7.2 (TCG), on the same images in the same run.
 
-    1. guest MIPS on a CPU-bound program (bench/guest/compute.c, bare M-mode);
-    2. wall time from power-on to U-Boot's prompt (OpenSBI fw_jump + S-mode U-Boot),
-       with autoboot interrupted at once on both engines.
+    1. a CPU-bound program (bench/guest/compute.c, bare M-mode);
+    2. a byte-wise memset over 64 MiB (bench/guest/memset.S, 201 M instructions);
+    3. OpenSBI fw_jump + S-mode U-Boot from power-on to the `=> ` prompt, with
+       autoboot interrupted at once.
 
-popek's instruction counts are exact (retired instructions); QEMU's side is wall
-time for the same image, including its process start-up, so its MIPS figure is
-popek's instruction count over QEMU's time.  Prints a table and the ratios.
+popek's instruction counts are exact (retired instructions, identical in both of
+its engines); QEMU's side is wall time for the same image, including its process
+start-up, so its MIPS figure is popek's instruction count over QEMU's time.
 
-    python bench/bench_riscv.py [--rounds N] [--repeat N]
+    python bench/bench_riscv.py [--rounds N] [--repeat N] [--no-interpreter]
 """
 
 from __future__ import annotations
@@ -63,9 +65,9 @@ class PromptWatch(ScriptedConsole):
             b.shutdown(0, "prompt reached")
 
 
-def popek_compute(elf: Path):
+def popek_program(elf: Path, engine="translate"):
     con = ScriptedConsole()
-    b = VirtBoard(BoardConfig(bios=None, kernel=str(elf)), console=con)
+    b = VirtBoard(BoardConfig(bios=None, kernel=str(elf), engine=engine), console=con)
     t = time.perf_counter()
     code = b.run()
     wall = time.perf_counter() - t
@@ -73,10 +75,10 @@ def popek_compute(elf: Path):
     return wall, b.hart.instret, con.text().strip()
 
 
-def popek_prompt():
+def popek_prompt(engine="translate"):
     ref = [None]
     con = PromptWatch(ref)
-    b = VirtBoard(BoardConfig(bios=OPENSBI, kernel=UBOOT), console=con)
+    b = VirtBoard(BoardConfig(bios=OPENSBI, kernel=UBOOT, engine=engine), console=con)
     ref[0] = b
     t = time.perf_counter()
     b.run()
@@ -84,7 +86,7 @@ def popek_prompt():
     return con.at_prompt[0] - t, con.at_prompt[1]
 
 
-def qemu_compute(elf: Path):
+def qemu_program(elf: Path):
     t = time.perf_counter()
     r = subprocess.run([QEMU, "-M", "virt", "-m", "128M", "-nographic", "-bios", "none",
                         "-kernel", str(elf)], capture_output=True, timeout=300)
@@ -123,29 +125,40 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=48, help="rounds of the compute program")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (best is kept)")
+    ap.add_argument("--no-interpreter", action="store_true",
+                    help="skip popek's interpreter column (the slowest part)")
     args = ap.parse_args()
     have_qemu = shutil.which(QEMU) is not None
-    elf = build_compute(args.rounds)
+    subprocess.run(["make", "-s", "-C", str(ROOT / "bench" / "guest")], check=True)
+    programs = [("compute (CPU-bound C)", build_compute(args.rounds)),
+                ("memset 64 MiB, byte-wise", ROOT / "bench" / "guest" / "build" / "memset.elf")]
 
     rows = []
-    wall, insns, text = best(lambda: popek_compute(elf), args.repeat)
-    q = best(lambda: qemu_compute(elf), args.repeat) if have_qemu else None
-    if q and q[1] != text:
-        print(f"warning: QEMU printed {q[1]!r}, popek {text!r}", file=sys.stderr)
-    rows.append(("compute (CPU-bound)", insns, wall, q[0] if q else None))
+    for name, elf in programs:
+        wall, insns, text = best(lambda: popek_program(elf), args.repeat)
+        iw = None
+        if not args.no_interpreter:
+            iw, i_insns, i_text = best(lambda: popek_program(elf, "interpret"), 1)
+            assert (i_insns, i_text) == (insns, text), "engines disagree"
+        q = best(lambda: qemu_program(elf), args.repeat) if have_qemu else None
+        if q and q[1] != text:
+            print(f"warning: QEMU printed {q[1]!r}, popek {text!r}", file=sys.stderr)
+        rows.append((name, insns, wall, iw, q[0] if q else None))
     wall, insns = best(popek_prompt, args.repeat)
+    iw = None if args.no_interpreter else best(lambda: popek_prompt("interpret"), 1)[0]
     qw = best(lambda: (qemu_prompt(),), args.repeat)[0] if have_qemu else None
-    rows.append(("OpenSBI+U-Boot to prompt", insns, wall, qw))
+    rows.append(("OpenSBI+U-Boot to prompt", insns, wall, iw, qw))
 
-    print(f"{'workload':28s} {'guest insns':>12s} {'popek s':>8s} {'popek MIPS':>10s} "
-          f"{'qemu s':>8s} {'qemu MIPS':>9s} {'qemu/popek speed':>16s}")
-    for name, insns, pw, qw in rows:
-        q_s = f"{qw:8.3f}" if qw else "     n/a"
-        q_m = f"{insns / qw / 1e6:9.1f}" if qw else "      n/a"
-        ratio = f"{pw / qw:15.1f}x" if qw else "             n/a"
-        print(f"{name:28s} {insns:12,d} {pw:8.2f} {insns / pw / 1e6:10.2f} {q_s} {q_m} {ratio}")
-    print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} cores; QEMU times include "
-          f"its start-up; best of {args.repeat})")
+    print(f"{'workload':26s} {'guest insns':>12s} | {'translate':>9s} {'MIPS':>6s} | "
+          f"{'interpret':>9s} {'MIPS':>6s} | {'QEMU':>7s} {'MIPS':>6s} | {'QEMU/popek':>10s}")
+    for name, insns, pw, iw, qw in rows:
+        def cell(t, width=9):
+            return (f"{t:{width}.2f}s {insns / t / 1e6:6.1f}" if t else
+                    f"{'n/a':>{width + 1}s} {'':6s}")
+        ratio = f"{pw / qw:9.1f}x" if qw else f"{'n/a':>10s}"
+        print(f"{name:26s} {insns:12,d} | {cell(pw, 8)} | {cell(iw, 8)} | {cell(qw, 6)} | {ratio}")
+    print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} cores; best of {args.repeat} "
+          f"(interpreter: 1 run); QEMU times include its start-up)")
 
 
 if __name__ == "__main__":

@@ -48,10 +48,13 @@ class Block:
     It runs as ``ops`` (interpreter closures) until it has run ``heat`` times,
     then as ``fn``, its translation (see translate.py).
     """
-    __slots__ = ("pc", "pa", "end", "next_pc", "n", "ops", "insns", "fn", "heat")
+    __slots__ = ("pc", "pa", "lo", "end", "next_pc", "n", "ops", "insns", "fn", "heat")
 
-    def __init__(self, pc, pa, end, next_pc, ops, insns, heat):
-        self.pc, self.pa, self.end, self.next_pc, self.ops = pc, pa, end, next_pc, ops
+    def __init__(self, pc, pa, lo, end, next_pc, ops, insns, heat):
+        # pa: where it starts (its key); lo..end: the bytes of its page it was
+        # decoded from (a block follows jumps within its page, so not only pa..).
+        self.pc, self.pa, self.lo, self.end = pc, pa, lo, end
+        self.next_pc, self.ops = next_pc, ops
         self.insns = insns            # [(pc, Decoded)], what the translator reads
         self.n = len(ops)
         self.fn = None
@@ -234,6 +237,16 @@ class Hart:
             self.store_slow(va, 8, v)
 
     # --------------------------------------------------------- memory: slow
+    # Translated code calls these on a TLB miss: ``idx`` says which instruction
+    # of its block is accessing, for a trap's pc (see translate.py).
+    def load_at(self, idx: int, va: int, size: int) -> int:
+        self.tidx = idx
+        return self.load_slow(va, size)
+
+    def store_at(self, idx: int, va: int, size: int, v: int) -> None:
+        self.tidx = idx
+        self.store_slow(va, size, v)
+
     def translate(self, va: int, access: int) -> int:
         """Virtual → physical for ``access``, filling the TLB for RAM pages."""
         priv = self.priv if access == FETCH else self.data_priv
@@ -505,6 +518,8 @@ class Hart:
             self.invalidate_all_code()
         insns = []
         start_pa, cur, vpc = pa, pa, pc
+        lo = hi = pa
+        visited = set()
         page_end = (pa | 0xFFF) + 1
         cacheable = True
         while True:
@@ -524,14 +539,24 @@ class Hart:
             if d.insn.alone and insns:
                 break
             insns.append((vpc, d))
+            lo, hi = min(lo, cur), max(hi, cur + d.length)
+            visited.add(cur)
             cur += d.length
+            if d.insn.name == "jal" and cacheable and len(insns) < MAX_BLOCK:
+                # Follow a direct jump that stays in this page (same translation), so
+                # loops and calls need no trip through the dispatcher.
+                target = (vpc + d.imm) & M64
+                target_pa = (start_pa & ~0xFFF) | (target & 0xFFF)
+                if target >> 12 == vpc >> 12 and target_pa not in visited:
+                    cur, vpc = target_pa, target
+                    continue
             vpc = (vpc + d.length) & M64
             if d.insn.ends_block or d.insn.alone or len(insns) >= MAX_BLOCK or cur >= page_end \
                     or not cacheable:
                 break
         last = len(insns) - 1
         ops = [isa.make_op(self, d, ipc, i, i == last) for i, (ipc, d) in enumerate(insns)]
-        blk = Block(pc, start_pa, cur, vpc, ops, insns,
+        blk = Block(pc, start_pa, lo, hi, vpc, ops, insns,
                     TRANSLATE_AFTER if (self.translate_blocks and cacheable) else 0)
         self.stats["blocks_built"] += 1
         if cacheable:
@@ -561,7 +586,7 @@ class Hart:
                 continue
             keep = []
             for blk in lst:
-                if blk.pa < hi and lo < blk.end:
+                if blk.lo < hi and lo < blk.end:
                     if self.blocks.get(blk.pa) is blk:
                         del self.blocks[blk.pa]
                     for vc in self.vcaches.values():

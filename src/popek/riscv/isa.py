@@ -21,6 +21,7 @@ signed views are ``(v ^ S) - S``.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -311,8 +312,12 @@ def decode32(w: int, length: int = 4, raw: int | None = None) -> Decoded:
     return Decoded(i, raw, length, rd, rs1, rs2, imm, csr)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def decode(word: int) -> Decoded:
-    """Decode the instruction whose first bytes are ``word`` (at least 16 bits valid)."""
+    """Decode the instruction whose first bytes are ``word`` (at least 16 bits valid).
+
+    Cached (bounded): firmware and kernels reuse a small set of encodings.
+    """
     from popek.riscv.rvc import expand
 
     if word & 3 != 3:
@@ -435,21 +440,26 @@ SEMANTICS_GLOBALS = {
     "rem32": _rem32, "remu32": _remu32,
 }
 
+# A jal that its block followed (see Hart.build_block) only links.
+FOLLOWED_JAL = "x[rd] = NPC"
+
 _HART_CALL = re.compile(r"\bh\.(\w+)\(")
 _FACTORIES: dict[str, object] = {}
 
 
-def _factory(i: Insn, side_exit: bool = False):
+def _factory(i: Insn, side_exit: bool = False, followed: bool = False):
     """Compile (once per instruction kind) a function that makes closures for ``i``.
 
     ``side_exit``: a conditional branch in the middle of a block, which leaves the
     block when taken (after setting the pc) instead of falling through.
+    ``followed``: a jal in the middle of a block (the block continues at its
+    target), which only writes the link register.
     """
-    key = (i.name, side_exit)
+    key = (i.name, side_exit, followed)
     fn = _FACTORIES.get(key)
     if fn is not None:
         return fn
-    src = interpreter_body(i)
+    src = FOLLOWED_JAL if followed else interpreter_body(i)
     if side_exit:
         src = src.replace("h.pc = t", "h.pc = t; side_exit(IDX + 1)")
     methods = sorted(set(_HART_CALL.findall(src)))
@@ -486,5 +496,6 @@ def make_op(hart, d: Decoded, pc: int, idx: int, last: bool = True):
     """
     rd = d.rd or 32            # writes to x0 land in the spare slot 32
     side_exit = not last and d.insn.kind == BRANCH
-    return _factory(d.insn, side_exit)(hart, hart.x, rd, d.rs1, d.rs2, d.imm, d.csr,
+    followed = not last and d.insn.name == "jal"
+    return _factory(d.insn, side_exit, followed)(hart, hart.x, rd, d.rs1, d.rs2, d.imm, d.csr,
                                        pc, (pc + d.length) & M, d.word, idx)

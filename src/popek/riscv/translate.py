@@ -4,20 +4,26 @@ A block that has run a few times is translated: the semantics snippets of its
 instructions (from :mod:`popek.riscv.isa`, the same ones the interpreter uses)
 are joined into the source of one Python function, with every operand, pc and
 folded constant written in as a literal, the software-TLB fast path of each load
-and store inlined, and compiled once.  The function lives on its block in the
-hart's block cache, so it is found, and invalidated, exactly as the block is.
+and store inlined, guest registers held in Python locals, and compiled once.
+The function lives on its block in the hart's block cache, so it is found, and
+invalidated, exactly as the block is.
 
 Rules that keep translated code exactly equal to the interpreter:
 
 * Only slow paths can trap (a TLB miss, MMIO, a fault, a CSR or system
-  instruction).  Before calling one, the code stores the instruction's index in
-  ``h.tidx``; one ``except`` at the end of the function fills in the trap's pc,
-  index and instruction bits from that.  ``instret`` is added at the end (and at
-  each loop back-edge), so a trap leaves it exactly as the interpreter would.
-* A block whose last instruction branches back to its own start (a *self-loop*:
-  memset, delay loops, ``j .``) loops inside the function, and leaves it exactly
-  where the interpreter would look at interrupts and the budget: at every
-  iteration, it stops if ``instret`` reached ``h.limit`` or ``mip & mie`` is set.
+  instruction).  A slow path is told the instruction's index (``h.tidx``); the
+  function's one ``except`` writes the register locals back to ``x`` and fills in
+  the trap's pc, index and instruction bits from that index.  ``instret`` is
+  added on the way out (and at each loop back-edge), so a trap leaves it exactly
+  as the interpreter would.
+* Blocks have the same shape in both engines (the builder is shared): a taken
+  branch in the middle is a side exit (a ``return``); a branch back to the
+  block's start makes the function loop, and it leaves the loop exactly where the
+  dispatcher would look at interrupts and the budget: at every iteration it
+  stops if ``instret`` reached ``h.limit`` or ``mip & mie`` is set.  Those (and
+  ``instret``) live in locals inside a loop, since only a slow path can change
+  them: a loop hands ``instret`` back before a slow path and reads the others
+  again after one.
 """
 
 from __future__ import annotations
@@ -28,9 +34,13 @@ from popek.riscv import isa
 
 MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: (1 << 64) - 1}
 VIEWS = {1: ("m8", ""), 2: ("m16", " >> 1"), 4: ("m32", " >> 2"), 8: ("m64", " >> 3")}
-# Keep guest registers in Python locals inside a translated block (see _cache_registers).
-CACHE_REGISTERS = True
 _BRANCH = re.compile(r"^if (.+): h\.pc = t$")
+_IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
+_REG = re.compile(r"x\[(0x[0-9a-f]+|\d+)\]")
+_REG_WRITE = re.compile(r"^\s*x\[(0x[0-9a-f]+|\d+)\] = ")
+
+# Keep guest registers in Python locals inside a translated block.
+CACHE_REGISTERS = True
 
 
 class TranslationStats:
@@ -40,9 +50,6 @@ class TranslationStats:
         self.translated = self.self_loops = self.source_lines = 0
 
 
-_IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
-
-
 def _literalize(text: str, values: dict) -> str:
     """Write constants in: each operand name in ``values`` becomes its literal value."""
     return _IDENT.sub(lambda m: values.get(m.group(0), m.group(0)), text)
@@ -50,16 +57,16 @@ def _literalize(text: str, values: dict) -> str:
 
 def _constants(d: isa.Decoded, pc: int, idx: int) -> dict:
     """Operands and the instruction's folded ``pre`` values, as source literals."""
-    rd = d.rd or 32
-    ops = {"rd": rd, "rs1": d.rs1, "rs2": d.rs2, "imm": d.imm, "csr": d.csr, "PC": pc,
+    ops = {"rd": d.rd or 32, "rs1": d.rs1, "rs2": d.rs2, "imm": d.imm, "csr": d.csr, "PC": pc,
            "NPC": (pc + d.length) & isa.M, "INSN": d.word, "IDX": idx}
-    ns = dict(isa.SEMANTICS_GLOBALS)
-    ns.update(ops)
-    for stmt in d.insn.pre.split(";"):
-        if stmt.strip():
-            exec(stmt.strip(), ns)
-            name = stmt.split("=")[0].strip()
-            ops[name] = ns[name]
+    if d.insn.pre:
+        ns = dict(isa.SEMANTICS_GLOBALS)
+        ns.update(ops)
+        for stmt in d.insn.pre.split(";"):
+            if stmt.strip():
+                exec(stmt.strip(), ns)
+                name = stmt.split("=")[0].strip()
+                ops[name] = ns[name]
     return {k: (hex(v) if isinstance(v, int) and v > 9 else repr(v)) for k, v in ops.items()}
 
 
@@ -67,13 +74,17 @@ def _statements(text: str) -> list[str]:
     return [s.strip() for s in text.split(";") if s.strip()]
 
 
-def _slow_call(call: str, idx: int, loop: bool) -> list[str]:
-    """Lines around a slow-path call: where a trap may leave from, or state change."""
-    if not loop:
-        return [f"h.tidx = {idx}", call]
-    # In a loop, instret, limit and mip&mie live in locals; only a slow path can
-    # change the latter two, so they are read again after one.
-    return [f"h.tidx = {idx}", "h.instret = ic", call, "lim = h.limit; irq = h.mip & h.mie"]
+def _branch_target(d: isa.Decoded, pc: int) -> int | None:
+    if d.insn.kind == isa.BRANCH or d.insn.name == "jal":
+        return (pc + d.imm) & isa.M
+    return None
+
+
+# Around a slow path inside a loop: instret goes back to the hart first (a device
+# may read the clock), and limit and mip&mie are read again after (a device may
+# have changed them).
+_LOOP_BEFORE_SLOW = "h.instret = ic"
+_LOOP_AFTER_SLOW = "lim = h.limit; irq = h.mip & h.mie"
 
 
 def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[str]:
@@ -84,33 +95,31 @@ def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[s
     else:
         va, lines = "va", [f"va = {_literalize(ea, values)}"]
     align = f" and not {va} & {size - 1}" if size > 1 else ""
+    fast = f"{view}[(o | ({va} & 4095)){shift}]"
     if d.insn.kind == isa.LOAD:
-        lines += [f"o = rget({va} >> 12)",
-                  f"if o is not None{align}: v = {view}[(o | ({va} & 4095)){shift}]",
-                  "else:"]
-        lines += ["    " + ln for ln in _slow_call(f"v = h.load_slow({va}, {size})", idx, loop)]
-        lines += _statements(_literalize(d.insn.body, values))
-    else:
-        value = f"({_literalize(d.insn.body, values)}) & {MASKS[size]:#x}"
-        lines += [f"o = wget({va} >> 12)",
-                  f"if o is not None{align}: {view}[(o | ({va} & 4095)){shift}] = {value}",
-                  "else:"]
-        lines += ["    " + ln for ln in _slow_call(f"h.store_slow({va}, {size}, {value})", idx, loop)]
+        slow = f"h.load_at({idx}, {va}, {size})"
+        if loop:
+            lines += [f"o = rget({va} >> 12)",
+                      f"if o is not None{align}: v = {fast}",
+                      f"else: {_LOOP_BEFORE_SLOW}; v = {slow}; {_LOOP_AFTER_SLOW}"]
+        else:
+            lines.append(f"v = {fast} if (o := rget({va} >> 12)) is not None{align} else {slow}")
+        return lines + _statements(_literalize(d.insn.body, values))
+    value = f"({_literalize(d.insn.body, values)}) & {MASKS[size]:#x}"
+    slow = f"h.store_at({idx}, {va}, {size}, {value})"
+    lines.append(f"if (o := wget({va} >> 12)) is not None{align}: {fast} = {value}")
+    lines.append(f"else: {_LOOP_BEFORE_SLOW}; {slow}; {_LOOP_AFTER_SLOW}" if loop
+                 else f"else: {slow}")
     return lines
-
-
-def _branch_target(d: isa.Decoded, pc: int) -> int | None:
-    if d.insn.kind == isa.BRANCH or d.insn.name == "jal":
-        return (pc + d.imm) & isa.M
-    return None
 
 
 def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[str, bool]:
     """Python source of the function for a block of ``(pc, decoded)``; and whether it loops."""
     n = len(insns)
     # A block that branches back to its own start loops inside its function.
-    loop = any(_branch_target(d, pc) == start_pc and (d.insn.kind == isa.BRANCH or d.rd == 0)
-               for pc, d in insns)
+    loop = any(_branch_target(d, pc) == start_pc
+               and (d.insn.kind == isa.BRANCH or (d.rd == 0 and k == n - 1))
+               for k, (pc, d) in enumerate(insns))
 
     def retire(k: int) -> str:
         return f"h.instret = ic + {k}" if loop else f"h.instret += {k}"
@@ -119,12 +128,15 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
     for idx, (pc, d) in enumerate(insns):
         values = _constants(d, pc, idx)
         i = d.insn
+        last = idx == n - 1
         body.append(f"# {pc:#x}: {isa.disassemble(d, pc)}")
         if i.mem is not None:
             body += _memory_access(d, values, idx, loop)
             continue
+        if i.name == "jal" and not last:           # followed by the block: only links
+            body += _statements(_literalize(isa.FOLLOWED_JAL, values))
+            continue
         stmts = _statements(_literalize(i.body, values))
-        last = idx == n - 1
         target = _branch_target(d, pc)
         back_edge = target == start_pc
         m = _BRANCH.match(i.body) if i.kind == isa.BRANCH else None
@@ -140,7 +152,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
                 body.append("    " + retire(idx + 1))
             body += [f"    h.pc = {target:#x}", "    return"]
             continue
-        if last and back_edge and i.name == "jal" and d.rd == 0:     # `j .` and friends
+        if last and back_edge and i.name == "jal" and d.rd == 0:   # `j .` and friends
             body += [f"ic += {n}",
                      "if ic < lim and not irq: continue",
                      "h.instret = ic",
@@ -150,28 +162,31 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
         if i.may_trap:
             body.append(f"h.tidx = {idx}")
             if loop:
-                body += ["h.instret = ic"] + stmts + ["lim = h.limit; irq = h.mip & h.mie"]
+                body += [_LOOP_BEFORE_SLOW] + stmts + [_LOOP_AFTER_SLOW]
                 continue
         body += stmts
-    if not body[-1] == "return":
+    if body[-1] != "return":
         body.append(retire(n))
         if loop:
             body.append("return")
-    prologue, body = _cache_registers(body) if CACHE_REGISTERS else ([], body)
+
+    prologue, body, store = _cache_registers(body) if CACHE_REGISTERS else ([], body, "")
     indent = " " * (16 if loop else 12)
     lines = ["def make(h, x, m8, m16, m32, m64, PCS, WORDS):",
              "    def tb():",
-             "        rget = h.rtlb.get",      # the TLBs stay the same objects within a block
+             "        rget = h.rtlb.get",          # the TLBs stay the same objects in a block
              "        wget = h.wtlb.get"]
     lines += ["        " + p for p in prologue]
     if loop:
         lines.append("        ic = h.instret; lim = h.limit; irq = h.mip & h.mie")
-    lines += ["        try:"]
+    lines.append("        try:")
     if loop:
         lines.append("            while True:")
     lines += [indent + s for s in body]
-    lines += ["        except Trap as t:",
-              "            i = h.tidx",
+    lines.append("        except Trap as t:")
+    if store:
+        lines.append("            " + store)
+    lines += ["            i = h.tidx",
               "            t.pc = PCS[i]",
               "            t.idx = i",
               "            if t.tval is None: t.tval = WORDS[i]",
@@ -180,18 +195,14 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
     return "\n".join(lines), loop
 
 
-_REG = re.compile(r"x\[(0x[0-9a-f]+|\d+)\]")
-_REG_WRITE = re.compile(r"^\s*x\[(0x[0-9a-f]+|\d+)\] = ")
-
-
-def _cache_registers(body: list[str]) -> tuple[list[str], list[str]]:
+def _cache_registers(body: list[str]) -> tuple[list[str], list[str], str]:
     """Keep guest registers in Python locals for the length of the block.
 
     Each register the block uses is read into ``rN`` on entry; x0 becomes the
     literal 0, writes to it go to ``_``.  Registers the block writes are stored
-    back to ``x`` before every exit and before every slow-path call (the only
-    places where anything else may look at them or a trap may leave), so guest
-    state is exact wherever the interpreter's would be.
+    back to ``x`` before every ``return`` and, by the caller, in the ``except``
+    that a trap leaves through (the locals are exact at any instruction
+    boundary).  Returns the prologue, the new body and that store statement.
     """
     used, written = set(), set()
     for line in body:
@@ -215,16 +226,12 @@ def _cache_registers(body: list[str]) -> tuple[list[str], list[str]]:
             out.append(line)
             continue
         stripped = line.lstrip()
-        pad = line[:len(line) - len(stripped)]
-        if store and (stripped == "return" or stripped.startswith("h.tidx = ")):
-            # Before leaving, or calling a slow path that may trap: make x exact.
-            # (A loop's back-edge `continue` keeps the locals: no store there.)
-            out.append(pad + store)
+        if store and stripped == "return":
+            out.append(line[:len(line) - len(stripped)] + store)
         out.append(_REG.sub(local, line))
-    if store and not out[-1].strip() == "return":
+    if store and out[-1].strip() != "return":
         out.append(store)
-    prologue = [f"r{n} = x[{n}]" for n in sorted(used)]
-    return prologue, out
+    return [f"r{n} = x[{n}]" for n in sorted(used)], out, store
 
 
 def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: TranslationStats):
