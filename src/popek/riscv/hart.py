@@ -25,7 +25,7 @@ from popek.riscv.csrs import (MSTATUS_MIE, MSTATUS_MPIE, MSTATUS_MPP, MSTATUS_MP
                               MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SIE, MSTATUS_SPIE,
                               MSTATUS_SPP, MSTATUS_SUM, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW)
 from popek.riscv.mmu import FETCH, LOAD, STORE
-from popek.riscv.traps import BlockExit, Trap
+from popek.riscv.traps import Trap
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ class Hart:
         self.translate_blocks = True      # False: interpret only (--engine interpret)
         self.tstats = translate.TranslationStats()
         self.tidx = 0                     # translated code: index of the instruction in a slow path
+        self.exit_n = 0                   # interpreter: instructions retired at a side exit
         self.profile = None               # {block pc: [executions, seconds]} with --profile
 
     # ------------------------------------------------------------------ state
@@ -628,10 +629,11 @@ class Hart:
                     fn()
                 else:
                     for op in blk.ops:
-                        op()
-                    self.instret += blk.n
-            except BlockExit as e:
-                self.instret += e.n
+                        if op():                    # a taken branch left the block
+                            self.instret += self.exit_n
+                            break
+                    else:
+                        self.instret += blk.n
             except Trap as t:
                 self.instret += t.idx
                 self.take_trap(t.cause, t.tval, t.pc)
@@ -663,10 +665,11 @@ class Hart:
                     fn()
                 else:
                     for op in blk.ops:
-                        op()
-                    self.instret += blk.n
-            except BlockExit as e:
-                self.instret += e.n
+                        if op():                    # a taken branch left the block
+                            self.instret += self.exit_n
+                            break
+                    else:
+                        self.instret += blk.n
             except Trap as t:
                 self.instret += t.idx
                 self.take_trap(t.cause, t.tval, t.pc)

@@ -25,7 +25,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from popek.riscv.traps import BlockExit, Trap
+from popek.riscv.traps import Trap
 
 M = (1 << 64) - 1
 S = 1 << 63
@@ -430,12 +430,8 @@ def _remu32(a, b):
     return _s32(a) & M if b == 0 else _s32(a % b) & M
 
 
-def _side_exit(n):
-    raise BlockExit(n)
-
-
 SEMANTICS_GLOBALS = {
-    "M": M, "S": S, "W": W, "SW": SW, "Trap": Trap, "side_exit": _side_exit,
+    "M": M, "S": S, "W": W, "SW": SW, "Trap": Trap,
     "div64": _div64, "rem64": _rem64, "div32": _div32, "divu32": _divu32,
     "rem32": _rem32, "remu32": _remu32,
 }
@@ -451,7 +447,8 @@ def _factory(i: Insn, side_exit: bool = False, followed: bool = False):
     """Compile (once per instruction kind) a function that makes closures for ``i``.
 
     ``side_exit``: a conditional branch in the middle of a block, which leaves the
-    block when taken (after setting the pc) instead of falling through.
+    block when taken: it sets the pc and ``h.exit_n`` (instructions retired) and
+    returns True, which ends the interpreter's loop over the block.
     ``followed``: a jal in the middle of a block (the block continues at its
     target), which only writes the link register.
     """
@@ -461,7 +458,7 @@ def _factory(i: Insn, side_exit: bool = False, followed: bool = False):
         return fn
     src = FOLLOWED_JAL if followed else interpreter_body(i)
     if side_exit:
-        src = src.replace("h.pc = t", "h.pc = t; side_exit(IDX + 1)")
+        src = src.replace("h.pc = t", "h.pc = t; h.exit_n = IDX + 1; return True")
     methods = sorted(set(_HART_CALL.findall(src)))
     body = _HART_CALL.sub(lambda m: f"h_{m.group(1)}(", src)
     stmts = [s.strip() for s in body.split(";")]
@@ -477,7 +474,7 @@ def _factory(i: Insn, side_exit: bool = False, followed: bool = False):
         lines.append("            if t.tval is None: t.tval = INSN")
         lines.append("            raise")
     else:
-        if side_exit:       # one if-suite: "if c: h.pc = t; side_exit(...)"
+        if side_exit:       # one if-suite: "if c: h.pc = t; h.exit_n = ...; return True"
             lines.append(f"        {body}")
         else:
             lines += [f"        {s}" for s in stmts]

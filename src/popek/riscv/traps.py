@@ -63,15 +63,3 @@ class Trap(Exception):
         pc = "?" if self.pc is None else f"{self.pc:#x}"
         return f"{EXCEPTION_NAMES.get(self.cause, self.cause)} at pc={pc} tval={self.tval}"
 
-
-class BlockExit(Exception):
-    """A taken branch in the middle of a block (the interpreter's side exit).
-
-    ``n`` is how many instructions of the block retired, the branch included;
-    the branch has already set the new pc.
-    """
-
-    __slots__ = ("n",)
-
-    def __init__(self, n: int):
-        self.n = n
