@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # The default guest: Debian's S-mode U-Boot after OpenSBI (popek's default --bios).
 KERNEL ?= /usr/lib/u-boot/qemu-riscv64_smode/uboot.elf
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench guest clean
 
 setup:
 	@scripts/setup.sh
@@ -18,6 +18,10 @@ test: setup
 bench: setup
 	$(PY) bench/bench_riscv.py $(ARGS)
 
+guest: setup
+	$(MAKE) -C guests all-flavours
+
 clean:
+	$(MAKE) -C guests clean
 	$(MAKE) -C tests/riscv/asm clean
 	$(MAKE) -C bench/guest clean

@@ -38,6 +38,19 @@ def asm_build() -> Path:
 
 
 @pytest.fixture(scope="session")
+def guest_build() -> Path:
+    """Build guests/ (the native and the paravirtual kernel); return the build directory."""
+    if shutil.which("riscv64-unknown-elf-gcc") is None:
+        pytest.fail("riscv64-unknown-elf-gcc is missing: install Debian's "
+                    "gcc-riscv64-unknown-elf (scripts/setup.sh does)")
+    r = subprocess.run(["make", "-s", "-C", str(ROOT / "guests"), "all-flavours"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"building the guest kernel failed:\n{r.stdout}{r.stderr}")
+    return ROOT / "guests" / "build"
+
+
+@pytest.fixture(scope="session")
 def opensbi() -> Path:
     return require(OPENSBI, "opensbi")
 

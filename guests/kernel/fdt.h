@@ -1,0 +1,16 @@
+/* What the kernel takes from the device tree, read once at boot. */
+#pragma once
+#include "types.h"
+
+#define MAX_VIRTIO 8
+
+struct boot_info {
+    u64 ram_base, ram_size;
+    u64 timebase;                    /* mtime ticks per second */
+    u64 virtio[MAX_VIRTIO];          /* virtio-mmio register windows */
+    int nvirtio;
+    char bootargs[256];
+};
+
+extern struct boot_info boot_info;
+void fdt_parse(const void *dtb);

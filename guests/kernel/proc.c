@@ -1,0 +1,209 @@
+/* Processes and the scheduler (round robin; the timer preempts user code). */
+#include "proc.h"
+#include "asm.h"
+#include "kalloc.h"
+#include "lib.h"
+#include "memlayout.h"
+#include "pv.h"
+
+_Static_assert(sizeof(struct trapframe) == TF_SIZE, "trapframe layout");
+_Static_assert(__builtin_offsetof(struct trapframe, kstack) == TF_KSTACK, "trapframe layout");
+
+struct proc procs[NPROC];
+struct proc *current;
+static struct context scheduler_ctx;
+static char kstacks[NPROC][KSTACK_SIZE] __attribute__((aligned(16)));
+static int next_pid = 1;
+int init_exit_code = -1;
+extern void swtch(struct context *old, struct context *new);
+extern void user_return(struct trapframe *tf) __attribute__((noreturn));
+extern void trap_entry(void);
+pagetable_t vm_kernel(void);
+
+u64 current_heap_start(void) { return current ? current->heap_start : 0; }
+
+static struct proc *alloc_proc(void) {
+    for (int i = 0; i < NPROC; i++) {
+        struct proc *p = &procs[i];
+        if (p->state != UNUSED) continue;
+        memset(p, 0, sizeof *p);
+        p->pid = next_pid++;
+        p->tf.kstack = (u64)kstacks[i] + KSTACK_SIZE;
+        p->pt = vm_create();
+        if (!p->pt) { p->state = UNUSED; return NULL; }
+        return p;
+    }
+    return NULL;
+}
+
+static void first_run(void) { return_to_user(); }
+
+static void make_runnable(struct proc *p) {
+    p->ctx.ra = (u64)first_run;
+    p->ctx.sp = p->tf.kstack;
+    p->state = RUNNABLE;
+}
+
+/* The first process, from the ELF image of the user program. */
+int proc_spawn_init(const void *image, u64 size, const char *args) {
+    const u8 *elf = image;
+    if (size < 64 || *(const u32 *)elf != 0x464C457F) panic("user image is not an ELF");
+    struct proc *p = alloc_proc();
+    if (!p) panic("no process slot for init");
+    u64 phoff = *(const u64 *)(elf + 32);
+    u16 phentsize = *(const u16 *)(elf + 54), phnum = *(const u16 *)(elf + 56);
+    u64 end = USER_BASE;
+    for (int i = 0; i < phnum; i++) {
+        const u8 *ph = elf + phoff + i * phentsize;
+        if (*(const u32 *)ph != 1) continue;           /* PT_LOAD */
+        u64 off = *(const u64 *)(ph + 8), va = *(const u64 *)(ph + 16);
+        u64 filesz = *(const u64 *)(ph + 32), memsz = *(const u64 *)(ph + 40);
+        if (va < USER_BASE || va + memsz > USER_HEAP_MAX) panic("user segment outside user space");
+        for (u64 a = PGROUNDDOWN(va); a < va + memsz; a += PGSIZE) {
+            void *page = kalloc();
+            if (!page || vm_map(p->pt, a, (u64)page, PTE_R | PTE_W | PTE_X | PTE_U) < 0)
+                panic("out of memory loading init");
+            for (u64 b = a; b < a + PGSIZE; b++)       /* the file's bytes, zeros past filesz */
+                if (b >= va && b < va + filesz) ((u8 *)page)[b - a] = elf[off + (b - va)];
+        }
+        if (va + memsz > end) end = va + memsz;
+    }
+    pte_commit();
+    p->heap_start = p->brk = PGROUNDUP(end);
+    /* Arguments on the stack; a0 points at them. */
+    u64 len = strlen(args) + 1, sp = (USER_STACK_TOP - len) & ~15UL;
+    current = p;
+    if (copy_out(p->pt, sp, args, len, p->brk) < 0) panic("cannot set up init's stack");
+    current = NULL;
+    p->tf.regs[0] = *(const u64 *)(elf + 24);          /* e_entry */
+    p->tf.regs[2] = sp;
+    p->tf.regs[10] = sp;
+    memcpy(p->name, "init", 5);
+    make_runnable(p);
+    return p->pid;
+}
+
+void return_to_user(void) {
+    struct proc *p = current;
+    csr_write(stvec, (u64)trap_entry);
+    csr_write(sepc, p->tf.regs[0]);
+    u64 s = csr_read(sstatus);
+    s &= ~SSTATUS_SPP;                                 /* to U-mode ... */
+    s |= SSTATUS_SPIE;                                 /* ... with interrupts on */
+    csr_write(sstatus, s);
+    user_return(&p->tf);
+}
+
+void scheduler(void) {
+    int last = 0;
+    for (;;) {
+        int ran = 0, alive = 0;
+        for (int k = 1; k <= NPROC; k++) {
+            struct proc *p = &procs[(last + k) % NPROC];
+            if (p->state != UNUSED && p->state != ZOMBIE) alive++;
+            if (p->state != RUNNABLE) continue;
+            last = p - procs;
+            p->state = RUNNING;
+            current = p;
+            vm_activate(p->pt);
+            swtch(&scheduler_ctx, &p->ctx);
+            current = NULL;
+            ran = 1;
+            break;
+        }
+        if (!alive) {
+            kprintf("kernel: all processes exited; init exit code %d\n", init_exit_code);
+            shutdown(init_exit_code != 0);
+        }
+        if (!ran) {                     /* everyone sleeps: wait for an interrupt */
+            irq_enable();
+            asm volatile("wfi");
+            irq_disable();
+        }
+    }
+}
+
+void yield(void) {
+    current->state = RUNNABLE;
+    swtch(&current->ctx, &scheduler_ctx);
+}
+
+void proc_exit(int code) {
+    struct proc *p = current;
+    vm_activate(vm_kernel());          /* stop using the tables we are about to free */
+    vm_destroy(p->pt);
+    p->pt = NULL;
+    p->exit_code = code;
+    p->state = ZOMBIE;
+    if (p->pid == 1) init_exit_code = code;
+    for (int i = 0; i < NPROC; i++) {  /* orphans are reaped by nobody: free them */
+        if (procs[i].parent == p->pid && procs[i].state != UNUSED) procs[i].parent = 0;
+        if (procs[i].parent == 0 && procs[i].state == ZOMBIE && &procs[i] != p) procs[i].state = UNUSED;
+    }
+    for (int i = 0; i < NPROC; i++) {
+        struct proc *q = &procs[i];
+        if (q->pid == p->parent && q->state == SLEEPING && q->waiting) q->state = RUNNABLE;
+    }
+    if (!p->parent) p->state = UNUSED;
+    swtch(&p->ctx, &scheduler_ctx);
+    panic("zombie ran");
+}
+
+int proc_fork(void) {
+    struct proc *parent = current, *child = alloc_proc();
+    if (!child) return -1;
+    if (vm_fork(parent->pt, child->pt) < 0) {
+        vm_destroy(child->pt);
+        child->state = UNUSED;
+        return -1;
+    }
+    u64 kstack = child->tf.kstack;
+    child->tf = parent->tf;
+    child->tf.kstack = kstack;
+    child->tf.regs[10] = 0;                            /* fork returns 0 in the child */
+    child->heap_start = parent->heap_start;
+    child->brk = parent->brk;
+    child->parent = parent->pid;
+    memcpy(child->name, parent->name, sizeof child->name);
+    make_runnable(child);
+    return child->pid;
+}
+
+int proc_wait(u64 status_va) {
+    struct proc *p = current;
+    for (;;) {
+        int children = 0;
+        for (int i = 0; i < NPROC; i++) {
+            struct proc *c = &procs[i];
+            if (c->state == UNUSED || c->parent != p->pid) continue;
+            children++;
+            if (c->state != ZOMBIE) continue;
+            int pid = c->pid;
+            if (status_va && copy_out(p->pt, status_va, &c->exit_code, sizeof(int), p->brk) < 0)
+                return -1;
+            c->state = UNUSED;
+            return pid;
+        }
+        if (!children) return -1;
+        p->waiting = 1;
+        p->state = SLEEPING;
+        swtch(&p->ctx, &scheduler_ctx);
+        p->waiting = 0;
+    }
+}
+
+int proc_kill(int pid) {
+    for (int i = 0; i < NPROC; i++) {
+        struct proc *p = &procs[i];
+        if (p->pid == pid && p->state != UNUSED && p->state != ZOMBIE) {
+            p->killed = 1;
+            if (p->state == SLEEPING) p->state = RUNNABLE;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void proc_init(void) {
+    for (int i = 0; i < NPROC; i++) procs[i].state = UNUSED;
+}

@@ -1,0 +1,19 @@
+/* System call numbers (a7), shared with the user library. */
+#pragma once
+#define SYS_write 1
+#define SYS_exit 2
+#define SYS_yield 3
+#define SYS_getpid 4
+#define SYS_sbrk 5
+#define SYS_mmap 6
+#define SYS_munmap 7
+#define SYS_time 8
+#define SYS_fork 9
+#define SYS_wait 10
+#define SYS_kill 11
+#define SYS_blk_read 12
+#define SYS_blk_write 13
+#define SYS_blk_flush 14
+#define SYS_blk_size 15
+#define SYS_timebase 16
+#define SYS_stats 17

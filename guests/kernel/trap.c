@@ -1,0 +1,124 @@
+/* Traps: system calls, page faults and timer interrupts from user mode; the
+ * timer (only) from the kernel, which otherwise runs with interrupts off. */
+#include "asm.h"
+#include "fdt.h"
+#include "lib.h"
+#include "memlayout.h"
+#include "proc.h"
+#include "pv.h"
+#include "sbi.h"
+#include "syscall.h"
+#include "virtio_blk.h"
+
+#define CAUSE_ECALL_U 8
+#define CAUSE_FETCH_PF 12
+#define CAUSE_LOAD_PF 13
+#define CAUSE_STORE_PF 15
+#define IRQ_S_TIMER 5
+#define TICKS_PER_SECOND 100
+#define BLK_CHUNK 65536
+
+u64 timer_ticks;
+static u8 blk_buf[BLK_CHUNK] __attribute__((aligned(4096)));
+
+void timer_arm(void) { set_timer(rdtime() + boot_info.timebase / TICKS_PER_SECOND); }
+
+static long sys_blk(int write, u64 sector, u64 va, u64 count) {
+    struct proc *p = current;
+    if (!virtio_blk_present()) return -1;
+    long done = 0;
+    while (count) {
+        u64 n = count * 512 > BLK_CHUNK ? BLK_CHUNK / 512 : count;
+        if (write && copy_in(p->pt, blk_buf, va, n * 512, p->brk) < 0) return -1;
+        if (virtio_blk_rw(write, sector, blk_buf, n) < 0) return -1;
+        if (!write && copy_out(p->pt, va, blk_buf, n * 512, p->brk) < 0) return -1;
+        sector += n; va += n * 512; count -= n; done += n;
+    }
+    return done;
+}
+
+static long syscall(struct trapframe *tf) {
+    struct proc *p = current;
+    u64 a0 = tf->regs[10], a1 = tf->regs[11], a2 = tf->regs[12];
+    switch (tf->regs[17]) {
+    case SYS_write: {
+        char buf[128];
+        u64 done = 0;
+        if (a0 != 1 && a0 != 2) return -1;
+        while (done < a2) {
+            u64 n = a2 - done > sizeof buf ? sizeof buf : a2 - done;
+            if (copy_in(p->pt, buf, a1 + done, n, p->brk) < 0) return -1;
+            for (u64 i = 0; i < n; i++) sbi_putchar(buf[i]);
+            done += n;
+        }
+        return done;
+    }
+    case SYS_exit: proc_exit((int)a0);
+    case SYS_yield: yield(); return 0;
+    case SYS_getpid: return p->pid;
+    case SYS_sbrk: {
+        u64 old = p->brk, new = old + (i64)a0;
+        if (new < p->heap_start || new > USER_HEAP_MAX) return -1;
+        if (new < old) vm_unmap(p->pt, PGROUNDUP(new), (PGROUNDUP(old) - PGROUNDUP(new)) / PGSIZE, 1);
+        p->brk = new;
+        return old;
+    }
+    case SYS_mmap:             /* mmap(addr, len): reserve; pages come on first touch */
+        if (a0 < USER_MMAP_BASE || a0 + a1 > USER_MMAP_END || a0 % PGSIZE) return -1;
+        return a0;
+    case SYS_munmap:
+        if (a0 < USER_MMAP_BASE || a0 + a1 > USER_MMAP_END || a0 % PGSIZE) return -1;
+        vm_unmap(p->pt, a0, PGROUNDUP(a1) / PGSIZE, 1);
+        return 0;
+    case SYS_time: return rdtime();
+    case SYS_timebase: return boot_info.timebase;
+    case SYS_fork: return proc_fork();
+    case SYS_wait: return proc_wait(a0);
+    case SYS_kill: return proc_kill((int)a0);
+    case SYS_blk_read: return sys_blk(0, a0, a1, a2);
+    case SYS_blk_write: return sys_blk(1, a0, a1, a2);
+    case SYS_blk_flush: return virtio_blk_present() ? virtio_blk_flush() : -1;
+    case SYS_blk_size: return virtio_blk_present() ? (long)virtio_blk_capacity() : -1;
+    case SYS_stats: {          /* a0 = which: 0 faults, 1 COW copies, 2 PT updates, 3 hypercalls */
+        u64 v[] = {vm_stats_faults, vm_stats_cow_copies, vm_stats_pt_updates, pv_hypercalls};
+        return a0 < 4 ? (long)v[a0] : -1;
+    }
+    }
+    return -1;
+}
+
+void user_trap(struct trapframe *tf) {
+    struct proc *p = current;
+    u64 scause = csr_read(scause), stval = csr_read(stval);
+    tf->regs[0] = csr_read(sepc);
+    if (scause == CAUSE_ECALL_U) {
+        tf->regs[0] += 4;
+        tf->regs[10] = syscall(tf);
+    } else if (scause == (SCAUSE_IRQ | IRQ_S_TIMER)) {
+        timer_ticks++;
+        timer_arm();
+        yield();                       /* preemption */
+    } else if (scause == CAUSE_FETCH_PF || scause == CAUSE_LOAD_PF || scause == CAUSE_STORE_PF) {
+        if (vm_fault(p->pt, stval, scause == CAUSE_STORE_PF, p->brk) < 0) {
+            kprintf("kernel: pid %d: bad access at %p (pc %p, cause %d): killed\n",
+                    p->pid, stval, tf->regs[0], (int)scause);
+            proc_exit(-11);
+        }
+    } else {
+        kprintf("kernel: pid %d: exception %d at pc %p (tval %p): killed\n",
+                p->pid, (int)scause, tf->regs[0], stval);
+        proc_exit(-4);
+    }
+    if (p->killed) proc_exit(-9);
+    return_to_user();
+}
+
+void kernel_trap(struct trapframe *tf) {
+    u64 scause = csr_read(scause);
+    if (scause == (SCAUSE_IRQ | IRQ_S_TIMER)) {
+        timer_ticks++;
+        timer_arm();
+        return;
+    }
+    panic("kernel trap: cause %p pc %p tval %p", scause, csr_read(sepc), csr_read(stval));
+}
