@@ -25,6 +25,8 @@ class GuestMemory:
         self.size = size
         self.end = base + size
         self.data = bytearray(size)
+        self.data_offset = 0          # where base lives in self.data (non-zero in a window)
+        self.parent = None
         view = memoryview(self.data)
         self.m8 = view
         self.m16 = view.cast("H")
@@ -39,10 +41,24 @@ class GuestMemory:
         return self.base <= addr and addr + length <= self.end and length >= 0
 
     def offset(self, addr: int, length: int = 1) -> int:
-        """RAM offset of guest-physical ``addr``; raises if the range leaves RAM."""
+        """Offset in ``data`` of guest-physical ``addr``; raises if the range leaves RAM."""
         if not (self.base <= addr and addr + length <= self.end and length >= 0):
             raise GuestMemoryError(f"guest-physical range {addr:#x}+{length:#x} is outside RAM")
-        return addr - self.base
+        return addr - self.base + self.data_offset
+
+    def window(self, base: int, host_addr: int, size: int) -> "GuestMemory":
+        """A VM's RAM: ``size`` bytes of this memory at ``host_addr``, seen at ``base``.
+
+        It shares the bytes (no copy) and reports writes to this memory's watchers,
+        so a device's DMA into a VM invalidates the host CPU's decoded code too.
+        """
+        w = GuestMemory.__new__(GuestMemory)
+        w.base, w.size, w.end = base, size, base + size
+        w.data = self.data
+        w.data_offset = self.offset(host_addr, size)
+        w.parent = self
+        w.watchers = {}
+        return w
 
     # -- bulk access (loaders, DMA) ----------------------------------------
     def read(self, addr: int, length: int) -> bytes:
@@ -76,7 +92,10 @@ class GuestMemory:
                 del self.watchers[page]
 
     def note_write(self, off: int, length: int) -> None:
-        """Tell watchers about a write to RAM offsets ``off..off+length``."""
+        """Tell watchers about a write to offsets ``off..off+length`` of ``data``."""
+        if self.parent is not None:
+            self.parent.note_write(off, length)
+            return
         if not self.watchers or length <= 0:
             return
         for page in range(off >> PAGE_SHIFT, ((off + length - 1) >> PAGE_SHIFT) + 1):

@@ -23,22 +23,17 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from popek.clock import TIMEBASE_HZ, HostClock, InstructionClock
+from popek.clock import HostClock, InstructionClock
 from popek.console import StdioConsole
 from popek.devices.bus import Bus
-from popek.devices.goldfish_rtc import GoldfishRtc
 from popek.devices.memory import GuestMemory
-from popek.devices.syscon import SysCon
-from popek.devices.uart16550 import Uart16550
-from popek.devices.virtio.blk import VirtioBlk
-from popek.devices.virtio.mmio import VirtioMmio
 from popek.errors import ConfigError, ImageError
-from popek.riscv import devicetree, isa, plic as plic_mod
+from popek.riscv import devicetree, isa
 from popek.riscv.clint import Clint
 from popek.riscv.hart import Hart
 from popek.riscv.htif import Htif
 from popek.riscv.loader import load_image
-from popek.riscv.plic import Plic
+from popek.riscv.platform import Platform, VirtLayout
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +92,7 @@ class ResetRom:
         return self.read(off, size)
 
 
-class VirtBoard:
-    ROM_BASE = 0x1000
-    TEST_BASE = 0x100000
-    RTC_BASE, RTC_IRQ = 0x101000, 11
-    CLINT_BASE = 0x2000000
-    PLIC_BASE, PLIC_SIZE, PLIC_NDEV = 0xC000000, plic_mod.SIZE, plic_mod.NUM_SOURCES
-    UART_BASE, UART_IRQ = 0x10000000, 10
-    VIRTIO_BASE, VIRTIO_IRQ, VIRTIO_SLOTS = 0x10001000, 1, 8
-    RAM_BASE = 0x80000000
-    TIMEBASE_HZ = TIMEBASE_HZ
-
+class VirtBoard(VirtLayout):
     def __init__(self, config: BoardConfig, console=None):
         if config.memory < MIN_RAM or config.memory % 4096:
             raise ConfigError(f"memory size must be a multiple of 4 KiB and at least "
@@ -123,15 +108,15 @@ class VirtBoard:
         self.exit_reason = ""
         self.reset_requested = False
         self.wall_start = self.wall_end = None
-        self.drives: list[VirtioBlk] = []
+        self.platform = None
         self._power_on()
 
     # --------------------------------------------------------- assembly
     def _power_on(self) -> None:
         """Build RAM, devices and the hart, and load the images (again, on reset)."""
         cfg = self.config
-        for d in self.drives:
-            d.close()
+        if self.platform is not None:
+            self.platform.close()
         self.ram = GuestMemory(self.RAM_BASE, cfg.memory)
         self.bus = Bus()
         if cfg.clock == "host":
@@ -147,27 +132,17 @@ class VirtBoard:
         if cfg.profile:
             self.hart.profile = {}
         self.harts = [self.hart]
-        self.plic = Plic(self.harts)
-        self.clint = Clint(self, self.harts)
-        self.uart = Uart16550(self.console.write, self._irq(self.UART_IRQ))
-        self.rtc = GoldfishRtc(self._rtc_ns, self._irq(self.RTC_IRQ))
-        self.syscon = SysCon(self)
-        self.drives = [VirtioBlk(self.ram, d.path, d.readonly) for d in cfg.drives]
-        self.virtio = [VirtioMmio(blk, self.ram, self._irq(self.VIRTIO_IRQ + i))
-                       for i, blk in enumerate(self.drives)]
         self.rtc_base_ns = time.time_ns()
+        p = self.platform = Platform(self, self.ram, self.console.write, cfg.drives, self.harts,
+                                     self.bus)
+        self.plic, self.uart, self.rtc = p.plic, p.uart, p.rtc
+        self.drives, self.virtio = p.drives, p.virtio
+        self.clint = Clint(self, self.harts)
 
         images = self._load_images()
         self.rom = ResetRom(self.entry, self.dtb_addr, self.kernel_entry)
-        bus = self.bus
-        bus.add(self.ROM_BASE, ResetRom.SIZE, self.rom, "rom")
-        bus.add(self.TEST_BASE, SysCon.SIZE, self.syscon, "test")
-        bus.add(self.RTC_BASE, GoldfishRtc.SIZE, self.rtc, "rtc")
-        bus.add(self.CLINT_BASE, 0x10000, self.clint, "clint")
-        bus.add(self.PLIC_BASE, self.PLIC_SIZE, self.plic, "plic")
-        bus.add(self.UART_BASE, Uart16550.SIZE, self.uart, "uart")
-        for i, dev in enumerate(self.virtio):
-            bus.add(self.VIRTIO_BASE + 0x1000 * i, VirtioMmio.SIZE, dev, f"virtio{i}")
+        self.bus.add(self.ROM_BASE, ResetRom.SIZE, self.rom, "rom")
+        self.bus.add(self.CLINT_BASE, 0x10000, self.clint, "clint")
 
         # A bare test program that names tohost talks HTIF.
         self.htif = None
@@ -176,12 +151,6 @@ class VirtBoard:
                 self.htif = Htif(self, img.symbols["tohost"], img.symbols.get("fromhost"))
         self.hart.reset(self.ROM_BASE)
         self.clint.update()
-
-    def _irq(self, src: int):
-        return lambda level: self.plic.set_level(src, level)
-
-    def virtio_slots(self):
-        return [(self.VIRTIO_BASE + 0x1000 * i, self.VIRTIO_IRQ + i) for i in range(len(self.virtio))]
 
     def _load_images(self):
         cfg, ram = self.config, self.ram
@@ -221,7 +190,7 @@ class VirtBoard:
     def set_mtime(self, value: int) -> None:
         self.clock.set_mtime(self.hart.instret, value)
 
-    def _rtc_ns(self) -> int:
+    def rtc_ns(self) -> int:
         return self.rtc_base_ns + self.clock.ns(self.hart.instret)
 
     # --------------------------------------------------------- control
@@ -286,8 +255,7 @@ class VirtBoard:
         return self.exit_code
 
     def close(self) -> None:
-        for d in self.drives:
-            d.close()
+        self.platform.close()
 
     # --------------------------------------------------------- reporting
     def profile_report(self, top: int = 15) -> str:

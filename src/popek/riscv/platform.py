@@ -1,0 +1,67 @@
+"""The virt board's devices behind a CPU, shared by the bare board and by VMs.
+
+:class:`VirtLayout` is the address map (QEMU's hw/riscv/virt.c); :class:`Platform`
+builds the devices at those addresses on a bus: the test/syscon device, the
+goldfish RTC, the PLIC, the UART and the virtio-blk disks.  The bare board adds
+the reset ROM and the CLINT (M-mode devices); a VM under the VMM gets just this.
+"""
+
+from __future__ import annotations
+
+from popek.clock import TIMEBASE_HZ
+from popek.devices.bus import Bus
+from popek.devices.goldfish_rtc import GoldfishRtc
+from popek.devices.syscon import SysCon
+from popek.devices.uart16550 import Uart16550
+from popek.devices.virtio.blk import VirtioBlk
+from popek.devices.virtio.mmio import VirtioMmio
+from popek.riscv import plic as plic_mod
+from popek.riscv.plic import Plic
+
+
+class VirtLayout:
+    ROM_BASE = 0x1000
+    TEST_BASE = 0x100000
+    RTC_BASE, RTC_IRQ = 0x101000, 11
+    CLINT_BASE = 0x2000000
+    PLIC_BASE, PLIC_SIZE, PLIC_NDEV = 0xC000000, plic_mod.SIZE, plic_mod.NUM_SOURCES
+    UART_BASE, UART_IRQ = 0x10000000, 10
+    VIRTIO_BASE, VIRTIO_IRQ, VIRTIO_SLOTS = 0x10001000, 1, 8
+    RAM_BASE = 0x80000000
+    TIMEBASE_HZ = TIMEBASE_HZ
+
+    def virtio_slots(self):
+        n = len(self.platform.virtio)
+        return [(self.VIRTIO_BASE + 0x1000 * i, self.VIRTIO_IRQ + i) for i in range(n)]
+
+
+class Platform:
+    """Devices on a bus.  ``owner`` provides shutdown(code, why), request_reset()
+    and rtc_ns(); ``interrupt_targets`` are what the PLIC drives (harts or vCPUs)."""
+
+    def __init__(self, owner, ram, console_write, drives, interrupt_targets, bus=None):
+        L = VirtLayout
+        self.bus = bus if bus is not None else Bus()
+        self.plic = Plic(interrupt_targets)
+        self.uart = Uart16550(console_write, self._irq(L.UART_IRQ))
+        self.rtc = GoldfishRtc(owner.rtc_ns, self._irq(L.RTC_IRQ))
+        self.syscon = SysCon(owner)
+        self.drives = []
+        for d in drives:
+            self.drives.append(VirtioBlk(ram, d.path, d.readonly))
+        self.virtio = [VirtioMmio(blk, ram, self._irq(L.VIRTIO_IRQ + i))
+                       for i, blk in enumerate(self.drives)]
+        bus = self.bus
+        bus.add(L.TEST_BASE, SysCon.SIZE, self.syscon, "test")
+        bus.add(L.RTC_BASE, GoldfishRtc.SIZE, self.rtc, "rtc")
+        bus.add(L.PLIC_BASE, L.PLIC_SIZE, self.plic, "plic")
+        bus.add(L.UART_BASE, Uart16550.SIZE, self.uart, "uart")
+        for i, dev in enumerate(self.virtio):
+            bus.add(L.VIRTIO_BASE + 0x1000 * i, VirtioMmio.SIZE, dev, f"virtio{i}")
+
+    def _irq(self, src: int):
+        return lambda level: self.plic.set_level(src, level)
+
+    def close(self) -> None:
+        for d in self.drives:
+            d.close()
