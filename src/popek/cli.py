@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "host: the host's real time")
     run.add_argument("--icount-ips", metavar="N", type=int, default=0,
                      help="nominal guest instructions per second of the icount clock")
+    run.add_argument("--vmm", choices=("none", "trap-emulate"), default="none",
+                     help="none: bare metal (default); trap-emulate: run the kernel as a guest "
+                          "of popek's VMM (deprivileged, shadow page tables, SBI by the VMM)")
+    run.add_argument("--vm", metavar="SPEC", action="append", default=[],
+                     help="with --vmm: another VM, kernel=FILE[,drive=FILE][,append=ARGS]"
+                          "[,memory=SIZE][,name=NAME] (repeatable)")
     run.add_argument("--engine", choices=("translate", "interpret"), default="translate",
                      help="translate: hot blocks become Python functions (default); "
                           "interpret: decoded closures only (the reference)")
@@ -131,9 +137,70 @@ def format_stats(stats: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_vm(text: str, index: int):
+    """``kernel=FILE[,drive=FILE][,append=ARGS][,memory=SIZE][,name=NAME]``."""
+    from popek.riscv.board import DriveSpec
+    from popek.vmm.vm import VmConfig
+
+    opts: dict[str, list[str]] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ConfigError(f"bad --vm option {part!r} (expected key=value)")
+        opts.setdefault(key.strip(), []).append(value.strip())
+    unknown = set(opts) - {"kernel", "drive", "append", "memory", "name"}
+    if unknown:
+        raise ConfigError(f"unknown --vm option(s): {', '.join(sorted(unknown))}")
+    if "kernel" not in opts:
+        raise ConfigError("--vm needs kernel=FILE")
+    try:
+        memory = parse_size(opts["memory"][0]) if "memory" in opts else 128 << 20
+    except argparse.ArgumentTypeError as e:
+        raise ConfigError(str(e)) from None
+    return VmConfig(kernel=opts["kernel"][0], name=opts.get("name", [f"vm{index}"])[0],
+                    memory=memory, drives=[DriveSpec(d) for d in opts.get("drive", [])],
+                    append=opts.get("append", [""])[0])
+
+
+def cmd_run_vmm(args) -> int:
+    from popek.console import StdioConsole
+    from popek.vmm.hypervisor import Hypervisor
+    from popek.vmm.vm import VmConfig
+
+    if args.bios not in (None, "none"):
+        raise ConfigError("--vmm runs S-mode kernels and provides SBI itself: drop --bios")
+    configs = []
+    if args.kernel:
+        configs.append(VmConfig(kernel=args.kernel, name="vm0", memory=args.memory,
+                                drives=args.drive, append=args.append))
+    configs += [parse_vm(spec, len(configs) + i) for i, spec in enumerate(args.vm)]
+    if not configs:
+        raise ConfigError("--vmm needs --kernel (or --vm kernel=...)")
+    console = StdioConsole()
+    hv = Hypervisor(configs, console, clock=args.clock, engine=args.engine,
+                    max_instructions=args.max_instructions)
+    console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
+    try:
+        code = hv.run()
+    finally:
+        hv.close()
+    if args.stats:
+        print(format_stats(hv.stats()), file=sys.stderr)
+        print(hv.ledger_report(), file=sys.stderr)
+    if code is None:
+        print(f"popek: stopped after {hv.hart.instret:,} instructions (--max-instructions)",
+              file=sys.stderr)
+        return EXIT_BUDGET
+    return code
+
+
 def cmd_run(args) -> int:
     from popek.riscv.board import VirtBoard
 
+    if args.vmm != "none":
+        return cmd_run_vmm(args)
+    if args.vm:
+        raise ConfigError("--vm needs --vmm trap-emulate")
     cfg = _board_config(args)
     board = VirtBoard(cfg)
     try:

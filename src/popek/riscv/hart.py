@@ -112,6 +112,9 @@ class Hart:
         self.stats = {"traps": 0, "interrupts": 0, "blocks_built": 0, "tlb_flushes": 0,
                       "code_invalidations": 0, "block_misses": 0, "fence_i": 0}
         self.trace = None                 # callable(pc, text) when --trace is on
+        # The VMM stands where M-mode software would: with a hook set, a trap that
+        # reaches M-mode calls it (cause, tval, epc, interrupt) instead of mtvec.
+        self.m_trap_hook = None
         self.translate_blocks = True      # False: interpret only (--engine interpret)
         self.tstats = translate.TranslationStats()
         self.tidx = 0                     # translated code: index of the instruction in a slow path
@@ -450,6 +453,9 @@ class Hart:
         priv = self.priv
         deleg = self.mideleg if interrupt else self.medeleg
         code = ((1 << 63) | cause) if interrupt else cause
+        if self.m_trap_hook is not None and not (priv != M and (deleg >> cause) & 1):
+            self.m_trap_hook(cause, tval & M64, epc, interrupt)
+            return
         if priv != M and (deleg >> cause) & 1:
             self.scause, self.sepc, self.stval = code, epc, tval & M64
             ms = self.mstatus & ~(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP)

@@ -1,0 +1,68 @@
+"""Exits: one record type for every reason the guest stops and the VMM runs,
+and the ledger that counts them and charges their modelled cycles.
+
+The same :class:`Exit` reasons serve the KVM backend (issue 5), whose exits
+become these records too, so exit handling and accounting are shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from popek import costmodel as C
+
+
+@dataclass(frozen=True)
+class Exit:
+    reason: str          # e.g. "csr", "sbi", "mmio_read", "page_fault_shadow"
+    detail: str = ""     # e.g. the CSR's name, the SBI extension
+    cycles: int = 0      # modelled cost of the emulation (entry/return added by the ledger)
+
+
+# Reasons, with the emulation cost each is charged (plus trap entry and return).
+REASON_COSTS = {
+    "csr": C.EMULATE_CSR,
+    "sret": C.EMULATE_XRET,
+    "wfi": C.WFI_IDLE,
+    "sfence_vma": C.TLB_FLUSH + C.EMULATE_CSR,
+    "sbi": C.EMULATE_SBI,
+    "mmio_read": C.EMULATE_MMIO,
+    "mmio_write": C.EMULATE_MMIO,
+    "page_fault_shadow": C.SHADOW_FILL,
+    "page_fault_guest": C.REFLECT_TRAP,
+    "exception_reflected": C.REFLECT_TRAP,
+    "ecall_user": C.REFLECT_TRAP,
+    "interrupt": C.REFLECT_TRAP,
+    "counter": C.EMULATE_CSR,
+}
+
+
+class Ledger:
+    """Per VM: counts and modelled cycles per exit reason (and detail)."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+        self.cycles: dict[str, int] = {}
+        self.details: dict[tuple[str, str], int] = {}
+
+    def record(self, reason: str, detail: str = "", extra_cycles: int = 0) -> None:
+        cost = C.TRAP_ENTRY + REASON_COSTS.get(reason, C.EMULATE_CSR) + extra_cycles + C.TRAP_RETURN
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        self.cycles[reason] = self.cycles.get(reason, 0) + cost
+        if detail:
+            key = (reason, detail)
+            self.details[key] = self.details.get(key, 0) + 1
+
+    def total(self) -> tuple[int, int]:
+        return sum(self.counts.values()), sum(self.cycles.values())
+
+    def report(self, title: str) -> str:
+        n, cyc = self.total()
+        lines = [f"{title}: {n:,} exits, {cyc:,} modelled cycles",
+                 f"  {'reason':22s} {'count':>10s} {'cycles':>14s}"]
+        for reason in sorted(self.counts, key=lambda r: -self.cycles[r]):
+            lines.append(f"  {reason:22s} {self.counts[reason]:10,d} {self.cycles[reason]:14,d}")
+        top = sorted(self.details.items(), key=lambda kv: -kv[1])[:8]
+        if top:
+            lines.append("  most frequent: " + ", ".join(f"{r}:{d} {c:,}" for (r, d), c in top))
+        return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""SBI v2.0 for guests: the paravirtual interface of the VMM (SBI spec v2.0).
+
+Implemented: BASE (4), legacy console putchar/getchar, set_timer, shutdown (5),
+TIME (6), IPI (7), RFENCE (8), HSM (9, one hart), SRST (10), DBCN (12), and
+popek's own hypercalls for the paravirtual guest kernel (firmware-specific
+range; guests/kernel/popek_hypercall.h and docs/guest.md).
+
+Calling convention (3.1): a7 = extension, a6 = function, a0..a5 arguments;
+returns a0 = error, a1 = value.  Legacy calls (5) return a0 only.
+"""
+
+from __future__ import annotations
+
+from popek.errors import GuestMemoryError
+
+SBI_SUCCESS, SBI_ERR_FAILED, SBI_ERR_NOT_SUPPORTED, SBI_ERR_INVALID_PARAM = 0, -1, -2, -3
+SBI_ERR_INVALID_ADDRESS = -5
+SPEC_VERSION = 2 << 24               # 2.0
+IMPL_ID = 0x706F70                   # "pop"
+IMPL_VERSION = 1
+
+EXT_BASE, EXT_TIME, EXT_IPI, EXT_RFENCE = 0x10, 0x54494D45, 0x735049, 0x52464E43
+EXT_HSM, EXT_SRST, EXT_DBCN, EXT_POPEK = 0x48534D, 0x53525354, 0x4442434E, 0x0A504F50
+LEGACY_SET_TIMER, LEGACY_PUTCHAR, LEGACY_GETCHAR, LEGACY_SHUTDOWN = 0x00, 0x01, 0x02, 0x08
+EXTENSIONS = {EXT_BASE: "base", EXT_TIME: "time", EXT_IPI: "ipi", EXT_RFENCE: "rfence",
+              EXT_HSM: "hsm", EXT_SRST: "srst", EXT_DBCN: "dbcn", EXT_POPEK: "popek",
+              LEGACY_SET_TIMER: "legacy_timer", LEGACY_PUTCHAR: "legacy_putchar",
+              LEGACY_GETCHAR: "legacy_getchar", LEGACY_SHUTDOWN: "legacy_shutdown"}
+M64 = (1 << 64) - 1
+PTE_V, PTE_R, PTE_W, PTE_X = 1, 2, 4, 8
+MMU_BATCH_MAX = 64
+
+
+def _err(code: int) -> int:
+    return code & M64
+
+
+def handle(vmm, vm, x) -> str:
+    """Serve the SBI call in registers ``x`` for ``vm``; returns the extension's name."""
+    ext, fid = x[17], x[16]
+    a0, a1, a2 = x[10], x[11], x[12]
+    name = EXTENSIONS.get(ext, f"{ext:#x}")
+    err, val = SBI_ERR_NOT_SUPPORTED, 0
+    v = vm.vcpu
+    if ext == EXT_BASE:
+        err = SBI_SUCCESS
+        val = {0: SPEC_VERSION, 1: IMPL_ID, 2: IMPL_VERSION,
+               3: int(a0 in EXTENSIONS), 4: 0, 5: 0, 6: 0}.get(fid)
+        if val is None:
+            err, val = SBI_ERR_NOT_SUPPORTED, 0
+    elif ext == EXT_TIME and fid == 0:
+        v.timer = a0
+        err = SBI_SUCCESS
+    elif ext == LEGACY_SET_TIMER:
+        v.timer = a0
+        x[10] = 0
+        return name
+    elif ext == LEGACY_PUTCHAR:
+        vm.console_write(bytes([a0 & 0xFF]))
+        x[10] = 0
+        return name
+    elif ext == LEGACY_GETCHAR:
+        x[10] = vm.console_getchar()
+        return name
+    elif ext == LEGACY_SHUTDOWN:
+        vm.shutdown(0, "SBI legacy shutdown")
+        return name
+    elif ext == EXT_IPI and fid == 0:
+        if _targets_hart0(a0, a1):
+            v.sip_sw |= 1 << 1                                # SSIP
+        err = SBI_SUCCESS
+    elif ext == EXT_RFENCE:
+        if fid == 0:                                         # remote fence.i: coherent already
+            err = SBI_SUCCESS
+        elif fid in (1, 2):                                  # remote sfence.vma (.asid)
+            if _targets_hart0(a0, a1):
+                vmm.guest_sfence(vm)
+            err = SBI_SUCCESS
+    elif ext == EXT_HSM:
+        if fid == 2:                                         # hart_get_status
+            err, val = (SBI_SUCCESS, 0) if a0 == 0 else (SBI_ERR_INVALID_PARAM, 0)
+        elif fid == 0:                                       # hart_start: there is one hart
+            err = SBI_ERR_INVALID_PARAM if a0 != 0 else -6   # ALREADY_AVAILABLE
+    elif ext == EXT_SRST and fid == 0:
+        if a0 in (0, 1, 2):
+            vm.shutdown(0 if a1 == 0 else 1,
+                        "SBI shutdown" if a0 == 0 else "SBI reboot (treated as power off)")
+            err = SBI_SUCCESS
+        else:
+            err = SBI_ERR_INVALID_PARAM
+    elif ext == EXT_DBCN:
+        err, val = _dbcn(vm, fid, a0, a1, a2)
+    elif ext == EXT_POPEK:
+        err, val = _popek(vmm, vm, fid, a0, a1)
+    x[10], x[11] = _err(err), val & M64
+    return name
+
+
+def _targets_hart0(mask: int, base: int) -> bool:
+    if base == M64:
+        return True
+    return base == 0 and bool(mask & 1)
+
+
+def _dbcn(vm, fid, a0, a1, a2):
+    if fid == 2:                                             # write_byte
+        vm.console_write(bytes([a0 & 0xFF]))
+        return SBI_SUCCESS, 0
+    addr = a1 | (a2 << 32)
+    try:
+        if fid == 0:                                         # write(num_bytes, addr)
+            vm.console_write(vm.ram.read(addr, a0))
+            return SBI_SUCCESS, a0
+        if fid == 1:                                         # read(num_bytes, addr)
+            data = vm.console_read(a0)
+            vm.ram.write(addr, data)
+            return SBI_SUCCESS, len(data)
+    except GuestMemoryError:
+        return SBI_ERR_INVALID_PARAM, 0
+    return SBI_ERR_NOT_SUPPORTED, 0
+
+
+def _popek(vmm, vm, fid, a0, a1):
+    """popek's paravirtual MMU and interrupt hypercalls (guests/kernel/popek_hypercall.h)."""
+    v = vm.vcpu
+    if fid == 0:                                             # PROBE
+        return SBI_SUCCESS, 1
+    if fid == 1:                                             # MMU_UPDATE
+        if a1 > MMU_BATCH_MAX:
+            return SBI_ERR_INVALID_PARAM, 0
+        done = 0
+        try:
+            for i in range(a1):
+                pte_addr = vm.ram.read_int(a0 + 16 * i, 8)
+                value = vm.ram.read_int(a0 + 16 * i + 8, 8)
+                if pte_addr % 8 or not vm.ram.contains(pte_addr, 8):
+                    break
+                # A leaf must map the guest's own RAM: the VMM checks every entry.
+                if value & PTE_V:
+                    target = ((value >> 10) & ((1 << 44) - 1)) << 12
+                    if value & (PTE_R | PTE_X) and not vm.ram.contains(target, 4096):
+                        break
+                vm.ram.write_int(pte_addr, 8, value)
+                done += 1
+        except GuestMemoryError:
+            return SBI_ERR_INVALID_ADDRESS, done
+        vmm.ledger_note(vm, "pv_mmu_update", done)
+        return SBI_SUCCESS, done
+    if fid == 2:                                             # SET_SATP
+        vmm.guest_set_satp(vm, a0)
+        vmm.guest_sfence(vm)
+        return SBI_SUCCESS, 0
+    if fid == 3:                                             # TLB_FLUSH
+        vmm.guest_sfence(vm)
+        return SBI_SUCCESS, 0
+    if fid == 4:                                             # IRQ_ENABLE
+        if a0:
+            v.sstatus |= 1 << 1
+        else:
+            v.sstatus &= ~(1 << 1)
+        return SBI_SUCCESS, 0
+    return SBI_ERR_NOT_SUPPORTED, 0

@@ -1,0 +1,88 @@
+"""A virtual machine: its guest-physical memory (a window of host RAM), its
+devices (the virt board's, from riscv/platform.py), its device tree, its console
+and disks, its vCPU, its shadow MMU and its exit ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from popek.errors import ConfigError
+from popek.riscv import devicetree
+from popek.riscv.loader import load_image
+from popek.riscv.platform import Platform, VirtLayout
+from popek.vmm.exits import Ledger
+from popek.vmm.shadow import ShadowMmu, ShadowPool
+from popek.vmm.vcpu import VCpu
+
+MiB = 1 << 20
+KERNEL_OFFSET = 2 * MiB          # the S-mode entry: RAM base + 2 MiB, as after OpenSBI
+
+
+@dataclass
+class VmConfig:
+    kernel: str
+    name: str = "vm0"
+    memory: int = 128 * MiB
+    drives: list = field(default_factory=list)
+    append: str = ""
+
+
+class VirtualMachine(VirtLayout):
+    def __init__(self, vmm, cfg: VmConfig, host_ram, host_base: int, pool: ShadowPool, console):
+        if cfg.memory < 4 * MiB or cfg.memory % MiB:
+            raise ConfigError(f"{cfg.name}: memory must be a whole number of MiB, at least 4")
+        self.vmm = vmm
+        self.cfg = cfg
+        self.name = cfg.name
+        self.bootargs = cfg.append
+        self.console = console
+        self.exit_code: int | None = None
+        self.exit_reason = ""
+        self.ram = host_ram.window(self.RAM_BASE, host_base, cfg.memory)
+        self.host_base = host_base
+        self.vcpu = VCpu(self)
+        self.platform = Platform(self, self.ram, self.console_write, cfg.drives, [self.vcpu])
+        self.bus = self.platform.bus
+        self.uart = self.platform.uart
+        self.ledger = Ledger()
+        self.shadow = ShadowMmu(host_ram, pool, host_base, self.RAM_BASE, cfg.memory)
+        # The kernel at RAM + 2 MiB (an ELF at its own addresses), the tree at the top.
+        img = load_image(cfg.kernel, self.ram, self.RAM_BASE + KERNEL_OFFSET)
+        self.dtb = devicetree.build(self)
+        self.dtb_addr = (self.ram.end - len(self.dtb)) & ~(2 * MiB - 1)
+        if img.high > self.dtb_addr:
+            raise ConfigError(f"{cfg.name}: {cfg.kernel} does not fit below the device tree "
+                              f"(give the VM more memory)")
+        self.ram.write(self.dtb_addr, self.dtb)
+        v = self.vcpu
+        v.pc = img.entry
+        v.x[10], v.x[11] = 0, self.dtb_addr          # a0 = hart id, a1 = device tree
+
+    # -- what the devices call ---------------------------------------------
+    def rtc_ns(self) -> int:
+        return self.vmm.rtc_ns()
+
+    def shutdown(self, code: int, why: str) -> None:
+        if self.exit_code is None:
+            self.exit_code = code
+            self.exit_reason = why
+        self.vmm.vm_stopped(self)
+
+    def request_reset(self) -> None:
+        self.shutdown(0, "reset (treated as power off)")
+
+    # -- console -------------------------------------------------------------
+    def console_write(self, data: bytes) -> None:
+        self.console.write(data)
+
+    def console_getchar(self) -> int:
+        """SBI getchar: the next byte typed at this VM (the same queue its UART reads)."""
+        rx = self.uart.rx
+        return rx.popleft() if rx else (1 << 64) - 1    # -1: nothing there
+
+    def console_read(self, n: int) -> bytes:
+        rx = self.uart.rx
+        return bytes(rx.popleft() for _ in range(min(n, len(rx))))
+
+    def close(self) -> None:
+        self.platform.close()
