@@ -38,6 +38,16 @@ def asm_build() -> Path:
 
 
 @pytest.fixture(scope="session")
+def vmm_programs() -> Path:
+    """Build tests/riscv/vmm (S-mode programs for VMM tests); return the build directory."""
+    r = subprocess.run(["make", "-s", "-C", str(ROOT / "tests" / "riscv" / "vmm")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"building the VMM test programs failed:\n{r.stdout}{r.stderr}")
+    return ROOT / "tests" / "riscv" / "vmm" / "build"
+
+
+@pytest.fixture(scope="session")
 def guest_build() -> Path:
     """Build guests/ (the native and the paravirtual kernel); return the build directory."""
     if shutil.which("riscv64-unknown-elf-gcc") is None:

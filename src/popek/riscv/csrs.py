@@ -201,16 +201,16 @@ for _i in range(64):
 
 # --- counters --------------------------------------------------------------
 def _write_mcycle(h, v):
-    h.cycle_offset = (v - h.instret) & M64
+    h.cycle_offset = (v - h.instret - h.cycle_extra) & M64
 
 
 def _write_minstret(h, v):
     h.instret_offset = (v - h.instret) & M64
 
 
-csr(0xB00, "mcycle", lambda h: (h.instret + h.cycle_offset) & M64, _write_mcycle)
+csr(0xB00, "mcycle", lambda h: h.read_cycle(), _write_mcycle)
 csr(0xB02, "minstret", lambda h: (h.instret + h.instret_offset) & M64, _write_minstret)
-csr(0xC00, "cycle", lambda h: (h.instret + h.cycle_offset) & M64)
+csr(0xC00, "cycle", lambda h: h.read_cycle())
 csr(0xC01, "time", lambda h: h.read_time())
 csr(0xC02, "instret", lambda h: (h.instret + h.instret_offset) & M64)
 for _i in range(3, 32):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 
+from popek import costmodel
 from popek.riscv import csrs, isa, mmu, translate, traps
 from popek.riscv.csrs import (MSTATUS_MIE, MSTATUS_MPIE, MSTATUS_MPP, MSTATUS_MPP_SHIFT,
                               MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SIE, MSTATUS_SPIE,
@@ -74,6 +75,10 @@ class Hart:
         self.priv = M
         self.instret = 0
         self.cycle_offset = self.instret_offset = 0
+        # Modelled cycles beyond one per instruction (costmodel.py): trap entries and
+        # returns, page-walk memory references, TLB flushes; under the VMM, each
+        # exit's cost.  The cycle counter counts them; instret does not.
+        self.cycle_extra = 0
         # CSR state (see csrs.py for the registered views of it).
         self.mstatus = csrs.MSTATUS_UXL | csrs.MSTATUS_SXL
         self.medeleg = self.mideleg = 0
@@ -258,8 +263,12 @@ class Hart:
             pa = va
         else:
             ms = self.mstatus
-            pa = mmu.walk(self.ram, self.satp, va, access, priv, bool(ms & MSTATUS_SUM),
-                          bool(ms & MSTATUS_MXR), self.walk_stats)
+            refs = self.walk_stats.pte_reads
+            try:
+                pa = mmu.walk(self.ram, self.satp, va, access, priv, bool(ms & MSTATUS_SUM),
+                              bool(ms & MSTATUS_MXR), self.walk_stats)
+            finally:
+                self.cycle_extra += (self.walk_stats.pte_reads - refs) * costmodel.PAGE_WALK_REF
         ram = self.ram
         page = pa & ~0xFFF
         if ram.base <= page < ram.end:
@@ -410,6 +419,7 @@ class Hart:
             ms &= ~MSTATUS_MPRV
         self.mstatus = ms
         self.reservation = None
+        self.cycle_extra += costmodel.TRAP_RETURN
         self.set_priv(mpp)
         self.pc = self.mepc
 
@@ -423,6 +433,7 @@ class Hart:
             ms |= MSTATUS_SIE
         self.mstatus = ms
         self.reservation = None
+        self.cycle_extra += costmodel.TRAP_RETURN
         self.set_priv(spp)
         self.pc = self.sepc
 
@@ -436,7 +447,11 @@ class Hart:
     def sfence_vma(self, va, rs1, asid, rs2):
         if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TVM):
             raise Trap(traps.ILLEGAL_INSN, None)
+        self.cycle_extra += costmodel.TLB_FLUSH
         self._flush_tlbs()
+
+    def read_cycle(self) -> int:
+        return (self.instret + self.cycle_offset + self.cycle_extra) & M64
 
     def fence_i(self):
         # Nothing to do: every write to a page holding decoded code (stores, DMA,
@@ -454,8 +469,9 @@ class Hart:
         deleg = self.mideleg if interrupt else self.medeleg
         code = ((1 << 63) | cause) if interrupt else cause
         if self.m_trap_hook is not None and not (priv != M and (deleg >> cause) & 1):
-            self.m_trap_hook(cause, tval & M64, epc, interrupt)
+            self.m_trap_hook(cause, tval & M64, epc, interrupt)     # charges its own costs
             return
+        self.cycle_extra += costmodel.TRAP_ENTRY
         if priv != M and (deleg >> cause) & 1:
             self.scause, self.sepc, self.stval = code, epc, tval & M64
             ms = self.mstatus & ~(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP)

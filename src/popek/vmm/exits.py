@@ -40,7 +40,8 @@ REASON_COSTS = {
 class Ledger:
     """Per VM: counts and modelled cycles per exit reason (and detail)."""
 
-    def __init__(self):
+    def __init__(self, charge=None):
+        self.charge = charge              # callable(cycles): the CPU's cycle counter counts them
         self.counts: dict[str, int] = {}
         self.cycles: dict[str, int] = {}
         self.details: dict[tuple[str, str], int] = {}
@@ -49,6 +50,8 @@ class Ledger:
         cost = C.TRAP_ENTRY + REASON_COSTS.get(reason, C.EMULATE_CSR) + extra_cycles + C.TRAP_RETURN
         self.counts[reason] = self.counts.get(reason, 0) + 1
         self.cycles[reason] = self.cycles.get(reason, 0) + cost
+        if self.charge is not None:
+            self.charge(cost)
         if detail:
             key = (reason, detail)
             self.details[key] = self.details.get(key, 0) + 1

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 HOST_RAM_BASE = 0x80000000
 SHADOW_POOL_PAGES = 2048            # 8 MiB of shadow tables per VM
 SLICE = 20_000                      # instructions a vCPU runs before the VMM looks around
+# Exits a vCPU may take in one slice.  A guest that wedges itself in a trap loop
+# (a garbage satp, say) retires no instructions; this hands control back anyway.
+SLICE_EXITS = 2_000
 M64 = (1 << 64) - 1
 ACCESS = {traps.INSN_PAGE_FAULT: FETCH, traps.LOAD_PAGE_FAULT: LOAD,
           traps.STORE_PAGE_FAULT: STORE}
@@ -88,6 +91,8 @@ class Hypervisor:
             host += cfg.memory + pool_bytes
         self.current: VirtualMachine | None = None
         self.wall = 0.0
+        self.exits = 0                            # all VMs, for the budget
+        self.slice_exits = 0
 
     # -- what the hart calls ---------------------------------------------------
     def mtime(self) -> int:
@@ -98,6 +103,9 @@ class Hypervisor:
 
     def rtc_ns(self) -> int:
         return self.rtc_base_ns + self.clock.ns(self.hart.instret)
+
+    def charge_cycles(self, cycles: int) -> None:
+        self.hart.cycle_extra += cycles
 
     # -- scheduling ------------------------------------------------------------
     def _switch_to(self, vm: VirtualMachine) -> None:
@@ -138,7 +146,10 @@ class Hypervisor:
                 alive = [vm for vm in self.vms if vm.exit_code is None]
                 if not alive:
                     break
-                if self.max_instructions is not None and h.instret >= self.max_instructions:
+                # The budget counts guest instructions and VMM exits: both are work, and a
+                # guest stuck faulting retires no instructions at all.
+                if self.max_instructions is not None and \
+                        h.instret + self.exits >= self.max_instructions:
                     return None
                 self._service()
                 now = self.mtime()
@@ -161,8 +172,9 @@ class Hypervisor:
                     if at is not None:
                         limit = min(limit, max(at, h.instret + 1))
                 if self.max_instructions is not None:
-                    limit = min(limit, self.max_instructions)
+                    limit = min(limit, max(self.max_instructions - self.exits, h.instret + 1))
                 h.limit = limit
+                self.slice_exits = 0
                 h.run()
             return self._exit_code()
         finally:
@@ -200,6 +212,10 @@ class Hypervisor:
         """Every trap that reaches M-mode: the VMM's exit handler."""
         vm = self.current
         h = self.hart
+        self.exits += 1
+        self.slice_exits += 1
+        if self.slice_exits >= SLICE_EXITS:
+            h.limit = 0
         if interrupt:                               # the host has no interrupt sources
             h.pc = epc
             return
@@ -277,7 +293,7 @@ class Hypervisor:
         src = d.imm if imm else h.x[d.rs1]
         op = name[4]                                  # csrr[w|s|c](i)
         writes = op == "w" or (d.imm if imm else d.rs1) != 0
-        old = v.csr_read(d.csr, self.mtime(), h.instret)
+        old = v.csr_read(d.csr, self.mtime(), h.read_cycle() if d.csr == 0xC00 else h.instret)
         if writes:
             new = src if op == "w" else (old | src if op == "s" else old & ~src)
             changed = v.csr_write(d.csr, new & M64)

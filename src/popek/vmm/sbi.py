@@ -135,10 +135,11 @@ def _popek(vmm, vm, fid, a0, a1):
                 value = vm.ram.read_int(a0 + 16 * i + 8, 8)
                 if pte_addr % 8 or not vm.ram.contains(pte_addr, 8):
                     break
-                # A leaf must map the guest's own RAM: the VMM checks every entry.
-                if value & PTE_V:
+                # A leaf must map the guest's own RAM or its own devices: the VMM checks
+                # every entry.  (Shadow tables never point at anything else anyway.)
+                if value & PTE_V and value & (PTE_R | PTE_X):
                     target = ((value >> 10) & ((1 << 44) - 1)) << 12
-                    if value & (PTE_R | PTE_X) and not vm.ram.contains(target, 4096):
+                    if not vm.ram.contains(target, 4096) and vm.bus.find(target) is None:
                         break
                 vm.ram.write_int(pte_addr, 8, value)
                 done += 1

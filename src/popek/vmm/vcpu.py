@@ -105,9 +105,10 @@ class VCpu:
         return self.sepc
 
     # -- CSRs --------------------------------------------------------------------
-    def csr_read(self, num: int, mtime: int, instret: int) -> int:
+    def csr_read(self, num: int, mtime: int, count: int) -> int:
+        """``count``: the cycle or instret value, for reads of those counters."""
         if num in COUNTERS:
-            return mtime if num == 0xC01 else instret
+            return mtime if num == 0xC01 else count
         if num == 0x100:
             return self.sstatus
         if num == 0x104:

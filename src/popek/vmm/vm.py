@@ -44,7 +44,7 @@ class VirtualMachine(VirtLayout):
         self.platform = Platform(self, self.ram, self.console_write, cfg.drives, [self.vcpu])
         self.bus = self.platform.bus
         self.uart = self.platform.uart
-        self.ledger = Ledger()
+        self.ledger = Ledger(vmm.charge_cycles)
         self.shadow = ShadowMmu(host_ram, pool, host_base, self.RAM_BASE, cfg.memory)
         # The kernel at RAM + 2 MiB (an ELF at its own addresses), the tree at the top.
         img = load_image(cfg.kernel, self.ram, self.RAM_BASE + KERNEL_OFFSET)

@@ -1,0 +1,126 @@
+"""The trap-and-emulate VMM: unmodified guests (U-Boot, our guest OS, its PV
+build) run deprivileged; exits are counted exactly; hostile guests hurt only
+themselves."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from popek.console import ScriptedConsole
+from popek.riscv.board import DriveSpec
+from popek.vmm.hypervisor import Hypervisor
+from popek.vmm.vm import VmConfig
+from tests.test_guest import BENCH_LINE, BENCHMARKS, integrity_pattern, INTEGRITY_SECTOR
+
+MiB = 1 << 20
+
+
+def run_vms(configs, steps=(), max_instructions=None):
+    con = ScriptedConsole(steps)
+    hv = Hypervisor(configs, con, max_instructions=max_instructions)
+    code = hv.run()
+    hv.close()
+    return code, con.text(), hv
+
+
+@pytest.fixture
+def disk(tmp_path):
+    img = tmp_path / "guest.img"
+    img.write_bytes(b"POPEK-VMM-DISK!!" + bytes((4 << 20) - 16))
+    return img
+
+
+def test_ledger_counts_exits_exactly(vmm_programs):
+    """1000 `csrr sstatus` in the guest kernel are 1000 CSR exits, not one more."""
+    code, _, hv = run_vms([VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=16 * MiB)])
+    led = hv.vms[0].ledger
+    assert code == 0
+    assert led.counts["csr"] == 1000
+    assert led.details[("csr", "0x100")] == 1000
+    assert led.counts["sbi"] == 1 and led.details[("sbi", "srst")] == 1
+    assert led.cycles["csr"] == 1000 * (80 + 150 + 60)        # entry + emulation + return
+
+
+@pytest.mark.slow
+def test_guest_os_runs_unmodified_under_the_vmm(guest_build, disk):
+    code, out, hv = run_vms([VmConfig(kernel=str(guest_build / "kernel.elf"),
+                                      drives=[DriveSpec(str(disk))])])
+    assert "SELFTEST PASS 8/8" in out, out[-2000:]
+    assert sorted(m.group(1) for m in BENCH_LINE.finditer(out)) == sorted(BENCHMARKS)
+    assert code == 0
+    data = disk.read_bytes()
+    assert data[INTEGRITY_SECTOR * 512:(INTEGRITY_SECTOR + 16) * 512] == integrity_pattern()
+    led = hv.vms[0].ledger.counts
+    # What a kernel does that trap-and-emulate must catch, all caught:
+    for reason in ("csr", "sret", "sbi", "sfence_vma", "page_fault_shadow", "page_fault_guest",
+                   "ecall_user", "interrupt", "counter", "mmio_write", "mmio_read"):
+        assert led.get(reason, 0) > 0, reason
+
+
+@pytest.mark.slow
+def test_paravirtual_guest_os_under_the_vmm(guest_build, disk):
+    code, out, hv = run_vms([VmConfig(kernel=str(guest_build / "kernel-pv.elf"),
+                                      drives=[DriveSpec(str(disk))])])
+    assert "popek guest kernel (paravirtual)" in out
+    assert "SELFTEST PASS 8/8" in out, out[-2000:]
+    assert code == 0
+    led = hv.vms[0].ledger
+    assert led.counts.get("sfence_vma", 0) == 0                  # fences are hypercalls now
+    assert led.details[("pv_mmu_update", "entries")] > 100        # batched PTE stores
+    assert led.details[("sbi", "popek")] > 0
+
+
+@pytest.mark.slow
+def test_uboot_runs_unmodified_under_the_vmm(uboot_smode, disk):
+    steps = [("Hit any key", " "), ("=> ", "version\n"), ("=> ", "virtio scan\n"),
+             ("=> ", "virtio info\n"), ("=> ", "virtio read 0x84000000 0 1\n"),
+             ("=> ", "md.b 0x84000000 0x10\n"), ("=> ", "mw.b 0x85000000 0xa5 0x200\n"),
+             ("=> ", "virtio write 0x85000000 8 1\n"), ("=> ", "poweroff\n")]
+    code, out, hv = run_vms([VmConfig(kernel=str(uboot_smode), drives=[DriveSpec(str(disk))])],
+                            steps)
+    assert "U-Boot 2023.01" in out and "riscv64-linux-gnu-gcc" in out
+    assert "Capacity: 4.0 MB" in out
+    assert "50 4f 50 45 4b 2d 56 4d 4d 2d 44 49 53 4b 21 21" in out      # POPEK-VMM-DISK!!
+    assert "1 blocks written: OK" in out
+    assert code == 0
+    assert disk.read_bytes()[8 * 512:9 * 512] == b"\xa5" * 512
+    assert hv.vms[0].ledger.counts["mmio_read"] > 0
+
+
+@pytest.mark.slow
+def test_two_vms_one_hostile(guest_build, vmm_programs, disk):
+    """Our guest OS and a guest that stores at random addresses, writes garbage to
+    satp, executes illegal and privileged instructions, then wedges itself: the OS
+    finishes correctly, the VMM survives, the wild VM only hurt itself."""
+    configs = [VmConfig(kernel=str(guest_build / "kernel.elf"), name="os",
+                        drives=[DriveSpec(str(disk))], append="selftest"),
+               VmConfig(kernel=str(vmm_programs / "wild.elf"), name="wild", memory=16 * MiB)]
+    code, out, hv = run_vms(configs, max_instructions=40_000_000)
+    os_vm, wild = hv.vms
+    assert "[os] SELFTEST PASS 8/8" in out, out[-2000:]
+    assert os_vm.exit_code == 0
+    assert "[wild] W" in out                       # it got through all its mischief
+    assert wild.exit_code is None                  # and then wedged itself for good
+    assert code is None                            # so the run ends on the budget
+    reflected = wild.ledger.details
+    assert reflected[("exception_reflected", "store/AMO access fault")] > 100
+    assert reflected[("exception_reflected", "illegal instruction")] > 100
+    assert wild.ledger.counts["page_fault_guest"] > 1000       # its self-inflicted wedge
+
+
+def test_vmm_options_are_checked():
+    def popek(*args):
+        return subprocess.run([sys.executable, "-m", "popek", "run", *args],
+                              capture_output=True, text=True)
+    r = popek("--vmm", "trap-emulate", "--bios", "x.elf", "--kernel", "k.elf")
+    assert r.returncode == 1 and "drop --bios" in r.stderr and "Traceback" not in r.stderr
+    r = popek("--vm", "kernel=k.elf")
+    assert r.returncode == 1 and "--vmm" in r.stderr
+    r = popek("--vmm", "trap-emulate", "--vm", "drive=x.img")
+    assert r.returncode == 1 and "kernel=" in r.stderr
+    r = popek("--vmm", "trap-emulate", "--kernel", "/nonexistent.elf")
+    assert r.returncode == 1 and "no such file" in r.stderr and "Traceback" not in r.stderr
