@@ -19,10 +19,10 @@ from tests.test_guest import BENCH_LINE, BENCHMARKS, integrity_pattern, INTEGRIT
 MiB = 1 << 20
 
 
-def run_vms(configs, steps=(), max_instructions=None):
+def run_vms(configs, steps=(), max_instructions=None, until=None):
     con = ScriptedConsole(steps)
     hv = Hypervisor(configs, con, max_instructions=max_instructions)
-    code = hv.run()
+    code = hv.run(until=until and (lambda: until(hv)))
     hv.close()
     return code, con.text(), hv
 
@@ -99,13 +99,14 @@ def test_two_vms_one_hostile(guest_build, vmm_programs, disk):
     configs = [VmConfig(kernel=str(guest_build / "kernel.elf"), name="os",
                         drives=[DriveSpec(str(disk))], append="selftest"),
                VmConfig(kernel=str(vmm_programs / "wild.elf"), name="wild", memory=16 * MiB)]
-    code, out, hv = run_vms(configs, max_instructions=40_000_000)
+    code, out, hv = run_vms(configs, max_instructions=40_000_000,
+                            until=lambda hv: hv.vms[0].exit_code is not None)
     os_vm, wild = hv.vms
     assert "[os] SELFTEST PASS 8/8" in out, out[-2000:]
     assert os_vm.exit_code == 0
     assert "[wild] W" in out                       # it got through all its mischief
     assert wild.exit_code is None                  # and then wedged itself for good
-    assert code is None                            # so the run ends on the budget
+    assert code is None                            # still running when the OS was done
     reflected = wild.ledger.details
     assert reflected[("exception_reflected", "store/AMO access fault")] > 100
     assert reflected[("exception_reflected", "illegal instruction")] > 100
@@ -124,3 +125,19 @@ def test_vmm_options_are_checked():
     assert r.returncode == 1 and "kernel=" in r.stderr
     r = popek("--vmm", "trap-emulate", "--kernel", "/nonexistent.elf")
     assert r.returncode == 1 and "no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_guest_os_and_uboot_side_by_side(guest_build, uboot_smode, disk, tmp_path):
+    """Two unmodified guests at once, each with its own console and disk."""
+    disk2 = tmp_path / "uboot.img"
+    disk2.write_bytes(bytes(1 << 20))
+    configs = [VmConfig(kernel=str(uboot_smode), name="uboot", drives=[DriveSpec(str(disk2))]),
+               VmConfig(kernel=str(guest_build / "kernel.elf"), name="os",
+                        drives=[DriveSpec(str(disk))], append="selftest")]
+    steps = [("Hit any key", " "), ("=> ", "virtio info\n"), ("=> ", "poweroff\n")]
+    code, out, hv = run_vms(configs, steps)
+    assert re.search(r"\[uboot\] +Capacity: 1.0 MB", out)
+    assert "[uboot] poweroff ..." in out
+    assert "[os] SELFTEST PASS 8/8" in out
+    assert [vm.exit_code for vm in hv.vms] == [0, 0] and code == 0

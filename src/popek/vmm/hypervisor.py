@@ -135,9 +135,9 @@ class Hypervisor:
         if vm is self.current:
             self.hart.limit = 0
 
-    def run(self) -> int | None:
+    def run(self, until=None) -> int | None:
         """Run every VM until all have powered off; returns the exit code (or None
-        if the instruction budget ran out)."""
+        if the instruction budget ran out, or ``until()`` became true first)."""
         h, clock = self.hart, self.clock
         start = time.perf_counter()
         rr = 0
@@ -146,6 +146,8 @@ class Hypervisor:
                 alive = [vm for vm in self.vms if vm.exit_code is None]
                 if not alive:
                     break
+                if until is not None and until():
+                    return None
                 # The budget counts guest instructions and VMM exits: both are work, and a
                 # guest stuck faulting retires no instructions at all.
                 if self.max_instructions is not None and \
