@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import fdt
-import pytest
 
 
 def popek(*args, input=None, timeout=120):

@@ -76,13 +76,16 @@ def test_paravirtual_guest_os_under_the_vmm(guest_build, disk):
 
 @pytest.mark.slow
 def test_uboot_runs_unmodified_under_the_vmm(uboot_smode, disk):
-    steps = [("Hit any key", " "), ("=> ", "version\n"), ("=> ", "virtio scan\n"),
+    steps = [("Hit any key", " "), ("=> ", "version\n"), ("=> ", "bdinfo\n"),
+             ("=> ", "md 0x80000000 8\n"), ("=> ", "virtio scan\n"),
              ("=> ", "virtio info\n"), ("=> ", "virtio read 0x84000000 0 1\n"),
              ("=> ", "md.b 0x84000000 0x10\n"), ("=> ", "mw.b 0x85000000 0xa5 0x200\n"),
              ("=> ", "virtio write 0x85000000 8 1\n"), ("=> ", "poweroff\n")]
     code, out, hv = run_vms([VmConfig(kernel=str(uboot_smode), drives=[DriveSpec(str(disk))])],
                             steps)
     assert "U-Boot 2023.01" in out and "riscv64-linux-gnu-gcc" in out
+    assert "-> start    = 0x0000000080000000" in out                       # bdinfo
+    assert re.search(r"80000000: [0-9a-f]{8} ", out)                       # md
     assert "Capacity: 4.0 MB" in out
     assert "50 4f 50 45 4b 2d 56 4d 4d 2d 44 49 53 4b 21 21" in out      # POPEK-VMM-DISK!!
     assert "1 blocks written: OK" in out
@@ -141,3 +144,61 @@ def test_guest_os_and_uboot_side_by_side(guest_build, uboot_smode, disk, tmp_pat
     assert "[uboot] poweroff ..." in out
     assert "[os] SELFTEST PASS 8/8" in out
     assert [vm.exit_code for vm in hv.vms] == [0, 0] and code == 0
+
+
+# -- exit handling, fed with made-up exits (no guest code runs) -------------------
+
+@pytest.fixture
+def idle_vm(vmm_programs):
+    con = ScriptedConsole()
+    hv = Hypervisor([VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=16 * MiB)], con)
+    vm = hv.vms[0]
+    hv.switch_to(vm)
+    yield hv, vm, con
+    hv.close()
+
+
+def test_exit_sbi_putchar(idle_vm):
+    from popek.vmm.exits import Exit
+    hv, vm, con = idle_vm
+    h = hv.hart
+    h.x[17], h.x[10] = 0x01, ord("Z")                     # legacy console putchar
+    hv.handle_exit(vm, Exit.from_trap(8, 0, 0x80200100, False))
+    assert con.text() == "Z"
+    assert h.pc == 0x80200104 and h.x[10] == 0
+    assert vm.ledger.details[("sbi", "legacy_putchar")] == 1
+
+
+def test_exit_csr_write_then_read(idle_vm):
+    from popek.riscv import isa
+    from popek.vmm.exits import Exit
+    hv, vm, _ = idle_vm
+    h = hv.hart
+    h.x[5] = 0x80201000
+    csrw_stvec = 0x10529073                               # csrw stvec, t0
+    hv.handle_exit(vm, Exit.from_trap(2, csrw_stvec, 0x80200000, False))
+    assert vm.vcpu.stvec == 0x80201000 and h.pc == 0x80200004
+    csrr_stvec = 0x10502573                               # csrr a0, stvec
+    hv.handle_exit(vm, Exit.from_trap(2, csrr_stvec, 0x80200004, False))
+    assert h.x[10] == 0x80201000
+    assert isa.disassemble(isa.decode(csrr_stvec)) == "csrrs a0, 0x105, zero"
+
+
+def test_exit_reflects_a_guest_user_ecall(idle_vm):
+    from popek.vmm.exits import Exit
+    hv, vm, _ = idle_vm
+    v = vm.vcpu
+    v.stvec, v.priv = 0x80202000, 0                       # the guest's user mode
+    hv.handle_exit(vm, Exit.from_trap(8, 0, 0x40000010, False))
+    assert hv.hart.pc == 0x80202000
+    assert (v.priv, v.scause, v.sepc) == (1, 8, 0x40000010)
+    assert vm.ledger.counts["ecall_user"] == 1
+
+
+def test_exit_m_mode_instruction_is_reflected_as_illegal(idle_vm):
+    from popek.vmm.exits import Exit
+    hv, vm, _ = idle_vm
+    vm.vcpu.stvec = 0x80203000
+    hv.handle_exit(vm, Exit.from_trap(2, 0x30200073, 0x80200020, False))   # mret
+    assert hv.hart.pc == 0x80203000
+    assert vm.vcpu.scause == 2 and vm.vcpu.stval == 0x30200073

@@ -12,11 +12,30 @@ from dataclasses import dataclass
 from popek import costmodel as C
 
 
+# What stopped the guest.  The simulated backend makes these from traps that reach
+# M-mode; the KVM backend will make them from KVM_RUN's exit reasons.
+ILLEGAL = "illegal"            # a privileged (or illegal) instruction: emulate or reflect
+ECALL = "ecall"                # a hypercall (from the guest kernel) or a system call
+PAGE_FAULT = "page_fault"      # shadow miss, guest fault, or device access
+EXCEPTION = "exception"        # anything else the guest itself must handle
+INTERRUPT = "interrupt"
+
+
 @dataclass(frozen=True)
 class Exit:
-    reason: str          # e.g. "csr", "sbi", "mmio_read", "page_fault_shadow"
-    detail: str = ""     # e.g. the CSR's name, the SBI extension
-    cycles: int = 0      # modelled cost of the emulation (entry/return added by the ledger)
+    """One exit: what happened (``kind``), the trap cause, its value, and where."""
+    kind: str
+    cause: int
+    tval: int
+    pc: int
+
+    @staticmethod
+    def from_trap(cause: int, tval: int, epc: int, interrupt: bool) -> "Exit":
+        if interrupt:
+            return Exit(INTERRUPT, cause, tval, epc)
+        kind = {2: ILLEGAL, 8: ECALL, 12: PAGE_FAULT, 13: PAGE_FAULT, 15: PAGE_FAULT}.get(
+            cause, EXCEPTION)
+        return Exit(kind, cause, tval, epc)
 
 
 # Reasons, with the emulation cost each is charged (plus trap entry and return).

@@ -29,6 +29,7 @@ from popek.riscv import isa, traps
 from popek.riscv.hart import Hart
 from popek.riscv.mmu import FETCH, LOAD, STORE
 from popek.vmm import sbi
+from popek.vmm.exits import ECALL, ILLEGAL, INTERRUPT, PAGE_FAULT, Exit
 from popek.vmm.shadow import GuestPageFault, ShadowPool, guest_walk
 from popek.vmm.vcpu import COUNTERS, GuestIllegal, S, U
 from popek.vmm.vm import VirtualMachine, VmConfig
@@ -108,6 +109,10 @@ class Hypervisor:
         self.hart.cycle_extra += cycles
 
     # -- scheduling ------------------------------------------------------------
+    def switch_to(self, vm: VirtualMachine) -> None:
+        """Put ``vm`` on the hart (its registers, pc and shadow tables)."""
+        self._switch_to(vm)
+
     def _switch_to(self, vm: VirtualMachine) -> None:
         h = self.hart
         if self.current is vm:
@@ -211,32 +216,36 @@ class Hypervisor:
 
     # -- exits -------------------------------------------------------------------
     def on_trap(self, cause: int, tval: int, epc: int, interrupt: bool) -> None:
-        """Every trap that reaches M-mode: the VMM's exit handler."""
-        vm = self.current
+        """Every trap that reaches M-mode (the hart's hook): an exit of the current VM."""
         h = self.hart
         self.exits += 1
         self.slice_exits += 1
         if self.slice_exits >= SLICE_EXITS:
             h.limit = 0
-        if interrupt:                               # the host has no interrupt sources
-            h.pc = epc
+        self.handle_exit(self.current, Exit.from_trap(cause, tval, epc, interrupt))
+
+    def handle_exit(self, vm: VirtualMachine, e: Exit) -> None:
+        """Emulate or reflect one exit of ``vm`` (the running VM), then resume it."""
+        h = self.hart
+        if e.kind == INTERRUPT:                     # the host has no interrupt sources
+            h.pc = e.pc
             return
         try:
-            if cause == traps.ILLEGAL_INSN:
-                self._privileged(vm, tval, epc)
-            elif cause == traps.ECALL_FROM_U:
+            if e.kind == ILLEGAL:
+                self._privileged(vm, e.tval, e.pc)
+            elif e.kind == ECALL:
                 if vm.vcpu.priv == S:
                     ext = sbi.handle(self, vm, h.x)
                     vm.ledger.record("sbi", ext)
-                    h.pc = epc + 4
+                    h.pc = e.pc + 4
                 else:
-                    self._reflect(vm, traps.ECALL_FROM_U, 0, epc, "ecall_user")
-            elif cause in ACCESS:
-                self._page_fault(vm, ACCESS[cause], tval, epc)
+                    self._reflect(vm, traps.ECALL_FROM_U, 0, e.pc, "ecall_user")
+            elif e.kind == PAGE_FAULT:
+                self._page_fault(vm, ACCESS[e.cause], e.tval, e.pc)
             else:
-                self._reflect(vm, cause, tval, epc, "exception_reflected")
+                self._reflect(vm, e.cause, e.tval, e.pc, "exception_reflected")
         except GuestIllegal:
-            self._reflect(vm, traps.ILLEGAL_INSN, tval, epc, "exception_reflected")
+            self._reflect(vm, traps.ILLEGAL_INSN, e.tval, e.pc, "exception_reflected")
         h.x[0] = 0
         if vm.exit_code is None:
             self._deliver_interrupts(vm)
