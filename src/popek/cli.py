@@ -187,8 +187,13 @@ def cmd_run_vmm(args) -> int:
     if args.stats:
         print(format_stats(hv.stats()), file=sys.stderr)
         print(hv.ledger_report(), file=sys.stderr)
+    return _exit_code(code, hv.hart.instret)
+
+
+def _exit_code(code: int | None, instret: int) -> int:
+    """The guest's exit code, or the budget's when the run was cut short."""
     if code is None:
-        print(f"popek: stopped after {hv.hart.instret:,} instructions (--max-instructions)",
+        print(f"popek: stopped after {instret:,} instructions (--max-instructions)",
               file=sys.stderr)
         return EXIT_BUDGET
     return code
@@ -221,11 +226,7 @@ def cmd_run(args) -> int:
         print(format_stats(board.stats()), file=sys.stderr)
     if args.profile:
         print(board.profile_report(), file=sys.stderr)
-    if code is None:
-        print(f"popek: stopped after {board.hart.instret:,} instructions (--max-instructions)",
-              file=sys.stderr)
-        return EXIT_BUDGET
-    return code
+    return _exit_code(code, board.hart.instret)
 
 
 def main(argv=None) -> int:

@@ -83,3 +83,17 @@ class HostClock:
 
     def ns(self, instret: int) -> int:
         return time.monotonic_ns() - self.start
+
+
+class MachineTime:
+    """Time as a machine's devices see it, for a machine with ``clock``, ``hart``
+    and ``rtc_base_ns`` (the board, and the VMM's host)."""
+
+    def mtime(self) -> int:
+        return self.clock.mtime(self.hart.instret)
+
+    def set_mtime(self, value: int) -> None:
+        self.clock.set_mtime(self.hart.instret, value)
+
+    def rtc_ns(self) -> int:
+        return self.rtc_base_ns + self.clock.ns(self.hart.instret)

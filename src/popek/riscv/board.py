@@ -23,7 +23,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from popek.clock import HostClock, InstructionClock
+from popek.clock import HostClock, InstructionClock, MachineTime
 from popek.console import StdioConsole
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
@@ -92,7 +92,7 @@ class ResetRom:
         return self.read(off, size)
 
 
-class VirtBoard(VirtLayout):
+class VirtBoard(VirtLayout, MachineTime):
     def __init__(self, config: BoardConfig, console=None):
         if config.memory < MIN_RAM or config.memory % 4096:
             raise ConfigError(f"memory size must be a multiple of 4 KiB and at least "
@@ -183,16 +183,6 @@ class VirtBoard(VirtLayout):
         ram.write(self.dtb_addr, self.dtb)
         return images
 
-    # --------------------------------------------------------- time
-    def mtime(self) -> int:
-        return self.clock.mtime(self.hart.instret)
-
-    def set_mtime(self, value: int) -> None:
-        self.clock.set_mtime(self.hart.instret, value)
-
-    def rtc_ns(self) -> int:
-        return self.rtc_base_ns + self.clock.ns(self.hart.instret)
-
     # --------------------------------------------------------- control
     def shutdown(self, code: int, reason: str) -> None:
         """Power off: the run loop returns ``code`` at the next block boundary."""
@@ -277,8 +267,8 @@ class VirtBoard(VirtLayout):
                  f"  {'block pc':>18s} {'runs':>9s} {'insns':>12s} {'time s':>8s} {'share':>6s}  "
                  f"engine     first instruction"]
         for pc, (runs, insns, secs, blk) in sorted(prof.items(), key=lambda kv: -kv[1][2])[:top]:
-            first = isa.disassemble(blk.insns[0][1], pc) if blk.insns else "?"
-            engine = "translated" if blk.fn is not None else "interp"
+            first = isa.disassemble(blk.insns[0][1], pc) if blk and blk.insns else "(trap entry)"
+            engine = "translated" if blk and blk.fn is not None else "interp"
             lines.append(f"  {pc:#18x} {runs:9,d} {insns:12,d} {secs:8.3f} {secs / total:6.1%}  "
                          f"{engine:10s} {first}")
         return "\n".join(lines)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 
-from popek.clock import HostClock, InstructionClock
+from popek.clock import HostClock, InstructionClock, MachineTime
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
 from popek.errors import ConfigError
@@ -65,7 +65,7 @@ class PrefixedConsole:
         self.console.write(bytes(out))
 
 
-class Hypervisor:
+class Hypervisor(MachineTime):
     def __init__(self, vm_configs: list[VmConfig], console, clock: str = "icount",
                  engine: str = "translate", max_instructions: int | None = None):
         if not vm_configs:
@@ -95,16 +95,7 @@ class Hypervisor:
         self.exits = 0                            # all VMs, for the budget
         self.slice_exits = 0
 
-    # -- what the hart calls ---------------------------------------------------
-    def mtime(self) -> int:
-        return self.clock.mtime(self.hart.instret)
-
-    def set_mtime(self, value: int) -> None:
-        self.clock.set_mtime(self.hart.instret, value)
-
-    def rtc_ns(self) -> int:
-        return self.rtc_base_ns + self.clock.ns(self.hart.instret)
-
+    # -- what the hart calls (and mtime/rtc_ns from MachineTime) ---------------
     def charge_cycles(self, cycles: int) -> None:
         self.hart.cycle_extra += cycles
 
