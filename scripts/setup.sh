@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   make                      # builds the RISC-V test programs
+  gcc                       # the tiny x86-64 guests of the KVM backend (guests/x86)
   gcc-riscv64-unknown-elf   # cross compiler for tests/ and guests/
   opensbi                   # M-mode firmware (fw_jump) booted by default
   u-boot-qemu               # S-mode and M-mode U-Boot for the virt board

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "host: the host's real time")
     run.add_argument("--icount-ips", metavar="N", type=int, default=0,
                      help="nominal guest instructions per second of the icount clock")
+    run.add_argument("--backend", choices=("riscv", "kvm"), default="riscv",
+                     help="riscv: the simulated RV64 machine (default); kvm: real x86-64 "
+                          "hardware through /dev/kvm (--kernel: a 64-bit ELF)")
     run.add_argument("--vmm", choices=("none", "trap-emulate"), default="none",
                      help="none: bare metal (default); trap-emulate: run the kernel as a guest "
                           "of popek's VMM (deprivileged, shadow page tables, SBI by the VMM)")
@@ -100,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"stop after N guest instructions (exit code {EXIT_BUDGET})")
     run.add_argument("--trace", metavar="FILE", help="write every executed instruction to FILE")
     run.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+
+    sub.add_parser("kvm-check", help="what this host's KVM offers, with measured exit costs",
+                   description="Report /dev/kvm's API version, implementation (hardware or "
+                               "software such as PVM), capabilities, and measured per-operation "
+                               "costs of exits from a probe guest.")
     return p
 
 
@@ -199,9 +207,33 @@ def _exit_code(code: int | None, instret: int) -> int:
     return code
 
 
+def cmd_run_kvm(args) -> int:
+    from popek.console import StdioConsole
+    from popek.kvm.machine import X86Machine
+
+    if args.kernel is None:
+        raise ConfigError("--backend kvm needs --kernel (a 64-bit x86 ELF)")
+    if args.vmm != "none" or args.vm or args.drive or args.bios not in (None, "none"):
+        raise ConfigError("--backend kvm takes --kernel and -m (no --bios, --drive or --vmm yet)")
+    console = StdioConsole()
+    m = X86Machine(args.kernel, memory=args.memory if args.memory != 128 << 20 else 64 << 20,
+                   console=console)
+    try:
+        code = m.run(max_exits=args.max_instructions)
+    finally:
+        console.close()
+        m.close()
+    if args.stats:
+        print(m.ledger.report("KVM exits"), file=sys.stderr)
+        print(f"  wall {m.wall:.3f} s", file=sys.stderr)
+    return _exit_code(code, 0)
+
+
 def cmd_run(args) -> int:
     from popek.riscv.board import VirtBoard
 
+    if args.backend == "kvm":
+        return cmd_run_kvm(args)
     if args.vmm != "none":
         return cmd_run_vmm(args)
     if args.vm:
@@ -236,6 +268,10 @@ def main(argv=None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "kvm-check":
+            from popek.kvm.check import report
+            print(report())
+            return 0
     except PopekError as e:
         print(f"popek: error: {e}", file=sys.stderr)
         return 1

@@ -18,13 +18,14 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 
 
 class GuestMemory:
-    def __init__(self, base: int, size: int):
+    def __init__(self, base: int, size: int, backing=None):
+        """``backing``: a buffer to use (the KVM backend's mmap), else a new bytearray."""
         if size <= 0 or size % PAGE_SIZE:
             raise ValueError(f"guest RAM size must be a positive multiple of {PAGE_SIZE}")
         self.base = base
         self.size = size
         self.end = base + size
-        self.data = bytearray(size)
+        self.data = backing if backing is not None else bytearray(size)
         self.data_offset = 0          # where base lives in self.data (non-zero in a window)
         self.parent = None
         view = memoryview(self.data)

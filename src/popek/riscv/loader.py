@@ -45,13 +45,15 @@ def _looks_like_text(data: bytes) -> bool:
     return bool(head) and all(b in b"\t\n\r" or 0x20 <= b < 0x7F for b in head)
 
 
-def load_image(path: str, ram, raw_addr: int) -> LoadedImage:
-    """Load ``path`` into ``ram``: an ELF at its physical addresses, else raw at ``raw_addr``."""
+def load_image(path: str, ram, raw_addr: int, machine: str = "EM_RISCV") -> LoadedImage:
+    """Load ``path`` into ``ram``: an ELF at its physical addresses, else raw at ``raw_addr``.
+
+    ``machine`` is the ELF machine expected (EM_RISCV, or EM_X86_64 for the KVM backend)."""
     data = _read(path)
     if not data:
         raise ImageError(f"{path}: empty file")
     if data[:4] == ELF_MAGIC:
-        return _load_elf(path, data, ram)
+        return _load_elf(path, data, ram, machine)
     if _looks_like_text(data):
         raise ImageError(f"{path}: not an ELF or raw binary image (it looks like text)")
     _place(path, ram, raw_addr, data, "raw image")
@@ -66,15 +68,19 @@ def _place(path, ram, addr, data, what):
     ram.write(addr, data)
 
 
-def _load_elf(path: str, data: bytes, ram) -> LoadedImage:
+ARCH_NAMES = {"EM_RISCV": "RISC-V", "EM_X86_64": "x86-64"}
+
+
+def _load_elf(path: str, data: bytes, ram, want: str) -> LoadedImage:
     import io
     try:
         elf = ELFFile(io.BytesIO(data))
         machine = elf["e_machine"]
-        if machine != "EM_RISCV":
-            raise ImageError(f"{path}: ELF for {machine.removeprefix('EM_')}, not RISC-V")
+        if machine != want:
+            raise ImageError(f"{path}: ELF for {machine.removeprefix('EM_')}, "
+                             f"not {ARCH_NAMES.get(want, want)}")
         if elf.elfclass != 64:
-            raise ImageError(f"{path}: 32-bit RISC-V ELF; popek's hart is RV64")
+            raise ImageError(f"{path}: 32-bit ELF; popek runs 64-bit guests")
         low, high = None, None
         for seg in elf.iter_segments():
             if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:

@@ -19,6 +19,11 @@ ECALL = "ecall"                # a hypercall (from the guest kernel) or a system
 PAGE_FAULT = "page_fault"      # shadow miss, guest fault, or device access
 EXCEPTION = "exception"        # anything else the guest itself must handle
 INTERRUPT = "interrupt"
+# Exits as KVM reports them (x86-64 backend).
+PORT_IO = "port_io"            # cause = port, tval = (direction, size, count, data offset)
+MMIO = "mmio"                  # cause = address, tval = (is_write, length)
+HALT = "halt"
+SHUTDOWN = "shutdown"          # tval = KVM's exit reason
 
 
 @dataclass(frozen=True)

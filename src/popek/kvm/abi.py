@@ -1,0 +1,119 @@
+"""The KVM ABI as popek uses it: ioctl numbers and structures
+(Documentation/virt/kvm/api.rst; include/uapi/linux/kvm.h, x86 variants)."""
+
+from __future__ import annotations
+
+import ctypes
+
+KVMIO = 0xAE
+_IOC_NONE, _IOC_WRITE, _IOC_READ = 0, 1, 2
+
+
+def _ioc(direction, nr, size):
+    return (direction << 30) | (size << 16) | (KVMIO << 8) | nr
+
+
+def _io(nr):
+    return _ioc(_IOC_NONE, nr, 0)
+
+
+def _iow(nr, struct):
+    return _ioc(_IOC_WRITE, nr, ctypes.sizeof(struct))
+
+
+def _ior(nr, struct):
+    return _ioc(_IOC_READ, nr, ctypes.sizeof(struct))
+
+
+def _iowr(nr, struct):
+    return _ioc(_IOC_READ | _IOC_WRITE, nr, ctypes.sizeof(struct))
+
+
+class UserspaceMemoryRegion(ctypes.Structure):
+    _fields_ = [("slot", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("guest_phys_addr", ctypes.c_uint64), ("memory_size", ctypes.c_uint64),
+                ("userspace_addr", ctypes.c_uint64)]
+
+
+class Regs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in
+                ("rax rbx rcx rdx rsi rdi rsp rbp r8 r9 r10 r11 r12 r13 r14 r15 rip rflags").split()]
+
+
+class Segment(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_uint64), ("limit", ctypes.c_uint32),
+                ("selector", ctypes.c_uint16), ("type", ctypes.c_uint8),
+                ("present", ctypes.c_uint8), ("dpl", ctypes.c_uint8), ("db", ctypes.c_uint8),
+                ("s", ctypes.c_uint8), ("l", ctypes.c_uint8), ("g", ctypes.c_uint8),
+                ("avl", ctypes.c_uint8), ("unusable", ctypes.c_uint8), ("padding", ctypes.c_uint8)]
+
+
+class DTable(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_uint64), ("limit", ctypes.c_uint16),
+                ("padding", ctypes.c_uint16 * 3)]
+
+
+class Sregs(ctypes.Structure):
+    _fields_ = [("cs", Segment), ("ds", Segment), ("es", Segment), ("fs", Segment),
+                ("gs", Segment), ("ss", Segment), ("tr", Segment), ("ldt", Segment),
+                ("gdt", DTable), ("idt", DTable),
+                ("cr0", ctypes.c_uint64), ("cr2", ctypes.c_uint64), ("cr3", ctypes.c_uint64),
+                ("cr4", ctypes.c_uint64), ("cr8", ctypes.c_uint64), ("efer", ctypes.c_uint64),
+                ("apic_base", ctypes.c_uint64), ("interrupt_bitmap", ctypes.c_uint64 * 4)]
+
+
+class CpuidEntry2(ctypes.Structure):
+    _fields_ = [("function", ctypes.c_uint32), ("index", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32), ("eax", ctypes.c_uint32), ("ebx", ctypes.c_uint32),
+                ("ecx", ctypes.c_uint32), ("edx", ctypes.c_uint32),
+                ("padding", ctypes.c_uint32 * 3)]
+
+
+MAX_CPUID_ENTRIES = 256
+
+
+class Cpuid2(ctypes.Structure):
+    _fields_ = [("nent", ctypes.c_uint32), ("padding", ctypes.c_uint32),
+                ("entries", CpuidEntry2 * MAX_CPUID_ENTRIES)]
+
+
+class _Cpuid2Header(ctypes.Structure):     # the ioctl number encodes the header's size
+    _fields_ = [("nent", ctypes.c_uint32), ("padding", ctypes.c_uint32)]
+
+
+# struct kvm_run: the fields popek reads, at their offsets.
+RUN_EXIT_REASON = 8            # __u32 exit_reason
+RUN_EXIT_UNION = 32            # the exit-specific union
+# io: __u8 direction, __u8 size, __u16 port, __u32 count, __u64 data_offset
+# mmio: __u64 phys_addr, __u8 data[8], __u32 len, __u8 is_write
+EXIT_IO_IN, EXIT_IO_OUT = 0, 1
+
+EXIT_REASONS = {0: "unknown", 1: "exception", 2: "io", 3: "hypercall", 4: "debug", 5: "hlt",
+                6: "mmio", 7: "irq_window_open", 8: "shutdown", 9: "fail_entry", 10: "intr",
+                17: "internal_error", 24: "system_event"}
+EXIT_IO, EXIT_HLT, EXIT_MMIO, EXIT_SHUTDOWN = 2, 5, 6, 8
+EXIT_FAIL_ENTRY, EXIT_INTERNAL_ERROR, EXIT_SYSTEM_EVENT = 9, 17, 24
+
+# ioctls, by the object they act on.
+GET_API_VERSION = _io(0x00)
+CREATE_VM = _io(0x01)
+CHECK_EXTENSION = _io(0x03)
+GET_VCPU_MMAP_SIZE = _io(0x04)
+GET_SUPPORTED_CPUID = _iowr(0x05, _Cpuid2Header)
+SET_USER_MEMORY_REGION = _iow(0x46, UserspaceMemoryRegion)
+CREATE_VCPU = _io(0x41)
+CREATE_IRQCHIP = _io(0x60)
+RUN = _io(0x80)
+GET_REGS = _ior(0x81, Regs)
+SET_REGS = _iow(0x82, Regs)
+GET_SREGS = _ior(0x83, Sregs)
+SET_SREGS = _iow(0x84, Sregs)
+SET_CPUID2 = _iow(0x90, _Cpuid2Header)
+
+IOCTL_NAMES = {v: k for k, v in dict(globals()).items()
+               if k.isupper() and isinstance(v, int) and v > 0xFFFF}
+
+# Capabilities worth reporting (KVM_CAP_*).
+CAPS = {"irqchip": 0, "hlt": 1, "user_memory": 3, "set_tss_addr": 4, "ext_cpuid": 7,
+        "nr_vcpus": 9, "nr_memslots": 10, "pit": 11, "sync_mmu": 16, "ioeventfd": 36,
+        "max_vcpus": 66, "pit2": 33, "xsave": 55, "immediate_exit": 136}

@@ -1,0 +1,120 @@
+"""A thin layer over /dev/kvm, mirroring the kernel's file descriptors:
+:class:`Kvm` (the system) → :class:`KvmVm` → :class:`KvmVcpu`, one method per
+ioctl, failures raised as :class:`KvmError` naming the ioctl and errno."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+
+from popek.errors import PopekError
+from popek.kvm import abi
+
+DEVICE = "/dev/kvm"
+
+
+class KvmError(PopekError):
+    def __init__(self, ioctl: int, err: int):
+        self.ioctl, self.errno = abi.IOCTL_NAMES.get(ioctl, hex(ioctl)), err
+        super().__init__(f"KVM_{self.ioctl} failed: {errno.errorcode.get(err, err)} "
+                         f"({os.strerror(err)})")
+
+
+class KvmUnavailable(PopekError):
+    """No usable /dev/kvm on this host."""
+
+
+def _ioctl(fd: int, request: int, arg=0):
+    try:
+        return fcntl.ioctl(fd, request, arg)
+    except OSError as e:
+        raise KvmError(request, e.errno) from None
+
+
+class Kvm:
+    def __init__(self, path: str = DEVICE):
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise KvmUnavailable(f"{path} does not exist: this host offers no KVM") from None
+        except PermissionError:
+            raise KvmUnavailable(f"{path}: permission denied (are you in the kvm group?)") from None
+        version = _ioctl(self.fd, abi.GET_API_VERSION)
+        if version != 12:
+            raise KvmUnavailable(f"{path}: KVM API version {version}, popek needs 12")
+        self.api_version = version
+
+    def check_extension(self, cap: int) -> int:
+        return _ioctl(self.fd, abi.CHECK_EXTENSION, cap)
+
+    def vcpu_mmap_size(self) -> int:
+        return _ioctl(self.fd, abi.GET_VCPU_MMAP_SIZE)
+
+    def supported_cpuid(self) -> abi.Cpuid2:
+        c = abi.Cpuid2(nent=abi.MAX_CPUID_ENTRIES)
+        _ioctl(self.fd, abi.GET_SUPPORTED_CPUID, c)
+        return c
+
+    def create_vm(self) -> "KvmVm":
+        return KvmVm(self, _ioctl(self.fd, abi.CREATE_VM, 0))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class KvmVm:
+    def __init__(self, kvm: Kvm, fd: int):
+        self.kvm, self.fd = kvm, fd
+        self.slots = 0
+
+    def set_user_memory_region(self, guest_phys: int, backing: mmap.mmap) -> int:
+        """Give the guest ``backing`` (an mmap) at ``guest_phys``; returns the slot."""
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(backing))
+        region = abi.UserspaceMemoryRegion(self.slots, 0, guest_phys, len(backing), addr)
+        _ioctl(self.fd, abi.SET_USER_MEMORY_REGION, region)
+        self.slots += 1
+        return self.slots - 1
+
+    def create_vcpu(self, index: int = 0) -> "KvmVcpu":
+        return KvmVcpu(self, _ioctl(self.fd, abi.CREATE_VCPU, index))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class KvmVcpu:
+    def __init__(self, vm: KvmVm, fd: int):
+        self.vm, self.fd = vm, fd
+        self.run_area = mmap.mmap(fd, vm.kvm.vcpu_mmap_size(), mmap.MAP_SHARED,
+                                  mmap.PROT_READ | mmap.PROT_WRITE)
+
+    def get_regs(self) -> abi.Regs:
+        r = abi.Regs()
+        _ioctl(self.fd, abi.GET_REGS, r)
+        return r
+
+    def set_regs(self, r: abi.Regs) -> None:
+        _ioctl(self.fd, abi.SET_REGS, r)
+
+    def get_sregs(self) -> abi.Sregs:
+        s = abi.Sregs()
+        _ioctl(self.fd, abi.GET_SREGS, s)
+        return s
+
+    def set_sregs(self, s: abi.Sregs) -> None:
+        _ioctl(self.fd, abi.SET_SREGS, s)
+
+    def set_cpuid2(self, c: abi.Cpuid2) -> None:
+        _ioctl(self.fd, abi.SET_CPUID2, c)
+
+    def run(self) -> int:
+        """KVM_RUN until the next exit to user space; returns the exit reason."""
+        _ioctl(self.fd, abi.RUN, 0)
+        return int.from_bytes(self.run_area[abi.RUN_EXIT_REASON:abi.RUN_EXIT_REASON + 4], "little")
+
+    def close(self) -> None:
+        self.run_area.close()
+        os.close(self.fd)
