@@ -20,6 +20,8 @@ from popek.errors import ConfigError, PopekError
 
 DEBIAN_OPENSBI = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf"
 EXIT_BUDGET = 124          # like timeout(1): the instruction budget ran out
+DEFAULT_MEMORY = 128 << 20     # the simulated machine and its VMs, as QEMU's virt
+KVM_DEFAULT_MEMORY = 64 << 20  # the KVM backend's tiny guests
 
 log = logging.getLogger("popek")
 
@@ -76,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--append", metavar="ARGS", default="", help="kernel command line (bootargs)")
     run.add_argument("--drive", metavar="SPEC", action="append", type=parse_drive, default=[],
                      help="virtio-blk disk: PATH or file=PATH[,format=raw][,readonly=on]")
-    run.add_argument("-m", "--memory", metavar="SIZE", type=parse_size, default=128 << 20,
-                     help="guest RAM (default 128M; a bare number means MiB)")
+    run.add_argument("-m", "--memory", metavar="SIZE", type=parse_size, default=None,
+                     help="guest RAM (default 128M, 64M with --backend kvm; a bare number "
+                          "means MiB)")
     run.add_argument("--clock", choices=("icount", "host"), default="icount",
                      help="icount: deterministic, time from retired instructions (default); "
                           "host: the host's real time")
@@ -127,7 +130,7 @@ def _board_config(args):
     if args.icount_ips < 0:
         raise ConfigError("--icount-ips must be positive")
     return BoardConfig(bios=bios, kernel=args.kernel, append=args.append, drives=args.drive,
-                       memory=args.memory, clock=args.clock, ips=args.icount_ips,
+                       memory=args.memory or DEFAULT_MEMORY, clock=args.clock, ips=args.icount_ips,
                        max_instructions=args.max_instructions, engine=args.engine,
                        profile=args.profile)
 
@@ -162,7 +165,7 @@ def parse_vm(text: str, index: int):
     if "kernel" not in opts:
         raise ConfigError("--vm needs kernel=FILE")
     try:
-        memory = parse_size(opts["memory"][0]) if "memory" in opts else 128 << 20
+        memory = parse_size(opts["memory"][0]) if "memory" in opts else DEFAULT_MEMORY
     except argparse.ArgumentTypeError as e:
         raise ConfigError(str(e)) from None
     return VmConfig(kernel=opts["kernel"][0], name=opts.get("name", [f"vm{index}"])[0],
@@ -179,7 +182,8 @@ def cmd_run_vmm(args) -> int:
         raise ConfigError("--vmm runs S-mode kernels and provides SBI itself: drop --bios")
     configs = []
     if args.kernel:
-        configs.append(VmConfig(kernel=args.kernel, name="vm0", memory=args.memory,
+        configs.append(VmConfig(kernel=args.kernel, name="vm0",
+                                memory=args.memory or DEFAULT_MEMORY,
                                 drives=args.drive, append=args.append))
     configs += [parse_vm(spec, len(configs) + i) for i, spec in enumerate(args.vm)]
     if not configs:
@@ -216,8 +220,7 @@ def cmd_run_kvm(args) -> int:
     if args.vmm != "none" or args.vm or args.drive or args.bios not in (None, "none"):
         raise ConfigError("--backend kvm takes --kernel and -m (no --bios, --drive or --vmm yet)")
     console = StdioConsole()
-    m = X86Machine(args.kernel, memory=args.memory if args.memory != 128 << 20 else 64 << 20,
-                   console=console)
+    m = X86Machine(args.kernel, memory=args.memory or KVM_DEFAULT_MEMORY, console=console)
     try:
         code = m.run(max_exits=args.max_instructions)
     finally:

@@ -467,12 +467,13 @@ class Hart:
         self.waiting = False
         priv = self.priv
         deleg = self.mideleg if interrupt else self.medeleg
-        code = ((1 << 63) | cause) if interrupt else cause
-        if self.m_trap_hook is not None and not (priv != M and (deleg >> cause) & 1):
+        to_s = priv != M and (deleg >> cause) & 1
+        if self.m_trap_hook is not None and not to_s:
             self.m_trap_hook(cause, tval & M64, epc, interrupt)     # charges its own costs
             return
+        code = ((1 << 63) | cause) if interrupt else cause
         self.cycle_extra += costmodel.TRAP_ENTRY
-        if priv != M and (deleg >> cause) & 1:
+        if to_s:
             self.scause, self.sepc, self.stval = code, epc, tval & M64
             ms = self.mstatus & ~(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP)
             if self.mstatus & MSTATUS_SIE:

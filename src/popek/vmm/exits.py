@@ -70,15 +70,19 @@ class Ledger:
         self.cycles: dict[str, int] = {}
         self.details: dict[tuple[str, str], int] = {}
 
-    def record(self, reason: str, detail: str = "", extra_cycles: int = 0) -> None:
-        cost = C.TRAP_ENTRY + REASON_COSTS.get(reason, C.EMULATE_CSR) + extra_cycles + C.TRAP_RETURN
+    def record(self, reason: str, detail: str = "") -> None:
+        cost = C.TRAP_ENTRY + REASON_COSTS.get(reason, C.EMULATE_CSR) + C.TRAP_RETURN
         self.counts[reason] = self.counts.get(reason, 0) + 1
         self.cycles[reason] = self.cycles.get(reason, 0) + cost
         if self.charge is not None:
             self.charge(cost)
         if detail:
-            key = (reason, detail)
-            self.details[key] = self.details.get(key, 0) + 1
+            self.note(reason, detail)
+
+    def note(self, reason: str, detail: str, n: int = 1) -> None:
+        """Count ``n`` under (reason, detail) without charging an exit (e.g. batched PTEs)."""
+        key = (reason, detail)
+        self.details[key] = self.details.get(key, 0) + n
 
     def total(self) -> tuple[int, int]:
         return sum(self.counts.values()), sum(self.cycles.values())

@@ -24,7 +24,7 @@ import time
 from popek.clock import HostClock, InstructionClock, MachineTime
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
-from popek.errors import ConfigError
+from popek.errors import ConfigError, GuestMemoryError
 from popek.riscv import isa, traps
 from popek.riscv.hart import Hart
 from popek.riscv.mmu import FETCH, LOAD, STORE
@@ -102,9 +102,6 @@ class Hypervisor(MachineTime):
     # -- scheduling ------------------------------------------------------------
     def switch_to(self, vm: VirtualMachine) -> None:
         """Put ``vm`` on the hart (its registers, pc and shadow tables)."""
-        self._switch_to(vm)
-
-    def _switch_to(self, vm: VirtualMachine) -> None:
         h = self.hart
         if self.current is vm:
             return
@@ -162,7 +159,7 @@ class Hypervisor(MachineTime):
                     continue
                 vm = runnable[rr % len(runnable)]
                 rr += 1
-                self._switch_to(vm)
+                self.switch_to(vm)
                 self._deliver_interrupts(vm)
                 limit = h.instret + SLICE
                 if vm.vcpu.timer != M64 and vm.vcpu.timer > now:
@@ -314,9 +311,6 @@ class Hypervisor(MachineTime):
         if vm is self.current:
             self._load_shadow(vm)
 
-    def ledger_note(self, vm, reason: str, n: int) -> None:
-        vm.ledger.details[(reason, "entries")] = vm.ledger.details.get((reason, "entries"), 0) + n
-
     def _page_fault(self, vm, access: int, va: int, epc: int) -> None:
         h, v = self.hart, vm.vcpu
         sum_, mxr = bool(v.sstatus & (1 << 18)), bool(v.sstatus & (1 << 19))
@@ -368,7 +362,7 @@ class Hypervisor(MachineTime):
             word = vm.ram.read_int(gpa, 2)
             if word & 3 == 3:
                 word = vm.ram.read_int(gpa, 4)
-        except Exception:
+        except (GuestPageFault, GuestMemoryError):
             return None
         return isa.decode(word)
 

@@ -145,7 +145,7 @@ def _popek(vmm, vm, fid, a0, a1):
                 done += 1
         except GuestMemoryError:
             return SBI_ERR_INVALID_ADDRESS, done
-        vmm.ledger_note(vm, "pv_mmu_update", done)
+        vm.ledger.note("pv_mmu_update", "entries", done)
         return SBI_SUCCESS, done
     if fid == 2:                                             # SET_SATP
         vmm.guest_set_satp(vm, a0)

@@ -39,7 +39,6 @@ class VirtualMachine(VirtLayout):
         self.exit_code: int | None = None
         self.exit_reason = ""
         self.ram = host_ram.window(self.RAM_BASE, host_base, cfg.memory)
-        self.host_base = host_base
         self.vcpu = VCpu(self)
         self.platform = Platform(self, self.ram, self.console_write, cfg.drives, [self.vcpu])
         self.bus = self.platform.bus
