@@ -12,8 +12,9 @@ from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
 from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
-from popek.devices.virtio.mmio import (STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK,
-                                       STATUS_FEATURES_OK, STATUS_NEEDS_RESET, VirtioMmio)
+from popek.devices.virtio.mmio import VirtioMmio
+from popek.devices.virtio.transport import (STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK,
+                                            STATUS_FEATURES_OK, STATUS_NEEDS_RESET)
 from popek.errors import GuestMemoryError
 
 BASE = 0x80000000

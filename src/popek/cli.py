@@ -51,15 +51,17 @@ def parse_drive(text: str):
         raise argparse.ArgumentTypeError("--drive needs file=PATH")
     if opts.get("format", "raw") != "raw":
         raise argparse.ArgumentTypeError(f"drive format {opts['format']!r}: only raw is supported")
-    if opts.get("if", "virtio") != "virtio":
-        raise argparse.ArgumentTypeError(f"drive interface {opts['if']!r}: only virtio is supported")
+    interface = opts.get("if", "virtio")
+    if interface not in ("virtio", "virtio-mmio", "virtio-pci"):
+        raise argparse.ArgumentTypeError(f"drive interface {interface!r}: virtio, virtio-mmio "
+                                         "or virtio-pci")
     ro = opts.get("readonly", "off")
     if ro not in ("on", "off"):
         raise argparse.ArgumentTypeError("readonly= takes on or off")
     unknown = set(opts) - {"file", "format", "if", "readonly"}
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown --drive option(s): {', '.join(sorted(unknown))}")
-    return DriveSpec(opts["file"], ro == "on")
+    return DriveSpec(opts["file"], ro == "on", interface)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kernel", metavar="FILE", help="kernel or bare program (ELF or raw)")
     run.add_argument("--append", metavar="ARGS", default="", help="kernel command line (bootargs)")
     run.add_argument("--drive", metavar="SPEC", action="append", type=parse_drive, default=[],
-                     help="virtio-blk disk: PATH or file=PATH[,format=raw][,readonly=on]")
+                     help="virtio-blk disk: PATH or file=PATH[,format=raw][,readonly=on]"
+                          "[,if=virtio|virtio-mmio|virtio-pci] (if=virtio: mmio on riscv, "
+                          "pci on kvm)")
+    run.add_argument("--initrd", metavar="FILE", help="initial ramdisk (--backend kvm, Linux)")
     run.add_argument("-m", "--memory", metavar="SIZE", type=parse_size, default=None,
                      help="guest RAM (default 128M, 64M with --backend kvm; a bare number "
                           "means MiB)")
@@ -103,7 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtb-out", metavar="FILE", help="write the generated device tree and exit")
     run.add_argument("--stats", action="store_true", help="print run statistics at exit")
     run.add_argument("--max-instructions", metavar="N", type=int,
-                     help=f"stop after N guest instructions (exit code {EXIT_BUDGET})")
+                     help=f"stop after N guest instructions (exit code {EXIT_BUDGET}); with "
+                          "--backend kvm, after N exits")
+    run.add_argument("--timeout", metavar="SECONDS", type=float,
+                     help=f"--backend kvm: stop after this much wall time (exit code "
+                          f"{EXIT_BUDGET})")
+    run.add_argument("--cost-profile", metavar="FILE",
+                     help="cycle costs for the VMM's ledger, as written by `popek calibrate` "
+                          "(default: the documented built-in profile)")
     run.add_argument("--trace", metavar="FILE", help="write every executed instruction to FILE")
     run.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
 
@@ -111,6 +123,28 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Report /dev/kvm's API version, implementation (hardware or "
                                "software such as PVM), capabilities, and measured per-operation "
                                "costs of exits from a probe guest.")
+    cal = sub.add_parser("calibrate", help="measure this host's KVM exit costs into a cost profile",
+                         description="Measure exit costs on /dev/kvm (as kvm-check does) and "
+                                     "write them, in cycles of the TSC, as a cost profile that "
+                                     "`popek run --cost-profile` loads.")
+    cal.add_argument("-o", "--output", metavar="FILE", required=True, help="profile to write (JSON)")
+    ird = sub.add_parser("initramfs", help="build an initramfs for Debian's kernel (KVM backend)",
+                         description="Pack busybox-static, the virtio kernel modules (with their "
+                                     "dependencies) and an /init script into a newc cpio archive.")
+    ird.add_argument("-o", "--output", metavar="FILE", required=True, help="archive to write")
+    ird.add_argument("--modules-dir", metavar="DIR",
+                     help="the kernel's module tree (default: that of the Debian kernel popek "
+                          "finds in /boot or fetched by scripts/setup.sh)")
+    ird.add_argument("--module", metavar="NAME", action="append",
+                     help="a module to include with its dependencies (repeatable; default: "
+                          "virtio_pci virtio_blk virtio_mmio)")
+    ird.add_argument("--busybox", metavar="FILE", default="/bin/busybox",
+                     help="a static busybox (default: Debian's busybox-static)")
+    ext = sub.add_parser("extract-vmlinux", help="unpack the vmlinux ELF inside a bzImage",
+                         description="Decompress a bzImage's payload: the uncompressed vmlinux, "
+                                     "which boots through its PVH entry.")
+    ext.add_argument("bzimage", metavar="BZIMAGE")
+    ext.add_argument("-o", "--output", metavar="FILE", required=True)
     return p
 
 
@@ -199,6 +233,8 @@ def cmd_run_vmm(args) -> int:
     if args.stats:
         print(format_stats(hv.stats()), file=sys.stderr)
         print(hv.ledger_report(), file=sys.stderr)
+        from popek import costmodel
+        print(f"  costs from {costmodel.profile_source}", file=sys.stderr)
     return _exit_code(code, hv.hart.instret)
 
 
@@ -211,32 +247,17 @@ def _exit_code(code: int | None, instret: int) -> int:
     return code
 
 
-def cmd_run_kvm(args) -> int:
-    from popek.console import StdioConsole
-    from popek.kvm.machine import X86Machine
-
-    if args.kernel is None:
-        raise ConfigError("--backend kvm needs --kernel (a 64-bit x86 ELF)")
-    if args.vmm != "none" or args.vm or args.drive or args.bios not in (None, "none"):
-        raise ConfigError("--backend kvm takes --kernel and -m (no --bios, --drive or --vmm yet)")
-    console = StdioConsole()
-    m = X86Machine(args.kernel, memory=args.memory or KVM_DEFAULT_MEMORY, console=console)
-    try:
-        code = m.run(max_exits=args.max_instructions)
-    finally:
-        console.close()
-        m.close()
-    if args.stats:
-        print(m.ledger.report("KVM exits"), file=sys.stderr)
-        print(f"  wall {m.wall:.3f} s", file=sys.stderr)
-    return _exit_code(code, 0)
-
-
 def cmd_run(args) -> int:
     from popek.riscv.board import VirtBoard
 
     if args.backend == "kvm":
+        from popek.kvm.commands import cmd_run_kvm
         return cmd_run_kvm(args)
+    if args.initrd or args.timeout is not None:
+        raise ConfigError("--initrd and --timeout are for --backend kvm")
+    if args.cost_profile:
+        from popek import costmodel
+        costmodel.load_profile(args.cost_profile)
     if args.vmm != "none":
         return cmd_run_vmm(args)
     if args.vm:
@@ -271,10 +292,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
-        if args.command == "kvm-check":
-            from popek.kvm.check import report
-            print(report())
-            return 0
+        if args.command in ("kvm-check", "calibrate", "initramfs", "extract-vmlinux"):
+            from popek.kvm import commands
+            return commands.COMMANDS[args.command](args)
     except PopekError as e:
         print(f"popek: error: {e}", file=sys.stderr)
         return 1

@@ -81,6 +81,39 @@ class _Cpuid2Header(ctypes.Structure):     # the ioctl number encodes the header
     _fields_ = [("nent", ctypes.c_uint32), ("padding", ctypes.c_uint32)]
 
 
+class PitConfig(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint32), ("pad", ctypes.c_uint32 * 15)]
+
+
+class IrqLevel(ctypes.Structure):
+    _fields_ = [("irq", ctypes.c_uint32), ("level", ctypes.c_uint32)]
+
+
+class VcpuEvents(ctypes.Structure):
+    """struct kvm_vcpu_events: pending exception, interrupt, NMI and SMI state."""
+    _fields_ = [("exc_injected", ctypes.c_uint8), ("exc_nr", ctypes.c_uint8),
+                ("exc_has_error_code", ctypes.c_uint8), ("exc_pending", ctypes.c_uint8),
+                ("exc_error_code", ctypes.c_uint32),
+                ("int_injected", ctypes.c_uint8), ("int_nr", ctypes.c_uint8),
+                ("int_soft", ctypes.c_uint8), ("int_shadow", ctypes.c_uint8),
+                ("nmi_injected", ctypes.c_uint8), ("nmi_pending", ctypes.c_uint8),
+                ("nmi_masked", ctypes.c_uint8), ("nmi_pad", ctypes.c_uint8),
+                ("sipi_vector", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("smi", ctypes.c_uint8 * 4), ("triple_fault_pending", ctypes.c_uint8),
+                ("reserved", ctypes.c_uint8 * 26), ("exception_has_payload", ctypes.c_uint8),
+                ("exception_payload", ctypes.c_uint64)]
+
+
+class Translation(ctypes.Structure):
+    _fields_ = [("linear_address", ctypes.c_uint64), ("physical_address", ctypes.c_uint64),
+                ("valid", ctypes.c_uint8), ("writeable", ctypes.c_uint8),
+                ("usermode", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 5)]
+
+
+class MpState(ctypes.Structure):
+    _fields_ = [("mp_state", ctypes.c_uint32)]
+
+
 # struct kvm_run: the fields popek reads, at their offsets.
 RUN_EXIT_REASON = 8            # __u32 exit_reason
 RUN_EXIT_UNION = 32            # the exit-specific union
@@ -92,7 +125,12 @@ EXIT_REASONS = {0: "unknown", 1: "exception", 2: "io", 3: "hypercall", 4: "debug
                 6: "mmio", 7: "irq_window_open", 8: "shutdown", 9: "fail_entry", 10: "intr",
                 17: "internal_error", 24: "system_event"}
 EXIT_IO, EXIT_HLT, EXIT_MMIO, EXIT_SHUTDOWN = 2, 5, 6, 8
+EXIT_INTR = 10
 EXIT_FAIL_ENTRY, EXIT_INTERNAL_ERROR, EXIT_SYSTEM_EVENT = 9, 17, 24
+
+# struct kvm_run.internal: __u32 suberror, __u32 ndata, __u64 data[16]
+INTERNAL_ERROR_EMULATION = 1
+PIT_SPEAKER_DUMMY = 1        # KVM_PIT_SPEAKER_DUMMY: port 0x61 handled in the kernel
 
 # ioctls, by the object they act on.
 GET_API_VERSION = _io(0x00)
@@ -103,6 +141,15 @@ GET_SUPPORTED_CPUID = _iowr(0x05, _Cpuid2Header)
 SET_USER_MEMORY_REGION = _iow(0x46, UserspaceMemoryRegion)
 CREATE_VCPU = _io(0x41)
 CREATE_IRQCHIP = _io(0x60)
+IRQ_LINE = _iow(0x61, IrqLevel)
+SET_TSS_ADDR = _io(0x47)
+SET_IDENTITY_MAP_ADDR = _iow(0x48, ctypes.c_uint64)
+CREATE_PIT2 = _iow(0x77, PitConfig)
+GET_VCPU_EVENTS = _ior(0x9F, VcpuEvents)
+SET_VCPU_EVENTS = _iow(0xA0, VcpuEvents)
+GET_MP_STATE = _ior(0x98, MpState)
+TRANSLATE = _iowr(0x85, Translation)
+GET_TSC_KHZ = _io(0xA3)
 RUN = _io(0x80)
 GET_REGS = _ior(0x81, Regs)
 SET_REGS = _iow(0x82, Regs)

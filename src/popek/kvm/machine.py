@@ -1,65 +1,137 @@
-"""An x86-64 machine on KVM: memory, long mode, a port-I/O bus, exits.
+"""An x86-64 machine on KVM: RAM, the in-kernel interrupt controllers and timer,
+port-I/O and MMIO buses with popek's device models, a way in for each kind of
+kernel, and the exit loop.
 
-Guest-physical memory map:
+Kernels (``--kernel``), recognised by content:
 
-    0x0000_0500   GDT (null, 64-bit code 0x08, data 0x10)
-    0x0000_9000   PML4 → 0xa000 PDPT → 0xb000 PD: the first 1 GiB identity-mapped, 2 MiB pages
-    0x0010_0000   the guest image (a 64-bit ELF), entered in long mode, ring 0, at its entry
-    RAM end       -m (default 64 MiB)
+* a bzImage: Linux's 64-bit boot protocol (:mod:`popek.kvm.linux`);
+* an x86-64 ELF with a PVH note (an uncompressed vmlinux): the PVH entry;
+* any other x86-64 ELF (popek's tiny guests): long mode, ring 0, at ``e_entry``.
 
-Port I/O:
+Devices (addresses in :mod:`popek.kvm.layout`): the shared 16550 UART at 0x3f8 on
+IRQ 4; virtio-blk disks on virtio-pci (``if=virtio``, what Linux finds on a PC) or
+virtio-mmio (``if=virtio-mmio``, what the tiny guests drive); a debug-exit port; an
+i8042 stub whose reset command resets (ends) the machine.
 
-    0x3f8-0x3ff   16550 UART (the same device model as the simulated machine's)
-    0x501         debug exit: writing v ends the run with exit code v (as QEMU's isa-debug-exit,
-                  but v itself, not 2v+1)
-    0x510         a port that does nothing: exit-cost measurements write to it
-
-Exits from KVM_RUN become :class:`popek.vmm.exits.Exit` records (kinds port_io, mmio,
-halt, shutdown), handled in :meth:`X86Machine.handle_exit` and counted in a ledger.
+Exits from KVM_RUN become :class:`popek.vmm.exits.Exit` records (port_io, mmio,
+halt, shutdown), dispatched by :meth:`X86Machine.handle_exit` and recorded, with
+the host time each took, in a measured :class:`~popek.vmm.exits.Ledger`.
 """
 
 from __future__ import annotations
 
+import logging
 import mmap
+import os
+import signal
+import threading
 import time
 
+from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
+from popek.devices.pci import PciHost
 from popek.devices.uart16550 import Uart16550
-from popek.errors import ConfigError
-from popek.kvm import abi
+from popek.devices.virtio.blk import VirtioBlk
+from popek.devices.virtio.mmio import VirtioMmio
+from popek.devices.virtio.pci import VirtioPci
+from popek.errors import ConfigError, ImageError
+from popek.kvm import abi, layout, linux, x86
 from popek.kvm.system import Kvm
-from popek.riscv.loader import load_image
+from popek.riscv.loader import _read, load_image
 from popek.vmm.exits import HALT, MMIO, PORT_IO, SHUTDOWN, Exit, Ledger
 
+log = logging.getLogger(__name__)
+
 MiB = 1 << 20
-GDT_ADDR, PML4_ADDR, PDPT_ADDR, PD_ADDR = 0x500, 0x9000, 0xA000, 0xB000
-IMAGE_ADDR = 0x100000
-UART_PORT, DEBUG_EXIT_PORT, NULL_PORT = 0x3F8, 0x501, 0x510
-CR0_PE, CR0_PG = 1, 1 << 31
-CR4_PAE = 1 << 5
-EFER_LME, EFER_LMA = 1 << 8, 1 << 10
-CPUID_CX16 = 1 << 13             # PVM does not emulate cmpxchg16b in ring 0: hide it
+CPUID_CX16 = 1 << 13        # PVM does not emulate cmpxchg16b in ring 0: hide it
+INT3, BP_VECTOR = 0xCC, 3
+KICK_SIGNAL = signal.SIGUSR1
+
+
+class _Port:
+    """A port-I/O device from two callables (the debug-exit port, the i8042 stub)."""
+
+    def __init__(self, read=None, write=None):
+        self._read, self._write = read, write
+
+    def read(self, off: int, size: int) -> int:
+        return self._read(off, size) if self._read else (1 << (8 * size)) - 1
+
+    def write(self, off: int, size: int, value: int) -> None:
+        if self._write:
+            self._write(off, size, value)
 
 
 class X86Machine:
-    def __init__(self, kernel: str, memory: int = 64 * MiB, console=None):
+    def __init__(self, kernel: str, memory: int = 64 * MiB, console=None, *,
+                 initrd: str | None = None, append: str = "", drives=(),
+                 irqchip: bool = True):
         if memory < 4 * MiB or memory % MiB:
             raise ConfigError("KVM guests need a whole number of MiB, at least 4")
+        if memory > layout.MMIO_BASE:
+            raise ConfigError(f"KVM guests take at most {layout.MMIO_BASE >> 20} MiB (-m)")
         self.kvm = Kvm()
         self.vm = self.kvm.create_vm()
+        self.irqchip = irqchip
+        if irqchip:
+            self.vm.set_tss_addr(layout.TSS_PAGES)
+            self.vm.set_identity_map_addr(layout.IDENTITY_MAP)
+            self.vm.create_irqchip()
+            self.vm.create_pit2()
         self.backing = mmap.mmap(-1, memory)
         self.ram = GuestMemory(0, memory, self.backing)
         self.vm.set_user_memory_region(0, self.backing)
         self.console = console
-        self.uart = Uart16550(console.write)
-        self.ledger = Ledger()
+        self.ledger = Ledger(measured=True)
         self.exit_code: int | None = None
         self.exit_reason = ""
-        self.image = load_image(kernel, self.ram, IMAGE_ADDR, machine="EM_X86_64")
+        self.wall = 0.0
+        # Without an irqchip nothing can wake a halted vCPU, so HLT ends the run,
+        # unless a measurement wants to count HLT exits.
+        self.resume_after_halt = False
+        self.lock = threading.Lock()          # devices are shared with the input thread
+        self._build_devices(drives)
         self.vcpu = self.vm.create_vcpu(0)
         self._set_cpuid()
-        self._enter_long_mode(self.image.entry)
-        self.wall = 0.0
+        x86.write_tables(self.ram)
+        self.boot = self._load(kernel, initrd, append)
+
+    # -- set-up ----------------------------------------------------------------------
+    def _irq(self, line: int):
+        if not self.irqchip:
+            return None
+        return lambda level: self.vm.irq_line(line, level)
+
+    def _build_devices(self, drives) -> None:
+        self.ports = Bus()
+        self.mmio = Bus()
+        self.uart = Uart16550(self.console.write, self._irq(layout.UART_IRQ))
+        self.ports.add(layout.UART_PORT, 8, self.uart, "uart")
+        self.ports.add(layout.DEBUG_EXIT_PORT, 1,
+                       _Port(write=lambda off, size, v: self.stop(v & 0xFF, "debug exit")),
+                       "debug-exit")
+        self.ports.add(layout.NULL_PORT, 1, _Port(read=lambda off, size: 0), "null")
+        self.ports.add(layout.POST_PORT, 1, _Port(read=lambda off, size: 0), "post")
+        self.ports.add(layout.I8042_PORT, 1, _Port(read=lambda off, size: 0,
+                                                   write=self._i8042_command), "i8042")
+        self.pci = PciHost()
+        self.ports.add(layout.PCI_CONFIG_ADDRESS, 8, self.pci, "pci-config")
+        self.disks = []
+        next_irq = layout.VIRTIO_MMIO_FIRST_IRQ
+        for spec in drives:
+            blk = VirtioBlk(self.ram, spec.path, spec.readonly)
+            self.disks.append(blk)
+            if spec.interface == "virtio-mmio":
+                base = layout.MMIO_BASE + layout.VIRTIO_MMIO_SIZE * len(self.mmio.mappings())
+                self.mmio.add(base, layout.VIRTIO_MMIO_SIZE,
+                              VirtioMmio(blk, self.ram, self._irq(next_irq)), "virtio-mmio-blk")
+            else:
+                slot = len(self.pci.functions) + 1
+                self.pci.add(slot, VirtioPci(blk, self.ram, next_irq, self._irq(next_irq),
+                                             layout.PCI_BAR_BASE + slot * layout.PCI_BAR_SIZE))
+            next_irq += 1
+            if next_irq in (8, 12, 13, 14, 15):   # RTC, mouse, FPU, IDE: keep clear
+                next_irq += 1
 
     def _set_cpuid(self) -> None:
         c = self.kvm.supported_cpuid()
@@ -69,34 +141,26 @@ class X86Machine:
                 e.ecx &= ~CPUID_CX16
         self.vcpu.set_cpuid2(c)
 
-    def _enter_long_mode(self, entry: int) -> None:
-        """Page tables, GDT and control registers for a 64-bit entry in ring 0."""
-        ram = self.ram
-        gdt = [0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF]      # null, code64, data
-        for i, d in enumerate(gdt):
-            ram.write_int(GDT_ADDR + 8 * i, 8, d)
-        ram.write_int(PML4_ADDR, 8, PDPT_ADDR | 3)               # present, writable
-        ram.write_int(PDPT_ADDR, 8, PD_ADDR | 3)
-        for i in range(512):                                     # 2 MiB pages (PS)
-            ram.write_int(PD_ADDR + 8 * i, 8, (i << 21) | 0x83)
-        s = self.vcpu.get_sregs()
-        code = abi.Segment(base=0, limit=0xFFFFFFFF, selector=0x08, type=11, present=1,
-                           dpl=0, db=0, s=1, l=1, g=1)
-        data = abi.Segment(base=0, limit=0xFFFFFFFF, selector=0x10, type=3, present=1,
-                           dpl=0, db=1, s=1, l=0, g=1)
-        s.cs = code
-        s.ds = s.es = s.fs = s.gs = s.ss = data
-        s.gdt = abi.DTable(base=GDT_ADDR, limit=8 * len(gdt) - 1)
-        s.cr3 = PML4_ADDR
-        s.cr4 = CR4_PAE
-        s.cr0 = CR0_PE | CR0_PG
-        s.efer = EFER_LME | EFER_LMA
-        self.vcpu.set_sregs(s)
-        r = abi.Regs()
-        r.rip = entry
-        r.rsp = IMAGE_ADDR                                       # stack below the image
-        r.rflags = 2
-        self.vcpu.set_regs(r)
+    def _load(self, kernel: str, initrd: str | None, append: str) -> linux.Boot:
+        initrd_data = _read(initrd) if initrd else None
+        head = _read(kernel)
+        if linux.is_bzimage(head):
+            boot = linux.load_bzimage(self.ram, kernel, head, append, initrd_data)
+            x86.long_mode(self.vcpu, boot.entry, rsi=boot.arg, rsp=0)
+            return boot
+        image = load_image(kernel, self.ram, layout.HIMEM, machine="EM_X86_64")
+        if not image.is_elf:
+            raise ImageError(f"{kernel}: not a bzImage or an x86-64 ELF")
+        entry = linux.pvh_entry(kernel, head)
+        if entry is not None:
+            boot = linux.start_pvh(self.ram, kernel, entry, image.high, append, initrd_data)
+            x86.protected_mode(self.vcpu, boot.entry, rbx=boot.arg)
+            return boot
+        if initrd or append:
+            raise ConfigError(f"{kernel}: a bare ELF takes no --initrd or --append "
+                              "(only Linux kernels do)")
+        x86.long_mode(self.vcpu, image.entry)
+        return linux.Boot("elf-64", image.entry, 0, image.high)
 
     # -- exits ---------------------------------------------------------------------
     def next_exit(self) -> Exit:
@@ -118,59 +182,159 @@ class X86Machine:
         return Exit(SHUTDOWN, reason, abi.EXIT_REASONS.get(reason, str(reason)), 0)
 
     def handle_exit(self, e: Exit) -> None:
+        start = time.perf_counter()
         area = self.vcpu.run_area
         if e.kind == PORT_IO:
             direction, size, count, offset = e.tval
-            for i in range(count):
-                at = offset + i * size
-                if direction == abi.EXIT_IO_OUT:
-                    self._port_write(e.cause, size, int.from_bytes(area[at:at + size], "little"))
-                else:
-                    area[at:at + size] = self._port_read(e.cause, size).to_bytes(size, "little")
-            self.ledger.record("port_io_out" if direction == abi.EXIT_IO_OUT else "port_io_in",
-                               f"{e.cause:#x}")
+            out = direction == abi.EXIT_IO_OUT
+            with self.lock:
+                for i in range(count):
+                    at = offset + i * size
+                    if out:
+                        self._port_write(e.cause, size, int.from_bytes(area[at:at + size], "little"))
+                    else:
+                        area[at:at + size] = self._port_read(e.cause, size).to_bytes(size, "little")
+            self.ledger.record("port_io_out" if out else "port_io_in", f"{e.cause:#x}",
+                               time.perf_counter() - start)
         elif e.kind == MMIO:
             is_write, length = e.tval
-            u = abi.RUN_EXIT_UNION + 8
-            if not is_write:
-                area[u:u + length] = bytes([0xFF] * length)   # nothing there: all ones
-            self.ledger.record("mmio_write" if is_write else "mmio_read", f"{e.cause:#x}")
+            data = abi.RUN_EXIT_UNION + 8
+            with self.lock:
+                if is_write:
+                    self._mmio_write(e.cause, length, int.from_bytes(area[data:data + length], "little"))
+                else:
+                    area[data:data + length] = self._mmio_read(e.cause, length).to_bytes(length, "little")
+            self.ledger.record("mmio_write" if is_write else "mmio_read", f"{e.cause:#x}",
+                               time.perf_counter() - start)
         elif e.kind == HALT:
-            self.ledger.record("halt")
-            self.stop(0, "halted")
+            self.ledger.record("halt", "", time.perf_counter() - start)
+            if not self.irqchip and not self.resume_after_halt:
+                self.stop(0, "halted")
+        elif e.tval == "intr":
+            self.ledger.record("signal", "", time.perf_counter() - start)
+        elif e.tval == "internal_error" and self._step_over_int3():
+            self.ledger.record("int3_emulated", "", time.perf_counter() - start)
         else:
-            self.ledger.record("shutdown", e.tval)
-            self.stop(1, f"KVM exit: {e.tval}")
+            self.ledger.record("shutdown", e.tval, time.perf_counter() - start)
+            self.stop(1, f"KVM exit: {e.tval}" + self._internal_error_detail(e))
+
+    def _step_over_int3(self) -> bool:
+        """PVM cannot emulate ``int3`` in ring 0 (Linux uses it to patch its own text):
+        skip the instruction and deliver the #BP it raises, as hardware would."""
+        area = self.vcpu.run_area
+        u = abi.RUN_EXIT_UNION
+        if int.from_bytes(area[u:u + 4], "little") != abi.INTERNAL_ERROR_EMULATION:
+            return False
+        regs = self.vcpu.get_regs()
+        phys = self.vcpu.translate(regs.rip)
+        if phys is None or not self.ram.contains(phys) or self.ram.read(phys, 1)[0] != INT3:
+            return False
+        regs.rip += 1
+        self.vcpu.set_regs(regs)
+        ev = self.vcpu.get_vcpu_events()
+        ev.exc_injected, ev.exc_nr, ev.exc_has_error_code, ev.exc_pending = 1, BP_VECTOR, 0, 0
+        self.vcpu.set_vcpu_events(ev)
+        return True
+
+    def _internal_error_detail(self, e: Exit) -> str:
+        """Where the guest was, and the instruction bytes there, for the error line."""
+        try:
+            rip = self.vcpu.get_regs().rip
+            phys = self.vcpu.translate(rip)
+        except Exception:                              # the vCPU may be beyond asking
+            return ""
+        text = f" at rip {rip:#x}"
+        if e.tval == "internal_error":
+            u = abi.RUN_EXIT_UNION
+            text += f" (suberror {int.from_bytes(self.vcpu.run_area[u:u + 4], 'little')})"
+        if phys is not None and self.ram.contains(phys, 15):
+            text += f", bytes {self.ram.read(phys, 15).hex(' ')}"
+        return text
 
     def _port_write(self, port: int, size: int, value: int) -> None:
-        if UART_PORT <= port < UART_PORT + 8:
-            self.uart.write(port - UART_PORT, 1, value)
-        elif port == DEBUG_EXIT_PORT:
-            self.stop(value & 0xFF, "debug exit")
+        m = self.ports.find(port)
+        if m is not None:
+            m.device.write(port - m.base, size, value)
 
     def _port_read(self, port: int, size: int) -> int:
-        if UART_PORT <= port < UART_PORT + 8:
-            return self.uart.read(port - UART_PORT, 1)
-        return (1 << (8 * size)) - 1
+        m = self.ports.find(port)
+        if m is None:
+            return (1 << (8 * size)) - 1              # nothing there: all ones
+        return m.device.read(port - m.base, size)
+
+    def _mmio_target(self, addr: int):
+        m = self.mmio.find(addr)
+        if m is not None:
+            return m.device, addr - m.base
+        return self.pci.find_bar(addr)
+
+    def _mmio_write(self, addr: int, size: int, value: int) -> None:
+        dev, off = self._mmio_target(addr) or (None, 0)
+        if dev is not None:
+            dev.write(off, size, value)
+
+    def _mmio_read(self, addr: int, size: int) -> int:
+        dev, off = self._mmio_target(addr) or (None, 0)
+        return dev.read(off, size) if dev is not None else (1 << (8 * size)) - 1
+
+    def _i8042_command(self, off: int, size: int, value: int) -> None:
+        if value == 0xFE:                              # pulse the CPU reset line
+            self.stop(0, "reset (i8042)")
 
     def stop(self, code: int, why: str) -> None:
         if self.exit_code is None:
             self.exit_code, self.exit_reason = code, why
 
-    def run(self, max_exits: int | None = None) -> int | None:
+    # -- running -----------------------------------------------------------------------
+    def _kick(self) -> None:
+        """Make the vCPU thread's KVM_RUN return (EINTR)."""
+        signal.pthread_kill(self._vcpu_thread, KICK_SIGNAL)
+
+    def _input_loop(self) -> None:
+        while self.exit_code is None and not self._done.is_set():
+            self.console.wait(0.05)
+            data = self.console.poll()
+            if data:
+                with self.lock:
+                    self.uart.push_input(data)
+
+    def run(self, max_exits: int | None = None, timeout: float | None = None) -> int | None:
+        """Run until the guest stops, ``max_exits`` exits, or ``timeout`` seconds
+        (those two return None)."""
+        self._vcpu_thread = threading.get_ident()
+        old = signal.signal(KICK_SIGNAL, lambda *_: None)
+        self._done = threading.Event()
+        timed_out = threading.Event()
+        helpers = []
+        if timeout is not None:
+            def expire():
+                timed_out.set()
+                self._kick()
+            helpers.append(threading.Timer(timeout, expire))
+        if self.irqchip and hasattr(self.console, "poll"):
+            helpers.append(threading.Thread(target=self._input_loop, daemon=True))
+        for h in helpers:
+            h.start()
         start = time.perf_counter()
         n = 0
         try:
             while self.exit_code is None:
-                if max_exits is not None and n >= max_exits:
+                if (max_exits is not None and n >= max_exits) or timed_out.is_set():
                     return None
                 self.handle_exit(self.next_exit())
                 n += 1
         finally:
             self.wall += time.perf_counter() - start
+            self._done.set()
+            for h in helpers:
+                if isinstance(h, threading.Timer):
+                    h.cancel()
+            signal.signal(KICK_SIGNAL, old)
         return self.exit_code
 
     def close(self) -> None:
+        for d in self.disks:
+            d.close()
         self.vcpu.close()
         self.vm.close()
         self.kvm.close()
@@ -178,7 +342,6 @@ class X86Machine:
 
 def implementation() -> str:
     """Which KVM this host has: hardware (VT-x / SVM) or a software one (PVM)."""
-    import os
     for module, name in (("kvm_pvm", "PVM (software virtualization, no VMX/SVM)"),
                          ("kvm_intel", "hardware: Intel VT-x"), ("kvm_amd", "hardware: AMD SVM")):
         if os.path.isdir(f"/sys/module/{module}"):
@@ -186,3 +349,5 @@ def implementation() -> str:
     return "unknown"
 
 
+def hardware_kvm() -> bool:
+    return implementation().startswith("hardware")

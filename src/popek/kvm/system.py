@@ -28,6 +28,8 @@ class KvmUnavailable(PopekError):
 
 
 def _ioctl(fd: int, request: int, arg=0):
+    if isinstance(arg, int) and arg >= 1 << 31:
+        arg -= 1 << 32              # fcntl.ioctl passes a C int; the kernel reads 32 bits
     try:
         return fcntl.ioctl(fd, request, arg)
     except OSError as e:
@@ -78,6 +80,25 @@ class KvmVm:
         self.slots += 1
         return self.slots - 1
 
+    def set_tss_addr(self, addr: int) -> None:
+        """Three pages of guest-physical space VMX needs for real-mode emulation."""
+        _ioctl(self.fd, abi.SET_TSS_ADDR, addr)
+
+    def set_identity_map_addr(self, addr: int) -> None:
+        _ioctl(self.fd, abi.SET_IDENTITY_MAP_ADDR, ctypes.c_uint64(addr))
+
+    def create_irqchip(self) -> None:
+        """In-kernel PIC pair, IOAPIC and per-vCPU local APICs."""
+        _ioctl(self.fd, abi.CREATE_IRQCHIP)
+
+    def create_pit2(self) -> None:
+        """In-kernel i8254 PIT (ports 0x40-0x43, and the speaker port 0x61)."""
+        _ioctl(self.fd, abi.CREATE_PIT2, abi.PitConfig(flags=abi.PIT_SPEAKER_DUMMY))
+
+    def irq_line(self, irq: int, level: bool) -> None:
+        """Drive an interrupt line of the in-kernel PIC/IOAPIC (GSI ``irq``)."""
+        _ioctl(self.fd, abi.IRQ_LINE, abi.IrqLevel(irq, int(level)))
+
     def create_vcpu(self, index: int = 0) -> "KvmVcpu":
         return KvmVcpu(self, _ioctl(self.fd, abi.CREATE_VCPU, index))
 
@@ -107,12 +128,36 @@ class KvmVcpu:
     def set_sregs(self, s: abi.Sregs) -> None:
         _ioctl(self.fd, abi.SET_SREGS, s)
 
+    def get_vcpu_events(self) -> abi.VcpuEvents:
+        e = abi.VcpuEvents()
+        _ioctl(self.fd, abi.GET_VCPU_EVENTS, e)
+        return e
+
+    def set_vcpu_events(self, e: abi.VcpuEvents) -> None:
+        _ioctl(self.fd, abi.SET_VCPU_EVENTS, e)
+
+    def tsc_khz(self) -> int:
+        """The guest TSC's frequency in kHz."""
+        return _ioctl(self.fd, abi.GET_TSC_KHZ)
+
+    def translate(self, linear: int) -> int | None:
+        """The guest-physical address of a guest-virtual one, or None if unmapped."""
+        t = abi.Translation(linear_address=linear)
+        _ioctl(self.fd, abi.TRANSLATE, t)
+        return t.physical_address if t.valid else None
+
     def set_cpuid2(self, c: abi.Cpuid2) -> None:
         _ioctl(self.fd, abi.SET_CPUID2, c)
 
     def run(self) -> int:
-        """KVM_RUN until the next exit to user space; returns the exit reason."""
-        _ioctl(self.fd, abi.RUN, 0)
+        """KVM_RUN until the next exit to user space; returns the exit reason
+        (EXIT_INTR when a signal cut the run short)."""
+        try:
+            _ioctl(self.fd, abi.RUN, 0)
+        except KvmError as e:
+            if e.errno != errno.EINTR:
+                raise
+            return abi.EXIT_INTR
         return int.from_bytes(self.run_area[abi.RUN_EXIT_REASON:abi.RUN_EXIT_REASON + 4], "little")
 
     def close(self) -> None:

@@ -47,6 +47,7 @@ MIN_RAM = 1 * MiB
 class DriveSpec:
     path: str
     readonly: bool = False
+    interface: str = "virtio"     # virtio (the machine's usual transport), virtio-mmio, virtio-pci
 
 
 @dataclass

@@ -15,6 +15,7 @@ from popek.devices.syscon import SysCon
 from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.mmio import VirtioMmio
+from popek.errors import ConfigError
 from popek.riscv import plic as plic_mod
 from popek.riscv.plic import Plic
 
@@ -48,6 +49,9 @@ class Platform:
         self.syscon = SysCon(owner)
         self.drives = []
         for d in drives:
+            if getattr(d, "interface", "virtio") == "virtio-pci":
+                raise ConfigError(f"{d.path}: the virt board has virtio-mmio only "
+                                  "(if=virtio-pci is for --backend kvm)")
             self.drives.append(VirtioBlk(ram, d.path, d.readonly))
         self.virtio = [VirtioMmio(blk, ram, self._irq(L.VIRTIO_IRQ + i))
                        for i, blk in enumerate(self.drives)]

@@ -43,39 +43,53 @@ class Exit:
         return Exit(kind, cause, tval, epc)
 
 
-# Reasons, with the emulation cost each is charged (plus trap entry and return).
+# Reasons, with the names of the costs (costmodel) each is charged, plus trap entry
+# and return.  Looked up at charge time, so a loaded cost profile applies.
 REASON_COSTS = {
-    "csr": C.EMULATE_CSR,
-    "sret": C.EMULATE_XRET,
-    "wfi": C.WFI_IDLE,
-    "sfence_vma": C.TLB_FLUSH + C.EMULATE_CSR,
-    "sbi": C.EMULATE_SBI,
-    "mmio_read": C.EMULATE_MMIO,
-    "mmio_write": C.EMULATE_MMIO,
-    "page_fault_shadow": C.SHADOW_FILL,
-    "page_fault_guest": C.REFLECT_TRAP,
-    "exception_reflected": C.REFLECT_TRAP,
-    "ecall_user": C.REFLECT_TRAP,
-    "interrupt": C.REFLECT_TRAP,
-    "counter": C.EMULATE_CSR,
+    "csr": ("EMULATE_CSR",),
+    "sret": ("EMULATE_XRET",),
+    "wfi": ("WFI_IDLE",),
+    "sfence_vma": ("TLB_FLUSH", "EMULATE_CSR"),
+    "sbi": ("EMULATE_SBI",),
+    "mmio_read": ("EMULATE_MMIO",),
+    "mmio_write": ("EMULATE_MMIO",),
+    "page_fault_shadow": ("SHADOW_FILL",),
+    "page_fault_guest": ("REFLECT_TRAP",),
+    "exception_reflected": ("REFLECT_TRAP",),
+    "ecall_user": ("REFLECT_TRAP",),
+    "interrupt": ("REFLECT_TRAP",),
+    "counter": ("EMULATE_CSR",),
 }
 
 
-class Ledger:
-    """Per VM: counts and modelled cycles per exit reason (and detail)."""
+def exit_cost(reason: str) -> int:
+    """Modelled cycles of one exit for ``reason``: entry, emulation, return."""
+    return C.TRAP_ENTRY + sum(getattr(C, n) for n in REASON_COSTS.get(reason, ("EMULATE_CSR",))) \
+        + C.TRAP_RETURN
 
-    def __init__(self, charge=None):
+
+class Ledger:
+    """Per VM: counts and cost per exit reason (and detail).
+
+    The simulated backend charges modelled cycles (``costmodel``); the KVM backend
+    (``measured=True``) records the host time each exit really took to handle."""
+
+    def __init__(self, charge=None, measured: bool = False):
         self.charge = charge              # callable(cycles): the CPU's cycle counter counts them
+        self.measured = measured
         self.counts: dict[str, int] = {}
-        self.cycles: dict[str, int] = {}
+        self.cycles: dict[str, float] = {}    # modelled cycles, or measured seconds
         self.details: dict[tuple[str, str], int] = {}
 
-    def record(self, reason: str, detail: str = "") -> None:
-        cost = C.TRAP_ENTRY + REASON_COSTS.get(reason, C.EMULATE_CSR) + C.TRAP_RETURN
+    def record(self, reason: str, detail: str = "", seconds: float = 0.0) -> None:
+        if self.measured:
+            cost = seconds
+        else:
+            cost = exit_cost(reason)
+            if self.charge is not None:
+                self.charge(cost)
         self.counts[reason] = self.counts.get(reason, 0) + 1
         self.cycles[reason] = self.cycles.get(reason, 0) + cost
-        if self.charge is not None:
-            self.charge(cost)
         if detail:
             self.note(reason, detail)
 
@@ -84,15 +98,23 @@ class Ledger:
         key = (reason, detail)
         self.details[key] = self.details.get(key, 0) + n
 
-    def total(self) -> tuple[int, int]:
+    def total(self) -> tuple[int, float]:
         return sum(self.counts.values()), sum(self.cycles.values())
 
     def report(self, title: str) -> str:
-        n, cyc = self.total()
-        lines = [f"{title}: {n:,} exits, {cyc:,} modelled cycles",
-                 f"  {'reason':22s} {'count':>10s} {'cycles':>14s}"]
-        for reason in sorted(self.counts, key=lambda r: -self.cycles[r]):
-            lines.append(f"  {reason:22s} {self.counts[reason]:10,d} {self.cycles[reason]:14,d}")
+        n, cost = self.total()
+        if self.measured:
+            lines = [f"{title}: {n:,} exits, {cost:.3f} s handling them in popek",
+                     f"  {'reason':22s} {'count':>10s} {'host µs/exit':>14s}"]
+            for reason in sorted(self.counts, key=lambda r: -self.cycles[r]):
+                per = self.cycles[reason] / self.counts[reason] * 1e6
+                lines.append(f"  {reason:22s} {self.counts[reason]:10,d} {per:14.2f}")
+        else:
+            lines = [f"{title}: {n:,} exits, {cost:,} modelled cycles",
+                     f"  {'reason':22s} {'count':>10s} {'cycles':>14s}"]
+            for reason in sorted(self.counts, key=lambda r: -self.cycles[r]):
+                lines.append(f"  {reason:22s} {self.counts[reason]:10,d} "
+                             f"{self.cycles[reason]:14,d}")
         top = sorted(self.details.items(), key=lambda kv: -kv[1])[:8]
         if top:
             lines.append("  most frequent: " + ", ".join(f"{r}:{d} {c:,}" for (r, d), c in top))

@@ -10,53 +10,18 @@ Register map (32-bit registers):
     0x070 Status
     0x080/0x084 QueueDesc     0x090/0x094 QueueDriver (avail)  0x0a0/0x0a4 QueueDevice (used)
     0x0fc ConfigGeneration    0x100+ device config space
-
-Requests are processed synchronously when the driver notifies, so a guest's
-flush has reached the host file when its used-buffer interrupt arrives.
 """
 
 from __future__ import annotations
 
-import logging
-
-from popek.devices.virtio.queue import Virtqueue, VirtqueueError
-
-log = logging.getLogger(__name__)
+from popek.devices.virtio.transport import VirtioTransport
 
 MAGIC = 0x74726976          # "virt"
 VENDOR = 0x4B45504F         # "OPEK"
-VIRTIO_F_VERSION_1 = 1 << 32
-
-STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK = 1, 2, 4
-STATUS_FEATURES_OK, STATUS_NEEDS_RESET, STATUS_FAILED = 8, 64, 128
-INT_USED_BUFFER, INT_CONFIG_CHANGE = 1, 2
 
 
-class VirtioMmio:
+class VirtioMmio(VirtioTransport):
     SIZE = 0x1000
-
-    def __init__(self, device, mem, irq=None):
-        self.device = device
-        self.mem = mem
-        self.irq = irq or (lambda level: None)
-        self.queues = [Virtqueue(mem, device.queue_max) for _ in range(device.num_queues)]
-        self.device_features = device.features | VIRTIO_F_VERSION_1
-        self.reset()
-
-    def reset(self) -> None:
-        self.status = 0
-        self.driver_features = 0
-        self.device_features_sel = self.driver_features_sel = 0
-        self.queue_sel = 0
-        self.interrupt_status = 0
-        self.config_generation = 0
-        for q in self.queues:
-            q.reset()
-        self.device.reset()
-        self.irq(False)
-
-    def _queue(self) -> Virtqueue | None:
-        return self.queues[self.queue_sel] if self.queue_sel < len(self.queues) else None
 
     def read(self, off: int, size: int) -> int:
         if off >= 0x100:
@@ -73,8 +38,7 @@ class VirtioMmio:
         if off == 0x00C:
             return VENDOR
         if off == 0x010:
-            return (self.device_features >> (32 * self.device_features_sel)) & 0xFFFFFFFF \
-                if self.device_features_sel < 2 else 0
+            return self._device_features_word()
         if off == 0x034:
             return q.max_size if q else 0
         if off == 0x044:
@@ -101,9 +65,7 @@ class VirtioMmio:
         if off == 0x014:
             self.device_features_sel = value
         elif off == 0x020:
-            if self.driver_features_sel < 2:
-                shift = 32 * self.driver_features_sel
-                self.driver_features = (self.driver_features & ~(0xFFFFFFFF << shift)) | (value << shift)
+            self._set_driver_features_word(value)
         elif off == 0x024:
             self.driver_features_sel = value
         elif off == 0x030:
@@ -117,8 +79,7 @@ class VirtioMmio:
         elif off == 0x050:
             self._notify(value)
         elif off == 0x064:
-            self.interrupt_status &= ~value
-            self.irq(self.interrupt_status != 0)
+            self._ack_interrupt(value)
         elif off == 0x070:
             self._set_status(value)
         elif q and off in (0x080, 0x084, 0x090, 0x094, 0x0A0, 0x0A4):
@@ -126,39 +87,3 @@ class VirtioMmio:
             old = getattr(q, attr)
             new = (old & 0xFFFFFFFF) | (value << 32) if off & 4 else (old & ~0xFFFFFFFF) | value
             setattr(q, attr, new)
-
-    def _set_status(self, value: int) -> None:
-        if value == 0:
-            self.reset()
-            return
-        if value & STATUS_FEATURES_OK and not self.status & STATUS_FEATURES_OK:
-            # 3.1.1: the device refuses feature sets it cannot work with.
-            unknown = self.driver_features & ~self.device_features
-            if unknown or not self.driver_features & VIRTIO_F_VERSION_1:
-                value &= ~STATUS_FEATURES_OK
-            else:
-                self.device.negotiated(self.driver_features)
-        self.status = (value & 0xFF) | (self.status & STATUS_NEEDS_RESET)
-
-    def _notify(self, index: int) -> None:
-        if index >= len(self.queues) or not self.status & STATUS_DRIVER_OK \
-                or self.status & STATUS_NEEDS_RESET:
-            return
-        q = self.queues[index]
-        if not q.ready:
-            return
-        did_work = False
-        try:
-            while (chain := q.pop()) is not None:
-                written = self.device.process(index, chain)
-                q.push(chain.head, written)
-                did_work = True
-        except VirtqueueError as e:
-            log.warning("virtio-%s: %s; device needs reset", self.device.name, e)
-            self.status |= STATUS_NEEDS_RESET
-            self.interrupt_status |= INT_CONFIG_CHANGE
-            self.irq(True)
-            return
-        if did_work:
-            self.interrupt_status |= INT_USED_BUFFER
-            self.irq(True)

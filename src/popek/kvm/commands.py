@@ -1,0 +1,87 @@
+"""The KVM backend's commands: ``run --backend kvm``, ``kvm-check``, ``calibrate``,
+``initramfs`` and ``extract-vmlinux``."""
+
+from __future__ import annotations
+
+import sys
+
+from popek.errors import ConfigError, ImageError
+
+KVM_DEFAULT_MEMORY = 64 << 20           # the tiny guests
+LINUX_DEFAULT_MEMORY = 512 << 20        # Debian's kernel and an initramfs
+EXIT_BUDGET = 124
+
+
+def cmd_run_kvm(args) -> int:
+    from popek.console import StdioConsole
+    from popek.kvm import linux
+    from popek.kvm.machine import X86Machine
+    from popek.riscv.loader import _read
+
+    if args.kernel is None:
+        raise ConfigError("--backend kvm needs --kernel (a bzImage, a vmlinux, or a 64-bit ELF)")
+    if args.vmm != "none" or args.vm or args.bios not in (None, "none") or args.cost_profile:
+        raise ConfigError("--backend kvm takes no --bios, --vmm, --vm or --cost-profile")
+    memory = args.memory
+    if memory is None:
+        is_linux = linux.is_bzimage(_read(args.kernel)[:0x300]) or args.initrd
+        memory = LINUX_DEFAULT_MEMORY if is_linux else KVM_DEFAULT_MEMORY
+    console = StdioConsole()
+    m = None
+    try:
+        m = X86Machine(args.kernel, memory=memory, console=console, initrd=args.initrd,
+                       append=args.append, drives=args.drive)
+        console.on_quit = lambda: (m.stop(0, "quit (Ctrl-A x)"), m._kick())
+        code = m.run(max_exits=args.max_instructions, timeout=args.timeout)
+    finally:
+        console.close()
+        if m is not None:
+            m.close()
+    if args.stats:
+        print(f"\nboot: {m.boot.kind}, entry {m.boot.entry:#x}", file=sys.stderr)
+        print(m.ledger.report("KVM exits"), file=sys.stderr)
+        print(f"  wall {m.wall:.3f} s", file=sys.stderr)
+    if code is None:
+        print(f"popek: stopped ({'--timeout' if args.timeout else '--max-instructions'})",
+              file=sys.stderr)
+        return EXIT_BUDGET
+    return code
+
+
+def cmd_kvm_check(args) -> int:
+    from popek.kvm.check import report
+    print(report())
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from popek.kvm.calibrate import calibrate
+    print(calibrate(args.output))
+    return 0
+
+
+def cmd_initramfs(args) -> int:
+    from popek.kvm import debian, initramfs
+    modules_dir = args.modules_dir or debian.find_kernel()[1]
+    modules = tuple(args.module) if args.module else initramfs.DEFAULT_MODULES
+    data, order = initramfs.build(modules_dir, modules, args.busybox)
+    initramfs.write(args.output, data)
+    print(f"popek: wrote {args.output} ({len(data) >> 10} KiB): busybox, modules "
+          f"{' '.join(order) or '(none)'}", file=sys.stderr)
+    return 0
+
+
+def cmd_extract_vmlinux(args) -> int:
+    from popek.kvm import initramfs, linux
+    from popek.riscv.loader import _read
+    data = linux.extract_vmlinux(args.bzimage, _read(args.bzimage))
+    if linux.pvh_entry(args.bzimage, data) is None:
+        raise ImageError(f"{args.bzimage}: the kernel has no PVH entry (CONFIG_PVH)")
+    initramfs.write(args.output, data)
+    print(f"popek: wrote {args.output} ({len(data) >> 20} MiB vmlinux with a PVH entry)",
+          file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"kvm-check": cmd_kvm_check, "calibrate": cmd_calibrate,
+            "initramfs": cmd_initramfs, "extract-vmlinux": cmd_extract_vmlinux}

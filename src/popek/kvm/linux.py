@@ -1,0 +1,185 @@
+"""The Linux x86 boot protocol (Documentation/arch/x86/boot.rst), two ways in:
+
+* **bzImage, 64-bit entry.**  The protected-mode part of the image goes to 1 MiB;
+  a zero page (``struct boot_params``) carries the setup header copied from the
+  image, the e820 memory map, the command line and the initrd; the vCPU starts
+  in long mode at load address + 0x200 with ``rsi`` pointing at the zero page.
+* **PVH entry of an uncompressed vmlinux.**  The ELF's segments are loaded at their
+  physical addresses; the ``XEN_ELFNOTE_PHYS32_ENTRY`` note gives a 32-bit entry
+  point, entered in flat protected mode with ``ebx`` pointing at an
+  ``hvm_start_info`` (command line, initrd as module 0, memory map).
+
+Debian ships only bzImages; :func:`extract_vmlinux` gets the vmlinux out of one
+(as the kernel's scripts/extract-vmlinux does) for the PVH path.
+"""
+
+from __future__ import annotations
+
+import io
+import lzma
+import struct
+import zlib
+from dataclasses import dataclass
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from popek.errors import ImageError
+from popek.kvm import layout
+
+HDRS = b"HdrS"
+MIN_VERSION = 0x20C             # 2.12: xloadflags, so the 64-bit entry is announced
+XLF_KERNEL_64 = 1
+LOADED_HIGH, CAN_USE_HEAP = 0x01, 0x80
+LOADER_UNDEFINED = 0xFF         # type_of_loader: "not one of the registered boot loaders"
+# Offsets in the setup header / boot_params (boot.rst, zero-page.rst).
+SETUP_SECTS, HEADER, VERSION, TYPE_OF_LOADER, LOADFLAGS = 0x1F1, 0x202, 0x206, 0x210, 0x211
+RAMDISK_IMAGE, RAMDISK_SIZE, HEAP_END_PTR, CMD_LINE_PTR = 0x218, 0x21C, 0x224, 0x228
+INITRD_ADDR_MAX, XLOADFLAGS, CMDLINE_SIZE = 0x22C, 0x236, 0x238
+PAYLOAD_OFFSET, PAYLOAD_LENGTH, INIT_SIZE = 0x248, 0x24C, 0x260
+E820_ENTRIES, E820_TABLE, E820_MAX = 0x1E8, 0x2D0, 128
+EXT_RAMDISK_IMAGE, EXT_RAMDISK_SIZE, EXT_CMD_LINE_PTR = 0xC0, 0xC4, 0xC8
+
+XEN_ELFNOTE_PHYS32_ENTRY = 18
+HVM_START_MAGIC = 0x336EC578
+
+
+@dataclass
+class Boot:
+    """How to start the vCPU once the kernel is in memory."""
+    kind: str                   # "bzimage-64" or "pvh"
+    entry: int
+    arg: int                    # rsi (boot_params) or ebx (hvm_start_info)
+    kernel_end: int
+
+
+def is_bzimage(data: bytes) -> bool:
+    return len(data) > 0x300 and data[HEADER:HEADER + 4] == HDRS
+
+
+def _u(data, off, size):
+    return int.from_bytes(data[off:off + size], "little")
+
+
+def _setup_size(path: str, data: bytes) -> int:
+    sects = data[SETUP_SECTS] or 4
+    size = (sects + 1) * 512
+    if size >= len(data):
+        raise ImageError(f"{path}: truncated bzImage (setup is {size} bytes of {len(data)})")
+    return size
+
+
+def _place_initrd(ram, path: str, initrd: bytes | None, low: int, limit: int) -> int:
+    """Put the initrd at the top of RAM (below ``limit``); its address, or 0."""
+    if not initrd:
+        return 0
+    top = min(ram.end, limit + 1)
+    addr = (top - len(initrd)) & ~0xFFF
+    if addr < low:
+        raise ImageError(f"{path}: kernel and initrd ({len(initrd) >> 20} MiB) do not fit in "
+                         f"{ram.size >> 20} MiB of RAM (give more with -m)")
+    ram.write(addr, initrd)
+    return addr
+
+
+def _write_cmdline(ram, path: str, cmdline: str, limit: int) -> None:
+    raw = cmdline.encode() + b"\0"
+    if len(raw) > min(limit, layout.CMDLINE_MAX):
+        raise ImageError(f"{path}: kernel command line too long ({len(raw)} bytes, "
+                         f"the kernel takes {limit})")
+    ram.write(layout.CMDLINE, raw)
+
+
+def load_bzimage(ram, path: str, data: bytes, cmdline: str, initrd: bytes | None) -> Boot:
+    version = _u(data, VERSION, 2)
+    if version < MIN_VERSION or not _u(data, XLOADFLAGS, 2) & XLF_KERNEL_64:
+        raise ImageError(f"{path}: boot protocol {version >> 8}.{version & 0xFF} without a "
+                         "64-bit entry point (popek needs 2.12+, a 64-bit kernel)")
+    setup = _setup_size(path, data)
+    kernel = data[setup:]
+    init_size = _u(data, INIT_SIZE, 4)
+    end = layout.HIMEM + max(len(kernel), init_size)
+    if end > ram.end:
+        raise ImageError(f"{path}: the kernel needs {end >> 20} MiB of RAM to unpack "
+                         f"(give more with -m)")
+    ram.write(layout.HIMEM, kernel)
+
+    zero = bytearray(4096)
+    hdr_end = 0x202 + data[0x201]                         # the header says how long it is
+    zero[SETUP_SECTS:hdr_end] = data[SETUP_SECTS:hdr_end]
+    zero[TYPE_OF_LOADER] = LOADER_UNDEFINED
+    zero[LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP
+    struct.pack_into("<H", zero, HEAP_END_PTR, 0xFE00)
+    struct.pack_into("<I", zero, CMD_LINE_PTR, layout.CMDLINE)
+    _write_cmdline(ram, path, cmdline, _u(data, CMDLINE_SIZE, 4) or 255)
+    addr = _place_initrd(ram, path, initrd, end, _u(data, INITRD_ADDR_MAX, 4) or 0x37FFFFFF)
+    struct.pack_into("<II", zero, RAMDISK_IMAGE, addr, len(initrd or b""))
+    memmap = layout.e820(ram.size)
+    zero[E820_ENTRIES] = len(memmap)
+    for i, (a, size, kind) in enumerate(memmap):
+        struct.pack_into("<QQI", zero, E820_TABLE + 20 * i, a, size, kind)
+    ram.write(layout.BOOT_PARAMS, bytes(zero))
+    return Boot("bzimage-64", layout.HIMEM + 0x200, layout.BOOT_PARAMS, end)
+
+
+def pvh_entry(path: str, data: bytes) -> int | None:
+    """The PVH entry point of an x86-64 vmlinux, or None if it has none."""
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        for seg in elf.iter_segments():
+            if seg["p_type"] != "PT_NOTE":
+                continue
+            for note in seg.iter_notes():
+                if note["n_name"] == "Xen" and note["n_type"] == XEN_ELFNOTE_PHYS32_ENTRY:
+                    desc = note["n_desc"]
+                    raw = desc if isinstance(desc, bytes) else desc.encode("latin-1")
+                    return int.from_bytes(raw[:4], "little")
+    except ELFError as e:
+        raise ImageError(f"{path}: malformed ELF: {e}") from None
+    return None
+
+
+def start_pvh(ram, path: str, entry: int, kernel_end: int, cmdline: str,
+              initrd: bytes | None) -> Boot:
+    """Write hvm_start_info (version 1), its memory map and module list."""
+    _write_cmdline(ram, path, cmdline, 2048)
+    addr = _place_initrd(ram, path, initrd, kernel_end, 0xFFFFFFFF)
+    memmap = layout.e820(ram.size)
+    memmap_at = layout.START_INFO + 0x100
+    for i, (a, size, kind) in enumerate(memmap):
+        ram.write(memmap_at + 24 * i, struct.pack("<QQII", a, size, kind, 0))
+    modlist = layout.START_INFO + 0x80
+    nr_modules = 0
+    if addr:
+        ram.write(modlist, struct.pack("<QQQQ", addr, len(initrd), 0, 0))
+        nr_modules = 1
+    ram.write(layout.START_INFO, struct.pack(
+        "<IIIIQQQQII", HVM_START_MAGIC, 1, 0, nr_modules, modlist if nr_modules else 0,
+        layout.CMDLINE, 0, memmap_at, len(memmap), 0))
+    return Boot("pvh", entry, layout.START_INFO, kernel_end)
+
+
+def extract_vmlinux(path: str, data: bytes) -> bytes:
+    """The uncompressed vmlinux ELF inside a bzImage."""
+    if not is_bzimage(data):
+        raise ImageError(f"{path}: not a bzImage (no HdrS header)")
+    start = _setup_size(path, data) + _u(data, PAYLOAD_OFFSET, 4)
+    payload = data[start:start + _u(data, PAYLOAD_LENGTH, 4)]
+    try:
+        if payload[:6] == b"\xfd7zXZ\x00":
+            out = lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(payload)
+        elif payload[:2] == b"\x1f\x8b":
+            out = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(payload)
+        elif payload[:3] == b"\x5d\x00\x00":
+            out = lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(payload)
+        elif payload[:3] == b"BZh":
+            import bz2
+            out = bz2.BZ2Decompressor().decompress(payload)
+        else:
+            raise ImageError(f"{path}: kernel payload compressed in a format popek cannot "
+                             f"unpack (magic {payload[:4].hex()}; xz, gzip, lzma, bzip2 work)")
+    except (lzma.LZMAError, zlib.error, OSError) as e:
+        raise ImageError(f"{path}: corrupt kernel payload: {e}") from None
+    if out[:4] != b"\x7fELF":
+        raise ImageError(f"{path}: the unpacked payload is not an ELF")
+    return out
