@@ -12,6 +12,8 @@ PACKAGES=(
   opensbi                   # M-mode firmware (fw_jump) booted by default
   u-boot-qemu               # S-mode and M-mode U-Boot for the virt board
   qemu-system-misc          # qemu-system-riscv64, the peer in bench/
+  qemu-system-x86           # qemu-system-x86_64 -accel kvm, the KVM backend's peer in bench/
+  busybox-static            # the userland of the initramfs for Debian's kernel (KVM backend)
   device-tree-compiler      # dtc, to read what --dtb-out writes
   python3-venv
 )
@@ -39,4 +41,24 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'
   touch .venv/.installed
+fi
+
+# Debian's x86-64 kernel, the KVM backend's first real guest: the package is
+# unpacked into .cache/debian-kernel (no root needed, the host's /boot untouched).
+KCACHE=.cache/debian-kernel
+if [ ! -f "$KCACHE/.unpacked" ]; then
+  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  if [ -z "$pkg" ]; then
+    echo "setup: apt knows no linux-image-amd64; running apt-get update"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  fi
+  echo "setup: fetching Debian's kernel ($pkg) into $KCACHE"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1)
+  rm -rf "$KCACHE" && mkdir -p "$KCACHE"
+  dpkg-deb -x "$tmp"/*.deb "$KCACHE"
+  rm -rf "$tmp"
+  touch "$KCACHE/.unpacked"
 fi

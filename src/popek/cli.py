@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "[,if=virtio|virtio-mmio|virtio-pci] (if=virtio: mmio on riscv, "
                           "pci on kvm)")
     run.add_argument("--initrd", metavar="FILE", help="initial ramdisk (--backend kvm, Linux)")
+    run.add_argument("--smp", metavar="N", type=int, default=1,
+                     help="--backend kvm: number of vCPUs (default 1), listed in an MP table")
     run.add_argument("-m", "--memory", metavar="SIZE", type=parse_size, default=None,
                      help="guest RAM (default 128M, 64M with --backend kvm; a bare number "
                           "means MiB)")
@@ -253,8 +255,8 @@ def cmd_run(args) -> int:
     if args.backend == "kvm":
         from popek.kvm.commands import cmd_run_kvm
         return cmd_run_kvm(args)
-    if args.initrd or args.timeout is not None:
-        raise ConfigError("--initrd and --timeout are for --backend kvm")
+    if args.initrd or args.timeout is not None or args.smp != 1:
+        raise ConfigError("--initrd, --timeout and --smp are for --backend kvm")
     if args.cost_profile:
         from popek import costmodel
         costmodel.load_profile(args.cost_profile)

@@ -116,6 +116,10 @@ class PciHost:
         if fn is not None:
             fn.config_write(reg, size, value)
 
+    def irqs(self) -> dict[int, int]:
+        """Slot → the IRQ its INTA# is wired to (for the MP table)."""
+        return {slot: fn.config[INTERRUPT_LINE] for slot, fn in self.functions.items()}
+
     def find_bar(self, addr: int) -> tuple[PciFunction, int] | None:
         """The function whose (enabled) BAR holds ``addr``, and the offset in it."""
         for fn in self.functions.values():

@@ -115,6 +115,7 @@ class MpState(ctypes.Structure):
 
 
 # struct kvm_run: the fields popek reads, at their offsets.
+RUN_IMMEDIATE_EXIT = 1         # __u8 immediate_exit: KVM_RUN returns EINTR at once
 RUN_EXIT_REASON = 8            # __u32 exit_reason
 RUN_EXIT_UNION = 32            # the exit-specific union
 # io: __u8 direction, __u8 size, __u16 port, __u32 count, __u64 data_offset
@@ -130,6 +131,7 @@ EXIT_FAIL_ENTRY, EXIT_INTERNAL_ERROR, EXIT_SYSTEM_EVENT = 9, 17, 24
 
 # struct kvm_run.internal: __u32 suberror, __u32 ndata, __u64 data[16]
 INTERNAL_ERROR_EMULATION = 1
+MP_STATE_RUNNABLE = 0
 PIT_SPEAKER_DUMMY = 1        # KVM_PIT_SPEAKER_DUMMY: port 0x61 handled in the kernel
 
 # ioctls, by the object they act on.
@@ -148,6 +150,7 @@ CREATE_PIT2 = _iow(0x77, PitConfig)
 GET_VCPU_EVENTS = _ior(0x9F, VcpuEvents)
 SET_VCPU_EVENTS = _iow(0xA0, VcpuEvents)
 GET_MP_STATE = _ior(0x98, MpState)
+SET_MP_STATE = _iow(0x99, MpState)
 TRANSLATE = _iowr(0x85, Translation)
 GET_TSC_KHZ = _io(0xA3)
 RUN = _io(0x80)

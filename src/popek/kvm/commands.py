@@ -30,8 +30,8 @@ def cmd_run_kvm(args) -> int:
     m = None
     try:
         m = X86Machine(args.kernel, memory=memory, console=console, initrd=args.initrd,
-                       append=args.append, drives=args.drive)
-        console.on_quit = lambda: (m.stop(0, "quit (Ctrl-A x)"), m._kick())
+                       append=args.append, drives=args.drive, smp=args.smp)
+        console.on_quit = lambda: m.stop(0, "quit (Ctrl-A x)")
         code = m.run(max_exits=args.max_instructions, timeout=args.timeout)
     finally:
         console.close()

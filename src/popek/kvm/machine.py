@@ -35,7 +35,7 @@ from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.mmio import VirtioMmio
 from popek.devices.virtio.pci import VirtioPci
 from popek.errors import ConfigError, ImageError
-from popek.kvm import abi, layout, linux, x86
+from popek.kvm import abi, layout, linux, mptable, x86
 from popek.kvm.system import Kvm
 from popek.riscv.loader import _read, load_image
 from popek.vmm.exits import HALT, MMIO, PORT_IO, SHUTDOWN, Exit, Ledger
@@ -43,9 +43,18 @@ from popek.vmm.exits import HALT, MMIO, PORT_IO, SHUTDOWN, Exit, Ledger
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
-CPUID_CX16 = 1 << 13        # PVM does not emulate cmpxchg16b in ring 0: hide it
+# Features hidden from guests because PVM's instruction emulator (which runs a
+# non-PVM kernel's ring 0) lacks their instructions: cmpxchg16b, and clac/stac.
+CPUID_1_ECX_CX16 = 1 << 13
+CPUID_7_EBX_SMAP = 1 << 20
 INT3, BP_VECTOR = 0xCC, 3
+# What a Linux kernel not built for PVM needs to be told on a PVM host, whose
+# instruction emulator (running the kernel's ring 0) lacks XSAVE/XRSTOR and
+# CLAC/STAC, and which shows the host's XSAVE and SMAP bits whatever CPUID says.
+PVM_LINUX_ARGS = ("noxsave", "clearcpuid=smap")
 KICK_SIGNAL = signal.SIGUSR1
+MAX_VCPUS = 32                  # what fits the MP table's 1 KiB
+AP_STACK = 0x4000
 
 
 class _Port:
@@ -65,11 +74,15 @@ class _Port:
 class X86Machine:
     def __init__(self, kernel: str, memory: int = 64 * MiB, console=None, *,
                  initrd: str | None = None, append: str = "", drives=(),
-                 irqchip: bool = True):
+                 irqchip: bool = True, smp: int = 1):
         if memory < 4 * MiB or memory % MiB:
             raise ConfigError("KVM guests need a whole number of MiB, at least 4")
         if memory > layout.MMIO_BASE:
             raise ConfigError(f"KVM guests take at most {layout.MMIO_BASE >> 20} MiB (-m)")
+        if not 1 <= smp <= MAX_VCPUS:
+            raise ConfigError(f"--smp takes 1 to {MAX_VCPUS} vCPUs")
+        if smp > 1 and not irqchip:
+            raise ConfigError("more than one vCPU needs the in-kernel irqchip")
         self.kvm = Kvm()
         self.vm = self.kvm.create_vm()
         self.irqchip = irqchip
@@ -91,10 +104,15 @@ class X86Machine:
         self.resume_after_halt = False
         self.lock = threading.Lock()          # devices are shared with the input thread
         self._build_devices(drives)
-        self.vcpu = self.vm.create_vcpu(0)
-        self._set_cpuid()
+        self.vcpus = [self.vm.create_vcpu(i) for i in range(smp)]
+        self.vcpu = self.vcpus[0]                      # the bootstrap processor
+        for i, vcpu in enumerate(self.vcpus):
+            self._set_cpuid(vcpu, i)
         x86.write_tables(self.ram)
+        if irqchip:
+            self.ram.write(layout.MPTABLE, mptable.build(smp, self.pci.irqs()))
         self.boot = self._load(kernel, initrd, append)
+        self._threads: dict[int, int] = {}
 
     # -- set-up ----------------------------------------------------------------------
     def _irq(self, line: int):
@@ -133,18 +151,32 @@ class X86Machine:
             if next_irq in (8, 12, 13, 14, 15):   # RTC, mouse, FPU, IDE: keep clear
                 next_irq += 1
 
-    def _set_cpuid(self) -> None:
+    def _set_cpuid(self, vcpu, apic_id: int) -> None:
         c = self.kvm.supported_cpuid()
         for i in range(c.nent):
             e = c.entries[i]
             if e.function == 1:
-                e.ecx &= ~CPUID_CX16
-        self.vcpu.set_cpuid2(c)
+                e.ecx &= ~CPUID_1_ECX_CX16
+                e.ebx = (e.ebx & 0x00FFFFFF) | (apic_id << 24)     # initial APIC ID
+            elif e.function == 7 and e.index == 0:
+                e.ebx &= ~CPUID_7_EBX_SMAP
+            elif e.function in (0xB, 0x1F):
+                e.edx = apic_id                                    # x2APIC ID
+        vcpu.set_cpuid2(c)
+
+    def _linux_args(self, append: str) -> str:
+        if not is_pvm():
+            return append
+        extra = [a for a in PVM_LINUX_ARGS if a not in append.split()]
+        if extra:
+            log.info("PVM host: adding %s to the kernel command line", " ".join(extra))
+        return " ".join([append] + extra).strip()
 
     def _load(self, kernel: str, initrd: str | None, append: str) -> linux.Boot:
         initrd_data = _read(initrd) if initrd else None
         head = _read(kernel)
         if linux.is_bzimage(head):
+            append = self._linux_args(append)
             boot = linux.load_bzimage(self.ram, kernel, head, append, initrd_data)
             x86.long_mode(self.vcpu, boot.entry, rsi=boot.arg, rsp=0)
             return boot
@@ -153,20 +185,27 @@ class X86Machine:
             raise ImageError(f"{kernel}: not a bzImage or an x86-64 ELF")
         entry = linux.pvh_entry(kernel, head)
         if entry is not None:
+            append = self._linux_args(append)
             boot = linux.start_pvh(self.ram, kernel, entry, image.high, append, initrd_data)
             x86.protected_mode(self.vcpu, boot.entry, rbx=boot.arg)
             return boot
         if initrd or append:
             raise ConfigError(f"{kernel}: a bare ELF takes no --initrd or --append "
                               "(only Linux kernels do)")
-        x86.long_mode(self.vcpu, image.entry)
+        # A tiny guest's vCPUs all start at its entry, each with its own stack and
+        # its index in rdi (Linux instead wakes its APs itself, with INIT and SIPI).
+        for i, vcpu in enumerate(self.vcpus):
+            x86.long_mode(vcpu, image.entry, rsp=layout.STACK_TOP - i * AP_STACK, rdi=i)
+            if i:
+                vcpu.set_mp_state(abi.MP_STATE_RUNNABLE)
         return linux.Boot("elf-64", image.entry, 0, image.high)
 
     # -- exits ---------------------------------------------------------------------
-    def next_exit(self) -> Exit:
-        """Run the vCPU until it exits to us; the exit as a record."""
-        reason = self.vcpu.run()
-        area = self.vcpu.run_area
+    def next_exit(self, vcpu=None) -> Exit:
+        """Run a vCPU (the BSP by default) until it exits to us; the exit as a record."""
+        vcpu = vcpu or self.vcpu
+        reason = vcpu.run()
+        area = vcpu.run_area
         u = abi.RUN_EXIT_UNION
         if reason == abi.EXIT_IO:
             direction, size, port = area[u], area[u + 1], int.from_bytes(area[u + 2:u + 4], "little")
@@ -181,9 +220,10 @@ class X86Machine:
             return Exit(HALT, 0, 0, 0)
         return Exit(SHUTDOWN, reason, abi.EXIT_REASONS.get(reason, str(reason)), 0)
 
-    def handle_exit(self, e: Exit) -> None:
+    def handle_exit(self, e: Exit, vcpu=None) -> None:
+        vcpu = vcpu or self.vcpu
         start = time.perf_counter()
-        area = self.vcpu.run_area
+        area = vcpu.run_area
         if e.kind == PORT_IO:
             direction, size, count, offset = e.tval
             out = direction == abi.EXIT_IO_OUT
@@ -212,41 +252,41 @@ class X86Machine:
                 self.stop(0, "halted")
         elif e.tval == "intr":
             self.ledger.record("signal", "", time.perf_counter() - start)
-        elif e.tval == "internal_error" and self._step_over_int3():
+        elif e.tval == "internal_error" and self._step_over_int3(vcpu):
             self.ledger.record("int3_emulated", "", time.perf_counter() - start)
         else:
             self.ledger.record("shutdown", e.tval, time.perf_counter() - start)
-            self.stop(1, f"KVM exit: {e.tval}" + self._internal_error_detail(e))
+            self.stop(1, f"KVM exit: {e.tval}" + self._internal_error_detail(e, vcpu))
 
-    def _step_over_int3(self) -> bool:
+    def _step_over_int3(self, vcpu) -> bool:
         """PVM cannot emulate ``int3`` in ring 0 (Linux uses it to patch its own text):
         skip the instruction and deliver the #BP it raises, as hardware would."""
-        area = self.vcpu.run_area
+        area = vcpu.run_area
         u = abi.RUN_EXIT_UNION
         if int.from_bytes(area[u:u + 4], "little") != abi.INTERNAL_ERROR_EMULATION:
             return False
-        regs = self.vcpu.get_regs()
-        phys = self.vcpu.translate(regs.rip)
+        regs = vcpu.get_regs()
+        phys = vcpu.translate(regs.rip)
         if phys is None or not self.ram.contains(phys) or self.ram.read(phys, 1)[0] != INT3:
             return False
         regs.rip += 1
-        self.vcpu.set_regs(regs)
-        ev = self.vcpu.get_vcpu_events()
+        vcpu.set_regs(regs)
+        ev = vcpu.get_vcpu_events()
         ev.exc_injected, ev.exc_nr, ev.exc_has_error_code, ev.exc_pending = 1, BP_VECTOR, 0, 0
-        self.vcpu.set_vcpu_events(ev)
+        vcpu.set_vcpu_events(ev)
         return True
 
-    def _internal_error_detail(self, e: Exit) -> str:
+    def _internal_error_detail(self, e: Exit, vcpu) -> str:
         """Where the guest was, and the instruction bytes there, for the error line."""
         try:
-            rip = self.vcpu.get_regs().rip
-            phys = self.vcpu.translate(rip)
+            rip = vcpu.get_regs().rip
+            phys = vcpu.translate(rip)
         except Exception:                              # the vCPU may be beyond asking
             return ""
         text = f" at rip {rip:#x}"
         if e.tval == "internal_error":
             u = abi.RUN_EXIT_UNION
-            text += f" (suberror {int.from_bytes(self.vcpu.run_area[u:u + 4], 'little')})"
+            text += f" (suberror {int.from_bytes(vcpu.run_area[u:u + 4], 'little')})"
         if phys is not None and self.ram.contains(phys, 15):
             text += f", bytes {self.ram.read(phys, 15).hex(' ')}"
         return text
@@ -284,11 +324,18 @@ class X86Machine:
     def stop(self, code: int, why: str) -> None:
         if self.exit_code is None:
             self.exit_code, self.exit_reason = code, why
+        self._interrupt_all()
 
     # -- running -----------------------------------------------------------------------
-    def _kick(self) -> None:
-        """Make the vCPU thread's KVM_RUN return (EINTR)."""
-        signal.pthread_kill(self._vcpu_thread, KICK_SIGNAL)
+    def _interrupt_all(self) -> None:
+        """Make every other vCPU thread's KVM_RUN return: immediate_exit covers a thread
+        about to enter KVM_RUN, the signal one already inside it."""
+        me = threading.get_ident()
+        for vcpu in self.vcpus:
+            vcpu.run_area[abi.RUN_IMMEDIATE_EXIT] = 1
+        for ident in list(self._threads.values()):
+            if ident != me:
+                signal.pthread_kill(ident, KICK_SIGNAL)
 
     def _input_loop(self) -> None:
         while self.exit_code is None and not self._done.is_set():
@@ -298,44 +345,71 @@ class X86Machine:
                 with self.lock:
                     self.uart.push_input(data)
 
+    def _vcpu_loop(self, index: int, budget) -> None:
+        vcpu = self.vcpus[index]
+        self._threads[index] = threading.get_ident()
+        try:
+            while self.exit_code is None and not self._done.is_set():
+                if not budget():
+                    break
+                e = self.next_exit(vcpu)
+                if e.tval == "intr" and (self._done.is_set() or self.exit_code is not None):
+                    break
+                self.handle_exit(e, vcpu)
+        except Exception as e:                           # a vCPU thread must not die silently
+            log.error("vCPU %d: %s", index, e)
+            self.stop(1, f"vCPU {index}: {e}")
+
     def run(self, max_exits: int | None = None, timeout: float | None = None) -> int | None:
         """Run until the guest stops, ``max_exits`` exits, or ``timeout`` seconds
-        (those two return None)."""
-        self._vcpu_thread = threading.get_ident()
+        (those two return None).  The calling thread runs the BSP; other vCPUs get
+        a thread each."""
         old = signal.signal(KICK_SIGNAL, lambda *_: None)
         self._done = threading.Event()
-        timed_out = threading.Event()
-        helpers = []
-        if timeout is not None:
-            def expire():
-                timed_out.set()
-                self._kick()
-            helpers.append(threading.Timer(timeout, expire))
+        for vcpu in self.vcpus:
+            vcpu.run_area[abi.RUN_IMMEDIATE_EXIT] = 0
+        count = [0]
+
+        def budget() -> bool:
+            count[0] += 1
+            if max_exits is not None and count[0] > max_exits:
+                self._done.set()
+                self._interrupt_all()
+                return False
+            return True
+
+        def expire():
+            self._done.set()
+            self._interrupt_all()
+        helpers = [threading.Thread(target=self._vcpu_loop, args=(i, budget), daemon=True)
+                   for i in range(1, len(self.vcpus))]
+        timer = threading.Timer(timeout, expire) if timeout is not None else None
         if self.irqchip and hasattr(self.console, "poll"):
             helpers.append(threading.Thread(target=self._input_loop, daemon=True))
-        for h in helpers:
-            h.start()
         start = time.perf_counter()
-        n = 0
         try:
-            while self.exit_code is None:
-                if (max_exits is not None and n >= max_exits) or timed_out.is_set():
-                    return None
-                self.handle_exit(self.next_exit())
-                n += 1
-        finally:
-            self.wall += time.perf_counter() - start
-            self._done.set()
             for h in helpers:
-                if isinstance(h, threading.Timer):
-                    h.cancel()
+                h.start()
+            if timer:
+                timer.start()
+            self._vcpu_loop(0, budget)
+        finally:
+            self._done.set()
+            if timer:
+                timer.cancel()
+            self._interrupt_all()
+            for h in helpers:
+                h.join(timeout=5)
+            self._threads.clear()
+            self.wall += time.perf_counter() - start
             signal.signal(KICK_SIGNAL, old)
         return self.exit_code
 
     def close(self) -> None:
         for d in self.disks:
             d.close()
-        self.vcpu.close()
+        for vcpu in self.vcpus:
+            vcpu.close()
         self.vm.close()
         self.kvm.close()
 
@@ -351,3 +425,7 @@ def implementation() -> str:
 
 def hardware_kvm() -> bool:
     return implementation().startswith("hardware")
+
+
+def is_pvm() -> bool:
+    return os.path.isdir("/sys/module/kvm_pvm")

@@ -136,6 +136,9 @@ class KvmVcpu:
     def set_vcpu_events(self, e: abi.VcpuEvents) -> None:
         _ioctl(self.fd, abi.SET_VCPU_EVENTS, e)
 
+    def set_mp_state(self, state: int) -> None:
+        _ioctl(self.fd, abi.SET_MP_STATE, abi.MpState(state))
+
     def tsc_khz(self) -> int:
         """The guest TSC's frequency in kHz."""
         return _ioctl(self.fd, abi.GET_TSC_KHZ)

@@ -70,7 +70,7 @@ def _common(s: abi.Sregs) -> None:
     s.ldt = abi.Segment(type=2, present=1, unusable=1)
 
 
-def long_mode(vcpu, entry: int, rsi: int = 0, rsp: int = layout.STACK_TOP) -> None:
+def long_mode(vcpu, entry: int, rsi: int = 0, rsp: int = layout.STACK_TOP, rdi: int = 0) -> None:
     """64-bit mode, ring 0, paging on (identity map), interrupts off, at ``entry``."""
     s = vcpu.get_sregs()
     s.cs = _segment(CODE64, True, True)
@@ -82,7 +82,7 @@ def long_mode(vcpu, entry: int, rsi: int = 0, rsp: int = layout.STACK_TOP) -> No
     s.efer = EFER_LME | EFER_LMA
     vcpu.set_sregs(s)
     r = abi.Regs()
-    r.rip, r.rsi, r.rsp, r.rflags = entry, rsi, rsp, RFLAGS_RESERVED
+    r.rip, r.rsi, r.rdi, r.rsp, r.rflags = entry, rsi, rdi, rsp, RFLAGS_RESERVED
     vcpu.set_regs(r)
 
 

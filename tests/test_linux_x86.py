@@ -1,0 +1,140 @@
+"""Debian's own kernel as the KVM backend's guest: the initramfs builder, the
+vmlinux extraction, and boots through the PVH entry (on any KVM, asserting the
+kernel's early console) and to a busybox shell (hardware KVM only: under PVM a
+non-PVM kernel's ring 0 runs in KVM's instruction emulator, far too slowly)."""
+
+from __future__ import annotations
+
+import stat
+import time
+
+import pytest
+
+from popek.console import ScriptedConsole
+from popek.kvm import debian, initramfs, linux
+from popek.riscv.loader import _read
+from tests.test_kvm import REASON, needs_kvm
+
+
+def read_newc(data: bytes) -> dict[str, tuple[int, bytes]]:
+    """name → (mode, contents) of a newc cpio archive; an independent reader."""
+    out, pos = {}, 0
+    while True:
+        assert data[pos:pos + 6] == b"070701", f"bad magic at {pos}"
+        f = [int(data[pos + 6 + 8 * i: pos + 14 + 8 * i], 16) for i in range(13)]
+        mode, size, namesize = f[1], f[6], f[11]
+        name = data[pos + 110: pos + 110 + namesize - 1].decode()
+        pos = (pos + 110 + namesize + 3) & ~3
+        body = data[pos:pos + size]
+        pos = (pos + size + 3) & ~3
+        if name == "TRAILER!!!":
+            return out
+        out[name] = (mode, body)
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    try:
+        return debian.find_kernel()
+    except Exception as e:
+        pytest.fail(f"{e}")
+
+
+@pytest.fixture(scope="module")
+def initrd(kernel, tmp_path_factory):
+    data, order = initramfs.build(kernel[1])
+    path = tmp_path_factory.mktemp("linux") / "initrd.cpio"
+    initramfs.write(str(path), data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def vmlinux(kernel, tmp_path_factory):
+    path = tmp_path_factory.mktemp("linux") / "vmlinux"
+    initramfs.write(str(path), linux.extract_vmlinux(kernel[0], _read(kernel[0])))
+    return path
+
+
+def test_initramfs_holds_busybox_init_and_modules_in_load_order(kernel, initrd):
+    files = read_newc(initrd.read_bytes())
+    assert stat.S_ISREG(files["bin/busybox"][0]) and files["bin/busybox"][0] & 0o111
+    assert files["bin/busybox"][1][:4] == b"\x7fELF"
+    assert files["init"][1].startswith(b"#!/bin/busybox sh")
+    order = files["etc/modules"][1].decode().split()
+    for m in ("virtio_pci", "virtio_blk", "virtio_mmio", "virtio", "virtio_ring"):
+        assert f"lib/modules/{m}.ko" in files and m in order
+    # Dependencies load first (from the modules' own .modinfo).
+    assert order.index("virtio") < order.index("virtio_pci")
+    assert order.index("virtio_ring") < order.index("virtio_blk")
+    assert order.index("virtio_pci_modern_dev") < order.index("virtio_pci")
+
+
+def test_extracted_vmlinux_has_a_pvh_entry(vmlinux):
+    entry = linux.pvh_entry(str(vmlinux), vmlinux.read_bytes())
+    assert entry is not None and 0x1000000 <= entry < 0x4000000
+
+
+class _Watch(ScriptedConsole):
+    def seen(self, text: str) -> bool:
+        return text in self.text()
+
+
+def boot_until(machine, console, text: str, limit: float) -> float:
+    start = time.monotonic()
+    while not console.seen(text) and machine.exit_code is None:
+        if time.monotonic() - start > limit:
+            break
+        machine.run(timeout=1.0)
+    return time.monotonic() - start
+
+
+@needs_kvm
+@pytest.mark.slow
+def test_debian_kernel_pvh_boot_prints_its_early_console(vmlinux, initrd):
+    from popek.kvm.machine import X86Machine
+    con = _Watch()
+    m = X86Machine(str(vmlinux), memory=512 << 20, console=con, initrd=str(initrd),
+                   append="earlyprintk=serial,ttyS0,115200 console=ttyS0 popek.test=1")
+    try:
+        boot_until(m, con, "Kernel command line", 120)
+    finally:
+        m.close()
+    out = con.text()
+    assert m.boot.kind == "pvh"
+    assert "Linux version 6." in out and "Debian" in out, out[-2000:]
+    assert "Command line: earlyprintk=serial,ttyS0,115200 console=ttyS0 popek.test=1" in out
+    # The kernel saw popek's e820 map and the initrd as the PVH module.
+    assert "BIOS-e820: [mem 0x0000000000100000-0x000000001fffffff] usable" in out
+    assert "RAMDISK: [mem" in out
+
+
+def _hardware_kvm() -> str | None:
+    if REASON is not None:
+        return REASON
+    from popek.kvm.machine import hardware_kvm, implementation
+    return None if hardware_kvm() else f"KVM here is {implementation()}: a full boot of a " \
+        "non-PVM kernel would run its ring 0 in KVM's instruction emulator"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_hardware_kvm() is not None, reason=str(_hardware_kvm()))
+@pytest.mark.parametrize("entry", ["bzimage", "pvh"])
+def test_debian_kernel_boots_to_busybox_and_reads_its_disk(kernel, vmlinux, initrd, tmp_path,
+                                                           entry):
+    from popek.kvm.machine import X86Machine
+    from popek.riscv.board import DriveSpec
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"popek disk marker\n" + bytes(1 << 20))
+    con = ScriptedConsole([(r"popek-initramfs: up", ""),
+                           (r"/ # ", "head -c 17 /dev/vda; echo; reboot -f\n")])
+    m = X86Machine(kernel[0] if entry == "bzimage" else str(vmlinux), memory=512 << 20,
+                   console=con, initrd=str(initrd), drives=[DriveSpec(str(disk))],
+                   append="console=ttyS0 reboot=k panic=-1")
+    try:
+        code = m.run(timeout=300)
+    finally:
+        m.close()
+    out = con.text()
+    assert "/dev/vda has 2048 sectors" in out or "/dev/vda has" in out, out[-3000:]
+    assert "popek disk marker" in out
+    assert code == 0 and m.exit_reason == "reset (i8042)"
