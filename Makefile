@@ -6,7 +6,7 @@ PY := .venv/bin/python
 KERNEL ?= /usr/lib/u-boot/qemu-riscv64_smode/uboot.elf
 VMM ?= trap-emulate
 
-.PHONY: setup run test bench guest clean
+.PHONY: setup run run-linux test bench guest clean
 
 setup:
 	@scripts/setup.sh
@@ -20,6 +20,17 @@ test: setup
 bench: setup
 	$(PY) bench/bench_riscv.py $(ARGS)
 	$(PY) bench/bench_vmm.py
+	$(PY) bench/bench_kvm.py
+
+# Debian's kernel on the KVM backend, through its PVH entry, with a busybox initramfs.
+LINUX_APPEND ?= console=ttyS0 earlyprintk=serial,ttyS0,115200
+run-linux: setup
+	@mkdir -p build
+	$(PY) -m popek initramfs -o build/initrd.cpio
+	$(PY) -m popek extract-vmlinux $$(ls .cache/debian-kernel/boot/vmlinuz-*-amd64 | tail -1) \
+	    -o build/vmlinux
+	$(PY) -m popek run --backend kvm --kernel build/vmlinux --initrd build/initrd.cpio \
+	    --append "$(LINUX_APPEND)" --stats $(ARGS)
 
 guest: setup
 	$(MAKE) -C guests all-flavours

@@ -44,14 +44,19 @@ log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 # Features hidden from guests because PVM's instruction emulator (which runs a
-# non-PVM kernel's ring 0) lacks their instructions: cmpxchg16b, and clac/stac.
-CPUID_1_ECX_CX16 = 1 << 13
-CPUID_7_EBX_SMAP = 1 << 20
+# non-PVM kernel's ring 0) lacks their instructions; (leaf, register) → bits.
+HIDDEN_FEATURES = {
+    (1, "ecx"): (1 << 13) | (1 << 17) | (1 << 22) | (1 << 23),   # cx16 pcid movbe popcnt
+    (7, "ebx"): (1 << 0) | (1 << 3) | (1 << 8) | (1 << 10)       # fsgsbase bmi1 bmi2 invpcid
+    | (1 << 20) | (1 << 23) | (1 << 24),                          # smap clflushopt clwb
+    (7, "ecx"): (1 << 3) | (1 << 4) | (1 << 22),                  # pku ospke rdpid
+}
 INT3, BP_VECTOR = 0xCC, 3
-# What a Linux kernel not built for PVM needs to be told on a PVM host, whose
-# instruction emulator (running the kernel's ring 0) lacks XSAVE/XRSTOR and
-# CLAC/STAC, and which shows the host's XSAVE and SMAP bits whatever CPUID says.
-PVM_LINUX_ARGS = ("noxsave", "clearcpuid=smap")
+# PVM shows the host's feature bits whatever KVM_SET_CPUID2 says, so a Linux kernel
+# not built for PVM must also be told not to use them: xsave/xrstor, clac/stac,
+# popcnt, wrfsbase, invpcid, rdpid ... are emulation failures in its ring 0.
+PVM_LINUX_ARGS = ("noxsave", "clearcpuid=smap,popcnt,movbe,pcid,fsgsbase,bmi1,bmi2,invpcid,"
+                  "clflushopt,clwb,pku,rdpid")
 KICK_SIGNAL = signal.SIGUSR1
 MAX_VCPUS = 32                  # what fits the MP table's 1 KiB
 AP_STACK = 0x4000
@@ -155,11 +160,11 @@ class X86Machine:
         c = self.kvm.supported_cpuid()
         for i in range(c.nent):
             e = c.entries[i]
+            for (leaf, reg), bits in HIDDEN_FEATURES.items():
+                if e.function == leaf and e.index == 0:
+                    setattr(e, reg, getattr(e, reg) & ~bits)
             if e.function == 1:
-                e.ecx &= ~CPUID_1_ECX_CX16
                 e.ebx = (e.ebx & 0x00FFFFFF) | (apic_id << 24)     # initial APIC ID
-            elif e.function == 7 and e.index == 0:
-                e.ebx &= ~CPUID_7_EBX_SMAP
             elif e.function in (0xB, 0x1F):
                 e.edx = apic_id                                    # x2APIC ID
         vcpu.set_cpuid2(c)
@@ -167,7 +172,8 @@ class X86Machine:
     def _linux_args(self, append: str) -> str:
         if not is_pvm():
             return append
-        extra = [a for a in PVM_LINUX_ARGS if a not in append.split()]
+        have = {a.split("=")[0] for a in append.split()}
+        extra = [a for a in PVM_LINUX_ARGS if a.split("=")[0] not in have]
         if extra:
             log.info("PVM host: adding %s to the kernel command line", " ".join(extra))
         return " ".join([append] + extra).strip()
