@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "[,if=virtio|virtio-mmio|virtio-pci] (if=virtio: mmio on riscv, "
                           "pci on kvm)")
     run.add_argument("--initrd", metavar="FILE", help="initial ramdisk (--backend kvm, Linux)")
+    run.add_argument("--unpack", choices=("auto", "guest", "vmm"), default="auto",
+                     help="--backend kvm, bzImage: who decompresses the kernel: the kernel "
+                          "itself (guest), popek, entering the kernel's own 64-bit entry (vmm), "
+                          "or auto: vmm on a software KVM (PVM), guest elsewhere")
     run.add_argument("--smp", metavar="N", type=int, default=1,
                      help="--backend kvm: number of vCPUs (default 1), listed in an MP table")
     run.add_argument("-m", "--memory", metavar="SIZE", type=parse_size, default=None,

@@ -22,19 +22,20 @@ BAR_MEM32 = 0x0
 
 
 class PciFunction:
-    """A type-0 configuration header with one 32-bit memory BAR; subclasses
-    (device transports) add capabilities and implement the BAR's registers
-    as ``bar_read(off, size)`` / ``bar_write(off, size, value)``."""
+    """A type-0 configuration header with one 32-bit memory BAR (or none, with
+    ``bar_size`` 0); subclasses (device transports) add capabilities and implement
+    the BAR's registers as ``bar_read(off, size)`` / ``bar_write(off, size, value)``."""
 
-    def __init__(self, vendor: int, device: int, class_code: int, bar_size: int,
-                 bar_addr: int, irq: int, subsystem: tuple[int, int] = (0, 0)):
+    def __init__(self, vendor: int, device: int, class_code: int, bar_size: int = 0,
+                 bar_addr: int = 0, irq: int = 0, subsystem: tuple[int, int] = (0, 0)):
         assert bar_size & (bar_size - 1) == 0
         self.config = bytearray(256)
         struct.pack_into("<HH", self.config, VENDOR_ID, vendor, device)
         struct.pack_into("<I", self.config, REVISION, class_code << 8)
         struct.pack_into("<HH", self.config, SUBSYS_VENDOR, *subsystem)
-        self.config[INTERRUPT_LINE] = irq
-        self.config[INTERRUPT_PIN] = 1                     # INTA#
+        if irq:
+            self.config[INTERRUPT_LINE] = irq
+            self.config[INTERRUPT_PIN] = 1                 # INTA#
         self.bar_size = bar_size
         self.bar_addr = bar_addr
         self.command = 0
@@ -54,7 +55,7 @@ class PciFunction:
 
     @property
     def decodes(self) -> bool:
-        return bool(self.command & CMD_MEMORY)
+        return bool(self.command & CMD_MEMORY) and self.bar_size > 0
 
     def config_read(self, off: int, size: int) -> int:
         if off == COMMAND and size >= 2:
@@ -67,7 +68,7 @@ class PciFunction:
     def config_write(self, off: int, size: int, value: int) -> None:
         if off == COMMAND:
             self.command = value & 0x0547                  # io, mem, master, parity, serr, intx
-        elif off == BAR0 and size == 4:
+        elif off == BAR0 and size == 4 and self.bar_size:
             # Writing all ones sizes the BAR: it reads back as ~(size - 1).
             self.bar_addr = value & ~(self.bar_size - 1) & 0xFFFFFFF0
         elif off == INTERRUPT_LINE:
@@ -80,11 +81,17 @@ class PciFunction:
         raise NotImplementedError
 
 
+HOST_BRIDGE_CLASS = 0x060000
+INTEL, I440FX = 0x8086, 0x1237
+
+
 class PciHost:
+    """Bus 0, with a host bridge in slot 0: Linux's direct-access probe trusts
+    mechanism #1 only if it finds a host bridge (or VGA, or an Intel device)."""
     SIZE = 8                       # 0xcf8-0xcff
 
     def __init__(self):
-        self.functions: dict[int, PciFunction] = {}
+        self.functions: dict[int, PciFunction] = {0: PciFunction(INTEL, I440FX, HOST_BRIDGE_CLASS)}
         self.address = 0
 
     def add(self, slot: int, fn: PciFunction) -> None:
@@ -118,7 +125,8 @@ class PciHost:
 
     def irqs(self) -> dict[int, int]:
         """Slot → the IRQ its INTA# is wired to (for the MP table)."""
-        return {slot: fn.config[INTERRUPT_LINE] for slot, fn in self.functions.items()}
+        return {slot: fn.config[INTERRUPT_LINE] for slot, fn in self.functions.items()
+                if fn.config[INTERRUPT_PIN]}
 
     def find_bar(self, addr: int) -> tuple[PciFunction, int] | None:
         """The function whose (enabled) BAR holds ``addr``, and the offset in it."""

@@ -30,7 +30,8 @@ def cmd_run_kvm(args) -> int:
     m = None
     try:
         m = X86Machine(args.kernel, memory=memory, console=console, initrd=args.initrd,
-                       append=args.append, drives=args.drive, smp=args.smp)
+                       append=args.append, drives=args.drive, smp=args.smp,
+                       unpack=args.unpack)
         console.on_quit = lambda: m.stop(0, "quit (Ctrl-A x)")
         code = m.run(max_exits=args.max_instructions, timeout=args.timeout)
     finally:

@@ -90,19 +90,29 @@ def _write_cmdline(ram, path: str, cmdline: str, limit: int) -> None:
     ram.write(layout.CMDLINE, raw)
 
 
-def load_bzimage(ram, path: str, data: bytes, cmdline: str, initrd: bytes | None) -> Boot:
+def load_bzimage(ram, path: str, data: bytes, cmdline: str, initrd: bytes | None,
+                 unpack: bool = False) -> Boot:
+    """Load a bzImage for its 64-bit entry.  With ``unpack``, popek does the
+    decompressor's work itself: the vmlinux inside is loaded at its physical
+    addresses and entered at its own 64-bit entry (``startup_64``, which takes the
+    same zero page), as Firecracker boots a vmlinux."""
     version = _u(data, VERSION, 2)
     if version < MIN_VERSION or not _u(data, XLOADFLAGS, 2) & XLF_KERNEL_64:
         raise ImageError(f"{path}: boot protocol {version >> 8}.{version & 0xFF} without a "
                          "64-bit entry point (popek needs 2.12+, a 64-bit kernel)")
     setup = _setup_size(path, data)
-    kernel = data[setup:]
-    init_size = _u(data, INIT_SIZE, 4)
-    end = layout.HIMEM + max(len(kernel), init_size)
-    if end > ram.end:
-        raise ImageError(f"{path}: the kernel needs {end >> 20} MiB of RAM to unpack "
-                         f"(give more with -m)")
-    ram.write(layout.HIMEM, kernel)
+    if unpack:
+        from popek.riscv.loader import _load_elf
+        image = _load_elf(path, extract_vmlinux(path, data), ram, "EM_X86_64")
+        entry, end, kind = image.entry, image.high, "bzimage-64, unpacked by popek"
+    else:
+        kernel = data[setup:]
+        end = layout.HIMEM + max(len(kernel), _u(data, INIT_SIZE, 4))
+        if end > ram.end:
+            raise ImageError(f"{path}: the kernel needs {end >> 20} MiB of RAM to unpack "
+                             f"(give more with -m)")
+        ram.write(layout.HIMEM, kernel)
+        entry, kind = layout.HIMEM + 0x200, "bzimage-64"
 
     zero = bytearray(4096)
     hdr_end = 0x202 + data[0x201]                         # the header says how long it is
@@ -116,10 +126,10 @@ def load_bzimage(ram, path: str, data: bytes, cmdline: str, initrd: bytes | None
     struct.pack_into("<II", zero, RAMDISK_IMAGE, addr, len(initrd or b""))
     memmap = layout.e820(ram.size)
     zero[E820_ENTRIES] = len(memmap)
-    for i, (a, size, kind) in enumerate(memmap):
-        struct.pack_into("<QQI", zero, E820_TABLE + 20 * i, a, size, kind)
+    for i, (a, size, e820_type) in enumerate(memmap):
+        struct.pack_into("<QQI", zero, E820_TABLE + 20 * i, a, size, e820_type)
     ram.write(layout.BOOT_PARAMS, bytes(zero))
-    return Boot("bzimage-64", layout.HIMEM + 0x200, layout.BOOT_PARAMS, end)
+    return Boot(kind, entry, layout.BOOT_PARAMS, end)
 
 
 def pvh_entry(path: str, data: bytes) -> int | None:

@@ -51,7 +51,7 @@ HIDDEN_FEATURES = {
     | (1 << 20) | (1 << 23) | (1 << 24),                          # smap clflushopt clwb
     (7, "ecx"): (1 << 3) | (1 << 4) | (1 << 22),                  # pku ospke rdpid
 }
-INT3, BP_VECTOR = 0xCC, 3
+INT3, BP_VECTOR, FWAIT = 0xCC, 3, 0x9B
 # PVM shows the host's feature bits whatever KVM_SET_CPUID2 says, so a Linux kernel
 # not built for PVM must also be told not to use them: xsave/xrstor, clac/stac,
 # popcnt, wrfsbase, invpcid, rdpid ... are emulation failures in its ring 0.
@@ -79,7 +79,7 @@ class _Port:
 class X86Machine:
     def __init__(self, kernel: str, memory: int = 64 * MiB, console=None, *,
                  initrd: str | None = None, append: str = "", drives=(),
-                 irqchip: bool = True, smp: int = 1):
+                 irqchip: bool = True, smp: int = 1, unpack: str = "auto"):
         if memory < 4 * MiB or memory % MiB:
             raise ConfigError("KVM guests need a whole number of MiB, at least 4")
         if memory > layout.MMIO_BASE:
@@ -116,6 +116,12 @@ class X86Machine:
         x86.write_tables(self.ram)
         if irqchip:
             self.ram.write(layout.MPTABLE, mptable.build(smp, self.pci.irqs()))
+        self._unpack_arg = unpack
+        if unpack not in ("auto", "guest", "vmm"):
+            raise ConfigError("--unpack takes auto, guest or vmm")
+        # A bzImage decompresses itself in ring 0, which PVM emulates: minutes of work
+        # that popek does in a second.  Elsewhere the kernel's own decompressor runs.
+        self.unpack = "vmm" if unpack == "auto" and is_pvm() else unpack
         self.boot = self._load(kernel, initrd, append)
         self._threads: dict[int, int] = {}
 
@@ -149,7 +155,7 @@ class X86Machine:
                 self.mmio.add(base, layout.VIRTIO_MMIO_SIZE,
                               VirtioMmio(blk, self.ram, self._irq(next_irq)), "virtio-mmio-blk")
             else:
-                slot = len(self.pci.functions) + 1
+                slot = len(self.pci.functions)          # slot 0 is the host bridge
                 self.pci.add(slot, VirtioPci(blk, self.ram, next_irq, self._irq(next_irq),
                                              layout.PCI_BAR_BASE + slot * layout.PCI_BAR_SIZE))
             next_irq += 1
@@ -183,7 +189,14 @@ class X86Machine:
         head = _read(kernel)
         if linux.is_bzimage(head):
             append = self._linux_args(append)
-            boot = linux.load_bzimage(self.ram, kernel, head, append, initrd_data)
+            try:
+                boot = linux.load_bzimage(self.ram, kernel, head, append, initrd_data,
+                                          unpack=self.unpack == "vmm")
+            except ImageError as e:
+                if self.unpack != "vmm" or self._unpack_arg == "vmm":
+                    raise
+                log.info("%s; letting the kernel decompress itself", e)
+                boot = linux.load_bzimage(self.ram, kernel, head, append, initrd_data)
             x86.long_mode(self.vcpu, boot.entry, rsi=boot.arg, rsp=0)
             return boot
         image = load_image(kernel, self.ram, layout.HIMEM, machine="EM_X86_64")
@@ -258,29 +271,36 @@ class X86Machine:
                 self.stop(0, "halted")
         elif e.tval == "intr":
             self.ledger.record("signal", "", time.perf_counter() - start)
-        elif e.tval == "internal_error" and self._step_over_int3(vcpu):
-            self.ledger.record("int3_emulated", "", time.perf_counter() - start)
+        elif e.tval == "internal_error" and (what := self._finish_unemulated(vcpu)):
+            self.ledger.record(f"{what}_emulated", "", time.perf_counter() - start)
         else:
             self.ledger.record("shutdown", e.tval, time.perf_counter() - start)
             self.stop(1, f"KVM exit: {e.tval}" + self._internal_error_detail(e, vcpu))
 
-    def _step_over_int3(self, vcpu) -> bool:
-        """PVM cannot emulate ``int3`` in ring 0 (Linux uses it to patch its own text):
-        skip the instruction and deliver the #BP it raises, as hardware would."""
+    def _finish_unemulated(self, vcpu) -> str | None:
+        """PVM's emulator (a non-PVM kernel's ring 0) fails on a few instructions Linux
+        uses; do what the CPU would have done.  ``int3`` (Linux patching its own text):
+        skip it and deliver the #BP it raises.  ``fwait`` with no x87 exception pending:
+        nothing but the step.  Returns the instruction's name, or None if it is another."""
         area = vcpu.run_area
         u = abi.RUN_EXIT_UNION
         if int.from_bytes(area[u:u + 4], "little") != abi.INTERNAL_ERROR_EMULATION:
-            return False
+            return None
         regs = vcpu.get_regs()
         phys = vcpu.translate(regs.rip)
-        if phys is None or not self.ram.contains(phys) or self.ram.read(phys, 1)[0] != INT3:
-            return False
+        if phys is None or not self.ram.contains(phys):
+            return None
+        opcode = self.ram.read(phys, 1)[0]
+        if opcode not in (INT3, FWAIT):
+            return None
         regs.rip += 1
         vcpu.set_regs(regs)
-        ev = vcpu.get_vcpu_events()
-        ev.exc_injected, ev.exc_nr, ev.exc_has_error_code, ev.exc_pending = 1, BP_VECTOR, 0, 0
-        vcpu.set_vcpu_events(ev)
-        return True
+        if opcode == INT3:
+            ev = vcpu.get_vcpu_events()
+            ev.exc_injected, ev.exc_nr, ev.exc_has_error_code, ev.exc_pending = 1, BP_VECTOR, 0, 0
+            vcpu.set_vcpu_events(ev)
+            return "int3"
+        return "fwait"
 
     def _internal_error_detail(self, e: Exit, vcpu) -> str:
         """Where the guest was, and the instruction bytes there, for the error line."""
