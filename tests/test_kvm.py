@@ -6,8 +6,10 @@ a usable /dev/kvm; the full Debian boot to a shell needs hardware KVM."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -206,3 +208,47 @@ def test_smp_needs_the_kvm_backend_and_a_sane_count(x86_guests):
         r = popek("run", "--backend", "kvm", "--kernel", str(x86_guests / "smp.elf"),
                   "--smp", "99")
         assert r.returncode == 1 and "--smp takes 1 to 32" in r.stderr
+
+
+@needs_kvm
+def test_a_guest_that_triple_faults_ends_cleanly(x86_guests):
+    from popek.kvm import layout
+    from popek.kvm.machine import X86Machine
+    m = X86Machine(str(x86_guests / "probe.elf"), memory=4 << 20, console=ScriptedConsole(),
+                   irqchip=False)
+    try:
+        # hlt in ring 3 is a #GP; with no IDT that becomes a triple fault.
+        m.ram.write_int(layout.PROBE_PARAMS, 8, 4 | 0x100)
+        m.ram.write_int(layout.PROBE_PARAMS + 8, 8, 1)
+        assert m.run(max_exits=100) == 1
+    finally:
+        m.close()
+    assert m.exit_reason.startswith("KVM exit: shutdown at rip 0x")
+    assert m.ledger.counts["shutdown"] == 1
+
+
+@needs_kvm
+def test_console_input_reaches_the_uart_and_raises_irq4(x86_guests):
+    from popek.devices.uart16550 import IER_RX
+    from popek.kvm.machine import X86Machine
+    m = X86Machine(str(x86_guests / "hello.elf"), console=ScriptedConsole())
+    lines = []
+    real = m.vm.irq_line
+    m.vm.irq_line = lambda irq, level: (lines.append((irq, level)), real(irq, level))
+    try:
+        m.uart.write(1, 1, IER_RX)                  # as a driver enabling rx interrupts
+        m.console.steps = [(re.compile(b""), b"k")]           # types "k" at once
+        m._done = threading.Event()
+        thread = threading.Thread(target=m._input_loop)
+        thread.start()
+        for _ in range(100):
+            if lines:
+                break
+            time.sleep(0.01)
+        m._done.set()
+        thread.join()
+        assert lines and lines[0] == (4, True)
+        assert m.uart.read(0, 1) == ord("k")
+        assert lines[-1] == (4, False)              # reading RBR drained it: line low
+    finally:
+        m.close()

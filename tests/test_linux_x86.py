@@ -12,7 +12,7 @@ import pytest
 
 from popek.console import ScriptedConsole
 from popek.kvm import debian, initramfs, linux
-from popek.riscv.loader import _read
+from popek.riscv.loader import read_file
 from tests.test_kvm import REASON, needs_kvm
 
 
@@ -51,7 +51,7 @@ def initrd(kernel, tmp_path_factory):
 @pytest.fixture(scope="module")
 def vmlinux(kernel, tmp_path_factory):
     path = tmp_path_factory.mktemp("linux") / "vmlinux"
-    initramfs.write(str(path), linux.extract_vmlinux(kernel[0], _read(kernel[0])))
+    initramfs.write(str(path), linux.extract_vmlinux(kernel[0], read_file(kernel[0])))
     return path
 
 

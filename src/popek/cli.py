@@ -2,6 +2,8 @@
 
     popek run [--bios FILE|none] [--kernel FILE] [--append ARGS] [--drive SPEC]...
               [-m SIZE] [--clock icount|host] [--stats] [--dtb-out FILE]
+    popek run --backend kvm --kernel FILE [--initrd FILE] [--append ARGS] [--smp N] ...
+    popek kvm-check | calibrate -o FILE | initramfs -o FILE | extract-vmlinux BZIMAGE -o FILE
 
 A user mistake (missing image, bad option) is one line on stderr and a non-zero
 exit; guest exit codes (syscon, HTIF) become popek's exit code.
@@ -21,7 +23,6 @@ from popek.errors import ConfigError, PopekError
 DEBIAN_OPENSBI = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf"
 EXIT_BUDGET = 124          # like timeout(1): the instruction budget ran out
 DEFAULT_MEMORY = 128 << 20     # the simulated machine and its VMs, as QEMU's virt
-KVM_DEFAULT_MEMORY = 64 << 20  # the KVM backend's tiny guests
 
 log = logging.getLogger("popek")
 
@@ -70,9 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    run = sub.add_parser("run", help="boot a guest on the simulated RISC-V virt board",
+    run = sub.add_parser("run", help="boot a guest (simulated RISC-V, or x86-64 on KVM)",
                          description="Boot firmware and/or a kernel on the simulated RV64 virt "
-                                     "board. The guest's console is this terminal (Ctrl-A x quits).")
+                                     "board, or (--backend kvm) an x86-64 kernel on /dev/kvm. "
+                                     "The guest's console is this terminal (Ctrl-A x quits).")
     run.add_argument("--bios", metavar="FILE",
                      help="M-mode firmware (ELF or raw); 'none' starts --kernel in M-mode; "
                           f"default: Debian's OpenSBI fw_jump ({DEBIAN_OPENSBI})")
@@ -90,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--smp", metavar="N", type=int, default=1,
                      help="--backend kvm: number of vCPUs (default 1), listed in an MP table")
     run.add_argument("-m", "--memory", metavar="SIZE", type=parse_size, default=None,
-                     help="guest RAM (default 128M, 64M with --backend kvm; a bare number "
-                          "means MiB)")
+                     help="guest RAM (default 128M; with --backend kvm 64M, or 512M for Linux; "
+                          "a bare number means MiB)")
     run.add_argument("--clock", choices=("icount", "host"), default="icount",
                      help="icount: deterministic, time from retired instructions (default); "
                           "host: the host's real time")
@@ -99,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="nominal guest instructions per second of the icount clock")
     run.add_argument("--backend", choices=("riscv", "kvm"), default="riscv",
                      help="riscv: the simulated RV64 machine (default); kvm: real x86-64 "
-                          "hardware through /dev/kvm (--kernel: a 64-bit ELF)")
+                          "hardware through /dev/kvm (--kernel: a bzImage, a vmlinux, or a "
+                          "64-bit ELF)")
     run.add_argument("--vmm", choices=("none", "trap-emulate"), default="none",
                      help="none: bare metal (default); trap-emulate: run the kernel as a guest "
                           "of popek's VMM (deprivileged, shadow page tables, SBI by the VMM)")

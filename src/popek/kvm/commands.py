@@ -16,7 +16,7 @@ def cmd_run_kvm(args) -> int:
     from popek.console import StdioConsole
     from popek.kvm import linux
     from popek.kvm.machine import X86Machine
-    from popek.riscv.loader import _read
+    from popek.riscv.loader import read_file
 
     if args.kernel is None:
         raise ConfigError("--backend kvm needs --kernel (a bzImage, a vmlinux, or a 64-bit ELF)")
@@ -24,7 +24,7 @@ def cmd_run_kvm(args) -> int:
         raise ConfigError("--backend kvm takes no --bios, --vmm, --vm or --cost-profile")
     memory = args.memory
     if memory is None:
-        is_linux = linux.is_bzimage(_read(args.kernel)[:0x300]) or args.initrd
+        is_linux = linux.is_bzimage(read_file(args.kernel)[:0x300]) or args.initrd
         memory = LINUX_DEFAULT_MEMORY if is_linux else KVM_DEFAULT_MEMORY
     console = StdioConsole()
     m = None
@@ -74,8 +74,8 @@ def cmd_initramfs(args) -> int:
 
 def cmd_extract_vmlinux(args) -> int:
     from popek.kvm import initramfs, linux
-    from popek.riscv.loader import _read
-    data = linux.extract_vmlinux(args.bzimage, _read(args.bzimage))
+    from popek.riscv.loader import read_file
+    data = linux.extract_vmlinux(args.bzimage, read_file(args.bzimage))
     if linux.pvh_entry(args.bzimage, data) is None:
         raise ImageError(f"{args.bzimage}: the kernel has no PVH entry (CONFIG_PVH)")
     initramfs.write(args.output, data)

@@ -37,7 +37,7 @@ from popek.devices.virtio.pci import VirtioPci
 from popek.errors import ConfigError, ImageError
 from popek.kvm import abi, layout, linux, mptable, x86
 from popek.kvm.system import Kvm
-from popek.riscv.loader import _read, load_image
+from popek.riscv.loader import read_file, load_image
 from popek.vmm.exits import HALT, MMIO, PORT_IO, SHUTDOWN, Exit, Ledger
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,10 @@ class _Port:
     """A port-I/O device from two callables (the debug-exit port, the i8042 stub)."""
 
     def __init__(self, read=None, write=None):
-        self._read, self._write = read, write
+        self.read_file, self._write = read, write
 
     def read(self, off: int, size: int) -> int:
-        return self._read(off, size) if self._read else (1 << (8 * size)) - 1
+        return self.read_file(off, size) if self.read_file else (1 << (8 * size)) - 1
 
     def write(self, off: int, size: int, value: int) -> None:
         if self._write:
@@ -185,8 +185,8 @@ class X86Machine:
         return " ".join([append] + extra).strip()
 
     def _load(self, kernel: str, initrd: str | None, append: str) -> linux.Boot:
-        initrd_data = _read(initrd) if initrd else None
-        head = _read(kernel)
+        initrd_data = read_file(initrd) if initrd else None
+        head = read_file(kernel)
         if linux.is_bzimage(head):
             append = self._linux_args(append)
             try:

@@ -28,7 +28,8 @@ class LoadedImage:
     symbols: dict = field(default_factory=dict)
 
 
-def _read(path: str) -> bytes:
+def read_file(path: str) -> bytes:
+    """The bytes of an image file; a missing, unreadable or directory path is an ImageError."""
     if not os.path.exists(path):
         raise ImageError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -49,7 +50,7 @@ def load_image(path: str, ram, raw_addr: int, machine: str = "EM_RISCV") -> Load
     """Load ``path`` into ``ram``: an ELF at its physical addresses, else raw at ``raw_addr``.
 
     ``machine`` is the ELF machine expected (EM_RISCV, or EM_X86_64 for the KVM backend)."""
-    data = _read(path)
+    data = read_file(path)
     if not data:
         raise ImageError(f"{path}: empty file")
     if data[:4] == ELF_MAGIC:
