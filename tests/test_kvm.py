@@ -252,3 +252,14 @@ def test_console_input_reaches_the_uart_and_raises_irq4(x86_guests):
         assert lines[-1] == (4, False)              # reading RBR drained it: line low
     finally:
         m.close()
+
+
+def test_without_kvm_popek_says_so_in_one_line(x86_guests):
+    code = ("import sys, popek.kvm.system as s; s.DEVICE = '/nonexistent/kvm'; "
+            "from popek.cli import main; sys.exit(main(sys.argv[1:]))")
+    for args in (["run", "--backend", "kvm", "--kernel", str(x86_guests / "hello.elf")],
+                 ["kvm-check"]):
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.strip() == "popek: error: /nonexistent/kvm does not exist: this host " \
+                                   "offers no KVM"

@@ -37,7 +37,8 @@ def _ioctl(fd: int, request: int, arg=0):
 
 
 class Kvm:
-    def __init__(self, path: str = DEVICE):
+    def __init__(self, path: str | None = None):
+        path = path or DEVICE
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
