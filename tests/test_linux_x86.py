@@ -11,6 +11,7 @@ import time
 import pytest
 
 from popek.console import ScriptedConsole
+from popek.files import write_atomically
 from popek.kvm import debian, initramfs, linux
 from popek.riscv.loader import read_file
 from tests.test_kvm import REASON, needs_kvm
@@ -44,14 +45,14 @@ def kernel():
 def initrd(kernel, tmp_path_factory):
     data, order = initramfs.build(kernel[1])
     path = tmp_path_factory.mktemp("linux") / "initrd.cpio"
-    initramfs.write(str(path), data)
+    write_atomically(str(path), data)
     return path
 
 
 @pytest.fixture(scope="module")
 def vmlinux(kernel, tmp_path_factory):
     path = tmp_path_factory.mktemp("linux") / "vmlinux"
-    initramfs.write(str(path), linux.extract_vmlinux(kernel[0], read_file(kernel[0])))
+    write_atomically(str(path), linux.extract_vmlinux(kernel[0], read_file(kernel[0])))
     return path
 
 

@@ -20,7 +20,8 @@ import json
 import platform
 
 from popek import costmodel
-from popek.kvm import check, initramfs
+from popek.files import write_atomically
+from popek.kvm import check
 from popek.kvm.machine import implementation
 from popek.kvm.system import Kvm
 
@@ -82,7 +83,7 @@ def calibrate(path: str, scale: float = 1.0) -> str:
     """Measure, write the profile to ``path``; a summary for the console."""
     measured = check.measure(scale=scale)
     data = profile(measured, tsc_khz())
-    initramfs.write(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
+    write_atomically(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
     lines = [f"popek: wrote {path}", f"  {data['source']}"]
     for name, entry in data["costs"].items():
         lines.append(f"  {name:14s} {entry['cycles']:>10,d} cycles  {entry['from']}")

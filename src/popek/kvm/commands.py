@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from popek.errors import ConfigError, ImageError
+from popek.files import write_atomically
 
 KVM_DEFAULT_MEMORY = 64 << 20           # the tiny guests
 LINUX_DEFAULT_MEMORY = 512 << 20        # Debian's kernel and an initramfs
@@ -66,19 +67,19 @@ def cmd_initramfs(args) -> int:
     modules_dir = args.modules_dir or debian.find_kernel()[1]
     modules = tuple(args.module) if args.module else initramfs.DEFAULT_MODULES
     data, order = initramfs.build(modules_dir, modules, args.busybox)
-    initramfs.write(args.output, data)
+    write_atomically(args.output, data)
     print(f"popek: wrote {args.output} ({len(data) >> 10} KiB): busybox, modules "
           f"{' '.join(order) or '(none)'}", file=sys.stderr)
     return 0
 
 
 def cmd_extract_vmlinux(args) -> int:
-    from popek.kvm import initramfs, linux
+    from popek.kvm import linux
     from popek.riscv.loader import read_file
     data = linux.extract_vmlinux(args.bzimage, read_file(args.bzimage))
     if linux.pvh_entry(args.bzimage, data) is None:
         raise ImageError(f"{args.bzimage}: the kernel has no PVH entry (CONFIG_PVH)")
-    initramfs.write(args.output, data)
+    write_atomically(args.output, data)
     print(f"popek: wrote {args.output} ({len(data) >> 20} MiB vmlinux with a PVH entry)",
           file=sys.stderr)
     return 0

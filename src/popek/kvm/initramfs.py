@@ -137,15 +137,3 @@ def build(modules_dir: str | None, modules=DEFAULT_MODULES, busybox: str = BUSYB
             cpio.file(f"lib/modules/{name}.ko", index[name].read_bytes())
     cpio.file("etc/modules", "".join(f"{m}\n" for m in order).encode())
     return cpio.finish(), order
-
-
-def write(path: str, data: bytes) -> None:
-    """Write atomically: a failed build never leaves a half-written image."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

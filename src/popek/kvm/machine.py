@@ -66,10 +66,10 @@ class _Port:
     """A port-I/O device from two callables (the debug-exit port, the i8042 stub)."""
 
     def __init__(self, read=None, write=None):
-        self.read_file, self._write = read, write
+        self._read, self._write = read, write
 
     def read(self, off: int, size: int) -> int:
-        return self.read_file(off, size) if self.read_file else (1 << (8 * size)) - 1
+        return self._read(off, size) if self._read else (1 << (8 * size)) - 1
 
     def write(self, off: int, size: int, value: int) -> None:
         if self._write:
