@@ -81,10 +81,12 @@ def _branch_target(d: isa.Decoded, pc: int) -> int | None:
 
 
 # Around a slow path inside a loop: instret goes back to the hart first (a device
-# may read the clock), and limit and mip&mie are read again after (a device may
-# have changed them).
+# may read the clock), and the loop's limit is read again after (a device may have
+# changed limit or raised an interrupt).  A pending enabled interrupt makes the
+# limit 0, so the loop's one test (ic < lim) also hands interrupts to the dispatcher.
 _LOOP_BEFORE_SLOW = "h.instret = ic"
-_LOOP_AFTER_SLOW = "lim = h.limit; irq = h.mip & h.mie"
+_LOOP_LIMIT = "lim = 0 if h.mip & h.mie else h.limit"
+_LOOP_AFTER_SLOW = _LOOP_LIMIT
 
 
 def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[str]:
@@ -146,7 +148,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
             body.append(f"if {_literalize(m.group(1), values)}:")
             if back_edge:
                 body += [f"    ic += {idx + 1}",
-                         "    if ic < lim and not irq: continue",
+                         "    if ic < lim: continue",
                          "    h.instret = ic"]
             else:
                 body.append("    " + retire(idx + 1))
@@ -154,7 +156,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
             continue
         if last and back_edge and i.name == "jal" and d.rd == 0:   # `j .` and friends
             body += [f"ic += {n}",
-                     "if ic < lim and not irq: continue",
+                     "if ic < lim: continue",
                      "h.instret = ic",
                      f"h.pc = {start_pc:#x}",
                      "return"]
@@ -178,7 +180,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
              "        wget = h.wtlb.get"]
     lines += ["        " + p for p in prologue]
     if loop:
-        lines.append("        ic = h.instret; lim = h.limit; irq = h.mip & h.mie")
+        lines.append("        ic = h.instret; " + _LOOP_LIMIT)
     lines.append("        try:")
     if loop:
         lines.append("            while True:")
