@@ -87,9 +87,17 @@ def _branch_target(d: isa.Decoded, pc: int) -> int | None:
 _LOOP_BEFORE_SLOW = "h.instret = ic"
 _LOOP_LIMIT = "lim = 0 if h.mip & h.mie else h.limit"
 _LOOP_AFTER_SLOW = _LOOP_LIMIT
+_FORGET = "FORGET_PAGES"           # replaced by "p0 = p3 = -1" for the block's access sites
 
 
 def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[str]:
+    """A load or store: the TLB fast path inline, the hart's slow path otherwise.
+
+    In a loop, each access site also remembers the last page it hit (``pN``, its
+    RAM offset ``oN``), so an access to the same page as last time, the common case
+    of a loop walking memory, costs a comparison instead of a TLB lookup.  The TLBs
+    cannot change inside a loop except through a slow path, after which every site
+    forgets its page (``_LOOP_AFTER_SLOW`` plus the block's ``forget`` statement)."""
     ea, size = d.insn.mem
     view, shift = VIEWS[size]
     if d.imm == 0:               # registers are already 64-bit: the register is the address
@@ -98,20 +106,28 @@ def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[s
         va, lines = "va", [f"va = {_literalize(ea, values)}"]
     align = f" and not {va} & {size - 1}" if size > 1 else ""
     fast = f"{view}[(o | ({va} & 4095)){shift}]"
+    remembered = f"{view}[(o{idx} | ({va} & 4095)){shift}]"
+    same_page = f"if {va} >> 12 == p{idx}{align}: "
+    remember = f"p{idx} = {va} >> 12; o{idx} = o; "
+    after_slow = f"{_LOOP_AFTER_SLOW}; {_FORGET}"
     if d.insn.kind == isa.LOAD:
         slow = f"h.load_at({idx}, {va}, {size})"
         if loop:
-            lines += [f"o = rget({va} >> 12)",
-                      f"if o is not None{align}: v = {fast}",
-                      f"else: {_LOOP_BEFORE_SLOW}; v = {slow}; {_LOOP_AFTER_SLOW}"]
+            lines += [same_page + f"v = {remembered}",
+                      f"elif (o := rget({va} >> 12)) is not None{align}: {remember}v = {fast}",
+                      f"else: {_LOOP_BEFORE_SLOW}; v = {slow}; {after_slow}"]
         else:
             lines.append(f"v = {fast} if (o := rget({va} >> 12)) is not None{align} else {slow}")
         return lines + _statements(_literalize(d.insn.body, values))
     value = f"({_literalize(d.insn.body, values)}) & {MASKS[size]:#x}"
     slow = f"h.store_at({idx}, {va}, {size}, {value})"
-    lines.append(f"if (o := wget({va} >> 12)) is not None{align}: {fast} = {value}")
-    lines.append(f"else: {_LOOP_BEFORE_SLOW}; {slow}; {_LOOP_AFTER_SLOW}" if loop
-                 else f"else: {slow}")
+    if loop:
+        lines += [same_page + f"{remembered} = {value}",
+                  f"elif (o := wget({va} >> 12)) is not None{align}: {remember}{fast} = {value}",
+                  f"else: {_LOOP_BEFORE_SLOW}; {slow}; {after_slow}"]
+    else:
+        lines.append(f"if (o := wget({va} >> 12)) is not None{align}: {fast} = {value}")
+        lines.append(f"else: {slow}")
     return lines
 
 
@@ -181,6 +197,10 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
     lines += ["        " + p for p in prologue]
     if loop:
         lines.append("        ic = h.instret; " + _LOOP_LIMIT)
+        sites = [idx for idx, (_, d) in enumerate(insns) if d.insn.mem is not None]
+        forget = " = ".join(f"p{i}" for i in sites) + " = -1" if sites else "pass"
+        lines.append("        " + forget)
+        body = [line.replace(_FORGET, forget) for line in body]
     lines.append("        try:")
     if loop:
         lines.append("            while True:")
