@@ -104,6 +104,15 @@ class VcpuEvents(ctypes.Structure):
                 ("exception_payload", ctypes.c_uint64)]
 
 
+class Fpu(ctypes.Structure):
+    """struct kvm_fpu: x87 state, the XMM registers and MXCSR."""
+    _fields_ = [("fpr", ctypes.c_uint8 * 128), ("fcw", ctypes.c_uint16),
+                ("fsw", ctypes.c_uint16), ("ftwx", ctypes.c_uint8), ("pad1", ctypes.c_uint8),
+                ("last_opcode", ctypes.c_uint16), ("last_ip", ctypes.c_uint64),
+                ("last_dp", ctypes.c_uint64), ("xmm", ctypes.c_uint8 * 256),
+                ("mxcsr", ctypes.c_uint32), ("pad2", ctypes.c_uint32)]
+
+
 class Translation(ctypes.Structure):
     _fields_ = [("linear_address", ctypes.c_uint64), ("physical_address", ctypes.c_uint64),
                 ("valid", ctypes.c_uint8), ("writeable", ctypes.c_uint8),
@@ -153,6 +162,8 @@ GET_MP_STATE = _ior(0x98, MpState)
 SET_MP_STATE = _iow(0x99, MpState)
 TRANSLATE = _iowr(0x85, Translation)
 GET_TSC_KHZ = _io(0xA3)
+GET_FPU = _ior(0x8C, Fpu)
+SET_FPU = _iow(0x8D, Fpu)
 RUN = _io(0x80)
 GET_REGS = _ior(0x81, Regs)
 SET_REGS = _iow(0x82, Regs)

@@ -35,7 +35,7 @@ from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.mmio import VirtioMmio
 from popek.devices.virtio.pci import VirtioPci
 from popek.errors import ConfigError, ImageError
-from popek.kvm import abi, layout, linux, mptable, x86
+from popek.kvm import abi, layout, linux, mptable, unemulated, x86
 from popek.kvm.system import Kvm
 from popek.riscv.loader import read_file, load_image
 from popek.vmm.exits import HALT, MMIO, PORT_IO, SHUTDOWN, Exit, Ledger
@@ -51,7 +51,6 @@ HIDDEN_FEATURES = {
     | (1 << 20) | (1 << 23) | (1 << 24),                          # smap clflushopt clwb
     (7, "ecx"): (1 << 3) | (1 << 4) | (1 << 22),                  # pku ospke rdpid
 }
-INT3, BP_VECTOR, FWAIT = 0xCC, 3, 0x9B
 # PVM shows the host's feature bits whatever KVM_SET_CPUID2 says, so a Linux kernel
 # not built for PVM must also be told not to use them: xsave/xrstor, clac/stac,
 # popcnt, wrfsbase, invpcid, rdpid ... are emulation failures in its ring 0.
@@ -278,29 +277,11 @@ class X86Machine:
             self.stop(1, f"KVM exit: {e.tval}" + self._internal_error_detail(e, vcpu))
 
     def _finish_unemulated(self, vcpu) -> str | None:
-        """PVM's emulator (a non-PVM kernel's ring 0) fails on a few instructions Linux
-        uses; do what the CPU would have done.  ``int3`` (Linux patching its own text):
-        skip it and deliver the #BP it raises.  ``fwait`` with no x87 exception pending:
-        nothing but the step.  Returns the instruction's name, or None if it is another."""
-        area = vcpu.run_area
+        """An emulation failure popek can finish itself (see :mod:`.unemulated`)."""
         u = abi.RUN_EXIT_UNION
-        if int.from_bytes(area[u:u + 4], "little") != abi.INTERNAL_ERROR_EMULATION:
+        if int.from_bytes(vcpu.run_area[u:u + 4], "little") != abi.INTERNAL_ERROR_EMULATION:
             return None
-        regs = vcpu.get_regs()
-        phys = vcpu.translate(regs.rip)
-        if phys is None or not self.ram.contains(phys):
-            return None
-        opcode = self.ram.read(phys, 1)[0]
-        if opcode not in (INT3, FWAIT):
-            return None
-        regs.rip += 1
-        vcpu.set_regs(regs)
-        if opcode == INT3:
-            ev = vcpu.get_vcpu_events()
-            ev.exc_injected, ev.exc_nr, ev.exc_has_error_code, ev.exc_pending = 1, BP_VECTOR, 0, 0
-            vcpu.set_vcpu_events(ev)
-            return "int3"
-        return "fwait"
+        return unemulated.finish(vcpu, self.ram)
 
     def _internal_error_detail(self, e: Exit, vcpu) -> str:
         """Where the guest was, and the instruction bytes there, for the error line."""

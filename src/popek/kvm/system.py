@@ -137,6 +137,14 @@ class KvmVcpu:
     def set_vcpu_events(self, e: abi.VcpuEvents) -> None:
         _ioctl(self.fd, abi.SET_VCPU_EVENTS, e)
 
+    def get_fpu(self) -> abi.Fpu:
+        f = abi.Fpu()
+        _ioctl(self.fd, abi.GET_FPU, f)
+        return f
+
+    def set_fpu(self, f: abi.Fpu) -> None:
+        _ioctl(self.fd, abi.SET_FPU, f)
+
     def set_mp_state(self, state: int) -> None:
         _ioctl(self.fd, abi.SET_MP_STATE, abi.MpState(state))
 
