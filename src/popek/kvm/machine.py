@@ -53,9 +53,11 @@ HIDDEN_FEATURES = {
 }
 # PVM shows the host's feature bits whatever KVM_SET_CPUID2 says, so a Linux kernel
 # not built for PVM must also be told not to use them: xsave/xrstor, clac/stac,
-# popcnt, wrfsbase, invpcid, rdpid ... are emulation failures in its ring 0.
+# popcnt, wrfsbase, invpcid, rdpid ... are emulation failures in its ring 0, and so
+# are the SSE instructions of the kernel's accelerated crypto (chosen by these bits).
 PVM_LINUX_ARGS = ("noxsave", "clearcpuid=smap,popcnt,movbe,pcid,fsgsbase,bmi1,bmi2,invpcid,"
-                  "clflushopt,clwb,pku,rdpid")
+                  "clflushopt,clwb,pku,rdpid,ssse3,sse4_1,sse4_2,avx,avx2,avx512f,aes,"
+                  "pclmulqdq,sha_ni,vaes,f16c,fma,adx")
 KICK_SIGNAL = signal.SIGUSR1
 MAX_VCPUS = 32                  # what fits the MP table's 1 KiB
 AP_STACK = 0x4000
