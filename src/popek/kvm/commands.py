@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import sys
 
+from popek.cli import EXIT_BUDGET
 from popek.errors import ConfigError, ImageError
 from popek.files import write_atomically
 
 KVM_DEFAULT_MEMORY = 64 << 20           # the tiny guests
 LINUX_DEFAULT_MEMORY = 512 << 20        # Debian's kernel and an initramfs
-EXIT_BUDGET = 124
 
 
 def cmd_run_kvm(args) -> int:
