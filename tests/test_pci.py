@@ -100,3 +100,11 @@ def test_pci_cfg_window_reaches_the_bar(tmp_path):
     cfg(host, 1, cap + 8, 0x12)                          # offset: num_queues
     cfg(host, 1, cap + 12, 2)                            # length
     assert cfg(host, 1, cap + 16) == 1
+
+
+def test_narrow_reads_of_wide_registers_are_cut_to_size(tmp_path):
+    from popek.kvm.machine import _fit
+    host, *_ = make(tmp_path)
+    cfg(host, 1, 0x04, 0x2, size=2)
+    dev, _ = host.find_bar(BAR)
+    assert _fit(dev.read(0x04, 1), 1) == bytes([dev.read(0x04, 4) & 0xFF])

@@ -63,6 +63,12 @@ MAX_VCPUS = 32                  # what fits the MP table's 1 KiB
 AP_STACK = 0x4000
 
 
+def _fit(value: int, size: int) -> bytes:
+    """A device's answer as the ``size`` bytes the guest asked for (devices may
+    answer a narrow access with a wider register: the guest sees its low bytes)."""
+    return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+
 class _Port:
     """A port-I/O device from two callables (the debug-exit port, the i8042 stub)."""
 
@@ -253,7 +259,7 @@ class X86Machine:
                     if out:
                         self._port_write(e.cause, size, int.from_bytes(area[at:at + size], "little"))
                     else:
-                        area[at:at + size] = self._port_read(e.cause, size).to_bytes(size, "little")
+                        area[at:at + size] = _fit(self._port_read(e.cause, size), size)
             self.ledger.record("port_io_out" if out else "port_io_in", f"{e.cause:#x}",
                                time.perf_counter() - start)
         elif e.kind == MMIO:
@@ -263,7 +269,7 @@ class X86Machine:
                 if is_write:
                     self._mmio_write(e.cause, length, int.from_bytes(area[data:data + length], "little"))
                 else:
-                    area[data:data + length] = self._mmio_read(e.cause, length).to_bytes(length, "little")
+                    area[data:data + length] = _fit(self._mmio_read(e.cause, length), length)
             self.ledger.record("mmio_write" if is_write else "mmio_read", f"{e.cause:#x}",
                                time.perf_counter() - start)
         elif e.kind == HALT:
