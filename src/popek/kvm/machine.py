@@ -55,8 +55,9 @@ HIDDEN_FEATURES = {
 # not built for PVM must also be told not to use them: xsave/xrstor, clac/stac,
 # popcnt, wrfsbase, invpcid, rdpid ... are emulation failures in its ring 0, and so
 # are the SSE instructions of the kernel's accelerated crypto (chosen by these bits).
-# The crypto self-tests (RSA with big keys) would take the emulator many minutes.
-PVM_LINUX_ARGS = ("noxsave", "cryptomgr.notests", "clearcpuid=smap,popcnt,movbe,pcid,fsgsbase,bmi1,bmi2,invpcid,"
+# The crypto self-tests (RSA with big keys) and the W+X check that walks every kernel
+# page table after write-protecting rodata would each take the emulator many minutes.
+PVM_LINUX_ARGS = ("noxsave", "cryptomgr.notests", "rodata=off", "clearcpuid=smap,popcnt,movbe,pcid,fsgsbase,bmi1,bmi2,invpcid,"
                   "clflushopt,clwb,pku,rdpid,ssse3,sse4_1,sse4_2,avx,avx2,avx512f,aes,"
                   "pclmulqdq,sha_ni,vaes,f16c,fma,adx")
 KICK_SIGNAL = signal.SIGUSR1
