@@ -91,19 +91,20 @@ def _write_cmdline(ram, path: str, cmdline: str, limit: int) -> None:
 
 
 def load_bzimage(ram, path: str, data: bytes, cmdline: str, initrd: bytes | None,
-                 unpack: bool = False) -> Boot:
-    """Load a bzImage for its 64-bit entry.  With ``unpack``, popek does the
-    decompressor's work itself: the vmlinux inside is loaded at its physical
-    addresses and entered at its own 64-bit entry (``startup_64``, which takes the
-    same zero page), as Firecracker boots a vmlinux."""
+                 vmlinux: bytes | None = None) -> Boot:
+    """Load a bzImage for its 64-bit entry.  Given ``vmlinux`` (what
+    :func:`extract_vmlinux` unpacked from it), popek has done the decompressor's
+    work itself: the vmlinux is loaded at its physical addresses and entered at its
+    own 64-bit entry (``startup_64``, which takes the same zero page), as
+    Firecracker boots a vmlinux."""
     version = _u(data, VERSION, 2)
     if version < MIN_VERSION or not _u(data, XLOADFLAGS, 2) & XLF_KERNEL_64:
         raise ImageError(f"{path}: boot protocol {version >> 8}.{version & 0xFF} without a "
                          "64-bit entry point (popek needs 2.12+, a 64-bit kernel)")
     setup = _setup_size(path, data)
-    if unpack:
+    if vmlinux is not None:
         from popek.riscv.loader import _load_elf
-        image = _load_elf(path, extract_vmlinux(path, data), ram, "EM_X86_64")
+        image = _load_elf(path, vmlinux, ram, "EM_X86_64")
         entry, end, kind = image.entry, image.high, "bzimage-64, unpacked by popek"
     else:
         kernel = data[setup:]
@@ -175,6 +176,8 @@ def extract_vmlinux(path: str, data: bytes) -> bytes:
         raise ImageError(f"{path}: not a bzImage (no HdrS header)")
     start = _setup_size(path, data) + _u(data, PAYLOAD_OFFSET, 4)
     payload = data[start:start + _u(data, PAYLOAD_LENGTH, 4)]
+    if not payload:
+        raise ImageError(f"{path}: the bzImage carries no compressed kernel payload")
     try:
         if payload[:6] == b"\xfd7zXZ\x00":
             out = lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(payload)

@@ -198,14 +198,15 @@ class X86Machine:
         head = read_file(kernel)
         if linux.is_bzimage(head):
             append = self._linux_args(append)
-            try:
-                boot = linux.load_bzimage(self.ram, kernel, head, append, initrd_data,
-                                          unpack=self.unpack == "vmm")
-            except ImageError as e:
-                if self.unpack != "vmm" or self._unpack_arg == "vmm":
-                    raise
-                log.info("%s; letting the kernel decompress itself", e)
-                boot = linux.load_bzimage(self.ram, kernel, head, append, initrd_data)
+            vmlinux = None
+            if self.unpack == "vmm":
+                try:
+                    vmlinux = linux.extract_vmlinux(kernel, head)
+                except ImageError as e:
+                    if self._unpack_arg == "vmm":
+                        raise
+                    log.info("%s; letting the kernel decompress itself", e)
+            boot = linux.load_bzimage(self.ram, kernel, head, append, initrd_data, vmlinux)
             x86.long_mode(self.vcpu, boot.entry, rsi=boot.arg, rsp=0)
             return boot
         image = load_image(kernel, self.ram, layout.HIMEM, machine="EM_X86_64")
