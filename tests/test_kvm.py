@@ -263,3 +263,17 @@ def test_without_kvm_popek_says_so_in_one_line(x86_guests):
         assert r.returncode == 1, r.stderr
         assert r.stderr.strip() == "popek: error: /nonexistent/kvm does not exist: this host " \
                                    "offers no KVM"
+
+
+@needs_kvm
+def test_a_bad_image_leaks_no_kvm_descriptors(x86_guests, tmp_path):
+    import os
+    from popek.errors import ImageError
+    from popek.kvm.machine import X86Machine
+    bad = tmp_path / "bad.elf"
+    bad.write_bytes(b"\x7fELF" + bytes(60))
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(ImageError):
+            X86Machine(str(bad), console=ScriptedConsole())
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -98,6 +98,13 @@ class X86Machine:
         if smp > 1 and not irqchip:
             raise ConfigError("more than one vCPU needs the in-kernel irqchip")
         self.kvm = Kvm()
+        try:
+            self._build(kernel, memory, console, initrd, append, drives, irqchip, smp, unpack)
+        except BaseException:
+            self.close()                  # a bad image or option must not leak fds or RAM
+            raise
+
+    def _build(self, kernel, memory, console, initrd, append, drives, irqchip, smp, unpack):
         self.vm = self.kvm.create_vm()
         self.irqchip = irqchip
         if irqchip:
@@ -424,11 +431,13 @@ class X86Machine:
         return self.exit_code
 
     def close(self) -> None:
-        for d in self.disks:
+        """Release disks, vCPUs, the VM and KVM (whatever of them was made)."""
+        for d in getattr(self, "disks", ()):
             d.close()
-        for vcpu in self.vcpus:
+        for vcpu in getattr(self, "vcpus", ()):
             vcpu.close()
-        self.vm.close()
+        if getattr(self, "vm", None) is not None:
+            self.vm.close()
         self.kvm.close()
 
 
