@@ -71,12 +71,16 @@ def exit_cost(reason: str) -> int:
 class Ledger:
     """Per VM: counts and cost per exit reason (and detail).
 
-    The simulated backend charges modelled cycles (``costmodel``); the KVM backend
-    (``measured=True``) records the host time each exit really took to handle."""
+    The simulated backend charges modelled cycles (``costmodel``, as they stand when
+    the ledger is made: a ``--cost-profile`` is loaded before any VM exists); the KVM
+    backend (``measured=True``) records the host time each exit really took to handle."""
 
     def __init__(self, charge=None, measured: bool = False):
         self.charge = charge              # callable(cycles): the CPU's cycle counter counts them
         self.measured = measured
+        # Priced once: record() runs on every exit.
+        self._costs = {reason: exit_cost(reason) for reason in REASON_COSTS}
+        self._other_cost = exit_cost("")
         self.counts: dict[str, int] = {}
         self.cycles: dict[str, float] = {}    # modelled cycles, or measured seconds
         self.details: dict[tuple[str, str], int] = {}
@@ -85,7 +89,7 @@ class Ledger:
         if self.measured:
             cost = seconds
         else:
-            cost = exit_cost(reason)
+            cost = self._costs.get(reason, self._other_cost)
             if self.charge is not None:
                 self.charge(cost)
         self.counts[reason] = self.counts.get(reason, 0) + 1
