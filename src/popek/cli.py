@@ -244,14 +244,18 @@ def cmd_run_vmm(args) -> int:
         print(hv.ledger_report(), file=sys.stderr)
         from popek import costmodel
         print(f"  costs from {costmodel.profile_source}", file=sys.stderr)
-    return _exit_code(code, hv.hart.instret)
+    return exit_code(code, _instructions_budget(hv.hart.instret))
 
 
-def _exit_code(code: int | None, instret: int) -> int:
-    """The guest's exit code, or the budget's when the run was cut short."""
+def _instructions_budget(instret: int) -> str:
+    return f"after {instret:,} instructions (--max-instructions)"
+
+
+def exit_code(code: int | None, cut_short: str) -> int:
+    """The guest's exit code, or the budget's when the run was cut short (saying
+    which budget ran out: ``cut_short``)."""
     if code is None:
-        print(f"popek: stopped after {instret:,} instructions (--max-instructions)",
-              file=sys.stderr)
+        print(f"popek: stopped {cut_short}", file=sys.stderr)
         return EXIT_BUDGET
     return code
 
@@ -291,7 +295,7 @@ def cmd_run(args) -> int:
         print(format_stats(board.stats()), file=sys.stderr)
     if args.profile:
         print(board.profile_report(), file=sys.stderr)
-    return _exit_code(code, board.hart.instret)
+    return exit_code(code, _instructions_budget(board.hart.instret))
 
 
 def main(argv=None) -> int:

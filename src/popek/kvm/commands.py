@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from popek.cli import EXIT_BUDGET
+from popek.cli import exit_code
 from popek.errors import ConfigError, ImageError
 from popek.files import write_atomically
 
@@ -17,7 +17,6 @@ def cmd_run_kvm(args) -> int:
     from popek.console import StdioConsole
     from popek.kvm import linux
     from popek.kvm.machine import X86Machine
-    from popek.riscv.loader import read_file
 
     if args.kernel is None:
         raise ConfigError("--backend kvm needs --kernel (a bzImage, a vmlinux, or a 64-bit ELF)")
@@ -25,7 +24,7 @@ def cmd_run_kvm(args) -> int:
         raise ConfigError("--backend kvm takes no --bios, --vmm, --vm or --cost-profile")
     memory = args.memory
     if memory is None:
-        is_linux = linux.is_bzimage(read_file(args.kernel)[:0x300]) or args.initrd
+        is_linux = linux.file_is_bzimage(args.kernel) or args.initrd
         memory = LINUX_DEFAULT_MEMORY if is_linux else KVM_DEFAULT_MEMORY
     console = StdioConsole()
     m = None
@@ -43,11 +42,7 @@ def cmd_run_kvm(args) -> int:
         print(f"\nboot: {m.boot.kind}, entry {m.boot.entry:#x}", file=sys.stderr)
         print(m.ledger.report("KVM exits"), file=sys.stderr)
         print(f"  wall {m.wall:.3f} s", file=sys.stderr)
-    if code is None:
-        print(f"popek: stopped ({'--timeout' if args.timeout else '--max-instructions'})",
-              file=sys.stderr)
-        return EXIT_BUDGET
-    return code
+    return exit_code(code, f"({'--timeout' if args.timeout else '--max-instructions'})")
 
 
 def cmd_kvm_check(args) -> int:

@@ -53,8 +53,21 @@ class Boot:
     kernel_end: int
 
 
+HEADER_END = 0x300               # the setup header lies well within this
+
+
 def is_bzimage(data: bytes) -> bool:
-    return len(data) > 0x300 and data[HEADER:HEADER + 4] == HDRS
+    return len(data) > HEADER_END and data[HEADER:HEADER + 4] == HDRS
+
+
+def file_is_bzimage(path: str) -> bool:
+    """Whether the file at ``path`` is a bzImage, from its header alone (an
+    unreadable file is not: the loader will say what is wrong with it)."""
+    try:
+        with open(path, "rb") as f:
+            return is_bzimage(f.read(HEADER_END + 1))
+    except OSError:
+        return False
 
 
 def _u(data, off, size):

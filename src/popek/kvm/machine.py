@@ -455,4 +455,4 @@ def hardware_kvm() -> bool:
 
 
 def is_pvm() -> bool:
-    return os.path.isdir("/sys/module/kvm_pvm")
+    return implementation().startswith("PVM")
