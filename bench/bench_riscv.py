@@ -11,6 +11,11 @@ popek's instruction counts are exact (retired instructions, identical in both of
 its engines); QEMU's side is wall time for the same image, including its process
 start-up, so its MIPS figure is popek's instruction count over QEMU's time.
 
+popek's translator is measured twice: cold (nothing compiled yet: every hot
+block is written out and compile()d during the run, as on a first boot) and warm
+(the code cache of an earlier run of the same image, as on every later boot;
+see src/popek/riscv/codecache.py).  The ratio to QEMU is taken from the cold run.
+
     python bench/bench_riscv.py [--rounds N] [--repeat N] [--no-interpreter]
 """
 
@@ -22,6 +27,7 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,23 +71,27 @@ class PromptWatch(ScriptedConsole):
             b.shutdown(0, "prompt reached")
 
 
-def popek_program(elf: Path, engine="translate"):
+def popek_program(elf: Path, engine="translate", code_cache=None):
     con = ScriptedConsole()
-    b = VirtBoard(BoardConfig(bios=None, kernel=str(elf), engine=engine), console=con)
+    b = VirtBoard(BoardConfig(bios=None, kernel=str(elf), engine=engine, code_cache=code_cache),
+                  console=con)
     t = time.perf_counter()
     code = b.run()
     wall = time.perf_counter() - t
+    b.close()
     assert code == 0, con.text()
     return wall, b.hart.instret, con.text().strip()
 
 
-def popek_prompt(engine="translate"):
+def popek_prompt(engine="translate", code_cache=None):
     ref = [None]
     con = PromptWatch(ref)
-    b = VirtBoard(BoardConfig(bios=OPENSBI, kernel=UBOOT, engine=engine), console=con)
+    b = VirtBoard(BoardConfig(bios=OPENSBI, kernel=UBOOT, engine=engine, code_cache=code_cache),
+                  console=con)
     ref[0] = b
     t = time.perf_counter()
     b.run()
+    b.close()
     assert con.at_prompt, con.text()[-500:]
     return con.at_prompt[0] - t, con.at_prompt[1]
 
@@ -134,31 +144,42 @@ def main():
                 ("memset 64 MiB, byte-wise", ROOT / "bench" / "guest" / "build" / "memset.elf")]
 
     rows = []
-    for name, elf in programs:
-        wall, insns, text = best(lambda: popek_program(elf), args.repeat)
-        iw = None
-        if not args.no_interpreter:
-            iw, i_insns, i_text = best(lambda: popek_program(elf, "interpret"), 1)
-            assert (i_insns, i_text) == (insns, text), "engines disagree"
-        q = best(lambda: qemu_program(elf), args.repeat) if have_qemu else None
-        if q and q[1] != text:
-            print(f"warning: QEMU printed {q[1]!r}, popek {text!r}", file=sys.stderr)
-        rows.append((name, insns, wall, iw, q[0] if q else None))
-    wall, insns = best(popek_prompt, args.repeat)
+    cache_dir = tempfile.mkdtemp(prefix="popek-bench-cache-")
+    try:
+        for name, elf in programs:
+            wall, insns, text = best(lambda: popek_program(elf), args.repeat)
+            popek_program(elf, code_cache=cache_dir)                  # fills the cache
+            ww = best(lambda: popek_program(elf, code_cache=cache_dir), args.repeat)[0]
+            iw = None
+            if not args.no_interpreter:
+                iw, i_insns, i_text = best(lambda: popek_program(elf, "interpret"), 1)
+                assert (i_insns, i_text) == (insns, text), "engines disagree"
+            q = best(lambda: qemu_program(elf), args.repeat) if have_qemu else None
+            if q and q[1] != text:
+                print(f"warning: QEMU printed {q[1]!r}, popek {text!r}", file=sys.stderr)
+            rows.append((name, insns, wall, ww, iw, q[0] if q else None))
+        wall, insns = best(popek_prompt, args.repeat)
+        popek_prompt(code_cache=cache_dir)
+        ww = best(lambda: popek_prompt(code_cache=cache_dir), args.repeat)[0]
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
     iw = None if args.no_interpreter else best(lambda: popek_prompt("interpret"), 1)[0]
     qw = best(lambda: (qemu_prompt(),), args.repeat)[0] if have_qemu else None
-    rows.append(("OpenSBI+U-Boot to prompt", insns, wall, iw, qw))
+    rows.append(("OpenSBI+U-Boot to prompt", insns, wall, ww, iw, qw))
 
-    print(f"{'workload':26s} {'guest insns':>12s} | {'translate':>9s} {'MIPS':>6s} | "
-          f"{'interpret':>9s} {'MIPS':>6s} | {'QEMU':>7s} {'MIPS':>6s} | {'QEMU/popek':>10s}")
-    for name, insns, pw, iw, qw in rows:
-        def cell(t, width=9):
-            return (f"{t:{width}.2f}s {insns / t / 1e6:6.1f}" if t else
-                    f"{'n/a':>{width + 1}s} {'':6s}")
+    print(f"{'workload':26s} {'guest insns':>12s} | {'cold':>8s} {'MIPS':>5s} | "
+          f"{'warm':>7s} {'MIPS':>5s} | {'interpret':>8s} {'MIPS':>5s} | {'QEMU':>6s} {'MIPS':>6s} | "
+          f"{'QEMU/popek':>10s}")
+    for name, insns, pw, ww, iw, qw in rows:
+        def cell(t, width=7, mw=5):
+            return (f"{t:{width}.2f}s {insns / t / 1e6:{mw}.1f}" if t else
+                    f"{'n/a':>{width + 1}s} {'':{mw}s}")
         ratio = f"{pw / qw:9.1f}x" if qw else f"{'n/a':>10s}"
-        print(f"{name:26s} {insns:12,d} | {cell(pw, 8)} | {cell(iw, 8)} | {cell(qw, 6)} | {ratio}")
+        print(f"{name:26s} {insns:12,d} | {cell(pw)} | {cell(ww, 6)} | {cell(iw)} | "
+              f"{cell(qw, 5, 6)} | {ratio}")
     print(f"\n(python {sys.version.split()[0]}, {os.cpu_count()} cores; best of {args.repeat} "
           f"(interpreter: 1 run); QEMU times include its start-up)")
+    print("cold: no compiled code at start; warm: the code cache of an earlier run of the image")
 
 
 if __name__ == "__main__":

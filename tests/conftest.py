@@ -16,6 +16,19 @@ UBOOT_S = Path("/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf")
 UBOOT_M = Path("/usr/lib/u-boot/qemu-riscv64/uboot.elf")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_code_cache(tmp_path_factory):
+    """`popek run` started by a test keeps its compiled translations in a directory of
+    the test session's own, never in the user's ~/.cache."""
+    saved = os.environ.get("POPEK_CODE_CACHE")
+    os.environ["POPEK_CODE_CACHE"] = str(tmp_path_factory.mktemp("code-cache"))
+    yield
+    if saved is None:
+        del os.environ["POPEK_CODE_CACHE"]
+    else:
+        os.environ["POPEK_CODE_CACHE"] = saved
+
+
 def require(path: Path, package: str) -> Path:
     """Tests depend on the set-up having installed Debian packages: say which, loudly."""
     if not path.exists():

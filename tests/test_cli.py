@@ -76,8 +76,18 @@ def test_htif_exit_code_becomes_popeks(asm_build):
 def test_stats_are_printed(asm_build):
     r = popek("run", "--bios", "none", "--kernel", str(asm_build / "paging.elf"), "--stats")
     assert r.returncode == 0
-    for key in ("instructions", "mips", "blocks_cached", "tlb_entries", "page_walks"):
+    for key in ("instructions", "mips", "blocks_cached", "tlb_entries", "page_walks",
+                "code_cache_compiled"):
         assert key in r.stderr
+
+
+def test_code_cache_option(asm_build, tmp_path):
+    args = ("run", "--bios", "none", "--kernel", str(asm_build / "smc.elf"), "--stats")
+    r = popek(*args, "--code-cache", str(tmp_path))
+    assert r.returncode == 0 and str(tmp_path) in r.stderr
+    assert list(tmp_path.glob("translations-*.marshal"))
+    r = popek(*args, "--code-cache", "none")
+    assert r.returncode == 0 and "in memory" in r.stderr
 
 
 def test_instruction_budget(asm_build):

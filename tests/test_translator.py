@@ -26,10 +26,12 @@ def final_state(board):
             "traps": h.stats["traps"], "interrupts": h.stats["interrupts"]}
 
 
-def run(elf, engine, steps=(), bios=None, drives=(), max_instructions=20_000_000):
+def run(elf, engine, steps=(), bios=None, drives=(), max_instructions=20_000_000,
+        code_cache=None):
     con = ScriptedConsole(steps)
     board = VirtBoard(BoardConfig(bios=bios, kernel=str(elf) if elf else None, engine=engine,
-                                  drives=list(drives), max_instructions=max_instructions),
+                                  drives=list(drives), max_instructions=max_instructions,
+                                  code_cache=code_cache),
                       console=con)
     board.run()
     board.close()
@@ -66,6 +68,36 @@ def test_compiled_c_program_agrees(compute_elf):
     assert a == b and out_a == out_b
     assert "compute checksum 0000000509d138fb" in out_b     # the same answer QEMU gives
     assert board.hart.tstats.self_loops > 0
+
+
+def test_code_cache_serves_a_second_run_exactly(compute_elf, tmp_path):
+    """A second run compiles nothing, runs hot blocks translated from their first run,
+    and ends exactly as the first did (and as the interpreter does)."""
+    cold, out_cold, b1 = run(compute_elf, "translate", code_cache=str(tmp_path))
+    files = list(tmp_path.glob("translations-*.marshal"))
+    assert len(files) == 1 and files[0].stat().st_size > 0
+    compiled = b1.code_cache.compiled
+    assert compiled == b1.hart.tstats.translated > 0
+    warm, out_warm, b2 = run(compute_elf, "translate", code_cache=str(tmp_path))
+    assert (warm, out_warm) == (cold, out_cold)
+    st = b2.code_cache.stats()
+    assert st["code_cache_loaded"] == compiled
+    assert st["code_cache_compiled"] == 0 and st["code_cache_hits"] > 0
+    assert b2.hart.stats["blocks_built"] == b1.hart.stats["blocks_built"]
+
+
+def test_code_cache_survives_a_damaged_file_and_keeps_its_bound(compute_elf, tmp_path,
+                                                                monkeypatch):
+    from popek.riscv import codecache
+    path = tmp_path / f"translations-{codecache.translator_version()}.marshal"
+    path.write_bytes(b"\x00not marshal data")
+    ref, out_ref, _ = run(compute_elf, "interpret")
+    monkeypatch.setattr(codecache, "MAX_BYTES", 20_000)
+    state, out, board = run(compute_elf, "translate", code_cache=str(tmp_path))
+    assert (state, out) == (ref, out_ref)
+    assert board.code_cache.loaded == 0
+    assert 0 < board.code_cache.saved < board.code_cache.compiled   # the oldest were dropped
+    assert path.stat().st_size <= 20_000
 
 
 def test_registers_stay_exact_across_a_trap_in_translated_code():

@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=("translate", "interpret"), default="translate",
                      help="translate: hot blocks become Python functions (default); "
                           "interpret: decoded closures only (the reference)")
+    run.add_argument("--code-cache", metavar="DIR",
+                     help="keep compiled translations here for the next run, or 'none' "
+                          "(default: $POPEK_CODE_CACHE, else $XDG_CACHE_HOME/popek or "
+                          "~/.cache/popek)")
     run.add_argument("--profile", action="store_true",
                      help="time every block; print MIPS, cache hits/misses and the top blocks")
     run.add_argument("--dtb-out", metavar="FILE", help="write the generated device tree and exit")
@@ -175,7 +179,14 @@ def _board_config(args):
     return BoardConfig(bios=bios, kernel=args.kernel, append=args.append, drives=args.drive,
                        memory=args.memory or DEFAULT_MEMORY, clock=args.clock, ips=args.icount_ips,
                        max_instructions=args.max_instructions, engine=args.engine,
-                       profile=args.profile)
+                       profile=args.profile, code_cache=_code_cache_dir(args))
+
+
+def _code_cache_dir(args) -> str | None:
+    from popek.riscv.codecache import default_directory
+    if args.code_cache == "none":
+        return None
+    return args.code_cache or default_directory()
 
 
 def format_stats(stats: dict) -> str:
@@ -186,6 +197,8 @@ def format_stats(stats: dict) -> str:
                 lines.append(f"  disk{i}: " + ", ".join(f"{k}={v}" for k, v in d.items()))
         elif isinstance(value, float):
             lines.append(f"  {key:24s} {value:,.3f}")
+        elif isinstance(value, str):
+            lines.append(f"  {key:24s} {value}")
         else:
             lines.append(f"  {key:24s} {value:,}")
     return "\n".join(lines)
@@ -233,7 +246,7 @@ def cmd_run_vmm(args) -> int:
         raise ConfigError("--vmm needs --kernel (or --vm kernel=...)")
     console = StdioConsole()
     hv = Hypervisor(configs, console, clock=args.clock, engine=args.engine,
-                    max_instructions=args.max_instructions)
+                    max_instructions=args.max_instructions, code_cache=_code_cache_dir(args))
     console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
     try:
         code = hv.run()

@@ -23,6 +23,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from popek import gcpolicy
 from popek.clock import HostClock, InstructionClock, MachineTime
 from popek.console import StdioConsole
 from popek.devices.bus import Bus
@@ -30,6 +31,7 @@ from popek.devices.memory import GuestMemory
 from popek.errors import ConfigError, ImageError
 from popek.riscv import devicetree, isa
 from popek.riscv.clint import Clint
+from popek.riscv.codecache import CodeCache
 from popek.riscv.hart import Hart
 from popek.riscv.htif import Htif
 from popek.riscv.loader import load_image
@@ -62,6 +64,7 @@ class BoardConfig:
     max_instructions: int | None = None
     engine: str = "translate"         # translate | interpret
     profile: bool = False
+    code_cache: str | None = None     # directory keeping compiled translations (codecache.py)
 
 
 class ResetRom:
@@ -110,6 +113,8 @@ class VirtBoard(VirtLayout, MachineTime):
         self.reset_requested = False
         self.wall_start = self.wall_end = None
         self.platform = None
+        # Compiled translations; kept across a reset (the same code compiles the same).
+        self.code_cache = CodeCache(config.code_cache) if config.engine == "translate" else None
         self._power_on()
 
     # --------------------------------------------------------- assembly
@@ -130,6 +135,7 @@ class VirtBoard(VirtLayout, MachineTime):
             raise ConfigError(f"unknown engine {cfg.engine!r} (use translate or interpret)")
         self.hart = Hart(self)
         self.hart.translate_blocks = cfg.engine == "translate"
+        self.hart.code_cache = self.code_cache
         if cfg.profile:
             self.hart.profile = {}
         self.harts = [self.hart]
@@ -209,6 +215,10 @@ class VirtBoard(VirtLayout, MachineTime):
 
     def run(self) -> int | None:
         """Run until the guest powers off (returns its exit code) or the budget ends (None)."""
+        with gcpolicy.guest_running():
+            return self._run()
+
+    def _run(self) -> int | None:
         hart, clock = self.hart, self.clock
         budget = self.config.max_instructions
         self.wall_start = time.perf_counter()
@@ -247,6 +257,8 @@ class VirtBoard(VirtLayout, MachineTime):
 
     def close(self) -> None:
         self.platform.close()
+        if self.code_cache is not None:
+            self.code_cache.save()
 
     # --------------------------------------------------------- reporting
     def profile_report(self, top: int = 15) -> str:
@@ -291,6 +303,7 @@ class VirtBoard(VirtLayout, MachineTime):
             "blocks_translated": h.tstats.translated,
             "translated_self_loops": h.tstats.self_loops,
             "translated_source_lines": h.tstats.source_lines,
+            **(self.code_cache.stats() if self.code_cache else {}),
             "block_lookup_misses": h.stats["block_misses"],
             "dispatch_cache_entries": sum(len(v) for v in h.vcaches.values()),
             "code_invalidations": h.stats["code_invalidations"],

@@ -47,17 +47,19 @@ class Block:
     """A decoded run of instructions starting at virtual ``pc`` / physical ``pa``.
 
     It runs as ``ops`` (interpreter closures) until it has run ``heat`` times,
-    then as ``fn``, its translation (see translate.py).
+    then as ``fn``, its translation (see translate.py); from its first run if the
+    code cache (codecache.py) already holds its compiled code.
     """
     __slots__ = ("pc", "pa", "lo", "end", "next_pc", "n", "ops", "insns", "fn", "heat")
 
-    def __init__(self, pc, pa, lo, end, next_pc, ops, insns, heat):
+    def __init__(self, pc, pa, lo, end, next_pc, insns, heat):
         # pa: where it starts (its key); lo..end: the bytes of its page it was
         # decoded from (a block follows jumps within its page, so not only pa..).
         self.pc, self.pa, self.lo, self.end = pc, pa, lo, end
-        self.next_pc, self.ops = next_pc, ops
+        self.next_pc = next_pc
         self.insns = insns            # [(pc, Decoded)], what the translator reads
-        self.n = len(ops)
+        self.n = len(insns)
+        self.ops = None               # the interpreter's closures, made when first needed
         self.fn = None
         self.heat = heat
 
@@ -122,6 +124,7 @@ class Hart:
         self.m_trap_hook = None
         self.translate_blocks = True      # False: interpret only (--engine interpret)
         self.tstats = translate.TranslationStats()
+        self.code_cache = None            # codecache.CodeCache: compiled blocks, maybe kept on disk
         self.tidx = 0                     # translated code: index of the instruction in a slow path
         self.exit_n = 0                   # interpreter: instructions retired at a side exit
         self.profile = None               # {block pc: [executions, seconds]} with --profile
@@ -578,10 +581,13 @@ class Hart:
             if d.insn.ends_block or d.insn.alone or len(insns) >= MAX_BLOCK or cur >= page_end \
                     or not cacheable:
                 break
-        last = len(insns) - 1
-        ops = [isa.make_op(self, d, ipc, i, i == last) for i, (ipc, d) in enumerate(insns)]
-        blk = Block(pc, start_pa, lo, hi, vpc, ops, insns,
+        blk = Block(pc, start_pa, lo, hi, vpc, insns,
                     TRANSLATE_AFTER if (self.translate_blocks and cacheable) else 0)
+        if blk.heat:
+            blk.fn = translate.translated_before(self, insns, pc, self.tstats)
+        if blk.fn is None:
+            last = len(insns) - 1
+            blk.ops = [isa.make_op(self, d, ipc, i, i == last) for i, (ipc, d) in enumerate(insns)]
         self.stats["blocks_built"] += 1
         if cacheable:
             old = self.blocks.get(start_pa)

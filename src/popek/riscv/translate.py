@@ -28,6 +28,7 @@ Rules that keep translated code exactly equal to the interpreter:
 
 from __future__ import annotations
 
+import functools
 import re
 
 from popek.riscv import isa
@@ -36,11 +37,8 @@ MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: (1 << 64) - 1}
 VIEWS = {1: ("m8", ""), 2: ("m16", " >> 1"), 4: ("m32", " >> 2"), 8: ("m64", " >> 3")}
 _BRANCH = re.compile(r"^if (.+): h\.pc = t$")
 _IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
-_REG = re.compile(r"x\[(0x[0-9a-f]+|\d+)\]")
-_REG_WRITE = re.compile(r"^\s*x\[(0x[0-9a-f]+|\d+)\] = ")
-
-# Keep guest registers in Python locals inside a translated block.
-CACHE_REGISTERS = True
+_LOCAL = re.compile(r"\br(\d+)\b")
+_LOCAL_WRITE = re.compile(r"\br(\d+) = ")
 
 
 class TranslationStats:
@@ -50,24 +48,43 @@ class TranslationStats:
         self.translated = self.self_loops = self.source_lines = 0
 
 
+@functools.lru_cache(maxsize=None)
+def _operand_names(text: str) -> str:
+    """A snippet with its register operands as names: ``x[rs1]`` becomes ``XRS1``."""
+    return text.replace("x[rs1]", "XRS1").replace("x[rs2]", "XRS2").replace("x[rd]", "XRD")
+
+
 def _literalize(text: str, values: dict) -> str:
-    """Write constants in: each operand name in ``values`` becomes its literal value."""
-    return _IDENT.sub(lambda m: values.get(m.group(0), m.group(0)), text)
+    """Write operands in: each name in ``values`` becomes its literal value, and
+    each register operand the Python local that holds it (x0: the literal 0, a
+    write to x0: the throwaway ``_``)."""
+    return _IDENT.sub(lambda m: values.get(m.group(0), m.group(0)), _operand_names(text))
+
+
+_PRE_CODE: dict[str, object] = {}
 
 
 def _constants(d: isa.Decoded, pc: int, idx: int) -> dict:
     """Operands and the instruction's folded ``pre`` values, as source literals."""
     ops = {"rd": d.rd or 32, "rs1": d.rs1, "rs2": d.rs2, "imm": d.imm, "csr": d.csr, "PC": pc,
            "NPC": (pc + d.length) & isa.M, "INSN": d.word, "IDX": idx}
-    if d.insn.pre:
+    pre = d.insn.pre
+    if pre:
+        code = _PRE_CODE.get(pre)
+        if code is None:
+            code = _PRE_CODE[pre] = compile(pre, "<pre>", "exec")
         ns = dict(isa.SEMANTICS_GLOBALS)
         ns.update(ops)
-        for stmt in d.insn.pre.split(";"):
-            if stmt.strip():
-                exec(stmt.strip(), ns)
-                name = stmt.split("=")[0].strip()
+        exec(code, ns)
+        for stmt in pre.split(";"):
+            name = stmt.split("=")[0].strip()
+            if name:
                 ops[name] = ns[name]
-    return {k: (hex(v) if isinstance(v, int) and v > 9 else repr(v)) for k, v in ops.items()}
+    values = {k: (hex(v) if isinstance(v, int) and v > 9 else repr(v)) for k, v in ops.items()}
+    values["XRS1"] = f"r{d.rs1}" if d.rs1 else "0"
+    values["XRS2"] = f"r{d.rs2}" if d.rs2 else "0"
+    values["XRD"] = f"r{d.rd}" if d.rd else "_"
+    return values
 
 
 def _statements(text: str) -> list[str]:
@@ -112,13 +129,16 @@ def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[s
     after_slow = f"{_LOOP_AFTER_SLOW}; {_FORGET}"
     if d.insn.kind == isa.LOAD:
         slow = f"h.load_at({idx}, {va}, {size})"
+        # A load that keeps the value as it is (ld, lbu, ...) loads straight into rd.
+        direct = d.insn.body == "x[rd] = v"
+        v = _literalize("x[rd]", values) if direct else "v"
         if loop:
-            lines += [same_page + f"v = {remembered}",
-                      f"elif (o := rget({va} >> 12)) is not None{align}: {remember}v = {fast}",
-                      f"else: {_LOOP_BEFORE_SLOW}; v = {slow}; {after_slow}"]
+            lines += [same_page + f"{v} = {remembered}",
+                      f"elif (o := rget({va} >> 12)) is not None{align}: {remember}{v} = {fast}",
+                      f"else: {_LOOP_BEFORE_SLOW}; {v} = {slow}; {after_slow}"]
         else:
-            lines.append(f"v = {fast} if (o := rget({va} >> 12)) is not None{align} else {slow}")
-        return lines + _statements(_literalize(d.insn.body, values))
+            lines.append(f"{v} = {fast} if (o := rget({va} >> 12)) is not None{align} else {slow}")
+        return lines if direct else lines + _statements(_literalize(d.insn.body, values))
     value = f"({_literalize(d.insn.body, values)}) & {MASKS[size]:#x}"
     slow = f"h.store_at({idx}, {va}, {size}, {value})"
     if loop:
@@ -132,16 +152,18 @@ def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[s
 
 
 def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[str, bool]:
-    """Python source of the function for a block of ``(pc, decoded)``; and whether it loops."""
+    """Python source of the function for a block of ``(pc, decoded)``; and whether it loops.
+
+    The body sits in a ``while True``: a block that branches back to its start
+    goes round with ``continue``; every way out (a taken side exit, the end, a
+    loop stopping for the dispatcher) sets ``n``, the instructions it retired
+    since ``ic`` or since entry, and ``break``s to the one epilogue, which
+    counts them and writes the register locals back."""
     n = len(insns)
     # A block that branches back to its own start loops inside its function.
     loop = any(_branch_target(d, pc) == start_pc
                and (d.insn.kind == isa.BRANCH or (d.rd == 0 and k == n - 1))
                for k, (pc, d) in enumerate(insns))
-
-    def retire(k: int) -> str:
-        return f"h.instret = ic + {k}" if loop else f"h.instret += {k}"
-
     body: list[str] = []
     for idx, (pc, d) in enumerate(insns):
         values = _constants(d, pc, idx)
@@ -163,19 +185,13 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
             # goes round again while the dispatcher would let it) or out (a side exit).
             body.append(f"if {_literalize(m.group(1), values)}:")
             if back_edge:
-                body += [f"    ic += {idx + 1}",
-                         "    if ic < lim: continue",
-                         "    h.instret = ic"]
+                body += [f"    ic += {idx + 1}", "    if ic < lim: continue", "    n = 0"]
             else:
-                body.append("    " + retire(idx + 1))
-            body += [f"    h.pc = {target:#x}", "    return"]
+                body.append(f"    n = {idx + 1}")
+            body += [f"    h.pc = {target:#x}", "    break"]
             continue
         if last and back_edge and i.name == "jal" and d.rd == 0:   # `j .` and friends
-            body += [f"ic += {n}",
-                     "if ic < lim: continue",
-                     "h.instret = ic",
-                     f"h.pc = {start_pc:#x}",
-                     "return"]
+            body += [f"ic += {n}", "if ic < lim: continue", f"h.pc = {start_pc:#x}", "n = 0"]
             continue
         if i.may_trap:
             body.append(f"h.tidx = {idx}")
@@ -183,13 +199,11 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
                 body += [_LOOP_BEFORE_SLOW] + stmts + [_LOOP_AFTER_SLOW]
                 continue
         body += stmts
-    if body[-1] != "return":
-        body.append(retire(n))
-        if loop:
-            body.append("return")
+    if body[-1] != "n = 0":
+        body.append(f"n = {n}")
+    body.append("break")
 
-    prologue, body, store = _cache_registers(body) if CACHE_REGISTERS else ([], body, "")
-    indent = " " * (16 if loop else 12)
+    prologue, body, store = _registers_as_locals(body)
     lines = ["def make(h, x, m8, m16, m32, m64, PCS, WORDS):",
              "    def tb():",
              "        rget = h.rtlb.get",          # the TLBs stay the same objects in a block
@@ -201,10 +215,8 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
         forget = " = ".join(f"p{i}" for i in sites) + " = -1" if sites else "pass"
         lines.append("        " + forget)
         body = [line.replace(_FORGET, forget) for line in body]
-    lines.append("        try:")
-    if loop:
-        lines.append("            while True:")
-    lines += [indent + s for s in body]
+    lines += ["        try:", "            while True:"]
+    lines += ["                " + s for s in body]
     lines.append("        except Trap as t:")
     if store:
         lines.append("            " + store)
@@ -213,56 +225,91 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
               "            t.idx = i",
               "            if t.tval is None: t.tval = WORDS[i]",
               "            raise",
-              "    return tb"]
+              "        h.instret = ic + n" if loop else "        h.instret += n"]
+    if store:
+        lines.append("        " + store)
+    lines.append("    return tb")
     return "\n".join(lines), loop
 
 
-def _cache_registers(body: list[str]) -> tuple[list[str], list[str], str]:
-    """Keep guest registers in Python locals for the length of the block.
+# An assignment; it is folded when its value is a constant once operands are
+# written in (``li``, ``lui``, a link register).
+_ASSIGN = re.compile(r"^(r\d+|_) = (.+)$")
+_CONSTANT_NAMES = {"M", "S", "W", "SW"}
+# ``mv``: ``addi rd, rs, 0`` and ``add rd, zero, rs`` (registers are already 64-bit).
+_MOVE = re.compile(r"^(r\d+) = \((?:0 \+ (r\d+)|(r\d+) \+ 0)\) & M$")
 
-    Each register the block uses is read into ``rN`` on entry; x0 becomes the
-    literal 0, writes to it go to ``_``.  Registers the block writes are stored
-    back to ``x`` before every ``return`` and, by the caller, in the ``except``
-    that a trap leaves through (the locals are exact at any instruction
-    boundary).  Returns the prologue, the new body and that store statement.
+
+def _registers_as_locals(body: list[str]) -> tuple[list[str], list[str], str]:
+    """Guest registers live in Python locals ``rN`` for the length of the block.
+
+    Each register the block uses is read into its local on entry.  Registers it
+    writes are stored back to ``x`` in the epilogue and in the ``except`` that a
+    trap leaves through (the locals are exact at any instruction boundary).  With
+    operands written in, some statements have become constants (``li``, ``lui``,
+    a link register) or moves, which are folded here.  Returns the prologue, the
+    new body and that store statement.
     """
     used, written = set(), set()
-    for line in body:
-        if line.lstrip().startswith("#"):
-            continue
-        used.update(int(n, 0) for n in _REG.findall(line))
-        m = _REG_WRITE.match(line)
-        if m:
-            written.add(int(m.group(1), 0))
-    used -= {0, 32}
-    written -= {0, 32}
-    store = "; ".join(f"x[{n}] = r{n}" for n in sorted(written))
-
-    def local(m):
-        n = int(m.group(1), 0)
-        return "0" if n == 0 else "_" if n == 32 else f"r{n}"
-
     out = []
     for line in body:
-        if line.lstrip().startswith("#"):
+        if line.startswith("#"):
             out.append(line)
             continue
-        stripped = line.lstrip()
-        if store and stripped == "return":
-            out.append(line[:len(line) - len(stripped)] + store)
-        out.append(_REG.sub(local, line))
-    if store and out[-1].strip() != "return":
-        out.append(store)
-    return [f"r{n} = x[{n}]" for n in sorted(used)], out, store
+        used.update(_LOCAL.findall(line))
+        written.update(_LOCAL_WRITE.findall(line))
+        c = _ASSIGN.match(line)
+        if c and set(_IDENT.findall(c.group(2))) <= _CONSTANT_NAMES:
+            if c.group(1) == "_":
+                continue                            # a constant written to x0
+            line = f"{c.group(1)} = {eval(c.group(2), isa.SEMANTICS_GLOBALS):#x}"
+        elif c:
+            mv = _MOVE.match(line)
+            if mv:
+                line = f"{mv.group(1)} = {mv.group(2) or mv.group(3)}"
+        out.append(line)
+    store = "; ".join(f"x[{n}] = r{n}" for n in sorted(written, key=int))
+    return [f"r{n} = x[{n}]" for n in sorted(used, key=int)], out, store
+
+
+def _key(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple:
+    """What a block's code depends on: its instructions and where they are."""
+    return (start_pc,) + tuple(v for pc, d in insns for v in (pc, d.word))
 
 
 def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: TranslationStats):
-    """Compile the block ``insns`` into a zero-argument function bound to ``hart``."""
-    src, loop = block_source(insns, start_pc)
+    """Compile the block ``insns`` into a zero-argument function bound to ``hart``.
+
+    The compiled code comes from the hart's code cache when the same block
+    (same instructions at the same addresses) was compiled before."""
+    cache = hart.code_cache
+    key = _key(insns, start_pc)
+    entry = cache.get(key) if cache is not None else None
+    if entry is None:
+        src, loop = block_source(insns, start_pc)
+        code = compile(src, f"<block {start_pc:#x}>", "exec")
+        stats.source_lines += src.count("\n") + 1
+        if cache is not None:
+            cache.put(key, code, loop)
+        entry = code, loop
+    return _instantiate(hart, entry, insns, stats)
+
+
+def translated_before(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int,
+                      stats: TranslationStats):
+    """The block's function if its code is in the code cache already, else None.
+
+    A block whose code is at hand is worth running translated from its first run."""
+    cache = hart.code_cache
+    entry = cache.get(_key(insns, start_pc)) if cache is not None and cache.entries else None
+    return None if entry is None else _instantiate(hart, entry, insns, stats)
+
+
+def _instantiate(hart, entry: tuple, insns, stats: TranslationStats):
+    code, loop = entry
     ns = dict(isa.SEMANTICS_GLOBALS)
-    exec(compile(src, f"<block {start_pc:#x}>", "exec"), ns)
+    exec(code, ns)
     stats.translated += 1
     stats.self_loops += loop
-    stats.source_lines += src.count("\n") + 1
     return ns["make"](hart, hart.x, hart.m8, hart.m16, hart.m32, hart.m64,
                       tuple(pc for pc, _ in insns), tuple(d.word for _, d in insns))

@@ -21,11 +21,13 @@ from __future__ import annotations
 import logging
 import time
 
+from popek import gcpolicy
 from popek.clock import HostClock, InstructionClock, MachineTime
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
 from popek.errors import ConfigError, GuestMemoryError
 from popek.riscv import isa, traps
+from popek.riscv.codecache import CodeCache
 from popek.riscv.hart import Hart
 from popek.riscv.mmu import FETCH, LOAD, STORE
 from popek.vmm import sbi
@@ -67,7 +69,8 @@ class PrefixedConsole:
 
 class Hypervisor(MachineTime):
     def __init__(self, vm_configs: list[VmConfig], console, clock: str = "icount",
-                 engine: str = "translate", max_instructions: int | None = None):
+                 engine: str = "translate", max_instructions: int | None = None,
+                 code_cache: str | None = None):
         if not vm_configs:
             raise ConfigError("no virtual machine to run")
         self.console = console
@@ -80,6 +83,8 @@ class Hypervisor(MachineTime):
         self.rtc_base_ns = time.time_ns()
         self.hart = Hart(self)
         self.hart.translate_blocks = engine == "translate"
+        self.code_cache = CodeCache(code_cache) if self.hart.translate_blocks else None
+        self.hart.code_cache = self.code_cache
         self.hart.m_trap_hook = self.on_trap
         self.hart.set_priv(U)                     # guests only ever run in U-mode
         self.vms: list[VirtualMachine] = []
@@ -131,6 +136,10 @@ class Hypervisor(MachineTime):
     def run(self, until=None) -> int | None:
         """Run every VM until all have powered off; returns the exit code (or None
         if the instruction budget ran out, or ``until()`` became true first)."""
+        with gcpolicy.guest_running():
+            return self._run(until)
+
+    def _run(self, until) -> int | None:
         h, clock = self.hart, self.clock
         start = time.perf_counter()
         rr = 0
@@ -371,7 +380,8 @@ class Hypervisor(MachineTime):
         h = self.hart
         out = {"instructions": h.instret, "wall_seconds": self.wall,
                "mips": h.instret / self.wall / 1e6 if self.wall else 0.0,
-               "blocks_translated": h.tstats.translated}
+               "blocks_translated": h.tstats.translated,
+               **(self.code_cache.stats() if self.code_cache else {})}
         for vm in self.vms:
             n, cyc = vm.ledger.total()
             out[f"{vm.name}_exits"] = n
@@ -387,6 +397,8 @@ class Hypervisor(MachineTime):
     def close(self) -> None:
         for vm in self.vms:
             vm.close()
+        if self.code_cache is not None:
+            self.code_cache.save()
 
 
 _LOAD_RESULT = {}
