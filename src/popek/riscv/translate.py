@@ -139,7 +139,7 @@ def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[s
         else:
             lines.append(f"{v} = {fast} if (o := rget({va} >> 12)) is not None{align} else {slow}")
         return lines if direct else lines + _statements(_literalize(d.insn.body, values))
-    value = f"({_literalize(d.insn.body, values)}) & {MASKS[size]:#x}"
+    value = _store_value(d, values)
     slow = f"h.store_at({idx}, {va}, {size}, {value})"
     if loop:
         lines += [same_page + f"{remembered} = {value}",
@@ -149,6 +149,89 @@ def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[s
         lines.append(f"if (o := wget({va} >> 12)) is not None{align}: {fast} = {value}")
         lines.append(f"else: {slow}")
     return lines
+
+
+def _store_value(d: isa.Decoded, values: dict) -> str:
+    size = d.insn.mem[1]
+    value = _literalize(d.insn.body, values)
+    return value if size == 8 else f"({value}) & {MASKS[size]:#x}"   # registers are 64-bit
+
+
+def _signed_imm(d: isa.Decoded) -> int:
+    return d.imm - (1 << 64) if d.imm >> 63 else d.imm
+
+
+def _access_groups(insns: list[tuple[int, isa.Decoded]]) -> dict[int, list[int]]:
+    """Runs of two or more consecutive loads (or stores) of one size off one base
+    register, at offsets equal modulo the size, that the run leaves unchanged (a
+    load into the base may only end a run): ``{first index: [indices]}``.
+
+    Such runs are everywhere: a function saving or restoring registers on the
+    stack, reading a structure's fields, an unrolled memset or memcpy."""
+    groups: dict[int, list[int]] = {}
+    k, n = 0, len(insns)
+    while k < n:
+        d = insns[k][1]
+        if d.insn.mem is None or d.rs1 == 0 or (d.insn.kind == isa.LOAD and d.rd == d.rs1):
+            k += 1
+            continue
+        kind, size, base, first = d.insn.kind, d.insn.mem[1], d.rs1, _signed_imm(d)
+        run = [k]
+        for j in range(k + 1, n):
+            e = insns[j][1]
+            if e.insn.mem is None or e.insn.kind != kind or e.insn.mem[1] != size \
+                    or e.rs1 != base or (_signed_imm(e) - first) % size:
+                break
+            run.append(j)
+            if kind == isa.LOAD and e.rd == base:
+                break
+        if len(run) > 1:
+            groups[k] = run
+        k = run[-1] + 1
+    return groups
+
+
+def _group_access(insns, run: list[int], loop: bool) -> list[str]:
+    """A run of ``_access_groups``: one test that all of it falls on one cached RAM page,
+    aligned, then each access a plain index; otherwise each access takes the slow
+    path (exact: a trap at one leaves the ones before it done)."""
+    d0 = insns[run[0]][1]
+    kind, size, base = d0.insn.kind, d0.insn.mem[1], d0.rs1
+    view, shift = VIEWS[size]
+    offsets = [_signed_imm(insns[k][1]) for k in run]
+    lo, span = min(offsets), max(offsets) - min(offsets) + size
+    get = "rget" if kind == isa.LOAD else "wget"
+    reg = f"r{base}"
+    start = reg if lo == 0 else f"({reg} + {lo & isa.M:#x}) & M"
+    align = f"not gb & {size - 1} and " if size > 1 else ""
+    fast = [f"gb = {start}",
+            f"if {align}(gb & 4095) <= {4096 - span} and (go := {get}(gb >> 12)) is not None:",
+            f"    go = (go | gb & 4095){shift}"]    # an index into the view, for the run
+    slow = ["else:"]
+    for k, off in zip(run, offsets):
+        pc, d = insns[k]
+        values = _constants(d, pc, k)
+        rel = off - lo
+        at = f"{view}[go + {rel // size}]" if rel else f"{view}[go]"
+        va = reg if off == 0 else f"({reg} + {off & isa.M:#x}) & M"
+        comment = f"    # {pc:#x}: {isa.disassemble(d, pc)}"
+        fast.append(comment)
+        slow.append(comment)
+        if kind == isa.LOAD:
+            direct = d.insn.body == "x[rd] = v"
+            v = _literalize("x[rd]", values) if direct else "v"
+            rest = [] if direct else _statements(_literalize(d.insn.body, values))
+            fast += [f"    {v} = {at}"] + [f"    {r}" for r in rest]
+            call = f"{v} = h.load_at({k}, {va}, {size})"
+        else:
+            value = _store_value(d, values)
+            fast.append(f"    {at} = {value}")
+            call = f"h.store_at({k}, {va}, {size}, {value})"
+            rest = []
+        if loop:
+            call = f"{_LOOP_BEFORE_SLOW}; {call}; {_LOOP_AFTER_SLOW}; {_FORGET}"
+        slow += [f"    {call}"] + [f"    {r}" for r in rest]
+    return fast + slow
 
 
 def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[str, bool]:
@@ -165,7 +248,13 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
                and (d.insn.kind == isa.BRANCH or (d.rd == 0 and k == n - 1))
                for k, (pc, d) in enumerate(insns))
     body: list[str] = []
+    groups = _access_groups(insns)
+    grouped = {k for run in groups.values() for k in run}
     for idx, (pc, d) in enumerate(insns):
+        if idx in groups:
+            body += _group_access(insns, groups[idx], loop)
+        if idx in grouped:
+            continue
         values = _constants(d, pc, idx)
         i = d.insn
         last = idx == n - 1
@@ -211,7 +300,8 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
     lines += ["        " + p for p in prologue]
     if loop:
         lines.append("        ic = h.instret; " + _LOOP_LIMIT)
-        sites = [idx for idx, (_, d) in enumerate(insns) if d.insn.mem is not None]
+        sites = [idx for idx, (_, d) in enumerate(insns)
+                 if d.insn.mem is not None and idx not in grouped]
         forget = " = ".join(f"p{i}" for i in sites) + " = -1" if sites else "pass"
         lines.append("        " + forget)
         body = [line.replace(_FORGET, forget) for line in body]
