@@ -275,8 +275,12 @@ class VirtBoard(VirtLayout, MachineTime):
                  f"{dispatches - h.stats['block_misses']:,}, misses {h.stats['block_misses']:,}",
                  f"  blocks built {h.stats['blocks_built']:,}, translated {h.tstats.translated:,} "
                  f"({h.tstats.self_loops:,} self-loops), invalidated "
-                 f"{h.stats['code_invalidations']:,}",
-                 f"  top {top} blocks by time:",
+                 f"{h.stats['code_invalidations']:,}"]
+        if self.code_cache is not None:
+            cc = self.code_cache
+            lines.append(f"  code cache ({cc.path or 'in memory'}): {cc.hits:,} translations "
+                         f"found compiled, {cc.compiled:,} compiled")
+        lines += [f"  top {top} blocks by time:",
                  f"  {'block pc':>18s} {'runs':>9s} {'insns':>12s} {'time s':>8s} {'share':>6s}  "
                  f"engine     first instruction"]
         for pc, (runs, insns, secs, blk) in sorted(prof.items(), key=lambda kv: -kv[1][2])[:top]:

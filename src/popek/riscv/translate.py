@@ -193,8 +193,9 @@ def _access_groups(insns: list[tuple[int, isa.Decoded]]) -> dict[int, list[int]]
 
 def _group_access(insns, run: list[int], loop: bool) -> list[str]:
     """A run of ``_access_groups``: one test that all of it falls on one cached RAM page,
-    aligned, then each access a plain index; otherwise each access takes the slow
-    path (exact: a trap at one leaves the ones before it done)."""
+    aligned, then each access a plain index; otherwise (a run straddling two pages,
+    a TLB miss, a device) each access on its own, through the TLB or the slow path
+    (exact: a trap at one leaves the ones before it done)."""
     d0 = insns[run[0]][1]
     kind, size, base = d0.insn.kind, d0.insn.mem[1], d0.rs1
     view, shift = VIEWS[size]
@@ -213,24 +214,32 @@ def _group_access(insns, run: list[int], loop: bool) -> list[str]:
         values = _constants(d, pc, k)
         rel = off - lo
         at = f"{view}[go + {rel // size}]" if rel else f"{view}[go]"
-        va = reg if off == 0 else f"({reg} + {off & isa.M:#x}) & M"
         comment = f"    # {pc:#x}: {isa.disassemble(d, pc)}"
         fast.append(comment)
         slow.append(comment)
+        if off:
+            slow.append(f"    va = ({reg} + {off & isa.M:#x}) & M")
+        va = "va" if off else reg
+        own = f"{view}[(o | ({va} & 4095)){VIEWS[size][1]}]"
+        test = f"(o := {get}({va} >> 12)) is not None" + (f" and not {va} & {size - 1}"
+                                                           if size > 1 else "")
         if kind == isa.LOAD:
             direct = d.insn.body == "x[rd] = v"
             v = _literalize("x[rd]", values) if direct else "v"
             rest = [] if direct else _statements(_literalize(d.insn.body, values))
             fast += [f"    {v} = {at}"] + [f"    {r}" for r in rest]
             call = f"{v} = h.load_at({k}, {va}, {size})"
+            if loop:
+                call = f"{_LOOP_BEFORE_SLOW}; {call}; {_LOOP_AFTER_SLOW}; {_FORGET}"
+            slow += [f"    if {test}: {v} = {own}", f"    else: {call}"]
+            slow += [f"    {r}" for r in rest]
         else:
             value = _store_value(d, values)
             fast.append(f"    {at} = {value}")
             call = f"h.store_at({k}, {va}, {size}, {value})"
-            rest = []
-        if loop:
-            call = f"{_LOOP_BEFORE_SLOW}; {call}; {_LOOP_AFTER_SLOW}; {_FORGET}"
-        slow += [f"    {call}"] + [f"    {r}" for r in rest]
+            if loop:
+                call = f"{_LOOP_BEFORE_SLOW}; {call}; {_LOOP_AFTER_SLOW}; {_FORGET}"
+            slow += [f"    if {test}: {own} = {value}", f"    else: {call}"]
     return fast + slow
 
 
