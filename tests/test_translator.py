@@ -91,6 +91,8 @@ def test_code_cache_survives_a_damaged_file_and_keeps_its_bound(compute_elf, tmp
     from popek.riscv import codecache
     path = tmp_path / f"translations-{codecache.translator_version()}.marshal"
     path.write_bytes(b"\x00not marshal data")
+    stale = tmp_path / "translations-0123456789abcdef.marshal"    # another translator's
+    stale.write_bytes(b"")
     ref, out_ref, _ = run(compute_elf, "interpret")
     monkeypatch.setattr(codecache, "MAX_BYTES", 20_000)
     state, out, board = run(compute_elf, "translate", code_cache=str(tmp_path))
@@ -98,6 +100,7 @@ def test_code_cache_survives_a_damaged_file_and_keeps_its_bound(compute_elf, tmp
     assert board.code_cache.loaded == 0
     assert 0 < board.code_cache.saved < board.code_cache.compiled   # the oldest were dropped
     assert path.stat().st_size <= 20_000
+    assert not stale.exists()
 
 
 def test_registers_stay_exact_across_a_trap_in_translated_code():

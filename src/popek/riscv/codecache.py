@@ -12,7 +12,8 @@ of the same firmware finds its hot blocks already compiled.
   is still made per hart; only the source-to-bytecode step is skipped.
 * Version: the file is named by a hash of the sources the code comes from (the
   ISA table, the compressed-instruction expander, the translator) and CPython's
-  bytecode magic number, so a change to either starts a new file.
+  bytecode magic number, so a change to either starts a new file (and saving it
+  deletes the files of other versions).
 * Bound: at most ``MAX_BYTES`` of marshalled code per file; saving drops the
   least recently used translations first.
 * Saving merges with what is on disk and replaces the file atomically, so
@@ -71,14 +72,15 @@ class CodeCache:
             self.entries = self._read()
             self.loaded = len(self.entries)
 
-    def _read(self) -> dict:
+    def _read(self, quiet: bool = False) -> dict:
         try:
             with open(self.path, "rb") as f:
                 data = marshal.load(f)
         except FileNotFoundError:
             return {}
         except (OSError, EOFError, ValueError, TypeError) as e:
-            log.warning("code cache %s unreadable (%s): starting afresh", self.path, e)
+            if not quiet:
+                log.warning("code cache %s unreadable (%s): starting afresh", self.path, e)
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -98,7 +100,7 @@ class CodeCache:
         """Write the translations back (merged with the file's), if there is anything new."""
         if not self.path or not self._unsaved:
             return
-        merged = self._read()
+        merged = self._read(quiet=True)
         for key in self.entries:            # ours are the most recent: they go last
             merged.pop(key, None)
         merged.update(self.entries)
@@ -117,6 +119,13 @@ class CodeCache:
             return
         self.saved = len(merged)
         self._unsaved = 0
+        # Files of other translator versions can never be used by this one.
+        for old in Path(self.path).parent.glob("translations-*.marshal"):
+            if str(old) != self.path:
+                try:
+                    old.unlink()
+                except OSError:
+                    pass
 
     def stats(self) -> dict:
         return {"code_cache": self.path or "in memory",

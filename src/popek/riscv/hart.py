@@ -653,20 +653,24 @@ class Hart:
                     continue                    # the fetch trapped
             self.pc = blk.next_pc
             fn = blk.fn
-            try:
-                if fn is not None:
+            if fn is not None:                      # translated: the common case
+                try:
                     fn()
+                except Trap as t:
+                    self.instret += t.idx
+                    self.take_trap(t.cause, t.tval, t.pc)
+                continue
+            try:
+                for op in blk.ops:
+                    if op():                        # a taken branch left the block
+                        self.instret += self.exit_n
+                        break
                 else:
-                    for op in blk.ops:
-                        if op():                    # a taken branch left the block
-                            self.instret += self.exit_n
-                            break
-                    else:
-                        self.instret += blk.n
+                    self.instret += blk.n
             except Trap as t:
                 self.instret += t.idx
                 self.take_trap(t.cause, t.tval, t.pc)
-            if fn is None and blk.heat:
+            if blk.heat:
                 blk.heat -= 1
                 if not blk.heat:
                     blk.fn = translate.translate(self, blk.insns, blk.pc, self.tstats)
