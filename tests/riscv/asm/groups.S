@@ -1,12 +1,12 @@
 // Runs of loads or stores off one base register, which the translator does with
-// one page check and plain indexing: the fast path (routines called 40 times, so
+// one page check and plain indexing: the fast path (routines called 100 times, so
 // they are translated), the fallback when a run straddles two pages, a load into
 // the base register ending a run, and a fault in the middle of a run, which must
 // leave the accesses before it done and none after.
 #include "popek_test.h"
 #define RAM_END 0x88000000              /* 128 MiB at 0x8000_0000; nothing above */
 RVTEST_BEGIN
-    li s0, 40
+    li s0, 100
     li s1, 0                            // sum of what load3 read back
     la a0, page
 1:  mv a1, s0
@@ -15,7 +15,7 @@ RVTEST_BEGIN
     add s1, s1, a2
     addi s0, s0, -1
     bnez s0, 1b
-    CHECK 1, s1, 2460                   // 3 * (1 + ... + 40)
+    CHECK 1, s1, 15150                  // 3 * (1 + ... + 100)
 
     // a run straddling two pages: the slow path, access by access
     la a0, page + 4096 - 8
@@ -27,8 +27,8 @@ RVTEST_BEGIN
     lwu t0, 4(a0)
     CHECK 3, t0, 1                      // the upper half of the second dword
 
-    // a load into the base ends its run: t0 = first field, a0 = second (20 times)
-    li s0, 20
+    // a load into the base ends its run: t0 = first field, a0 = second (100 times)
+    li s0, 100
     la s2, page
     li t0, 77
     sd t0, 0(s2)

@@ -1,13 +1,13 @@
 // Self-modifying code: a routine whose `addi a0, a0, K` is rewritten with a new
-// K before every call (with fence.i), 40 times, so its block is translated,
+// K before every call (with fence.i), 100 times, so its block is translated,
 // then invalidated and re-decoded; the sum shows every new K took effect.
 // Also: code written by stores to a fresh page, then run.
 #include "popek_test.h"
 RVTEST_BEGIN
     li s0, 0                        // sum of results
-    li s1, 1                        // K = 1..40
+    li s1, 1                        // K = 1..100
     la s2, patch_me
-    li s3, 41
+    li s3, 101
 1:  lwu t0, 0(s2)                   // the addi instruction
     li t1, 0x000fffff
     and t0, t0, t1                  // keep rd/rs1/opcode, drop the immediate
@@ -20,7 +20,7 @@ RVTEST_BEGIN
     add s0, s0, a0
     addi s1, s1, 1
     bne s1, s3, 1b
-    CHECK 1, s0, 820                // 1 + 2 + ... + 40
+    CHECK 1, s0, 5050               // 1 + 2 + ... + 100
     // build a two-instruction routine in a data page and run it
     la s2, fresh
     li t0, 0x02a00513               // addi a0, zero, 42
