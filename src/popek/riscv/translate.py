@@ -302,10 +302,12 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
     body.append("break")
 
     prologue, body, store = _registers_as_locals(body)
-    lines = ["def make(h, x, m8, m16, m32, m64, PCS, WORDS):",
-             "    def tb():",
-             "        rget = h.rtlb.get",          # the TLBs stay the same objects in a block
-             "        wget = h.wtlb.get"]
+    lines = ["def make(h, x, m8, m16, m32, m64, PCS, WORDS):", "    def tb():"]
+    # The TLBs stay the same objects for the length of a block.
+    if any("rget(" in line for line in body):
+        lines.append("        rget = h.rtlb.get")
+    if any("wget(" in line for line in body):
+        lines.append("        wget = h.wtlb.get")
     lines += ["        " + p for p in prologue]
     if loop:
         lines.append("        ic = h.instret; " + _LOOP_LIMIT)
