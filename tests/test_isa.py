@@ -63,6 +63,6 @@ def test_x0_writes_go_to_the_spare_slot():
         x = [0] * 33
     h = FakeHart()
     h.x[1] = 7
-    op = isa.make_op(h, isa.decode(0x00108013), 0, 0)   # addi x0, x1, 1
+    op = isa.make_op(h, isa.decode(0x00108013), 0)      # addi x0, x1, 1
     op()
     assert h.x[0] == 0 and h.x[32] == 8

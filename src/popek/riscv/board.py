@@ -304,6 +304,7 @@ class VirtBoard(VirtLayout, MachineTime):
             "interrupts": h.stats["interrupts"],
             "blocks_cached": len(h.blocks),
             "blocks_built": h.stats["blocks_built"],
+            "interpreter_ops_cached": len(h.op_cache),
             "blocks_translated": h.tstats.translated,
             "translated_self_loops": h.tstats.self_loops,
             "translated_source_lines": h.tstats.source_lines,

@@ -43,6 +43,7 @@ MAX_CACHED_BLOCKS = 32768
 # 64 runs balances the two: on OpenSBI+U-Boot, 16 translated ~800 blocks, 64 ~500,
 # and the boot was ~15 % faster (cold; issue 6's notes have the sweep).
 TRANSLATE_AFTER = 64
+MAX_CACHED_OPS = 65536  # interpreter closures, shared by overlapping blocks
 MAX_TLB_ENTRIES = 4096  # per TLB (there are 9: fetch/load/store × U/S/M)
 
 
@@ -65,6 +66,13 @@ class Block:
         self.ops = None               # the interpreter's closures, made when first needed
         self.fn = None
         self.heat = heat
+
+    def index_of(self, pc: int) -> int:
+        """Where the instruction at ``pc`` is in the block (each pc is in it once)."""
+        for i, (ipc, _) in enumerate(self.insns):
+            if ipc == pc:
+                return i
+        return 0
 
 
 class Hart:
@@ -129,7 +137,7 @@ class Hart:
         self.tstats = translate.TranslationStats()
         self.code_cache = None            # codecache.CodeCache: compiled blocks, maybe kept on disk
         self.tidx = 0                     # translated code: index of the instruction in a slow path
-        self.exit_n = 0                   # interpreter: instructions retired at a side exit
+        self.op_cache: dict[tuple, object] = {}   # (pc, bits, ends block) -> interpreter op
         self.profile = None               # {block pc: [executions, seconds]} with --profile
 
     # ------------------------------------------------------------------ state
@@ -589,8 +597,7 @@ class Hart:
         if blk.heat:
             blk.fn = translate.translated_before(self, insns, pc, self.tstats)
         if blk.fn is None:
-            last = len(insns) - 1
-            blk.ops = [isa.make_op(self, d, ipc, i, i == last) for i, (ipc, d) in enumerate(insns)]
+            blk.ops = self._ops(insns)
         self.stats["blocks_built"] += 1
         if cacheable:
             old = self.blocks.get(start_pa)
@@ -608,6 +615,24 @@ class Hart:
                         self.wtlbs[p].clear()
                 lst.append(blk)
         return blk
+
+    def _ops(self, insns: list) -> list:
+        """The interpreter's closures for a block, shared with the blocks it overlaps.
+
+        An op is a pure function of its instruction bits, its pc and whether it
+        ends its block, so it stays valid whatever is later written to memory."""
+        cache = self.op_cache
+        last = len(insns) - 1
+        ops = []
+        for i, (pc, d) in enumerate(insns):
+            key = (pc, d.word, i == last)
+            op = cache.get(key)
+            if op is None:
+                if len(cache) >= MAX_CACHED_OPS:
+                    cache.clear()
+                op = cache[key] = isa.make_op(self, d, pc, i == last)
+            ops.append(op)
+        return ops
 
     def _code_written(self, off: int, length: int) -> None:
         """A store or DMA hit a page with decoded code: drop the blocks it overlaps."""
@@ -638,6 +663,7 @@ class Hart:
     def invalidate_all_code(self) -> None:
         for page in self.blocks_by_page:
             self.ram.unwatch(page, self._code_written)
+        self.op_cache.clear()
         self.blocks.clear()
         self.blocks_by_page.clear()
         for vc in self.vcaches.values():
@@ -663,15 +689,16 @@ class Hart:
                     self.instret += t.idx
                     self.take_trap(t.cause, t.tval, t.pc)
                 continue
+            ops = blk.ops
             try:
-                for op in blk.ops:
+                for op in ops:
                     if op():                        # a taken branch left the block
-                        self.instret += self.exit_n
+                        self.instret += ops.index(op) + 1
                         break
                 else:
                     self.instret += blk.n
             except Trap as t:
-                self.instret += t.idx
+                self.instret += blk.index_of(t.pc)  # the instructions before it retired
                 self.take_trap(t.cause, t.tval, t.pc)
             if blk.heat:
                 blk.heat -= 1

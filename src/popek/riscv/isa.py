@@ -8,8 +8,7 @@ semantics as a short Python snippet over these names:
     rd rs1 rs2 imm   operands, decoded once (imm already sign-extended, as an
                      unsigned 64-bit value where the ISA sign-extends)
     csr              the CSR number of Zicsr instructions
-    PC NPC INSN IDX  this instruction's address, the next one's, its bits, and
-                     its index in its block
+    PC NPC INSN      this instruction's address, the next one's, and its bits
     M S W SW         2**64-1, 2**63, 2**32-1, 2**31
 
 From this one table come the decoder (:func:`decode`), the disassembler
@@ -447,8 +446,8 @@ def _factory(i: Insn, side_exit: bool = False, followed: bool = False):
     """Compile (once per instruction kind) a function that makes closures for ``i``.
 
     ``side_exit``: a conditional branch in the middle of a block, which leaves the
-    block when taken: it sets the pc and ``h.exit_n`` (instructions retired) and
-    returns True, which ends the interpreter's loop over the block.
+    block when taken: it sets the pc and returns True, which ends the interpreter's
+    loop over the block.
     ``followed``: a jal in the middle of a block (the block continues at its
     target), which only writes the link register.
     """
@@ -458,11 +457,11 @@ def _factory(i: Insn, side_exit: bool = False, followed: bool = False):
         return fn
     src = FOLLOWED_JAL if followed else interpreter_body(i)
     if side_exit:
-        src = src.replace("h.pc = t", "h.pc = t; h.exit_n = IDX + 1; return True")
+        src = src.replace("h.pc = t", "h.pc = t; return True")
     methods = sorted(set(_HART_CALL.findall(src)))
     body = _HART_CALL.sub(lambda m: f"h_{m.group(1)}(", src)
     stmts = [s.strip() for s in body.split(";")]
-    lines = ["def factory(h, x, rd, rs1, rs2, imm, csr, PC, NPC, INSN, IDX):"]
+    lines = ["def factory(h, x, rd, rs1, rs2, imm, csr, PC, NPC, INSN):"]
     lines += [f"    h_{m} = h.{m}" for m in methods]
     lines += [f"    {s.strip()}" for s in i.pre.split(";") if s.strip()]
     lines.append("    def op():")
@@ -470,11 +469,11 @@ def _factory(i: Insn, side_exit: bool = False, followed: bool = False):
         lines.append("        try:")
         lines += [f"            {s}" for s in stmts]
         lines.append("        except Trap as t:")
-        lines.append("            t.pc = PC; t.idx = IDX")
+        lines.append("            t.pc = PC")
         lines.append("            if t.tval is None: t.tval = INSN")
         lines.append("            raise")
     else:
-        if side_exit:       # one if-suite: "if c: h.pc = t; h.exit_n = ...; return True"
+        if side_exit:       # one if-suite: "if c: h.pc = t; return True"
             lines.append(f"        {body}")
         else:
             lines += [f"        {s}" for s in stmts]
@@ -485,14 +484,15 @@ def _factory(i: Insn, side_exit: bool = False, followed: bool = False):
     return fn
 
 
-def make_op(hart, d: Decoded, pc: int, idx: int, last: bool = True):
+def make_op(hart, d: Decoded, pc: int, last: bool = True):
     """A zero-argument closure that executes ``d`` at ``pc`` on ``hart``.
 
     ``last``: whether it ends its block; a branch that does not leaves the block
-    through a side exit when taken.
+    through a side exit when taken.  An op does not know where in its block it
+    is (the interpreter does), so blocks that overlap share their ops.
     """
     rd = d.rd or 32            # writes to x0 land in the spare slot 32
     side_exit = not last and d.insn.kind == BRANCH
     followed = not last and d.insn.name == "jal"
     return _factory(d.insn, side_exit, followed)(hart, hart.x, rd, d.rs1, d.rs2, d.imm, d.csr,
-                                       pc, (pc + d.length) & M, d.word, idx)
+                                                 pc, (pc + d.length) & M, d.word)

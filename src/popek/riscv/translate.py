@@ -64,10 +64,10 @@ def _literalize(text: str, values: dict) -> str:
 _PRE_CODE: dict[str, object] = {}
 
 
-def _constants(d: isa.Decoded, pc: int, idx: int) -> dict:
+def _constants(d: isa.Decoded, pc: int) -> dict:
     """Operands and the instruction's folded ``pre`` values, as source literals."""
     ops = {"rd": d.rd or 32, "rs1": d.rs1, "rs2": d.rs2, "imm": d.imm, "csr": d.csr, "PC": pc,
-           "NPC": (pc + d.length) & isa.M, "INSN": d.word, "IDX": idx}
+           "NPC": (pc + d.length) & isa.M, "INSN": d.word}
     pre = d.insn.pre
     if pre:
         code = _PRE_CODE.get(pre)
@@ -211,7 +211,7 @@ def _group_access(insns, run: list[int], loop: bool) -> list[str]:
     slow = ["else:"]
     for k, off in zip(run, offsets):
         pc, d = insns[k]
-        values = _constants(d, pc, k)
+        values = _constants(d, pc)
         rel = off - lo
         at = f"{view}[go + {rel // size}]" if rel else f"{view}[go]"
         comment = f"    # {pc:#x}: {isa.disassemble(d, pc)}"
@@ -264,7 +264,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
             body += _group_access(insns, groups[idx], loop)
         if idx in grouped:
             continue
-        values = _constants(d, pc, idx)
+        values = _constants(d, pc)
         i = d.insn
         last = idx == n - 1
         body.append(f"# {pc:#x}: {isa.disassemble(d, pc)}")

@@ -46,9 +46,10 @@ class Trap(Exception):
     """A synchronous exception.
 
     ``tval`` of ``None`` means "the faulting instruction's bits", which only the
-    instruction's own code knows; ``pc`` and ``idx`` (its index in its block,
-    i.e. how many instructions of the block retired before it) are filled in as
-    the exception leaves the instruction.
+    instruction's own code knows; ``pc`` is filled in as the exception leaves the
+    instruction.  ``idx``, its index in its block (how many instructions of the
+    block retired before it), is filled in by translated code, which knows it; the
+    interpreter's dispatcher finds it from ``pc``.
     """
 
     __slots__ = ("cause", "tval", "pc", "idx")
