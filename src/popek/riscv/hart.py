@@ -68,7 +68,8 @@ class Block:
         self.heat = heat
 
     def index_of(self, pc: int) -> int:
-        """Where the instruction at ``pc`` is in the block (each pc is in it once)."""
+        """Where the instruction at ``pc`` is in the block (build_block puts each
+        instruction in a block once)."""
         for i, (ipc, _) in enumerate(self.insns):
             if ipc == pc:
                 return i
@@ -561,6 +562,8 @@ class Hart:
         page_end = (pa | 0xFFF) + 1
         cacheable = True
         while True:
+            if cur in visited:
+                break       # back at an instruction the block has (after a followed jump)
             half = self._read_code(cur, 2, vpc)
             if half & 3 == 3:
                 if cur + 4 > page_end:
