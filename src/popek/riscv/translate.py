@@ -301,7 +301,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
         body.append(f"n = {n}")
     body.append("break")
 
-    prologue, body, store = _registers_as_locals(body)
+    prologue, body, store = _registers_as_locals(body, loop)
     lines = ["def make(h, x, m8, m16, m32, m64, PCS, WORDS):", "    def tb():"]
     # The TLBs stay the same objects for the length of a block.
     if any("rget(" in line for line in body):
@@ -341,36 +341,57 @@ _CONSTANT_NAMES = {"M", "S", "W", "SW"}
 _MOVE = re.compile(r"^(r\d+) = \((?:0 \+ (r\d+)|(r\d+) \+ 0)\) & M$")
 
 
-def _registers_as_locals(body: list[str]) -> tuple[list[str], list[str], str]:
+def _registers_as_locals(body: list[str], loop: bool) -> tuple[list[str], list[str], str]:
     """Guest registers live in Python locals ``rN`` for the length of the block.
 
     Each register the block uses is read into its local on entry.  Registers it
     writes are stored back to ``x`` in the epilogue and in the ``except`` that a
     trap leaves through (the locals are exact at any instruction boundary).  With
     operands written in, some statements have become constants (``li``, ``lui``,
-    a link register) or moves, which are folded here.  Returns the prologue, the
-    new body and that store statement.
+    a link register) or moves, which are folded here.
+
+    A local costs a load on entry (and, if written, a store on the way out) on
+    every run, used or not: a block runs ~20 instructions between entry and exit
+    and may use 15 registers.  So in a block that does not loop, a register used
+    too little to pay for that (read once; written once and read at most twice;
+    written twice and read once) is used in ``x`` directly.  Returns the
+    prologue, the new body and that store statement.
     """
-    used, written = set(), set()
     out = []
     for line in body:
-        if line.startswith("#"):
-            out.append(line)
-            continue
-        used.update(_LOCAL.findall(line))
-        written.update(_LOCAL_WRITE.findall(line))
-        c = _ASSIGN.match(line)
-        if c and set(_IDENT.findall(c.group(2))) <= _CONSTANT_NAMES:
-            if c.group(1) == "_":
-                continue                            # a constant written to x0
-            line = f"{c.group(1)} = {eval(c.group(2), isa.SEMANTICS_GLOBALS):#x}"
-        elif c:
-            mv = _MOVE.match(line)
-            if mv:
-                line = f"{mv.group(1)} = {mv.group(2) or mv.group(3)}"
+        if not line.startswith("#"):
+            c = _ASSIGN.match(line)
+            if c and set(_IDENT.findall(c.group(2))) <= _CONSTANT_NAMES:
+                if c.group(1) == "_":
+                    continue                            # a constant written to x0
+                line = f"{c.group(1)} = {eval(c.group(2), isa.SEMANTICS_GLOBALS):#x}"
+            elif c:
+                mv = _MOVE.match(line)
+                if mv:
+                    line = f"{mv.group(1)} = {mv.group(2) or mv.group(3)}"
         out.append(line)
-    store = "; ".join(f"x[{n}] = r{n}" for n in sorted(written, key=int))
-    return [f"r{n} = x[{n}]" for n in sorted(used, key=int)], out, store
+    uses: dict[str, int] = {}
+    writes: dict[str, int] = {}
+    for line in out:
+        if not line.lstrip().startswith("#"):
+            for n in _LOCAL.findall(line):
+                uses[n] = uses.get(n, 0) + 1
+            for n in _LOCAL_WRITE.findall(line):
+                writes[n] = writes.get(n, 0) + 1
+    direct = set()
+    if not loop:
+        for n, count in uses.items():
+            w = writes.get(n, 0)
+            if 2 * (count - w) + 2.5 * w < (8 if w else 4):
+                direct.add(n)
+        if direct:
+            def sub(m):
+                return f"x[{m.group(1)}]" if m.group(1) in direct else m.group(0)
+            out = [line if line.lstrip().startswith("#") else _LOCAL.sub(sub, line)
+                   for line in out]
+    cached = sorted((n for n in uses if n not in direct), key=int)
+    store = "; ".join(f"x[{n}] = r{n}" for n in cached if n in writes)
+    return [f"r{n} = x[{n}]" for n in cached], out, store
 
 
 def _key(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple:
