@@ -561,10 +561,17 @@ class Hart:
         visited = set()
         page_end = (pa | 0xFFF) + 1
         cacheable = True
+        # Code in RAM (nearly all of it) is read as halfwords straight from RAM.
+        ram = self.ram
+        m16 = self.m16 if ram.base <= pa and page_end <= ram.end else None
         while True:
             if cur in visited:
                 break       # back at an instruction the block has (after a followed jump)
-            half = self._read_code(cur, 2, vpc)
+            if m16 is not None:
+                i = (cur - ram.base + ram.data_offset) >> 1
+                half = m16[i]
+            else:
+                half = self._read_code(cur, 2, vpc)
             if half & 3 == 3:
                 if cur + 4 > page_end:
                     if insns:
@@ -574,6 +581,8 @@ class Hart:
                     hi_pa = self.translate((vpc + 2) & M64, FETCH)
                     half |= self._read_code(hi_pa, 2, (vpc + 2) & M64) << 16
                     cacheable = False
+                elif m16 is not None:
+                    half |= m16[i + 1] << 16
                 else:
                     half = self._read_code(cur, 4, vpc)
             d = isa.decode(half)
