@@ -372,10 +372,13 @@ def _registers_as_locals(body: list[str], loop: bool) -> tuple[list[str], list[s
         out.append(line)
     uses: dict[str, int] = {}
     writes: dict[str, int] = {}
+    regs_of = []                                    # the registers each line names
     for line in out:
-        if not line.lstrip().startswith("#"):
-            for n in _LOCAL.findall(line):
-                uses[n] = uses.get(n, 0) + 1
+        regs = () if line.lstrip().startswith("#") else _LOCAL.findall(line)
+        regs_of.append(regs)
+        for n in regs:
+            uses[n] = uses.get(n, 0) + 1
+        if regs:
             for n in _LOCAL_WRITE.findall(line):
                 writes[n] = writes.get(n, 0) + 1
     direct = set()
@@ -387,8 +390,8 @@ def _registers_as_locals(body: list[str], loop: bool) -> tuple[list[str], list[s
         if direct:
             def sub(m):
                 return f"x[{m.group(1)}]" if m.group(1) in direct else m.group(0)
-            out = [line if line.lstrip().startswith("#") else _LOCAL.sub(sub, line)
-                   for line in out]
+            out = [_LOCAL.sub(sub, line) if not direct.isdisjoint(regs) else line
+                   for line, regs in zip(out, regs_of)]
     cached = sorted((n for n in uses if n not in direct), key=int)
     store = "; ".join(f"x[{n}] = r{n}" for n in cached if n in writes)
     return [f"r{n} = x[{n}]" for n in cached], out, store
