@@ -4,7 +4,9 @@ A block that has run a few times is translated: the semantics snippets of its
 instructions (from :mod:`popek.riscv.isa`, the same ones the interpreter uses)
 are joined into the source of one Python function, with every operand, pc and
 folded constant written in as a literal, the software-TLB fast path of each load
-and store inlined, guest registers held in Python locals, and compiled once.
+and store inlined, guest registers held in Python locals, and compiled once
+(the compiled code is kept by the block's contents in the code cache,
+codecache.py, so the same block is compiled once per machine, or once ever).
 The function lives on its block in the hart's block cache, so it is found, and
 invalidated, exactly as the block is.
 
@@ -17,7 +19,7 @@ Rules that keep translated code exactly equal to the interpreter:
   added on the way out (and at each loop back-edge), so a trap leaves it exactly
   as the interpreter would.
 * Blocks have the same shape in both engines (the builder is shared): a taken
-  branch in the middle is a side exit (a ``return``); a branch back to the
+  branch in the middle is a side exit (a ``break`` to the epilogue); a branch back to the
   block's start makes the function loop, and it leaves the loop exactly where the
   dispatcher would look at interrupts and the budget: at every iteration it
   stops if ``instret`` reached ``h.limit`` or ``mip & mie`` is set.  Those (and
