@@ -104,16 +104,21 @@ class CodeCache:
         for key in self.entries:            # ours are the most recent: they go last
             merged.pop(key, None)
         merged.update(self.entries)
-        sizes = {k: len(marshal.dumps(v)) for k, v in merged.items()}
+        sizes = {k: len(marshal.dumps((k, v))) for k, v in merged.items()}
         total = sum(sizes.values())
         for key in list(merged):
             if total <= MAX_BYTES:
                 break
             total -= sizes[key]
             del merged[key]
+        data = marshal.dumps(merged)
+        while len(data) > MAX_BYTES and merged:     # the estimate was short: drop more
+            for key in list(merged)[:max(1, len(merged) // 8)]:
+                del merged[key]
+            data = marshal.dumps(merged)
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            write_atomically(self.path, marshal.dumps(merged))
+            write_atomically(self.path, data)
         except Exception as e:              # a cache that cannot be written is only slower
             log.warning("code cache not saved: %s", e)
             return
