@@ -589,9 +589,12 @@ class Hart:
             if d.insn.alone and insns:
                 break
             insns.append((vpc, d))
-            lo, hi = min(lo, cur), max(hi, cur + d.length)
+            if cur < lo:
+                lo = cur
             visited.add(cur)
             cur += d.length
+            if cur > hi:
+                hi = cur
             if d.insn.name == "jal" and cacheable and len(insns) < MAX_BLOCK:
                 # Follow a direct jump that stays in this page (same translation), so
                 # loops and calls need no trip through the dispatcher.
