@@ -95,9 +95,11 @@ def test_code_cache_survives_a_damaged_file_and_keeps_its_bound(compute_elf, tmp
     stale.write_bytes(b"")
     ref, out_ref, _ = run(compute_elf, "interpret")
     monkeypatch.setattr(codecache, "MAX_BYTES", 20_000)
+    monkeypatch.setattr(codecache, "MAX_ENTRIES", 8)
     state, out, board = run(compute_elf, "translate", code_cache=str(tmp_path))
     assert (state, out) == (ref, out_ref)
     assert board.code_cache.loaded == 0
+    assert len(board.code_cache.entries) <= 8 < board.code_cache.compiled
     assert 0 < board.code_cache.saved < board.code_cache.compiled   # the oldest were dropped
     assert path.stat().st_size <= 20_000
     assert not stale.exists()

@@ -14,8 +14,8 @@ of the same firmware finds its hot blocks already compiled.
   ISA table, the compressed-instruction expander, the translator) and CPython's
   bytecode magic number, so a change to either starts a new file (and saving it
   deletes the files of other versions).
-* Bound: at most ``MAX_BYTES`` of marshalled code per file; saving drops the
-  least recently used translations first.
+* Bound: at most ``MAX_ENTRIES`` translations in memory and ``MAX_BYTES`` of
+  marshalled code per file; the least recently used go first.
 * Saving merges with what is on disk and replaces the file atomically, so
   concurrent runs do not lose each other's work (the last one wins on ties).
 
@@ -37,6 +37,7 @@ from popek.files import write_atomically
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 64 << 20
+MAX_ENTRIES = 32768         # in memory: as many as the hart's block cache holds
 _SOURCES = ("isa.py", "rvc.py", "translate.py")
 
 
@@ -92,6 +93,8 @@ class CodeCache:
         return entry
 
     def put(self, key: tuple, code, loop: bool) -> None:
+        if len(self.entries) >= MAX_ENTRIES:            # the least recently used goes
+            del self.entries[next(iter(self.entries))]
         self.entries[key] = (code, loop)
         self.compiled += 1
         self._unsaved += 1
