@@ -3,9 +3,10 @@
 The RAM is a single anonymous memory mapping: the host kernel hands out zeroed
 pages as the guest first touches them, so a guest of N MiB costs at most N MiB
 of host memory and nothing is spent zeroing it up front (a 128 MiB
-``bytearray`` took ~60 ms to make, longer than a small test program runs).  The CPU's fast paths index it directly through the ``m8..m64``
-memoryviews; device models (DMA) use :meth:`read` / :meth:`write`, which refuse
-anything outside guest RAM, so a hostile descriptor can never reach host memory.
+``bytearray`` took ~60 ms to make, longer than a small test program runs).  The
+CPU's fast paths index it directly through the ``m8..m64`` memoryviews; device
+models (DMA) use :meth:`read` / :meth:`write`, which refuse anything outside
+guest RAM, so a hostile descriptor can never reach host memory.
 
 Stores into pages that hold decoded code must invalidate that code.  Code-page
 tracking lives here because both the CPU's slow store path and DMA write RAM.

@@ -136,16 +136,14 @@ def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[s
     after_slow = f"{_LOOP_AFTER_SLOW}; {_FORGET}"
     if d.insn.kind == isa.LOAD:
         slow = f"h.load_at({idx}, {va}, {size})"
-        # A load that keeps the value as it is (ld, lbu, ...) loads straight into rd.
-        direct = d.insn.body == "x[rd] = v"
-        v = _literalize("x[rd]", values) if direct else "v"
+        v, rest = _load_target(d, values)
         if loop:
             lines += [same_page + f"{v} = {remembered}",
                       f"elif (o := rget({va} >> 12)) is not None{align}: {remember}{v} = {fast}",
                       f"else: {_LOOP_BEFORE_SLOW}; {v} = {slow}; {after_slow}"]
         else:
             lines.append(f"{v} = {fast} if (o := rget({va} >> 12)) is not None{align} else {slow}")
-        return lines if direct else lines + _statements(_literalize(d.insn.body, values))
+        return lines + rest
     value = _store_value(d, values)
     slow = f"h.store_at({idx}, {va}, {size}, {value})"
     if loop:
@@ -156,6 +154,14 @@ def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[s
         lines.append(f"if (o := wget({va} >> 12)) is not None{align}: {fast} = {value}")
         lines.append(f"else: {slow}")
     return lines
+
+
+def _load_target(d: isa.Decoded, values: dict) -> tuple[str, list[str]]:
+    """Where a load puts the loaded value, and the statements that follow: a load
+    that keeps the value as it is (ld, lbu, ...) loads straight into rd."""
+    if d.insn.body == "x[rd] = v":
+        return _literalize("x[rd]", values), []
+    return "v", _statements(_literalize(d.insn.body, values))
 
 
 def _store_value(d: isa.Decoded, values: dict) -> str:
@@ -201,7 +207,7 @@ def _access_groups(insns: list[tuple[int, isa.Decoded]]) -> dict[int, list[int]]
 def _group_access(insns, run: list[int], loop: bool) -> list[str]:
     """A run of ``_access_groups``: one test that all of it falls on one cached RAM page,
     aligned, then each access a plain index; otherwise (a run straddling two pages,
-    a TLB miss, a device) each access on its own, through the TLB or the slow path
+    a TLB miss, a device) each access as ``_memory_access`` does it on its own
     (exact: a trap at one leaves the ones before it done)."""
     d0 = insns[run[0]][1]
     kind, size, base = d0.insn.kind, d0.insn.mem[1], d0.rs1
@@ -223,30 +229,13 @@ def _group_access(insns, run: list[int], loop: bool) -> list[str]:
         at = f"{view}[go + {rel // size}]" if rel else f"{view}[go]"
         comment = f"    # {pc:#x}: {isa.disassemble(d, pc)}"
         fast.append(comment)
-        slow.append(comment)
-        if off:
-            slow.append(f"    va = ({reg} + {off & isa.M:#x}) & {_M}")
-        va = "va" if off else reg
-        own = f"{view}[(o | ({va} & 4095)){VIEWS[size][1]}]"
-        test = f"(o := {get}({va} >> 12)) is not None" + (f" and not {va} & {size - 1}"
-                                                           if size > 1 else "")
         if kind == isa.LOAD:
-            direct = d.insn.body == "x[rd] = v"
-            v = _literalize("x[rd]", values) if direct else "v"
-            rest = [] if direct else _statements(_literalize(d.insn.body, values))
+            v, rest = _load_target(d, values)
             fast += [f"    {v} = {at}"] + [f"    {r}" for r in rest]
-            call = f"{v} = h.load_at({k}, {va}, {size})"
-            if loop:
-                call = f"{_LOOP_BEFORE_SLOW}; {call}; {_LOOP_AFTER_SLOW}; {_FORGET}"
-            slow += [f"    if {test}: {v} = {own}", f"    else: {call}"]
-            slow += [f"    {r}" for r in rest]
         else:
-            value = _store_value(d, values)
-            fast.append(f"    {at} = {value}")
-            call = f"h.store_at({k}, {va}, {size}, {value})"
-            if loop:
-                call = f"{_LOOP_BEFORE_SLOW}; {call}; {_LOOP_AFTER_SLOW}; {_FORGET}"
-            slow += [f"    if {test}: {own} = {value}", f"    else: {call}"]
+            fast.append(f"    {at} = {_store_value(d, values)}")
+        slow.append(comment)
+        slow += [f"    {line}" for line in _memory_access(d, values, k, loop)]
     return fast + slow
 
 
@@ -318,8 +307,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
     lines += ["        " + p for p in prologue]
     if loop:
         lines.append("        ic = h.instret; " + _LOOP_LIMIT)
-        sites = [idx for idx, (_, d) in enumerate(insns)
-                 if d.insn.mem is not None and idx not in grouped]
+        sites = [idx for idx, (_, d) in enumerate(insns) if d.insn.mem is not None]
         forget = " = ".join(f"p{i}" for i in sites) + " = -1" if sites else "pass"
         lines.append("        " + forget)
         body = [line.replace(_FORGET, forget) for line in body]
