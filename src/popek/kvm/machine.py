@@ -71,6 +71,15 @@ def _fit(value: int, size: int) -> bytes:
     return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
 
+def _exchange(area, at: int, size: int, is_write: bool, addr: int, read, write) -> None:
+    """One access of an I/O exit: the guest's bytes at ``area[at:at + size]`` go to
+    ``write(addr, size, value)``, or ``read(addr, size)``'s answer goes there."""
+    if is_write:
+        write(addr, size, int.from_bytes(area[at:at + size], "little"))
+    else:
+        area[at:at + size] = _fit(read(addr, size), size)
+
+
 class _Port:
     """A port-I/O device from two callables (the debug-exit port, the i8042 stub)."""
 
@@ -265,21 +274,15 @@ class X86Machine:
             out = direction == abi.EXIT_IO_OUT
             with self.lock:
                 for i in range(count):
-                    at = offset + i * size
-                    if out:
-                        self._port_write(e.cause, size, int.from_bytes(area[at:at + size], "little"))
-                    else:
-                        area[at:at + size] = _fit(self._port_read(e.cause, size), size)
+                    _exchange(area, offset + i * size, size, out, e.cause,
+                              self._port_read, self._port_write)
             self.ledger.record("port_io_out" if out else "port_io_in", f"{e.cause:#x}",
                                time.perf_counter() - start)
         elif e.kind == MMIO:
             is_write, length = e.tval
             data = abi.RUN_EXIT_UNION + 8
             with self.lock:
-                if is_write:
-                    self._mmio_write(e.cause, length, int.from_bytes(area[data:data + length], "little"))
-                else:
-                    area[data:data + length] = _fit(self._mmio_read(e.cause, length), length)
+                _exchange(area, data, length, is_write, e.cause, self._mmio_read, self._mmio_write)
             self.ledger.record("mmio_write" if is_write else "mmio_read", f"{e.cause:#x}",
                                time.perf_counter() - start)
         elif e.kind == HALT:
