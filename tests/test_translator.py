@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from popek.console import ScriptedConsole
-from popek.riscv import translate
+from popek.riscv import isa, translate
 from popek.riscv.board import BoardConfig, DriveSpec, VirtBoard
 from tests.conftest import ASM_DIR, ROOT
 
@@ -27,11 +27,13 @@ def final_state(board):
 
 
 def run(elf, engine, steps=(), bios=None, drives=(), max_instructions=20_000_000,
-        code_cache=None):
+        code_cache=None, compile_workers=0):
+    """Run ``elf`` to the end.  Blocks compile in-process unless ``compile_workers`` says
+    otherwise, so which code runs translated depends on heat alone, not on timing."""
     con = ScriptedConsole(steps)
     board = VirtBoard(BoardConfig(bios=bios, kernel=str(elf) if elf else None, engine=engine,
                                   drives=list(drives), max_instructions=max_instructions,
-                                  code_cache=code_cache),
+                                  code_cache=code_cache, compile_workers=compile_workers),
                       console=con)
     board.run()
     board.close()
@@ -103,6 +105,57 @@ def test_code_cache_survives_a_damaged_file_and_keeps_its_bound(compute_elf, tmp
     assert 0 < board.code_cache.saved < board.code_cache.compiled   # the oldest were dropped
     assert path.stat().st_size <= 20_000
     assert not stale.exists()
+
+
+def test_background_compiled_code_agrees(compute_elf):
+    """Blocks compiled by the worker process, installed in mid-run, end exactly as
+    the interpreter does; the worker's code is what the hart would compile."""
+    ref, out_ref, _ = run(compute_elf, "interpret")
+    con = ScriptedConsole()
+    board = VirtBoard(BoardConfig(kernel=str(compute_elf), compile_workers=1,
+                                  max_instructions=200_000), console=con)
+    board.run()
+    h = board.hart
+    assert h.awaiting and h.tstats.translated == 0       # asked for, not yet installed
+    some = next(iter(h.awaiting.values()))[0]
+    h.install_translations(wait=30)
+    assert not h.awaiting and h.tstats.translated > 0 and some.fn is not None
+    key = next(iter(board.code_cache.entries))
+    pc = key[0]
+    insns = [(a, isa.decode(w)) for a, w in zip(key[1::2], key[2::2])]
+    assert board.code_cache.entries[key][0] == translate.compile_block(insns, pc)[0]
+    board.config.max_instructions = None
+    board.run()
+    board.close()
+    assert (final_state(board), con.text()) == (ref, out_ref)
+    st = board.stats()
+    assert st["compile_workers"] == 1 and st["compile_failures"] == 0
+    assert st["compile_replies"] == st["compile_requests"] > 0
+    assert board.compiler.workers == [] and not board.compiler.alive     # stopped
+
+
+def test_worker_failures_fall_back_to_the_hart(compute_elf):
+    """A block the worker cannot compile, and a worker that dies, cost only speed."""
+    from popek.riscv.compiler import BackgroundCompiler
+
+    c = BackgroundCompiler(1)
+    assert c.submit(("bad",), 0x1000, ((0x1000, "not an instruction"),))
+    done, failed = c.drain(30)
+    assert done == [] and failed == [("bad",)] and c.failed == 1 and c.alive
+    c.close()
+
+    ref, out_ref, _ = run(compute_elf, "interpret")
+    con = ScriptedConsole()
+    board = VirtBoard(BoardConfig(kernel=str(compute_elf), compile_workers=1), console=con)
+    assert board.compiler._start()
+    for w in board.compiler.workers:        # dead before the first block gets hot
+        w.proc.kill()
+        w.proc.wait()
+    board.run()
+    board.close()
+    assert (final_state(board), con.text()) == (ref, out_ref)
+    assert board.hart.tstats.translated > 0 and not board.hart.awaiting   # done in-process
+    assert board.stats()["compile_replies"] == 0
 
 
 def test_registers_stay_exact_across_a_trap_in_translated_code():

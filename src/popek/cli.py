@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep compiled translations here for the next run, or 'none' "
                           "(default: $POPEK_CODE_CACHE, else $XDG_CACHE_HOME/popek or "
                           "~/.cache/popek)")
+    run.add_argument("--compile-workers", metavar="N", type=int,
+                     help="processes compiling hot blocks in the background while the guest "
+                          "runs on (default: 1 if the host has a core to spare, else 0: "
+                          "compile in-process)")
     run.add_argument("--profile", action="store_true",
                      help="time every block; print MIPS, cache hits/misses and the top blocks")
     run.add_argument("--dtb-out", metavar="FILE", help="write the generated device tree and exit")
@@ -179,7 +183,14 @@ def _board_config(args):
     return BoardConfig(bios=bios, kernel=args.kernel, append=args.append, drives=args.drive,
                        memory=args.memory or DEFAULT_MEMORY, clock=args.clock, ips=args.icount_ips,
                        max_instructions=args.max_instructions, engine=args.engine,
-                       profile=args.profile, code_cache=_code_cache_dir(args))
+                       profile=args.profile, code_cache=_code_cache_dir(args),
+                       compile_workers=_compile_workers(args))
+
+
+def _compile_workers(args) -> int | None:
+    if args.compile_workers is not None and not 0 <= args.compile_workers <= 64:
+        raise ConfigError("--compile-workers must be between 0 and 64")
+    return args.compile_workers
 
 
 def _code_cache_dir(args) -> str | None:
@@ -246,7 +257,8 @@ def cmd_run_vmm(args) -> int:
         raise ConfigError("--vmm needs --kernel (or --vm kernel=...)")
     console = StdioConsole()
     hv = Hypervisor(configs, console, clock=args.clock, engine=args.engine,
-                    max_instructions=args.max_instructions, code_cache=_code_cache_dir(args))
+                    max_instructions=args.max_instructions, code_cache=_code_cache_dir(args),
+                    compile_workers=_compile_workers(args))
     console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
     try:
         code = hv.run()

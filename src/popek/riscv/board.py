@@ -32,6 +32,7 @@ from popek.errors import ConfigError, ImageError
 from popek.riscv import devicetree, isa
 from popek.riscv.clint import Clint
 from popek.riscv.codecache import CodeCache
+from popek.riscv.compiler import background_compiler
 from popek.riscv.hart import Hart
 from popek.riscv.htif import Htif
 from popek.riscv.loader import load_image
@@ -65,6 +66,7 @@ class BoardConfig:
     engine: str = "translate"         # translate | interpret
     profile: bool = False
     code_cache: str | None = None     # directory keeping compiled translations (codecache.py)
+    compile_workers: int | None = None  # processes compiling translations; None: as the host allows
 
 
 class ResetRom:
@@ -115,6 +117,7 @@ class VirtBoard(VirtLayout, MachineTime):
         self.platform = None
         # Compiled translations; kept across a reset (the same code compiles the same).
         self.code_cache = CodeCache(config.code_cache) if config.engine == "translate" else None
+        self.compiler = background_compiler(config.engine, config.compile_workers)
         self._power_on()
 
     # --------------------------------------------------------- assembly
@@ -136,6 +139,7 @@ class VirtBoard(VirtLayout, MachineTime):
         self.hart = Hart(self)
         self.hart.translate_blocks = cfg.engine == "translate"
         self.hart.code_cache = self.code_cache
+        self.hart.compiler = self.compiler
         if cfg.profile:
             self.hart.profile = {}
         self.harts = [self.hart]
@@ -257,6 +261,7 @@ class VirtBoard(VirtLayout, MachineTime):
 
     def close(self) -> None:
         self.platform.close()
+        self.hart.stop_translating()
         if self.code_cache is not None:
             self.code_cache.save()
 
@@ -309,6 +314,7 @@ class VirtBoard(VirtLayout, MachineTime):
             "translated_self_loops": h.tstats.self_loops,
             "translated_source_lines": h.tstats.source_lines,
             **(self.code_cache.stats() if self.code_cache else {}),
+            **(self.compiler.stats() if self.compiler else {}),
             "block_lookup_misses": h.stats["block_misses"],
             "dispatch_cache_entries": sum(len(v) for v in h.vcaches.values()),
             "code_invalidations": h.stats["code_invalidations"],

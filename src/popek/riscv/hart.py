@@ -138,6 +138,8 @@ class Hart:
         self.translate_blocks = True      # False: interpret only (--engine interpret)
         self.tstats = translate.TranslationStats()
         self.code_cache = None            # codecache.CodeCache: compiled blocks, maybe kept on disk
+        self.compiler = None              # compiler.BackgroundCompiler, if blocks compile elsewhere
+        self.awaiting: dict[tuple, list[Block]] = {}   # block key -> blocks awaiting its code
         self.tidx = 0                     # translated code: index of the instruction in a slow path
         self.op_cache: dict[tuple, object] = {}   # (pc, bits, ends block) -> interpreter op
         self.profile = None               # {block pc: [executions, seconds]} with --profile
@@ -688,6 +690,8 @@ class Hart:
     # ------------------------------------------------------------- run
     def run(self) -> None:
         """Execute blocks until ``instret`` reaches ``limit`` (or limit is zeroed)."""
+        if self.awaiting:
+            self.install_translations()
         while self.instret < self.limit:
             if self.mip & self.mie and self.check_interrupts():
                 continue
@@ -719,7 +723,29 @@ class Hart:
             if blk.heat:
                 blk.heat -= 1
                 if not blk.heat:
-                    blk.fn = translate.translate(self, blk.insns, blk.pc, self.tstats)
+                    translate.translate_hot(self, blk)
+
+    def stop_translating(self) -> None:
+        """At power-off: collect what the worker is still compiling if it is to be
+        kept on disk (the next run finds it), then stop the worker."""
+        if self.compiler is None:
+            return
+        if self.awaiting and self.code_cache is not None and self.code_cache.path:
+            self.install_translations(wait=1.0)
+        self.compiler.close()
+
+    def install_translations(self, wait: float = 0.0) -> None:
+        """Give blocks the code the background worker has compiled for them (waiting
+        up to ``wait`` seconds for what is still outstanding); blocks it failed on
+        are translated here."""
+        c = self.compiler
+        done, failed = c.drain(wait) if wait else c.poll()
+        awaiting = self.awaiting
+        for key, code, loop, lines in done:
+            translate.install(self, key, code, loop, lines, awaiting.pop(key, ()))
+        for key in failed:
+            for blk in awaiting.pop(key, ()):
+                blk.fn = translate.translate(self, blk.insns, blk.pc, self.tstats)
 
     def run_profiled(self) -> None:
         """:meth:`run`, one block at a time, timing each (``--profile``).

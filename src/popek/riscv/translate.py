@@ -397,6 +397,14 @@ def _key(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple:
     return (start_pc,) + tuple(v for pc, d in insns for v in (pc, d.word))
 
 
+def compile_block(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple:
+    """The compiled code of a block: ``(code object, whether it loops, source lines)``.
+
+    The same in-process and in the background worker (compiler.py)."""
+    src, loop = block_source(insns, start_pc)
+    return compile(src, f"<block {start_pc:#x}>", "exec"), loop, src.count("\n") + 1
+
+
 def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: TranslationStats):
     """Compile the block ``insns`` into a zero-argument function bound to ``hart``.
 
@@ -406,13 +414,47 @@ def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: 
     key = _key(insns, start_pc)
     entry = cache.get(key) if cache is not None else None
     if entry is None:
-        src, loop = block_source(insns, start_pc)
-        code = compile(src, f"<block {start_pc:#x}>", "exec")
-        stats.source_lines += src.count("\n") + 1
+        code, loop, lines = compile_block(insns, start_pc)
+        stats.source_lines += lines
         if cache is not None:
             cache.put(key, code, loop)
         entry = code, loop
     return _instantiate(hart, entry, insns, stats)
+
+
+def translate_hot(hart, blk) -> None:
+    """Give a block that has become hot its function: at once if its code is in the
+    code cache or there is no background worker (compiler.py); else when the
+    worker's reply comes in (:func:`install`), the block running interpreted
+    until then.  Blocks of the same key wait for one reply."""
+    key = _key(blk.insns, blk.pc)
+    cache = hart.code_cache
+    entry = cache.get(key) if cache is not None else None
+    if entry is None and hart.compiler is not None:
+        waiting = hart.awaiting.get(key)
+        if waiting is not None:
+            waiting.append(blk)
+            return
+        pairs = tuple((pc, d.word) for pc, d in blk.insns)
+        if hart.compiler.submit(key, blk.pc, pairs):
+            hart.awaiting[key] = [blk]
+            return
+    if entry is None:
+        blk.fn = translate(hart, blk.insns, blk.pc, hart.tstats)
+    else:
+        blk.fn = _instantiate(hart, entry, blk.insns, hart.tstats)
+
+
+def install(hart, key: tuple, code, loop: bool, lines: int, blocks: list) -> None:
+    """The worker's code for ``key`` came in: cache it, and give it to the blocks
+    waiting for it (a block dropped meanwhile gets it too, harmlessly: nothing
+    reaches it any more)."""
+    stats = hart.tstats
+    stats.source_lines += lines
+    if hart.code_cache is not None:
+        hart.code_cache.put(key, code, loop)
+    for blk in blocks:
+        blk.fn = _instantiate(hart, (code, loop), blk.insns, stats)
 
 
 def translated_before(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int,

@@ -28,6 +28,7 @@ from popek.devices.memory import GuestMemory
 from popek.errors import ConfigError, GuestMemoryError
 from popek.riscv import isa, traps
 from popek.riscv.codecache import CodeCache
+from popek.riscv.compiler import background_compiler
 from popek.riscv.hart import Hart
 from popek.riscv.mmu import FETCH, LOAD, STORE
 from popek.vmm import sbi
@@ -70,7 +71,7 @@ class PrefixedConsole:
 class Hypervisor(MachineTime):
     def __init__(self, vm_configs: list[VmConfig], console, clock: str = "icount",
                  engine: str = "translate", max_instructions: int | None = None,
-                 code_cache: str | None = None):
+                 code_cache: str | None = None, compile_workers: int | None = None):
         if not vm_configs:
             raise ConfigError("no virtual machine to run")
         self.console = console
@@ -85,6 +86,7 @@ class Hypervisor(MachineTime):
         self.hart.translate_blocks = engine == "translate"
         self.code_cache = CodeCache(code_cache) if self.hart.translate_blocks else None
         self.hart.code_cache = self.code_cache
+        self.hart.compiler = background_compiler(engine, compile_workers)
         self.hart.m_trap_hook = self.on_trap
         self.hart.set_priv(U)                     # guests only ever run in U-mode
         self.vms: list[VirtualMachine] = []
@@ -381,7 +383,8 @@ class Hypervisor(MachineTime):
         out = {"instructions": h.instret, "wall_seconds": self.wall,
                "mips": h.instret / self.wall / 1e6 if self.wall else 0.0,
                "blocks_translated": h.tstats.translated,
-               **(self.code_cache.stats() if self.code_cache else {})}
+               **(self.code_cache.stats() if self.code_cache else {}),
+               **(self.hart.compiler.stats() if self.hart.compiler else {})}
         for vm in self.vms:
             n, cyc = vm.ledger.total()
             out[f"{vm.name}_exits"] = n
@@ -397,6 +400,7 @@ class Hypervisor(MachineTime):
     def close(self) -> None:
         for vm in self.vms:
             vm.close()
+        self.hart.stop_translating()
         if self.code_cache is not None:
             self.code_cache.save()
 
