@@ -7,8 +7,8 @@ How it runs (see docs/ARCHITECTURE.md for the picture):
   instruction or a page end.  Blocks are cached by physical address.
 * Interrupts, the instruction budget and the clock are looked at only between
   blocks.  CSR instructions get a block of their own so counter reads are exact.
-* Loads and stores go through a software TLB per privilege level (``vpn → RAM
-  offset of the page``) that holds RAM pages only; devices and faults take the
+* Loads and stores go through a software TLB per privilege level (page → where it
+  is in RAM; the layout is in mmu.py) that holds RAM pages only; devices and faults take the
   slow path.  Pages holding decoded code (or watched by a device such as HTIF)
   are kept out of the write TLB, so stores to them take the slow path, which
   invalidates the stale blocks (self-modifying code, reloaded kernels, DMA).
@@ -25,7 +25,7 @@ from popek.riscv import csrs, isa, mmu, translate, traps
 from popek.riscv.csrs import (MSTATUS_MIE, MSTATUS_MPIE, MSTATUS_MPP, MSTATUS_MPP_SHIFT,
                               MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SIE, MSTATUS_SPIE,
                               MSTATUS_SPP, MSTATUS_SUM, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW)
-from popek.riscv.mmu import FETCH, LOAD, STORE
+from popek.riscv.mmu import FETCH, LOAD, PAGE_BASE, STORE, TLB_KEY
 from popek.riscv.traps import Trap
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ MAX_CACHED_BLOCKS = 32768
 TRANSLATE_AFTER = 64
 MAX_CACHED_OPS = 65536  # interpreter closures, shared by overlapping blocks
 MAX_TLB_ENTRIES = 4096  # per TLB (there are 9: fetch/load/store × U/S/M)
+K1, K2, K4, K8 = (TLB_KEY[size] for size in (1, 2, 4, 8))
 
 
 class Block:
@@ -210,56 +211,57 @@ class Hart:
 
     # --------------------------------------------------------- memory: fast
     # Each fast path is one dict lookup and one memoryview index; anything that
-    # is not an aligned access to a cached RAM page goes to the slow path.
+    # is not an aligned access to a cached RAM page goes to the slow path (the TLB
+    # layout is in mmu.py: a misaligned address misses).
     def load8(self, va):
-        off = self.rtlb.get(va >> 12)
-        if off is not None:
-            return self.m8[off | (va & 0xFFF)]
+        o = self.rtlb.get(va & K1)
+        if o is not None:
+            return self.m8[va + o]
         return self.load_slow(va, 1)
 
     def load16(self, va):
-        off = self.rtlb.get(va >> 12)
-        if off is not None and not va & 1:
-            return self.m16[(off | (va & 0xFFF)) >> 1]
+        o = self.rtlb.get(va & K2)
+        if o is not None:
+            return self.m16[(va + o) >> 1]
         return self.load_slow(va, 2)
 
     def load32(self, va):
-        off = self.rtlb.get(va >> 12)
-        if off is not None and not va & 3:
-            return self.m32[(off | (va & 0xFFF)) >> 2]
+        o = self.rtlb.get(va & K4)
+        if o is not None:
+            return self.m32[(va + o) >> 2]
         return self.load_slow(va, 4)
 
     def load64(self, va):
-        off = self.rtlb.get(va >> 12)
-        if off is not None and not va & 7:
-            return self.m64[(off | (va & 0xFFF)) >> 3]
+        o = self.rtlb.get(va & K8)
+        if o is not None:
+            return self.m64[(va + o) >> 3]
         return self.load_slow(va, 8)
 
     def store8(self, va, v):
-        off = self.wtlb.get(va >> 12)
-        if off is not None:
-            self.m8[off | (va & 0xFFF)] = v & 0xFF
+        o = self.wtlb.get(va & K1)
+        if o is not None:
+            self.m8[va + o] = v & 0xFF
         else:
             self.store_slow(va, 1, v & 0xFF)
 
     def store16(self, va, v):
-        off = self.wtlb.get(va >> 12)
-        if off is not None and not va & 1:
-            self.m16[(off | (va & 0xFFF)) >> 1] = v & 0xFFFF
+        o = self.wtlb.get(va & K2)
+        if o is not None:
+            self.m16[(va + o) >> 1] = v & 0xFFFF
         else:
             self.store_slow(va, 2, v & 0xFFFF)
 
     def store32(self, va, v):
-        off = self.wtlb.get(va >> 12)
-        if off is not None and not va & 3:
-            self.m32[(off | (va & 0xFFF)) >> 2] = v & 0xFFFFFFFF
+        o = self.wtlb.get(va & K4)
+        if o is not None:
+            self.m32[(va + o) >> 2] = v & 0xFFFFFFFF
         else:
             self.store_slow(va, 4, v & 0xFFFFFFFF)
 
     def store64(self, va, v):
-        off = self.wtlb.get(va >> 12)
-        if off is not None and not va & 7:
-            self.m64[(off | (va & 0xFFF)) >> 3] = v
+        o = self.wtlb.get(va & K8)
+        if o is not None:
+            self.m64[(va + o) >> 3] = v
         else:
             self.store_slow(va, 8, v)
 
@@ -291,17 +293,20 @@ class Hart:
         page = pa & ~0xFFF
         if ram.base <= page < ram.end:
             off = page - ram.base
-            if access == LOAD:
-                tlb, value = self.rtlbs[priv], off
-            elif access == STORE:
-                if (off >> 12) in ram.watchers:
-                    return pa
-                tlb, value = self.wtlbs[priv], off
+            if access == FETCH:
+                tlb, key, value = self.itlbs[priv], va >> 12, page
             else:
-                tlb, value = self.itlbs[priv], page
+                if access == STORE:
+                    if (off >> 12) in ram.watchers:
+                        return pa
+                    tlb = self.wtlbs[priv]
+                else:
+                    tlb = self.rtlbs[priv]
+                key = va & PAGE_BASE
+                value = off - key                   # RAM offset = va + value (mmu.py)
             if len(tlb) >= MAX_TLB_ENTRIES:
                 tlb.clear()
-            tlb[va >> 12] = value
+            tlb[key] = value
         return pa
 
     def load_slow(self, va: int, size: int) -> int:

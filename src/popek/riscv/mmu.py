@@ -27,6 +27,14 @@ ACCESS_FAULT = {FETCH: traps.INSN_ACCESS_FAULT, LOAD: traps.LOAD_ACCESS_FAULT,
 
 LEVELS = {8: 3, 9: 4}      # satp.MODE → levels (Sv39, Sv48)
 
+# The hart's software data TLBs map a page's virtual base address to ``delta``, the
+# RAM offset of the page minus that base, so an access at ``va`` is at RAM offset
+# ``va + delta``.  They are looked up with ``va & TLB_KEY[size]``: the page base,
+# plus the low bits that must be zero for an aligned access, so a misaligned access
+# simply misses (and takes the slow path) without a test of its own.
+TLB_KEY = {size: ((1 << 64) - 1) & ~0xFFF | (size - 1) for size in (1, 2, 4, 8)}
+PAGE_BASE = TLB_KEY[1]
+
 
 class WalkStats:
     """Counts for --stats: walks done and PTE memory references made."""

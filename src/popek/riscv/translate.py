@@ -34,6 +34,7 @@ import functools
 import re
 
 from popek.riscv import isa
+from popek.riscv.mmu import TLB_KEY
 
 MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: (1 << 64) - 1}
 VIEWS = {1: ("m8", ""), 2: ("m16", " >> 1"), 4: ("m32", " >> 2"), 8: ("m64", " >> 3")}
@@ -67,7 +68,8 @@ _PRE_CODE: dict[str, object] = {}
 # The snippets' named constants, written in as literals: a literal is a LOAD_CONST,
 # a name a global lookup (~15 % of a sign-extension's time).
 _M = f"{isa.M:#x}"
-_LITERAL_CONSTANTS = {"M": _M, "S": f"{isa.S:#x}", "W": f"{isa.W:#x}", "SW": f"{isa.SW:#x}"}
+_LITERAL_CONSTANTS = {"M": _M, "S": f"{isa.S:#x}", "W": f"{isa.W:#x}", "SW": f"{isa.SW:#x}",
+                      "SX": f"{isa.SX:#x}"}
 
 
 def _constants(d: isa.Decoded, pc: int) -> dict:
@@ -118,7 +120,7 @@ def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[s
     """A load or store: the TLB fast path inline, the hart's slow path otherwise.
 
     In a loop, each access site also remembers the last page it hit (``pN``, its
-    RAM offset ``oN``), so an access to the same page as last time, the common case
+    TLB key, and ``oN``, its TLB entry), so an access to the same page as last time, the common case
     of a loop walking memory, costs a comparison instead of a TLB lookup.  The TLBs
     cannot change inside a loop except through a slow path, after which every site
     forgets its page (``_LOOP_AFTER_SLOW`` plus the block's ``forget`` statement)."""
@@ -128,30 +130,30 @@ def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[s
         va, lines = _literalize("x[rs1]", values), []
     else:
         va, lines = "va", [f"va = {_literalize(ea, values)}"]
-    align = f" and not {va} & {size - 1}" if size > 1 else ""
-    fast = f"{view}[(o | ({va} & 4095)){shift}]"
-    remembered = f"{view}[(o{idx} | ({va} & 4095)){shift}]"
-    same_page = f"if {va} >> 12 == p{idx}{align}: "
-    remember = f"p{idx} = {va} >> 12; o{idx} = o; "
+    key = f"{va} & {TLB_KEY[size]:#x}"          # a misaligned va misses (mmu.py)
+    fast = f"{view}[({va} + o){shift}]" if shift else f"{view}[{va} + o]"
+    remembered = f"{view}[({va} + o{idx}){shift}]" if shift else f"{view}[{va} + o{idx}]"
+    same_page = f"if {key} == p{idx}: "
+    remember = f"p{idx} = {key}; o{idx} = o; "
     after_slow = f"{_LOOP_AFTER_SLOW}; {_FORGET}"
     if d.insn.kind == isa.LOAD:
         slow = f"h.load_at({idx}, {va}, {size})"
         v, rest = _load_target(d, values)
         if loop:
             lines += [same_page + f"{v} = {remembered}",
-                      f"elif (o := rget({va} >> 12)) is not None{align}: {remember}{v} = {fast}",
+                      f"elif (o := rget({key})) is not None: {remember}{v} = {fast}",
                       f"else: {_LOOP_BEFORE_SLOW}; {v} = {slow}; {after_slow}"]
         else:
-            lines.append(f"{v} = {fast} if (o := rget({va} >> 12)) is not None{align} else {slow}")
+            lines.append(f"{v} = {fast} if (o := rget({key})) is not None else {slow}")
         return lines + rest
     value = _store_value(d, values)
     slow = f"h.store_at({idx}, {va}, {size}, {value})"
     if loop:
         lines += [same_page + f"{remembered} = {value}",
-                  f"elif (o := wget({va} >> 12)) is not None{align}: {remember}{fast} = {value}",
+                  f"elif (o := wget({key})) is not None: {remember}{fast} = {value}",
                   f"else: {_LOOP_BEFORE_SLOW}; {slow}; {after_slow}"]
     else:
-        lines.append(f"if (o := wget({va} >> 12)) is not None{align}: {fast} = {value}")
+        lines.append(f"if (o := wget({key})) is not None: {fast} = {value}")
         lines.append(f"else: {slow}")
     return lines
 
@@ -217,10 +219,10 @@ def _group_access(insns, run: list[int], loop: bool) -> list[str]:
     get = "rget" if kind == isa.LOAD else "wget"
     reg = f"r{base}"
     start = reg if lo == 0 else f"({reg} + {lo & isa.M:#x}) & {_M}"
-    align = f"not gb & {size - 1} and " if size > 1 else ""
     fast = [f"gb = {start}",
-            f"if {align}(gb & 4095) <= {4096 - span} and (go := {get}(gb >> 12)) is not None:",
-            f"    go = (go | gb & 4095){shift}"]    # an index into the view, for the run
+            f"if (gb & 4095) <= {4096 - span} and (go := {get}(gb & {TLB_KEY[size]:#x})) "
+            "is not None:",
+            f"    go = (gb + go){shift}" if shift else "    go += gb"]   # an index into the view
     slow = ["else:"]
     for k, off in zip(run, offsets):
         pc, d = insns[k]
@@ -331,7 +333,8 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
 # An assignment; it is folded when its value is a constant once operands are
 # written in (``li``, ``lui``, a link register).
 _ASSIGN = re.compile(r"^(r\d+|_) = (.+)$")
-_CONSTANT_NAMES = {"M", "S", "W", "SW"}
+# (sx, if, else: isa.sext32's conditional)
+_CONSTANT_NAMES = {"M", "S", "W", "SW", "SX", "sx", "if", "else"}
 # ``mv``: ``addi rd, rs, 0`` and ``add rd, zero, rs`` (registers are already 64-bit).
 _MOVE = re.compile(r"^(r\d+) = \((?:0 \+ (r\d+)|(r\d+) \+ 0)\) & 0xffffffffffffffff$")
 
@@ -359,7 +362,7 @@ def _registers_as_locals(body: list[str], loop: bool) -> tuple[list[str], list[s
             if c and set(_IDENT.findall(c.group(2))) <= _CONSTANT_NAMES:
                 if c.group(1) == "_":
                     continue                            # a constant written to x0
-                line = f"{c.group(1)} = {eval(c.group(2), isa.SEMANTICS_GLOBALS):#x}"
+                line = f"{c.group(1)} = {eval(c.group(2), dict(isa.SEMANTICS_GLOBALS)):#x}"
             elif c:
                 mv = _MOVE.match(line)
                 if mv:
