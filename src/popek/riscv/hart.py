@@ -39,11 +39,13 @@ MAX_BLOCK = 128         # instructions; bounds how late an interrupt can be seen
 # at these sizes.
 MAX_CACHED_BLOCKS = 32768
 # A block is translated once it has been interpreted this many times: code that
-# runs a few times (most of a boot) is not worth a compile().  Translating costs
-# about as much as 200 interpreted runs of the block would, so translating after
-# 64 runs balances the two: on OpenSBI+U-Boot, 16 translated ~800 blocks, 64 ~500,
-# and the boot was ~15 % faster (cold; issue 6's notes have the sweep).
-TRANSLATE_AFTER = 64
+# runs a few times (most of a boot) is not worth a compile().  Compiled in-process,
+# a translation costs about as much as 200 interpreted runs of the block, and 64
+# balanced the two (OpenSBI+U-Boot: 16 translated ~800 blocks, 64 ~500, and the
+# boot was ~15 % faster).  With a background worker (compiler.py) compiling costs the
+# hart little, so hot code may ask sooner: 32 was ~5 % faster than 64 or 16 there
+# (6 alternated runs each; 8 was slower again: the worker falls behind).
+TRANSLATE_AFTER = 32
 MAX_CACHED_OPS = 65536  # interpreter closures, shared by overlapping blocks
 MAX_TLB_ENTRIES = 4096  # per TLB (there are 9: fetch/load/store × U/S/M)
 K1, K2, K4, K8 = (TLB_KEY[size] for size in (1, 2, 4, 8))
@@ -705,15 +707,15 @@ class Hart:
                 blk = self._find_block(self.pc)
                 if blk is None:
                     continue                    # the fetch trapped
-            self.pc = blk.next_pc
             fn = blk.fn
             if fn is not None:                      # translated: the common case
                 try:
-                    fn()
+                    fn()                            # it sets the pc on every way out
                 except Trap as t:
                     self.instret += t.idx
                     self.take_trap(t.cause, t.tval, t.pc)
                 continue
+            self.pc = blk.next_pc                   # ops set it only at a jump or branch
             ops = blk.ops
             try:
                 for op in ops:

@@ -241,6 +241,10 @@ def _group_access(insns, run: list[int], loop: bool) -> list[str]:
     return fast + slow
 
 
+# Instructions that set the pc (or trap) whenever they complete.
+_SETS_PC = {"jal", "jalr", "mret", "sret", "ecall", "ebreak", "illegal"}
+
+
 def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[str, bool]:
     """Python source of the function for a block of ``(pc, decoded)``; and whether it loops.
 
@@ -286,6 +290,10 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
                 body.append(f"    n = {idx + 1}")
             body += [f"    h.pc = {target:#x}", "    break"]
             continue
+        if m:                   # the last instruction, a branch out: either way sets the pc
+            body.append(f"h.pc = {target:#x} if {_literalize(m.group(1), values)} "
+                        f"else {(pc + d.length) & isa.M:#x}")
+            continue
         if last and back_edge and i.name == "jal" and d.rd == 0:   # `j .` and friends
             body += [f"ic += {n}", "if ic < lim: continue", f"h.pc = {start_pc:#x}", "n = 0"]
             continue
@@ -296,6 +304,12 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
                 continue
         body += stmts
     if body[-1] != "n = 0":
+        # Running off the end: the function sets the next pc itself (the dispatcher
+        # does not, for translated blocks), unless the last instruction always has.
+        last_pc, last = insns[-1]
+        if last.insn.name not in _SETS_PC and not (last.insn.kind == isa.BRANCH
+                                                   and _branch_target(last, last_pc) != start_pc):
+            body.append(f"h.pc = {(last_pc + last.length) & isa.M:#x}")
         body.append(f"n = {n}")
     body.append("break")
 
@@ -464,9 +478,12 @@ def translated_before(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int,
                       stats: TranslationStats):
     """The block's function if its code is in the code cache already, else None.
 
-    A block whose code is at hand is worth running translated from its first run."""
+    A block whose code is at hand is worth running translated from its first run.
+    Only code loaded from disk is looked for: a block built for the first time in
+    this run cannot have been compiled in it (one rebuilt can: it finds its code
+    when it gets hot again, without a compile), and the key costs ~2 % of a cold boot."""
     cache = hart.code_cache
-    entry = cache.get(_key(insns, start_pc)) if cache is not None and cache.entries else None
+    entry = cache.get(_key(insns, start_pc)) if cache is not None and cache.loaded else None
     return None if entry is None else _instantiate(hart, entry, insns, stats)
 
 
