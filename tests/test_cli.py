@@ -90,6 +90,15 @@ def test_code_cache_option(asm_build, tmp_path):
     assert r.returncode == 0 and "in memory" in r.stderr
 
 
+def test_compile_workers_option(asm_build):
+    args = ("run", "--bios", "none", "--kernel", str(asm_build / "smc.elf"), "--stats")
+    r = popek(*args, "--compile-workers", "1")
+    assert r.returncode == 0 and "compile_workers" in r.stderr
+    r = popek(*args, "--compile-workers", "0")
+    assert r.returncode == 0 and "compile_workers" not in r.stderr
+    assert_one_line_error(popek(*args, "--compile-workers", "-1"), "--compile-workers")
+
+
 def test_instruction_budget(asm_build):
     r = popek("run", "--bios", "none", "--kernel", str(asm_build / "rv64m.elf"),
               "--max-instructions", "10")

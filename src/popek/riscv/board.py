@@ -285,6 +285,10 @@ class VirtBoard(VirtLayout, MachineTime):
             cc = self.code_cache
             lines.append(f"  code cache ({cc.path or 'in memory'}): {cc.hits:,} translations "
                          f"found compiled, {cc.compiled:,} compiled")
+        if self.compiler is not None:
+            c = self.compiler
+            lines.append(f"  compiled in the background by {c.started} worker(s): {c.requested:,} "
+                         f"asked, {c.received:,} done, {c.failed:,} failed")
         lines += [f"  top {top} blocks by time:",
                  f"  {'block pc':>18s} {'runs':>9s} {'insns':>12s} {'time s':>8s} {'share':>6s}  "
                  f"engine     first instruction"]
