@@ -118,6 +118,7 @@ class _Worker:
                 gone = True
                 break
             self.inp += chunk
+        why = "it exited"
         replies, buf, pos = [], self.inp, 0
         try:
             while len(buf) - pos >= _HEADER:
@@ -130,11 +131,10 @@ class _Worker:
                 if key is not None:
                     replies.append((key, code, loops, extra))
         except (ValueError, EOFError, TypeError) as e:
-            gone = True
-            log.warning("translation worker sent something unreadable (%s)", e)
+            gone, why = True, f"it sent something unreadable: {e}"
         del buf[:pos]
         if gone:
-            self.died("it exited")
+            self.died(why)
         return replies
 
     def died(self, why: str) -> None:

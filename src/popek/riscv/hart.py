@@ -7,9 +7,9 @@ How it runs (see docs/ARCHITECTURE.md for the picture):
   instruction or a page end.  Blocks are cached by physical address.
 * Interrupts, the instruction budget and the clock are looked at only between
   blocks.  CSR instructions get a block of their own so counter reads are exact.
-* Loads and stores go through a software TLB per privilege level (page → where it
-  is in RAM; the layout is in mmu.py) that holds RAM pages only; devices and faults take the
-  slow path.  Pages holding decoded code (or watched by a device such as HTIF)
+* Loads and stores go through a software TLB per privilege level (page → where
+  it is in RAM; the layout is in mmu.py) that holds RAM pages only; devices and
+  faults take the slow path.  Pages holding decoded code (or watched by a device such as HTIF)
   are kept out of the write TLB, so stores to them take the slow path, which
   invalidates the stale blocks (self-modifying code, reloaded kernels, DMA).
 * Traps are raised as :class:`Trap` anywhere and taken in :meth:`take_trap`.
@@ -67,7 +67,8 @@ class Block:
         self.next_pc = next_pc
         self.insns = insns            # [(pc, Decoded)], what the translator reads
         self.n = len(insns)
-        self.ops = None               # the interpreter's closures, made when first needed
+        self.ops = None               # the interpreter's closures (none if it runs translated
+                                      # from its first run: code cache)
         self.fn = None
         self.heat = heat
 

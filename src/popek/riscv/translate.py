@@ -259,6 +259,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
                and (d.insn.kind == isa.BRANCH or (d.rd == 0 and k == n - 1))
                for k, (pc, d) in enumerate(insns))
     body: list[str] = []
+    pc_set = False                  # the last instruction sets the pc on every path
     groups = _access_groups(insns)
     grouped = {k for run in groups.values() for k in run}
     for idx, (pc, d) in enumerate(insns):
@@ -293,6 +294,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
         if m:                   # the last instruction, a branch out: either way sets the pc
             body.append(f"h.pc = {target:#x} if {_literalize(m.group(1), values)} "
                         f"else {(pc + d.length) & isa.M:#x}")
+            pc_set = True
             continue
         if last and back_edge and i.name == "jal" and d.rd == 0:   # `j .` and friends
             body += [f"ic += {n}", "if ic < lim: continue", f"h.pc = {start_pc:#x}", "n = 0"]
@@ -307,8 +309,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
         # Running off the end: the function sets the next pc itself (the dispatcher
         # does not, for translated blocks), unless the last instruction always has.
         last_pc, last = insns[-1]
-        if last.insn.name not in _SETS_PC and not (last.insn.kind == isa.BRANCH
-                                                   and _branch_target(last, last_pc) != start_pc):
+        if not pc_set and last.insn.name not in _SETS_PC:
             body.append(f"h.pc = {(last_pc + last.length) & isa.M:#x}")
         body.append(f"n = {n}")
     body.append("break")
@@ -422,6 +423,16 @@ def compile_block(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple:
     return compile(src, f"<block {start_pc:#x}>", "exec"), loop, src.count("\n") + 1
 
 
+def _keep(hart, key: tuple, compiled: tuple, stats: TranslationStats) -> tuple:
+    """Freshly compiled code ``(code, loops, source lines)``: counted, put in the
+    hart's code cache, and returned as a cache entry ``(code, loops)``."""
+    code, loop, lines = compiled
+    stats.source_lines += lines
+    if hart.code_cache is not None:
+        hart.code_cache.put(key, code, loop)
+    return code, loop
+
+
 def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: TranslationStats):
     """Compile the block ``insns`` into a zero-argument function bound to ``hart``.
 
@@ -431,11 +442,7 @@ def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: 
     key = _key(insns, start_pc)
     entry = cache.get(key) if cache is not None else None
     if entry is None:
-        code, loop, lines = compile_block(insns, start_pc)
-        stats.source_lines += lines
-        if cache is not None:
-            cache.put(key, code, loop)
-        entry = code, loop
+        entry = _keep(hart, key, compile_block(insns, start_pc), stats)
     return _instantiate(hart, entry, insns, stats)
 
 
@@ -457,21 +464,17 @@ def translate_hot(hart, blk) -> None:
             hart.awaiting[key] = [blk]
             return
     if entry is None:
-        blk.fn = translate(hart, blk.insns, blk.pc, hart.tstats)
-    else:
-        blk.fn = _instantiate(hart, entry, blk.insns, hart.tstats)
+        entry = _keep(hart, key, compile_block(blk.insns, blk.pc), hart.tstats)
+    blk.fn = _instantiate(hart, entry, blk.insns, hart.tstats)
 
 
 def install(hart, key: tuple, code, loop: bool, lines: int, blocks: list) -> None:
     """The worker's code for ``key`` came in: cache it, and give it to the blocks
     waiting for it (a block dropped meanwhile gets it too, harmlessly: nothing
     reaches it any more)."""
-    stats = hart.tstats
-    stats.source_lines += lines
-    if hart.code_cache is not None:
-        hart.code_cache.put(key, code, loop)
+    entry = _keep(hart, key, (code, loop, lines), hart.tstats)
     for blk in blocks:
-        blk.fn = _instantiate(hart, (code, loop), blk.insns, stats)
+        blk.fn = _instantiate(hart, entry, blk.insns, hart.tstats)
 
 
 def translated_before(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int,
