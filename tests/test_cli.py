@@ -3,6 +3,7 @@ traceback; good input runs (HTIF exit codes, --dtb-out)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -97,6 +98,32 @@ def test_compile_workers_option(asm_build):
     r = popek(*args, "--compile-workers", "0")
     assert r.returncode == 0 and "compile_workers" not in r.stderr
     assert_one_line_error(popek(*args, "--compile-workers", "-1"), "--compile-workers")
+
+
+def test_profile_reports_the_translator(asm_build):
+    """--profile: MIPS, block-cache hits and misses, blocks translated, invalidations
+    (smc.elf rewrites its own code 100 times) and the top blocks, by engine."""
+    r = popek("run", "--bios", "none", "--kernel", str(asm_build / "smc.elf"), "--profile",
+              "--compile-workers", "0", "--code-cache", "none")
+    assert r.returncode == 0, r.stderr
+    out = r.stderr
+
+    def numbers(pattern):
+        m = re.search(pattern, out)
+        assert m, (pattern, out)
+        return [float(g.replace(",", "")) for g in m.groups()]
+
+    insns, mips = numbers(r"([\d,]+) instructions in [\d.]+ s \(([\d.]+) MIPS")
+    assert insns > 1000 and mips > 0
+    dispatches, hits, misses = numbers(r"block dispatches ([\d,]+): cache hits ([\d,]+), "
+                                       r"misses ([\d,]+)")
+    assert hits + misses == dispatches and hits > 0 and misses > 0
+    built, translated, _, invalidated = numbers(
+        r"blocks built ([\d,]+), translated ([\d,]+) \(([\d,]+) self-loops\), "
+        r"invalidated ([\d,]+)")
+    assert translated >= 1 and invalidated >= 100 and built > invalidated
+    top = out.split("blocks by time:", 1)[1].splitlines()[2:]
+    assert any(" translated " in row for row in top) and any(" interp " in row for row in top)
 
 
 def test_instruction_budget(asm_build):

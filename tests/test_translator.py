@@ -193,6 +193,24 @@ def test_registers_stay_exact_across_a_trap_in_translated_code():
 
 
 @pytest.mark.slow
+def test_guest_os_agrees(opensbi, guest_build, tmp_path):
+    """Our guest OS (guests/: paging, processes, timer preemption, virtio disk) under
+    both engines: the same instructions, registers, console output, and disk."""
+    results = []
+    for engine in ("interpret", "translate"):
+        img = tmp_path / f"{engine}.img"
+        img.write_bytes(bytes(4 << 20))
+        state, out, _ = run(guest_build / "kernel.elf", engine, bios=str(opensbi),
+                            drives=[DriveSpec(str(img))], max_instructions=300_000_000)
+        results.append((state, out, img.read_bytes()))
+    (a, out_a, disk_a), (b, out_b, disk_b) = results
+    assert a["exit"] == 0 and "SELFTEST PASS 8/8" in out_a
+    assert out_a == out_b
+    assert a == b
+    assert disk_a == disk_b and disk_a.strip(b"\0")
+
+
+@pytest.mark.slow
 def test_uboot_session_agrees(opensbi, uboot_smode, tmp_path):
     img = tmp_path / "d.img"
     img.write_bytes(bytes(1 << 20))
