@@ -131,6 +131,14 @@ def best(fn, repeat):
     return min(results, key=lambda r: r[0])
 
 
+def cold_and_warm(run, cache_dir: str, repeat: int):
+    """``run``'s best result with nothing compiled, and its best wall time with the
+    code cache in ``cache_dir`` that a first run filled."""
+    cold = best(run, repeat)
+    run(code_cache=cache_dir)                                   # fills the cache
+    return cold, best(lambda: run(code_cache=cache_dir), repeat)[0]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=48, help="rounds of the compute program")
@@ -147,9 +155,8 @@ def main():
     cache_dir = tempfile.mkdtemp(prefix="popek-bench-cache-")
     try:
         for name, elf in programs:
-            wall, insns, text = best(lambda: popek_program(elf), args.repeat)
-            popek_program(elf, code_cache=cache_dir)                  # fills the cache
-            ww = best(lambda: popek_program(elf, code_cache=cache_dir), args.repeat)[0]
+            (wall, insns, text), ww = cold_and_warm(
+                lambda **kw: popek_program(elf, **kw), cache_dir, args.repeat)
             iw = None
             if not args.no_interpreter:
                 iw, i_insns, i_text = best(lambda: popek_program(elf, "interpret"), 1)
@@ -158,9 +165,7 @@ def main():
             if q and q[1] != text:
                 print(f"warning: QEMU printed {q[1]!r}, popek {text!r}", file=sys.stderr)
             rows.append((name, insns, wall, ww, iw, q[0] if q else None))
-        wall, insns = best(popek_prompt, args.repeat)
-        popek_prompt(code_cache=cache_dir)
-        ww = best(lambda: popek_prompt(code_cache=cache_dir), args.repeat)[0]
+        (wall, insns), ww = cold_and_warm(popek_prompt, cache_dir, args.repeat)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
     iw = None if args.no_interpreter else best(lambda: popek_prompt("interpret"), 1)[0]

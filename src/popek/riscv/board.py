@@ -262,8 +262,6 @@ class VirtBoard(VirtLayout, MachineTime):
     def close(self) -> None:
         self.platform.close()
         self.hart.stop_translating()
-        if self.code_cache is not None:
-            self.code_cache.save()
 
     # --------------------------------------------------------- reporting
     def profile_report(self, top: int = 15) -> str:

@@ -1,10 +1,12 @@
 """Translations kept across runs: the compiled code of translated blocks, on disk.
 
 Translating a block costs about a millisecond (writing its source, then
-``compile()``), and a boot of OpenSBI+U-Boot translates some 800 blocks: a
-third of its wall time.  What a block compiles to depends only on what it is
-made of (its instructions and their addresses) and on the translator itself, so,
-like CPython's own ``.pyc`` files, the compiled code can be kept: a second boot
+``compile()``), and a boot of OpenSBI+U-Boot translates some 600 blocks: a
+quarter of its wall time in-process, and with the work moved to a worker
+(compiler.py) the guest still runs those blocks interpreted until their code
+comes back.  What a block compiles to depends only on what it is made of (its
+instructions and their addresses) and on the translator itself, so, like
+CPython's own ``.pyc`` files, the compiled code can be kept: a second boot
 of the same firmware finds its hot blocks already compiled.
 
 * Key: the block's start pc and its ``(pc, instruction bits)`` pairs.  A block

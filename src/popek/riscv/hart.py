@@ -735,12 +735,14 @@ class Hart:
 
     def stop_translating(self) -> None:
         """At power-off: collect what the worker is still compiling if it is to be
-        kept on disk (the next run finds it), then stop the worker."""
-        if self.compiler is None:
-            return
-        if self.awaiting and self.code_cache is not None and self.code_cache.path:
-            self.install_translations(wait=1.0)
-        self.compiler.close()
+        kept on disk (the next run finds it), stop the worker, and save the code cache."""
+        cache = self.code_cache
+        if self.compiler is not None:
+            if self.awaiting and cache is not None and cache.path:
+                self.install_translations(wait=1.0)
+            self.compiler.close()
+        if cache is not None:
+            cache.save()
 
     def install_translations(self, wait: float = 0.0) -> None:
         """Give blocks the code the background worker has compiled for them (waiting

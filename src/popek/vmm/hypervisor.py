@@ -401,8 +401,6 @@ class Hypervisor(MachineTime):
         for vm in self.vms:
             vm.close()
         self.hart.stop_translating()
-        if self.code_cache is not None:
-            self.code_cache.save()
 
 
 _LOAD_RESULT = {}
