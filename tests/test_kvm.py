@@ -153,7 +153,6 @@ def test_kvm_check_reports_both_rings(x86_guests):
 
 @needs_kvm
 def test_calibrate_writes_a_profile_the_simulator_charges(x86_guests, vmm_programs, tmp_path):
-    from popek import costmodel
     from popek.kvm.calibrate import calibrate
     path = tmp_path / "host.json"
     calibrate(str(path), scale=0.05)
@@ -162,11 +161,8 @@ def test_calibrate_writes_a_profile_the_simulator_charges(x86_guests, vmm_progra
     assert data["tsc_khz"] > 0 and costs["TRAP_ENTRY"] > 0
     assert data["costs"]["EMULATE_MMIO"]["from"].startswith("measured")
     assert data["costs"]["PAGE_WALK_REF"]["from"].startswith("default")
-    try:
-        r = popek("run", "--vmm", "trap-emulate", "--kernel", str(vmm_programs / "csr_loop.elf"),
-                  "--stats", "--cost-profile", str(path))
-    finally:
-        costmodel.reset_profile()
+    r = popek("run", "--vmm", "trap-emulate", "--kernel", str(vmm_programs / "csr_loop.elf"),
+              "--stats", "--cost-profile", str(path))
     assert r.returncode == 0, r.stderr
     per_csr = costs["TRAP_ENTRY"] + costs["EMULATE_CSR"] + costs["TRAP_RETURN"]
     line = next(ln for ln in r.stderr.splitlines() if ln.strip().startswith("csr "))

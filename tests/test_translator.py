@@ -121,8 +121,8 @@ def test_background_compiled_code_agrees(compute_elf):
     h.install_translations(wait=30)
     assert not h.awaiting and h.tstats.translated > 0 and some.fn is not None
     key = next(iter(board.code_cache.entries))
-    pc = key[0]
-    insns = [(a, isa.decode(w)) for a, w in zip(key[1::2], key[2::2])]
+    pc = key[1]                                          # (flavour, start pc, pc, bits, ...)
+    insns = [(a, isa.decode(w)) for a, w in zip(key[2::2], key[3::2])]
     assert board.code_cache.entries[key][0] == translate.compile_block(insns, pc)[0]
     board.config.max_instructions = None
     board.run()

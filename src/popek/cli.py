@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vmm", choices=("none", "trap-emulate"), default="none",
                      help="none: bare metal (default); trap-emulate: run the kernel as a guest "
                           "of popek's VMM (deprivileged, shadow page tables, SBI by the VMM)")
+    run.add_argument("--paging", metavar="STRATEGY", default=None,
+                     help="with --vmm: how guest memory is virtualized: shadow (default; "
+                          "shadow page tables filled from the guest's own)")
+    run.add_argument("--io", metavar="STRATEGY", default=None,
+                     help="with --vmm: where device accesses go: emulated (default; device "
+                          "models inside the VMM)")
     run.add_argument("--vm", metavar="SPEC", action="append", default=[],
                      help="with --vmm: another VM, kernel=FILE[,drive=FILE][,append=ARGS]"
                           "[,memory=SIZE][,name=NAME] (repeatable)")
@@ -215,7 +221,7 @@ def format_stats(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_vm(text: str, index: int):
+def parse_vm(text: str, index: int, strategies: dict | None = None):
     """``kernel=FILE[,drive=FILE][,append=ARGS][,memory=SIZE][,name=NAME]``."""
     from popek.riscv.board import DriveSpec
     from popek.vmm.vm import VmConfig
@@ -237,28 +243,37 @@ def parse_vm(text: str, index: int):
         raise ConfigError(str(e)) from None
     return VmConfig(kernel=opts["kernel"][0], name=opts.get("name", [f"vm{index}"])[0],
                     memory=memory, drives=[DriveSpec(d) for d in opts.get("drive", [])],
-                    append=opts.get("append", [""])[0])
+                    append=opts.get("append", [""])[0], **(strategies or {}))
 
 
-def cmd_run_vmm(args) -> int:
+def _strategies(args) -> dict:
+    """The VM strategies the options chose (vmm/builder.py), checked."""
+    from popek.vmm import builder
+    chosen = {"cpu": args.vmm, "paging": args.paging or "shadow", "io": args.io or "emulated"}
+    builder.check(**chosen)
+    return chosen
+
+
+def cmd_run_vmm(args, costs) -> int:
     from popek.console import StdioConsole
     from popek.vmm.hypervisor import Hypervisor
     from popek.vmm.vm import VmConfig
 
     if args.bios not in (None, "none"):
         raise ConfigError("--vmm runs S-mode kernels and provides SBI itself: drop --bios")
+    strategies = _strategies(args)
     configs = []
     if args.kernel:
         configs.append(VmConfig(kernel=args.kernel, name="vm0",
                                 memory=args.memory or DEFAULT_MEMORY,
-                                drives=args.drive, append=args.append))
-    configs += [parse_vm(spec, len(configs) + i) for i, spec in enumerate(args.vm)]
+                                drives=args.drive, append=args.append, **strategies))
+    configs += [parse_vm(spec, len(configs) + i, strategies) for i, spec in enumerate(args.vm)]
     if not configs:
         raise ConfigError("--vmm needs --kernel (or --vm kernel=...)")
     console = StdioConsole()
     hv = Hypervisor(configs, console, clock=args.clock, engine=args.engine,
                     max_instructions=args.max_instructions, code_cache=_code_cache_dir(args),
-                    compile_workers=_compile_workers(args))
+                    compile_workers=_compile_workers(args), costs=costs)
     console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
     try:
         code = hv.run()
@@ -267,8 +282,7 @@ def cmd_run_vmm(args) -> int:
     if args.stats:
         print(format_stats(hv.stats()), file=sys.stderr)
         print(hv.ledger_report(), file=sys.stderr)
-        from popek import costmodel
-        print(f"  costs from {costmodel.profile_source}", file=sys.stderr)
+        print(f"  costs from {hv.costs.source}", file=sys.stderr)
     return exit_code(code, _instructions_budget(hv.hart.instret))
 
 
@@ -293,14 +307,17 @@ def cmd_run(args) -> int:
         return cmd_run_kvm(args)
     if args.initrd or args.timeout is not None or args.smp != 1:
         raise ConfigError("--initrd, --timeout and --smp are for --backend kvm")
-    if args.cost_profile:
-        from popek import costmodel
-        costmodel.load_profile(args.cost_profile)
+    from popek.costmodel import CostModel
+    costs = CostModel.load(args.cost_profile) if args.cost_profile else CostModel()
     if args.vmm != "none":
-        return cmd_run_vmm(args)
+        return cmd_run_vmm(args, costs)
     if args.vm:
         raise ConfigError("--vm needs --vmm trap-emulate")
+    if args.paging or args.io:
+        raise ConfigError("--paging and --io choose how the VMM virtualizes a guest: they "
+                          "need --vmm")
     cfg = _board_config(args)
+    cfg.costs = costs
     board = VirtBoard(cfg)
     try:
         if args.dtb_out:
@@ -312,7 +329,7 @@ def cmd_run(args) -> int:
             return 0
         if args.trace:
             trace_file = open(args.trace, "w")
-            board.hart.trace = lambda pc, text: trace_file.write(f"{pc:016x}  {text}\n")
+            board.trace_to(lambda pc, text: trace_file.write(f"{pc:016x}  {text}\n"))
         code = board.run()
     finally:
         board.close()

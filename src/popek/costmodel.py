@@ -1,9 +1,10 @@
-"""Named cycle costs, in one place, so trade-offs are measured, not told.
+"""Named cycle costs, in one object, so trade-offs are measured, not told.
 
-Every exit the VMM handles is charged ``TRAP_ENTRY + <emulation> + TRAP_RETURN``
-modelled cycles in its VM's ledger.  The defaults are round numbers of the right
-order for an in-order RISC-V core at a few GHz, chosen so that relative costs
-are right, not absolute ones:
+A :class:`CostModel` is handed to each machine (the hart charges trap entry and
+return, page-walk references and TLB flushes) and to each VM's exit ledger (every
+exit is charged ``TRAP_ENTRY + <emulation> + TRAP_RETURN`` modelled cycles).  The
+defaults are round numbers of the right order for an in-order RISC-V core at a
+few GHz, chosen so that relative costs are right, not absolute ones:
 
 * trap entry and return: pipeline flush, CSR writes, and the vector fetch, as
   measured on SiFive U74-class cores (~50-100 cycles each way);
@@ -14,59 +15,79 @@ are right, not absolute ones:
 * a TLB flush: the flush itself plus refills it causes later (~100).
 
 ``popek calibrate`` measures real exit costs on this host's KVM and writes them,
-in TSC cycles, into a profile (JSON) that replaces the measured ones among these
-(``popek run --cost-profile FILE``); each entry there says where it came from.
+in TSC cycles, into a profile (JSON); :meth:`CostModel.load` makes a new model
+from the defaults with the measured costs replaced (``popek run --cost-profile
+FILE``); each entry there says where it came from.  Nothing here is global: two
+machines with different models can run in one process.
 """
+
+from __future__ import annotations
 
 import json
 
-TRAP_ENTRY = 80            # hardware: guest → VMM
-TRAP_RETURN = 60           # hardware: VMM → guest (mret/sret)
-EMULATE_CSR = 150          # decode + virtual CSR read/write
-EMULATE_XRET = 200         # sret/mret: virtual status stack, privilege, shadow switch
-EMULATE_SBI = 250          # a hypercall (SBI call) and its dispatch
-EMULATE_MMIO = 400         # decode the access, walk to the device model, write back
-REFLECT_TRAP = 200         # injecting an exception or interrupt into the guest
-SHADOW_FILL = 300          # walking the guest table and writing one shadow PTE
-PAGE_WALK_REF = 20         # one memory reference of a page-table walk
-TLB_FLUSH = 100            # sfence.vma and the refills it causes
-WFI_IDLE = 50              # descheduling a vCPU
-
-COSTS = {name: value for name, value in globals().items() if name.isupper()}
-DEFAULTS = dict(COSTS)
+# name: (cycles, what it stands for)
+DEFAULTS = {
+    "TRAP_ENTRY": 80,          # hardware: guest → VMM
+    "TRAP_RETURN": 60,         # hardware: VMM → guest (mret/sret)
+    "EMULATE_CSR": 150,        # decode + virtual CSR read/write
+    "EMULATE_XRET": 200,       # sret/mret: virtual status stack, privilege, shadow switch
+    "EMULATE_SBI": 250,        # a hypercall (SBI call) and its dispatch
+    "EMULATE_MMIO": 400,       # decode the access, walk to the device model, write back
+    "REFLECT_TRAP": 200,       # injecting an exception or interrupt into the guest
+    "SHADOW_FILL": 300,        # walking the guest table and writing one shadow PTE
+    "PAGE_WALK_REF": 20,       # one memory reference of a page-table walk
+    "TLB_FLUSH": 100,          # sfence.vma and the refills it causes
+    "WFI_IDLE": 50,            # descheduling a vCPU
+}
 PROFILE_FORMAT = "popek-cost-profile/1"
-profile_source = "built-in defaults (costmodel.py)"
+DEFAULT_SOURCE = "built-in defaults (costmodel.py)"
 
 
-def load_profile(path: str) -> str:
-    """Replace costs with those of a profile written by ``popek calibrate``;
-    returns the profile's description.  Bad files raise ConfigError."""
-    from popek.errors import ConfigError
-    global profile_source
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read cost profile: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not a cost profile (bad JSON: {e.msg}, line {e.lineno})") from None
-    if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
-        raise ConfigError(f"{path}: not a cost profile (format is not {PROFILE_FORMAT})")
-    costs = data.get("costs", {})
-    for name, entry in costs.items():
-        cycles = entry.get("cycles") if isinstance(entry, dict) else None
-        if name not in DEFAULTS:
-            raise ConfigError(f"{path}: unknown cost {name!r}")
-        if not isinstance(cycles, int) or cycles < 0:
-            raise ConfigError(f"{path}: cost {name} needs a whole number of cycles")
-    for name, entry in costs.items():
-        globals()[name] = COSTS[name] = entry["cycles"]
-    profile_source = f"{path}: {data.get('source', 'no source given')}"
-    return profile_source
+class CostModel:
+    """Cycle costs by name (attributes ``TRAP_ENTRY``, ...) and where they came from."""
 
+    def __init__(self, costs: dict | None = None, source: str = DEFAULT_SOURCE):
+        values = dict(DEFAULTS)
+        for name, cycles in (costs or {}).items():
+            if name not in DEFAULTS:
+                raise KeyError(name)
+            values[name] = cycles
+        self.__dict__.update(values)
+        self.names = tuple(DEFAULTS)
+        self.source = source
 
-def reset_profile() -> None:
-    global profile_source
-    for name, value in DEFAULTS.items():
-        globals()[name] = COSTS[name] = value
-    profile_source = "built-in defaults (costmodel.py)"
+    def __getitem__(self, name: str) -> int:
+        return getattr(self, name)
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.names}
+
+    @classmethod
+    def load(cls, path: str) -> "CostModel":
+        """The defaults with the costs of a profile written by ``popek calibrate``;
+        a bad file raises ConfigError."""
+        from popek.errors import ConfigError
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read cost profile: {e.strerror}") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not a cost profile (bad JSON: {e.msg}, line {e.lineno})") \
+                from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a cost profile (not text)") from None
+        if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
+            raise ConfigError(f"{path}: not a cost profile (format is not {PROFILE_FORMAT})")
+        costs = data.get("costs", {})
+        if not isinstance(costs, dict):
+            raise ConfigError(f"{path}: not a cost profile (costs is not a table)")
+        cycles = {}
+        for name, entry in costs.items():
+            value = entry.get("cycles") if isinstance(entry, dict) else None
+            if name not in DEFAULTS:
+                raise ConfigError(f"{path}: unknown cost {name!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{path}: cost {name} needs a whole number of cycles")
+            cycles[name] = value
+        return cls(cycles, f"{path}: {data.get('source', 'no source given')}")

@@ -62,6 +62,7 @@ class GuestMemory:
         w.base, w.size, w.end = base, size, base + size
         w.data = self.data
         w.data_offset = self.offset(host_addr, size)
+        w.m8, w.m16, w.m32, w.m64 = self.m8, self.m16, self.m32, self.m64  # index: addr - base + data_offset
         w.parent = self
         w.watchers = {}
         return w

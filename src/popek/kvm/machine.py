@@ -13,8 +13,9 @@ IRQ 4; virtio-blk disks on virtio-pci (``if=virtio``, what Linux finds on a PC) 
 virtio-mmio (``if=virtio-mmio``, what the tiny guests drive); a debug-exit port; an
 i8042 stub whose reset command resets (ends) the machine.
 
-Exits from KVM_RUN become :class:`popek.vmm.exits.Exit` records (port_io, mmio,
-halt, shutdown), dispatched by :meth:`X86Machine.handle_exit` and recorded, with
+Exits from KVM_RUN become typed :mod:`popek.vmm.exits` records (PortIo, MmioRead,
+MmioWrite, Halt, Shutdown), dispatched by type in :meth:`X86Machine.handle_exit` and
+recorded, with
 the host time each took, in a measured :class:`~popek.vmm.exits.Ledger`.
 """
 
@@ -38,7 +39,8 @@ from popek.errors import ConfigError, ImageError
 from popek.kvm import abi, layout, linux, mptable, unemulated, x86
 from popek.kvm.system import Kvm
 from popek.riscv.loader import read_file, load_image
-from popek.vmm.exits import HALT, MMIO, PORT_IO, SHUTDOWN, Exit, Ledger
+from popek.vmm.exits import Exit, Halt, MmioRead, MmioWrite, PortIo, Shutdown
+from popek.vmm.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,7 @@ class X86Machine:
         self.vm.set_user_memory_region(0, self.backing)
         self.console = console
         self.ledger = Ledger(measured=True)
+        self._handlers = self._exit_handlers()
         self.exit_code: int | None = None
         self.exit_reason = ""
         self.wall = 0.0
@@ -256,46 +259,59 @@ class X86Machine:
             direction, size, port = area[u], area[u + 1], int.from_bytes(area[u + 2:u + 4], "little")
             count = int.from_bytes(area[u + 4:u + 8], "little")
             offset = int.from_bytes(area[u + 8:u + 16], "little")
-            return Exit(PORT_IO, port, (direction, size, count, offset), 0)
+            return PortIo(0, port, size, count, direction == abi.EXIT_IO_OUT, offset)
         if reason == abi.EXIT_MMIO:
             addr = int.from_bytes(area[u:u + 8], "little")
             length = int.from_bytes(area[u + 16:u + 20], "little")
-            return Exit(MMIO, addr, (area[u + 20], length), 0)
+            if area[u + 20]:
+                return MmioWrite(0, addr, length,
+                                 int.from_bytes(area[u + 8:u + 8 + length], "little"))
+            return MmioRead(0, addr, length)
         if reason == abi.EXIT_HLT:
-            return Exit(HALT, 0, 0, 0)
-        return Exit(SHUTDOWN, reason, abi.EXIT_REASONS.get(reason, str(reason)), 0)
+            return Halt(0)
+        return Shutdown(0, abi.EXIT_REASONS.get(reason, str(reason)))
 
     def handle_exit(self, e: Exit, vcpu=None) -> None:
-        vcpu = vcpu or self.vcpu
-        start = time.perf_counter()
+        """One exit, through the table of handlers by exit type, timed into the ledger."""
+        self._handlers[type(e)](e, vcpu or self.vcpu, time.perf_counter())
+
+    def _exit_handlers(self) -> dict:
+        return {PortIo: self._on_port_io, MmioRead: self._on_mmio_read,
+                MmioWrite: self._on_mmio_write, Halt: self._on_halt, Shutdown: self._on_shutdown}
+
+    def _on_port_io(self, e: PortIo, vcpu, start: float) -> None:
         area = vcpu.run_area
-        if e.kind == PORT_IO:
-            direction, size, count, offset = e.tval
-            out = direction == abi.EXIT_IO_OUT
-            with self.lock:
-                for i in range(count):
-                    _exchange(area, offset + i * size, size, out, e.cause,
-                              self._port_read, self._port_write)
-            self.ledger.record("port_io_out" if out else "port_io_in", f"{e.cause:#x}",
-                               time.perf_counter() - start)
-        elif e.kind == MMIO:
-            is_write, length = e.tval
-            data = abi.RUN_EXIT_UNION + 8
-            with self.lock:
-                _exchange(area, data, length, is_write, e.cause, self._mmio_read, self._mmio_write)
-            self.ledger.record("mmio_write" if is_write else "mmio_read", f"{e.cause:#x}",
-                               time.perf_counter() - start)
-        elif e.kind == HALT:
-            self.ledger.record("halt", "", time.perf_counter() - start)
-            if not self.irqchip and not self.resume_after_halt:
-                self.stop(0, "halted")
-        elif e.tval == "intr":
+        with self.lock:
+            for i in range(e.count):
+                _exchange(area, e.data_offset + i * e.size, e.size, e.is_write, e.port,
+                          self._port_read, self._port_write)
+        self.ledger.record("port_io_out" if e.is_write else "port_io_in", f"{e.port:#x}",
+                           time.perf_counter() - start)
+
+    def _on_mmio_read(self, e: MmioRead, vcpu, start: float) -> None:
+        at = abi.RUN_EXIT_UNION + 8
+        with self.lock:
+            vcpu.run_area[at:at + e.size] = _fit(self._mmio_read(e.addr, e.size), e.size)
+        self.ledger.record("mmio_read", f"{e.addr:#x}", time.perf_counter() - start)
+
+    def _on_mmio_write(self, e: MmioWrite, vcpu, start: float) -> None:
+        with self.lock:
+            self._mmio_write(e.addr, e.size, e.data)
+        self.ledger.record("mmio_write", f"{e.addr:#x}", time.perf_counter() - start)
+
+    def _on_halt(self, e: Halt, vcpu, start: float) -> None:
+        self.ledger.record("halt", "", time.perf_counter() - start)
+        if not self.irqchip and not self.resume_after_halt:
+            self.stop(0, "halted")
+
+    def _on_shutdown(self, e: Shutdown, vcpu, start: float) -> None:
+        if e.reason == "intr":
             self.ledger.record("signal", "", time.perf_counter() - start)
-        elif e.tval == "internal_error" and (what := self._finish_unemulated(vcpu)):
+        elif e.reason == "internal_error" and (what := self._finish_unemulated(vcpu)):
             self.ledger.record(f"{what}_emulated", "", time.perf_counter() - start)
         else:
-            self.ledger.record("shutdown", e.tval, time.perf_counter() - start)
-            self.stop(1, f"KVM exit: {e.tval}" + self._internal_error_detail(e, vcpu))
+            self.ledger.record("shutdown", e.reason, time.perf_counter() - start)
+            self.stop(1, f"KVM exit: {e.reason}" + self._internal_error_detail(e, vcpu))
 
     def _finish_unemulated(self, vcpu) -> str | None:
         """An emulation failure popek can finish itself (see :mod:`.unemulated`)."""
@@ -312,7 +328,7 @@ class X86Machine:
         except Exception:                              # the vCPU may be beyond asking
             return ""
         text = f" at rip {rip:#x}"
-        if e.tval == "internal_error":
+        if e.reason == "internal_error":
             u = abi.RUN_EXIT_UNION
             text += f" (suberror {int.from_bytes(vcpu.run_area[u:u + 4], 'little')})"
         if phys is not None and self.ram.contains(phys, 15):
@@ -381,7 +397,8 @@ class X86Machine:
                 if not budget():
                     break
                 e = self.next_exit(vcpu)
-                if e.tval == "intr" and (self._done.is_set() or self.exit_code is not None):
+                if type(e) is Shutdown and e.reason == "intr" and \
+                        (self._done.is_set() or self.exit_code is not None):
                     break
                 self.handle_exit(e, vcpu)
         except Exception as e:                           # a vCPU thread must not die silently

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from popek import gcpolicy
 from popek.clock import HostClock, InstructionClock, MachineTime
 from popek.console import StdioConsole
+from popek.costmodel import CostModel
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
 from popek.errors import ConfigError, ImageError
@@ -67,6 +68,7 @@ class BoardConfig:
     profile: bool = False
     code_cache: str | None = None     # directory keeping compiled translations (codecache.py)
     compile_workers: int | None = None  # processes compiling translations; None: as the host allows
+    costs: CostModel | None = None    # modelled cycle costs (costmodel.py); None: the defaults
 
 
 class ResetRom:
@@ -115,6 +117,7 @@ class VirtBoard(VirtLayout, MachineTime):
         self.reset_requested = False
         self.wall_start = self.wall_end = None
         self.platform = None
+        self.trace = None                 # write(pc, text) for --trace, kept across a reset
         # Compiled translations; kept across a reset (the same code compiles the same).
         self.code_cache = CodeCache(config.code_cache) if config.engine == "translate" else None
         self.compiler = background_compiler(config.engine, config.compile_workers)
@@ -136,12 +139,15 @@ class VirtBoard(VirtLayout, MachineTime):
             raise ConfigError(f"unknown clock {cfg.clock!r} (use icount or host)")
         if cfg.engine not in ("translate", "interpret"):
             raise ConfigError(f"unknown engine {cfg.engine!r} (use translate or interpret)")
-        self.hart = Hart(self)
+        self.hart = Hart(self, costs=cfg.costs)
+        self.isa = self.hart.isa
         self.hart.translate_blocks = cfg.engine == "translate"
         self.hart.code_cache = self.code_cache
         self.hart.compiler = self.compiler
         if cfg.profile:
             self.hart.profile = {}
+        if self.trace is not None:
+            self.hart.start_tracing(self.trace)
         self.harts = [self.hart]
         self.rtc_base_ns = time.time_ns()
         p = self.platform = Platform(self, self.ram, self.console.write, cfg.drives, self.harts,
@@ -201,6 +207,11 @@ class VirtBoard(VirtLayout, MachineTime):
         self.exit_reason = reason
         self.hart.limit = 0
 
+    def trace_to(self, write) -> None:
+        """``--trace``: ``write(pc, text)`` for every instruction that runs and every trap."""
+        self.trace = write
+        self.hart.start_tracing(write)
+
     def request_reset(self) -> None:
         self.reset_requested = True
         self.hart.limit = 0
@@ -251,7 +262,7 @@ class VirtBoard(VirtLayout, MachineTime):
                     limit = min(limit, budget)
                 hart.limit = limit
                 if hart.profile is None:
-                    hart.run()
+                    hart.run()          # (traced too: a traced hart's ops write the trace)
                 else:
                     hart.run_profiled()
         finally:

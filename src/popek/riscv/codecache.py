@@ -12,10 +12,14 @@ of the same firmware finds its hot blocks already compiled.
 * Key: the block's start pc and its ``(pc, instruction bits)`` pairs.  A block
   is still decoded, still invalidated on a write to its code, and its function
   is still made per hart; only the source-to-bytecode step is skipped.
-* Version: the file is named by a hash of the sources the code comes from (the
-  ISA table, the compressed-instruction expander, the translator) and CPython's
-  bytecode magic number, so a change to either starts a new file (and saving it
-  deletes the files of other versions).
+* Key: its first item is the translation's flavour (the ISA variant and any
+  rewrite of its instructions: translate.py), so code of one is never found for
+  another.
+* Version: the file is named by a hash of every source of the simulated CPU
+  (``popek/riscv/**/*.py``: translated code bakes in the ISA table, the
+  translator's output, the TLB layout of mmu.py, and calls the hart's methods by
+  name) and CPython's bytecode magic number, so a change to any of them starts a
+  new file (and saving it deletes the files of other versions).
 * Bound: at most ``MAX_ENTRIES`` translations in memory and ``MAX_BYTES`` of
   marshalled code per file; the least recently used go first.
 * Saving merges with what is on disk and replaces the file atomically, so
@@ -40,7 +44,6 @@ log = logging.getLogger(__name__)
 
 MAX_BYTES = 64 << 20
 MAX_ENTRIES = 32768         # in memory: as many as the hart's block cache holds
-_SOURCES = ("isa.py", "rvc.py", "translate.py")
 
 
 def default_directory() -> str | None:
@@ -56,8 +59,8 @@ def default_directory() -> str | None:
 def translator_version() -> str:
     h = hashlib.blake2b(importlib.util.MAGIC_NUMBER, digest_size=8)
     here = Path(__file__).parent
-    for name in _SOURCES:
-        h.update((here / name).read_bytes())
+    for path in sorted(here.rglob("*.py")):
+        h.update(str(path.relative_to(here)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 

@@ -16,7 +16,8 @@ places by both.  Only how fast the run goes does.
 
 The protocol is frames of ``marshal``-ed tuples, each prefixed by its length:
 
-* request: ``(seq, start_pc, ((pc, instruction bits), ...))``
+* request: ``(seq, flavour, start_pc, ((pc, instruction bits), ...))`` (the flavour
+  says how to decode the bits: translate.py; None: the base ISA)
 * reply: ``(seq, code, loops, source lines)``, or ``(seq, None, False, error)``
 
 The worker sees nothing but instruction bits and addresses, the same input the
@@ -155,9 +156,10 @@ class BackgroundCompiler:
         self._seq = 0
         self.started = self.requested = self.received = self.failed = 0
 
-    def submit(self, key: tuple, start_pc: int, pairs: tuple) -> bool:
-        """Ask for the block ``pairs`` (``(pc, bits)`` each) to be compiled; False if
-        there is no worker to ask (none could start, or all died)."""
+    def submit(self, key: tuple, start_pc: int, pairs: tuple, flavour: str | None = None) -> bool:
+        """Ask for the block ``pairs`` (``(pc, bits)`` each) of ``flavour`` (None: the base
+        ISA; translate.py) to be compiled; False if there is no worker to ask (none could
+        start, or all died)."""
         if not self.alive or (not self.workers and not self._start()):
             return False
         live = [w for w in self.workers if w.alive]
@@ -167,11 +169,11 @@ class BackgroundCompiler:
         w = min(live, key=lambda w: len(w.keys))
         self._seq += 1
         w.keys[self._seq] = key
-        w.out += _frame((self._seq, start_pc, pairs))
+        w.out += _frame((self._seq, flavour, start_pc, pairs))
         w.send()
         if not w.alive:                     # try another, if any (its keys fail at poll)
             del w.keys[self._seq]
-            return self.submit(key, start_pc, pairs)
+            return self.submit(key, start_pc, pairs, flavour)
         self.requested += 1
         return True
 
@@ -258,7 +260,7 @@ def _read_exactly(fd: int, n: int) -> bytes:
 
 def serve(inp: int = 0, out: int = 1) -> None:
     """Compile blocks for the hart that started us until it closes our input."""
-    from popek.riscv import isa, translate
+    from popek.riscv import translate
     while True:
         header = _read_exactly(inp, _HEADER)
         if not header:
@@ -266,9 +268,12 @@ def serve(inp: int = 0, out: int = 1) -> None:
         payload = _read_exactly(inp, int.from_bytes(header, "little"))
         if not payload:
             return
-        seq, start_pc, pairs = marshal.loads(payload)
+        seq, flavour, start_pc, pairs = marshal.loads(payload)
         try:
-            insns = [(pc, isa.decode(bits)) for pc, bits in pairs]
+            decode, rewrite = translate.decoder(flavour or translate.BASE_FLAVOUR)
+            insns = [(pc, decode(bits)) for pc, bits in pairs]
+            if rewrite is not None:
+                insns = [(pc, rewrite(pc, d)) for pc, d in insns]
             code, loops, lines = translate.compile_block(insns, start_pc)
             reply = (seq, code, loops, lines)
         except Exception as e:               # the hart translates this one itself

@@ -1,10 +1,20 @@
-"""Control and status registers: registered objects with a read and a write.
+"""Control and status registers: registered objects with a read and a write,
+in a CSR file made per CPU from the extensions it has (as Spike's csr_init).
 
-Each CSR is a :class:`Csr` with a side-effect-free ``read(hart)`` and a
-``write(hart, value)`` (``None`` for read-only ones).  The access check common to
-all of them (privilege from address bits 9:8, read-only from bits 11:10,
-counter enables) lives in :meth:`Hart.csr_access`.  A CSR that is not
-registered raises illegal-instruction, which is how OpenSBI probes for features.
+Each CSR is a :class:`Csr` with a side-effect-free ``read(cpu)`` and a
+``write(cpu, value)`` (``None`` for read-only ones).  :func:`access` is the check
+common to all of them (privilege from address bits 9:8, read-only from bits 11:10,
+counter enables, TVM), written once.  A CSR that is not in a CPU's file raises
+illegal-instruction, which is how OpenSBI probes for features.
+
+A *CPU* here is anything with the state the CSRs name: the hart (M, S and U
+modes), or the VMM's virtual CPU (vmm/vcpu.py), which is a supervisor-only
+instance of the same state: its file holds the supervisor CSRs and the
+counters, and the very same objects read and write them.  The state a CPU
+keeps: ``priv``, ``mstatus`` (of which S-mode sees the sstatus view), ``mie``,
+``mideleg``, ``mip`` and ``mip_sw``, ``stvec sscratch sepc scause stval satp
+scounteren senvcfg``, ``mcounteren``, and hooks ``set_mstatus``, ``set_satp``,
+``set_mie``, ``set_mip_sw``, ``read_cycle``, ``read_time``, ``read_instret``.
 
 Fields follow the privileged spec v1.12 for RV64 with S and U modes, no F/D/V.
 """
@@ -15,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from popek.riscv import traps
+from popek.riscv.traps import Trap
 
 # mstatus fields
 MSTATUS_SIE = 1 << 1
@@ -39,9 +50,6 @@ SSTATUS_VISIBLE = (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_SUM | MSTA
                    | MSTATUS_UXL)
 SSTATUS_WRITABLE = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_SUM | MSTATUS_MXR
 
-# misa: MXL=2 (RV64) and exactly the extensions implemented: A C I M S U.
-MISA = (2 << 62) | sum(1 << (ord(e) - ord("A")) for e in "ACIMSU")
-ISA_STRING = "rv64imac_zicsr_zifencei"
 
 # Interrupt bits.
 MIP_SSIP = 1 << traps.IRQ_S_SOFT
@@ -60,6 +68,7 @@ PMP_COUNT = 16
 PMPADDR_MASK = (1 << 54) - 1
 
 M64 = (1 << 64) - 1
+U, S, M = 0, 1, 3
 
 
 @dataclass(frozen=True)
@@ -69,18 +78,54 @@ class Csr:
     write: Callable | None = None
 
 
-CSRS: dict[int, Csr] = {}
-CSR_NAMES: dict[str, int] = {}
+class CsrFile:
+    """One CPU's CSRs by number, registered per extension (:func:`csr_file`)."""
+
+    def __init__(self):
+        self.by_number: dict[int, Csr] = {}
+        self.numbers: dict[str, int] = {}
+
+    def add(self, number: int, name: str, read, write=None) -> None:
+        assert number not in self.by_number, name
+        self.by_number[number] = Csr(name, read, write)
+        self.numbers[name] = number
+
+    def get(self, number: int) -> Csr | None:
+        return self.by_number.get(number)
+
+    def write(self, cpu, name: str, value: int) -> None:
+        """Write CSR ``name`` as the hardware would, without an instruction's checks
+        (a hypercall that stands for ``csrw``)."""
+        self.by_number[self.numbers[name]].write(cpu, value & M64)
 
 
-def csr(number: int, name: str, read, write=None) -> None:
-    assert number not in CSRS, name
-    CSRS[number] = Csr(name, read, write)
-    CSR_NAMES[name] = number
+def access(cpu, num: int, op: int, value: int, do_read: bool, do_write: bool) -> int:
+    """csrrw (op 0), csrrs (1) or csrrc (2) of CSR ``num`` on ``cpu`` at its privilege:
+    the old value, or :class:`Trap` (illegal instruction) where the access is not allowed."""
+    c = cpu.csrs.by_number.get(num)
+    priv = cpu.priv
+    if c is None or (num >> 8) & 3 > priv or (do_write and num >> 10 == 3):
+        raise Trap(traps.ILLEGAL_INSN, None)
+    if 0xC00 <= num <= 0xC1F and priv != M:
+        bit = 1 << (num & 31)
+        if not cpu.mcounteren & bit or (priv == U and not cpu.scounteren & bit):
+            raise Trap(traps.ILLEGAL_INSN, None)
+    if num == 0x180 and priv == S and cpu.mstatus & MSTATUS_TVM:
+        raise Trap(traps.ILLEGAL_INSN, None)
+    old = c.read(cpu)
+    if do_write:
+        base = old
+        if num == 0x344:        # read-modify-write of mip sees software's SEIP only
+            base = (old & ~MIP_SEIP) | (cpu.mip_sw & MIP_SEIP)
+        new = value if op == 0 else (base | value if op == 1 else base & ~value)
+        if c.write is None:
+            raise Trap(traps.ILLEGAL_INSN, None)
+        c.write(cpu, new & M64)
+    return old
 
 
 def _field(attr: str, mask: int = M64):
-    """A plain storage CSR backed by hart attribute ``attr``, writable bits ``mask``."""
+    """A plain storage CSR backed by attribute ``attr`` of the CPU, writable bits ``mask``."""
     def read(h):
         return getattr(h, attr)
 
@@ -89,45 +134,6 @@ def _field(attr: str, mask: int = M64):
     return read, write
 
 
-# --- machine information ---------------------------------------------------
-csr(0xF11, "mvendorid", lambda h: 0)
-csr(0xF12, "marchid", lambda h: 0)
-csr(0xF13, "mimpid", lambda h: 0)
-csr(0xF14, "mhartid", lambda h: h.hartid)
-csr(0xF15, "mconfigptr", lambda h: 0)
-
-
-# --- status ----------------------------------------------------------------
-def _write_mstatus(h, v):
-    new = (h.mstatus & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE)
-    if (new & MSTATUS_MPP) == (2 << MSTATUS_MPP_SHIFT):      # reserved mode: keep old MPP
-        new = (new & ~MSTATUS_MPP) | (h.mstatus & MSTATUS_MPP)
-    h.set_mstatus(new)
-
-
-def _write_sstatus(h, v):
-    h.set_mstatus((h.mstatus & ~SSTATUS_WRITABLE) | (v & SSTATUS_WRITABLE))
-
-
-csr(0x300, "mstatus", lambda h: h.mstatus, _write_mstatus)
-csr(0x100, "sstatus", lambda h: h.mstatus & SSTATUS_VISIBLE, _write_sstatus)
-csr(0x301, "misa", lambda h: MISA, lambda h, v: None)       # WARL: nothing is switchable
-csr(0x302, "medeleg", *_field("medeleg", MEDELEG_WRITABLE))
-csr(0x303, "mideleg", lambda h: h.mideleg, lambda h, v: h.set_mideleg(v & S_INTERRUPTS))
-
-
-# --- interrupts ------------------------------------------------------------
-csr(0x304, "mie", lambda h: h.mie, lambda h, v: h.set_mie(v & ALL_INTERRUPTS))
-csr(0x344, "mip", lambda h: h.mip,
-    lambda h, v: h.set_mip_sw((h.mip_sw & ~MIP_SW_WRITABLE) | (v & MIP_SW_WRITABLE)))
-csr(0x104, "sie", lambda h: h.mie & h.mideleg,
-    lambda h, v: h.set_mie((h.mie & ~h.mideleg) | (v & h.mideleg)))
-# From S-mode only SSIP is writable in sip (STIP/SEIP belong to M-mode software or devices).
-csr(0x144, "sip", lambda h: h.mip & h.mideleg,
-    lambda h, v: h.set_mip_sw((h.mip_sw & ~(MIP_SSIP & h.mideleg)) | (v & MIP_SSIP & h.mideleg)))
-
-
-# --- trap setup and handling -------------------------------------------------
 def _tvec(attr):
     # Modes 0 (direct) and 1 (vectored); modes >= 2 are reserved, so fall back to direct.
     def write(h, v):
@@ -135,37 +141,14 @@ def _tvec(attr):
     return lambda h: getattr(h, attr), write
 
 
-csr(0x305, "mtvec", *_tvec("mtvec"))
-csr(0x105, "stvec", *_tvec("stvec"))
-csr(0x306, "mcounteren", *_field("mcounteren", 0xFFFFFFFF))
-csr(0x106, "scounteren", *_field("scounteren", 0xFFFFFFFF))
-csr(0x30A, "menvcfg", *_field("menvcfg", 1))     # FIOM only; no Sstc/Svpbmt/Zicbo*
-csr(0x10A, "senvcfg", *_field("senvcfg", 1))
-csr(0x320, "mcountinhibit", *_field("mcountinhibit", 0xFFFFFFFD))
-csr(0x340, "mscratch", *_field("mscratch"))
-csr(0x140, "sscratch", *_field("sscratch"))
-csr(0x341, "mepc", *_field("mepc", M64 & ~1))
-csr(0x141, "sepc", *_field("sepc", M64 & ~1))
-csr(0x342, "mcause", *_field("mcause"))
-csr(0x142, "scause", *_field("scause"))
-csr(0x343, "mtval", *_field("mtval"))
-csr(0x143, "stval", *_field("stval"))
+# --- machine mode -------------------------------------------------------------
+def _write_mstatus(h, v):
+    new = (h.mstatus & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE)
+    if (new & MSTATUS_MPP) == (2 << MSTATUS_MPP_SHIFT):      # reserved mode: keep old MPP
+        new = (new & ~MSTATUS_MPP) | (h.mstatus & MSTATUS_MPP)
+    h.set_mstatus(new)
 
 
-# --- address translation ---------------------------------------------------
-def _write_satp(h, v):
-    mode = v >> 60
-    if mode not in (SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48):
-        return                  # WARL: an unsupported mode leaves satp unchanged
-    if mode == SATP_MODE_BARE:
-        v = 0
-    h.set_satp(v & ((0xF << 60) | (((1 << SATP_ASID_BITS) - 1) << 44) | ((1 << 44) - 1)))
-
-
-csr(0x180, "satp", lambda h: h.satp, _write_satp)
-
-
-# --- PMP: registers that hold what was written (not enforced) ---------------
 def _pmpcfg(i):
     def read(h):
         return h.pmpcfg[i]
@@ -184,22 +167,6 @@ def _pmpcfg(i):
     return read, write
 
 
-# RV64: even-numbered pmpcfg CSRs only, 8 entries each; those beyond PMP_COUNT read zero.
-for _i in range(8):
-    if _i < PMP_COUNT // 8:
-        csr(0x3A0 + 2 * _i, f"pmpcfg{2 * _i}", *_pmpcfg(_i))
-    else:
-        csr(0x3A0 + 2 * _i, f"pmpcfg{2 * _i}", lambda h: 0, lambda h, v: None)
-for _i in range(64):
-    if _i < PMP_COUNT:
-        csr(0x3B0 + _i, f"pmpaddr{_i}",
-            (lambda i: lambda h: h.pmpaddr[i])(_i),
-            (lambda i: lambda h, v: h.pmpaddr.__setitem__(i, v & PMPADDR_MASK))(_i))
-    else:
-        csr(0x3B0 + _i, f"pmpaddr{_i}", lambda h: 0, lambda h, v: None)
-
-
-# --- counters --------------------------------------------------------------
 def _write_mcycle(h, v):
     h.cycle_offset = (v - h.instret - h.cycle_extra) & M64
 
@@ -208,12 +175,111 @@ def _write_minstret(h, v):
     h.instret_offset = (v - h.instret) & M64
 
 
-csr(0xB00, "mcycle", lambda h: h.read_cycle(), _write_mcycle)
-csr(0xB02, "minstret", lambda h: (h.instret + h.instret_offset) & M64, _write_minstret)
-csr(0xC00, "cycle", lambda h: h.read_cycle())
-csr(0xC01, "time", lambda h: h.read_time())
-csr(0xC02, "instret", lambda h: (h.instret + h.instret_offset) & M64)
-for _i in range(3, 32):
-    csr(0xB00 + _i, f"mhpmcounter{_i}", lambda h: 0, lambda h, v: None)
-    csr(0x320 + _i, f"mhpmevent{_i}", lambda h: 0, lambda h, v: None)
-    csr(0xC00 + _i, f"hpmcounter{_i}", lambda h: 0)
+def machine_csrs(f: CsrFile) -> None:
+    """M-mode: information, status, delegation, interrupts, traps, PMP, counters."""
+    f.add(0xF11, "mvendorid", lambda h: 0)
+    f.add(0xF12, "marchid", lambda h: 0)
+    f.add(0xF13, "mimpid", lambda h: 0)
+    f.add(0xF14, "mhartid", lambda h: h.hartid)
+    f.add(0xF15, "mconfigptr", lambda h: 0)
+    f.add(0x300, "mstatus", lambda h: h.mstatus, _write_mstatus)
+    f.add(0x301, "misa", lambda h: h.isa.misa, lambda h, v: None)   # WARL: nothing switchable
+    f.add(0x302, "medeleg", *_field("medeleg", MEDELEG_WRITABLE))
+    f.add(0x303, "mideleg", lambda h: h.mideleg, lambda h, v: h.set_mideleg(v & S_INTERRUPTS))
+    f.add(0x304, "mie", lambda h: h.mie, lambda h, v: h.set_mie(v & ALL_INTERRUPTS))
+    f.add(0x344, "mip", lambda h: h.mip,
+          lambda h, v: h.set_mip_sw((h.mip_sw & ~MIP_SW_WRITABLE) | (v & MIP_SW_WRITABLE)))
+    f.add(0x305, "mtvec", *_tvec("mtvec"))
+    f.add(0x306, "mcounteren", *_field("mcounteren", 0xFFFFFFFF))
+    f.add(0x30A, "menvcfg", *_field("menvcfg", 1))     # FIOM only; no Sstc/Svpbmt/Zicbo*
+    f.add(0x320, "mcountinhibit", *_field("mcountinhibit", 0xFFFFFFFD))
+    f.add(0x340, "mscratch", *_field("mscratch"))
+    f.add(0x341, "mepc", *_field("mepc", M64 & ~1))
+    f.add(0x342, "mcause", *_field("mcause"))
+    f.add(0x343, "mtval", *_field("mtval"))
+    # PMP: registers that hold what was written (not enforced).  RV64: even-numbered
+    # pmpcfg CSRs only, 8 entries each; those beyond PMP_COUNT read zero.
+    for i in range(8):
+        if i < PMP_COUNT // 8:
+            f.add(0x3A0 + 2 * i, f"pmpcfg{2 * i}", *_pmpcfg(i))
+        else:
+            f.add(0x3A0 + 2 * i, f"pmpcfg{2 * i}", lambda h: 0, lambda h, v: None)
+    for i in range(64):
+        if i < PMP_COUNT:
+            f.add(0x3B0 + i, f"pmpaddr{i}",
+                  (lambda i: lambda h: h.pmpaddr[i])(i),
+                  (lambda i: lambda h, v: h.pmpaddr.__setitem__(i, v & PMPADDR_MASK))(i))
+        else:
+            f.add(0x3B0 + i, f"pmpaddr{i}", lambda h: 0, lambda h, v: None)
+    f.add(0xB00, "mcycle", lambda h: h.read_cycle(), _write_mcycle)
+    f.add(0xB02, "minstret", lambda h: h.read_instret(), _write_minstret)
+    for i in range(3, 32):
+        f.add(0xB00 + i, f"mhpmcounter{i}", lambda h: 0, lambda h, v: None)
+        f.add(0x320 + i, f"mhpmevent{i}", lambda h: 0, lambda h, v: None)
+
+
+# --- supervisor mode ----------------------------------------------------------
+# sstatus, sie and sip are views of the CPU's mstatus, mie and mip (privileged spec
+# 4.1.1, 4.1.3): on the hart they are what M-mode delegated; on a virtual CPU,
+# whose mideleg is every S interrupt, they are all there is.
+def _write_sstatus(h, v):
+    h.set_mstatus((h.mstatus & ~SSTATUS_WRITABLE) | (v & SSTATUS_WRITABLE))
+
+
+def _write_satp(h, v):
+    mode = v >> 60
+    if mode not in (SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48):
+        return                  # WARL: an unsupported mode leaves satp unchanged
+    if mode == SATP_MODE_BARE:
+        v = 0
+    h.set_satp(v & ((0xF << 60) | (((1 << SATP_ASID_BITS) - 1) << 44) | ((1 << 44) - 1)))
+
+
+def supervisor_csrs(f: CsrFile) -> None:
+    f.add(0x100, "sstatus", lambda h: h.mstatus & SSTATUS_VISIBLE, _write_sstatus)
+    f.add(0x104, "sie", lambda h: h.mie & h.mideleg,
+          lambda h, v: h.set_mie((h.mie & ~h.mideleg) | (v & h.mideleg)))
+    # From S-mode only SSIP is writable in sip (STIP/SEIP belong to M-mode software or devices).
+    f.add(0x144, "sip", lambda h: h.mip & h.mideleg,
+          lambda h, v: h.set_mip_sw((h.mip_sw & ~(MIP_SSIP & h.mideleg))
+                                    | (v & MIP_SSIP & h.mideleg)))
+    f.add(0x105, "stvec", *_tvec("stvec"))
+    f.add(0x106, "scounteren", *_field("scounteren", 0xFFFFFFFF))
+    f.add(0x10A, "senvcfg", *_field("senvcfg", 1))
+    f.add(0x140, "sscratch", *_field("sscratch"))
+    f.add(0x141, "sepc", *_field("sepc", M64 & ~1))
+    f.add(0x142, "scause", *_field("scause"))
+    f.add(0x143, "stval", *_field("stval"))
+    f.add(0x180, "satp", lambda h: h.satp, _write_satp)
+
+
+# --- unprivileged counters ------------------------------------------------------
+def counter_csrs(f: CsrFile) -> None:
+    """Zicntr: cycle, time, instret (read-only; visible below M as mcounteren and
+    scounteren allow)."""
+    f.add(0xC00, "cycle", lambda h: h.read_cycle())
+    f.add(0xC01, "time", lambda h: h.read_time())
+    f.add(0xC02, "instret", lambda h: h.read_instret())
+
+
+def hpm_csrs(f: CsrFile) -> None:
+    """Zihpm: hpmcounter3..31, which count nothing here (read zero)."""
+    for i in range(3, 32):
+        f.add(0xC00 + i, f"hpmcounter{i}", lambda h: 0)
+
+
+# What each privilege level or extension brings to a CPU's CSR file.
+REGISTER = {"M": machine_csrs, "S": supervisor_csrs, "Zicntr": counter_csrs, "Zihpm": hpm_csrs}
+
+
+def csr_file(parts) -> CsrFile:
+    """The CSR file of a CPU with ``parts`` (keys of :data:`REGISTER`)."""
+    f = CsrFile()
+    for part in parts:
+        REGISTER[part](f)
+    return f
+
+
+# The simulated hart: M, S and U modes; the VMM's virtual CPU: S and U.
+HART_CSRS = ("M", "S", "Zicntr", "Zihpm")
+SUPERVISOR_CSRS = ("S", "Zicntr")

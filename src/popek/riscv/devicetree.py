@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fdt
 
-from popek.riscv import csrs
 
 PH_CPU0, PH_INTC0, PH_PLIC, PH_TEST = 1, 2, 3, 4
 
@@ -51,7 +50,7 @@ def build(board) -> bytes:
                 fdt.PropWords("reg", 0),
                 fdt.PropStrings("status", "okay"),
                 fdt.PropStrings("compatible", "riscv"),
-                fdt.PropStrings("riscv,isa", csrs.ISA_STRING),
+                fdt.PropStrings("riscv,isa", board.isa.isa_string),
                 fdt.PropStrings("riscv,isa-base", "rv64i"),
                 fdt.PropStrings("riscv,isa-extensions", *isa_ext),
                 fdt.PropStrings("mmu-type", "riscv,sv48"),

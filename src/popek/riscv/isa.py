@@ -228,10 +228,6 @@ ILLEGAL = Insn("illegal", "NONE", 0, 0, "raise Trap(2, None)", kind=SYSTEM,
                ends_block=True, may_trap=True)
 
 _BY_NAME = {i.name: i for i in INSNS}
-_BY_OPCODE: dict[int, list[Insn]] = {}
-for _i in INSNS:
-    assert _i.mask & 0x7F == 0x7F, _i.name
-    _BY_OPCODE.setdefault(_i.match & 0x7F, []).append(_i)
 
 
 def by_name(name: str) -> Insn:
@@ -284,53 +280,76 @@ class Decoded:
     csr: int = 0
 
 
-def decode32(w: int, length: int = 4, raw: int | None = None) -> Decoded:
-    """Decode a 32-bit instruction word (compressed ones arrive expanded)."""
-    raw = w if raw is None else raw
-    for i in _BY_OPCODE.get(w & 0x7F, ()):
-        if w & i.mask == i.match:
-            break
-    else:
-        return Decoded(ILLEGAL, raw, length)
-    rd, rs1, rs2 = (w >> 7) & 0x1F, (w >> 15) & 0x1F, (w >> 20) & 0x1F
-    fmt = i.fmt
-    imm = csr = 0
-    if fmt == "I":
-        imm = imm_i(w)
-    elif fmt == "S":
-        imm = imm_s(w)
-    elif fmt == "B":
-        imm = imm_b(w)
-    elif fmt == "U":
-        imm = imm_u(w)
-    elif fmt == "J":
-        imm = imm_j(w)
-    elif fmt == "SH6":
-        imm = (w >> 20) & 0x3F
-    elif fmt == "SH5":
-        imm = (w >> 20) & 0x1F
-    elif fmt == "CSR":
-        csr = w >> 20
-    elif fmt == "CSRI":
-        csr, imm = w >> 20, rs1
-    return Decoded(i, raw, length, rd, rs1, rs2, imm, csr)
+class Isa:
+    """One CPU variant's instruction set: its table of instructions, ``misa`` and ISA
+    string, and a decoder with a bounded cache of its own (so machines of different
+    variants can live in one process).  A variant (an extension more, a hole) is a
+    different table, not a change to the hart."""
+
+    def __init__(self, name: str, insns: list[Insn], extensions: str = "ACIMSU",
+                 isa_string: str = "rv64imac_zicsr_zifencei"):
+        self.name = name
+        self.insns = insns
+        self.isa_string = isa_string
+        # misa: MXL=2 (RV64) and exactly the extensions implemented.
+        self.misa = (2 << 62) | sum(1 << (ord(e) - ord("A")) for e in extensions)
+        self.by_opcode: dict[int, list[Insn]] = {}
+        for i in insns:
+            assert i.mask & 0x7F == 0x7F, i.name
+            self.by_opcode.setdefault(i.match & 0x7F, []).append(i)
+        # Bounded: firmware and kernels reuse a small set of encodings.
+        self.decode = functools.lru_cache(maxsize=1 << 16)(self._decode)
+        ISAS[name] = self
+
+    def decode32(self, w: int, length: int = 4, raw: int | None = None) -> Decoded:
+        """Decode a 32-bit instruction word (compressed ones arrive expanded)."""
+        raw = w if raw is None else raw
+        for i in self.by_opcode.get(w & 0x7F, ()):
+            if w & i.mask == i.match:
+                break
+        else:
+            return Decoded(ILLEGAL, raw, length)
+        rd, rs1, rs2 = (w >> 7) & 0x1F, (w >> 15) & 0x1F, (w >> 20) & 0x1F
+        fmt = i.fmt
+        imm = csr = 0
+        if fmt == "I":
+            imm = imm_i(w)
+        elif fmt == "S":
+            imm = imm_s(w)
+        elif fmt == "B":
+            imm = imm_b(w)
+        elif fmt == "U":
+            imm = imm_u(w)
+        elif fmt == "J":
+            imm = imm_j(w)
+        elif fmt == "SH6":
+            imm = (w >> 20) & 0x3F
+        elif fmt == "SH5":
+            imm = (w >> 20) & 0x1F
+        elif fmt == "CSR":
+            csr = w >> 20
+        elif fmt == "CSRI":
+            csr, imm = w >> 20, rs1
+        return Decoded(i, raw, length, rd, rs1, rs2, imm, csr)
+
+    def _decode(self, word: int) -> Decoded:
+        """Decode the instruction whose first bytes are ``word`` (at least 16 bits valid)."""
+        from popek.riscv.rvc import expand
+
+        if word & 3 != 3:
+            half = word & 0xFFFF
+            full = expand(half)
+            if full is None:
+                return Decoded(ILLEGAL, half, 2)
+            return self.decode32(full, 2, half)
+        return self.decode32(word & 0xFFFFFFFF)
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def decode(word: int) -> Decoded:
-    """Decode the instruction whose first bytes are ``word`` (at least 16 bits valid).
-
-    Cached (bounded): firmware and kernels reuse a small set of encodings.
-    """
-    from popek.riscv.rvc import expand
-
-    if word & 3 != 3:
-        half = word & 0xFFFF
-        full = expand(half)
-        if full is None:
-            return Decoded(ILLEGAL, half, 2)
-        return decode32(full, 2, half)
-    return decode32(word & 0xFFFFFFFF)
+ISAS: dict[str, Isa] = {}          # by name: what a compile worker decodes with
+# The base variant: RV64IMAC with Zicsr and Zifencei, S and U modes.
+BASE = Isa("rv64imac", INSNS)
+decode = BASE.decode
+decode32 = BASE.decode32
 
 
 # ---------------------------------------------------------------------------
@@ -456,7 +475,7 @@ def _factory(i: Insn, side_exit: bool = False, followed: bool = False):
     ``followed``: a jal in the middle of a block (the block continues at its
     target), which only writes the link register.
     """
-    key = (i.name, side_exit, followed)
+    key = (i.name, i.body, i.pre, i.may_trap, side_exit, followed)
     fn = _FACTORIES.get(key)
     if fn is not None:
         return fn

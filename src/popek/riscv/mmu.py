@@ -4,8 +4,11 @@ Privileged spec v1.12, section 4.3.2 ("Virtual Address Translation Process"),
 step by step.  A/D bits are updated by the walk (the spec allows either that or
 a page fault; updating is what QEMU does and what every kernel accepts).
 
-The walk reads page-table entries from guest RAM only: a PTE address outside RAM
-is an access fault of the original access type.  The result is cached by the
+The walk reads page-table entries from RAM only (``mem``: the machine's RAM, or a
+VM's guest-physical window of it): a PTE address outside it is an access fault of
+the original access type.  It is parameterised by whether it may set A/D bits and
+by a stage-2 step, so the hart's MMU, the VMM's shadow fill and any debug walk
+are this one function (as Spike's ``walk`` with ``s2xlate``).  The result is cached by the
 hart's software TLB, flushed at named points (sfence.vma, satp writes, changes
 of SUM/MXR/MPRV), so the walk itself never caches.
 """
@@ -44,9 +47,35 @@ class WalkStats:
         self.walks = self.pte_reads = self.faults = 0
 
 
-def walk(ram, satp: int, va: int, access: int, priv: int, sum_: bool, mxr: bool,
-         stats: WalkStats) -> int:
-    """Translate ``va`` for ``access`` at privilege ``priv``; return the physical address."""
+def permitted(pte: int, access: int, priv: int, sum_: bool, mxr: bool) -> bool:
+    """Whether a leaf ``pte`` allows ``access`` at privilege ``priv`` (0 U, 1 S; spec
+    4.3.2 step 5): R/W/X by access (MXR: executable counts as readable), U pages
+    only from U, or from S for loads and stores with SUM, never S fetches."""
+    if access == FETCH:
+        ok = pte & PTE_X
+    elif access == LOAD:
+        ok = pte & PTE_R or (mxr and pte & PTE_X)
+    else:
+        ok = pte & PTE_W
+    if pte & PTE_U:
+        return bool(ok) and not (priv == 1 and (access == FETCH or not sum_))
+    return bool(ok) and priv != 0
+
+
+def walk(mem, satp: int, va: int, access: int, priv: int, sum_: bool, mxr: bool,
+         stats: WalkStats, update_ad: bool = True, stage2=None) -> tuple[int, int]:
+    """Translate ``va`` for ``access`` at privilege ``priv`` through the tables rooted
+    at ``satp`` in ``mem``; return (physical address, leaf PTE as it now stands).
+
+    Raises :class:`Trap` with the page-fault (or, for a PTE outside ``mem``, the
+    access-fault) cause of ``access`` and tval ``va``.  ``update_ad``: set A (and D
+    for a store) in the leaf as hardware does; a debug or introspection walk passes
+    False.  ``stage2``: for a two-stage walk, a function (address, access) → address
+    applied to every PTE address (an implicit load) and to the final address.
+
+    The one page walk: the hart's MMU, the VMM's shadow fill and its look at a
+    guest's instruction all call it.
+    """
     levels = LEVELS[satp >> 60]
     stats.walks += 1
     va_bits = 12 + 9 * levels
@@ -57,39 +86,32 @@ def walk(ram, satp: int, va: int, access: int, priv: int, sum_: bool, mxr: bool,
         raise Trap(PAGE_FAULT[access], va)
     table = (satp & PPN_MASK) << 12
     level = levels - 1
+    m64, base = mem.m64, mem.base - mem.data_offset
     while True:
         pte_addr = table + ((va >> (12 + 9 * level)) & 0x1FF) * 8
-        if not ram.contains(pte_addr, 8):
+        if stage2 is not None:
+            pte_addr = stage2(pte_addr, LOAD)
+        if not mem.contains(pte_addr, 8):
             raise Trap(ACCESS_FAULT[access], va)
-        off = pte_addr - ram.base
-        pte = ram.m64[off >> 3]
+        i = (pte_addr - base) >> 3
+        pte = m64[i]
         stats.pte_reads += 1
         if not pte & PTE_V or (pte & (PTE_R | PTE_W)) == PTE_W or pte >> 54:
             break                                       # invalid or reserved → fault
         if pte & (PTE_R | PTE_X):                       # a leaf
-            ok = True
-            if access == FETCH:
-                ok = bool(pte & PTE_X)
-            elif access == LOAD:
-                ok = bool(pte & PTE_R) or (mxr and bool(pte & PTE_X))
-            else:
-                ok = bool(pte & PTE_W)
-            if pte & PTE_U:
-                if priv == 1 and (access == FETCH or not sum_):
-                    ok = False
-            elif priv == 0:
-                ok = False
             ppn = (pte >> 10) & PPN_MASK
             if level and ppn & ((1 << (9 * level)) - 1):
-                ok = False                              # misaligned superpage
-            if not ok:
+                break                                   # misaligned superpage
+            if not permitted(pte, access, priv, sum_, mxr):
                 break
             want = PTE_A | (PTE_D if access == STORE else 0)
-            if pte & want != want:
-                ram.m64[off >> 3] = pte | want
-                ram.note_write(off, 8)
+            if update_ad and pte & want != want:
+                pte |= want
+                m64[i] = pte
+                mem.note_write(i << 3, 8)
             low = (1 << (12 + 9 * level)) - 1
-            return ((ppn << 12) & ~low) | (va & low)
+            pa = ((ppn << 12) & ~low) | (va & low)
+            return (pa if stage2 is None else stage2(pa, access)), pte
         if level == 0:
             break
         level -= 1

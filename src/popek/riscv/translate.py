@@ -410,9 +410,41 @@ def _registers_as_locals(body: list[str], loop: bool) -> tuple[list[str], list[s
     return [f"r{n} = x[{n}]" for n in cached], out, store
 
 
-def _key(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple:
-    """What a block's code depends on: its instructions and where they are."""
-    return (start_pc,) + tuple(v for pc, d in insns for v in (pc, d.word))
+# -- flavours: which ISA variant, and which rewrite of its instructions --------------
+#
+# A VMM strategy may rewrite an instruction before it runs (binary translation turns
+# a sensitive instruction into a call of the VMM's emulation): the rewrite hook.
+# A rewrite is a function ``(pc, Decoded) -> Decoded`` named ``"module:function"``
+# (so a compile worker, which decodes the block's bits itself, can import it);
+# the hart applies it as it decodes (hart/blocks.py), so both engines run the
+# rewritten instruction.  A *flavour* names the ISA variant and the rewrite
+# (``"rv64imac"``, ``"rv64imac+pkg.mod:fn"``); it is the first item of every
+# translation's key, so code of one flavour is never found for another.
+
+
+def flavour(variant: isa.Isa, rewrite: str | None = None) -> str:
+    return variant.name if rewrite is None else f"{variant.name}+{rewrite}"
+
+
+BASE_FLAVOUR = flavour(isa.BASE)
+
+
+def rewrite_function(name: str):
+    """The rewrite named ``"module:function"``."""
+    import importlib
+    module, _, fn = name.partition(":")
+    return getattr(importlib.import_module(module), fn)
+
+
+def decoder(flav: str):
+    """``(decode, rewrite or None)`` of a flavour: what turns its bits into what runs."""
+    name, _, rewrite = flav.partition("+")
+    return isa.ISAS[name].decode, (rewrite_function(rewrite) if rewrite else None)
+
+
+def _key(insns: list[tuple[int, isa.Decoded]], start_pc: int, flav: str) -> tuple:
+    """What a block's code depends on: the flavour, its instructions and where they are."""
+    return (flav, start_pc) + tuple(v for pc, d in insns for v in (pc, d.word))
 
 
 def compile_block(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple:
@@ -433,25 +465,26 @@ def _keep(hart, key: tuple, compiled: tuple, stats: TranslationStats) -> tuple:
     return code, loop
 
 
-def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: TranslationStats):
+def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: TranslationStats,
+              flav: str = BASE_FLAVOUR):
     """Compile the block ``insns`` into a zero-argument function bound to ``hart``.
 
     The compiled code comes from the hart's code cache when the same block
     (same instructions at the same addresses) was compiled before."""
     cache = hart.code_cache
-    key = _key(insns, start_pc)
+    key = _key(insns, start_pc, flav)
     entry = cache.get(key) if cache is not None else None
     if entry is None:
         entry = _keep(hart, key, compile_block(insns, start_pc), stats)
     return _instantiate(hart, entry, insns, stats)
 
 
-def translate_hot(hart, blk) -> None:
+def translate_hot(hart, blk, flav: str = BASE_FLAVOUR) -> None:
     """Give a block that has become hot its function: at once if its code is in the
     code cache or there is no background worker (compiler.py); else when the
     worker's reply comes in (:func:`install`), the block running interpreted
     until then.  Blocks of the same key wait for one reply."""
-    key = _key(blk.insns, blk.pc)
+    key = _key(blk.insns, blk.pc, flav)
     cache = hart.code_cache
     entry = cache.get(key) if cache is not None else None
     if entry is None and hart.compiler is not None:
@@ -460,7 +493,7 @@ def translate_hot(hart, blk) -> None:
             waiting.append(blk)
             return
         pairs = tuple((pc, d.word) for pc, d in blk.insns)
-        if hart.compiler.submit(key, blk.pc, pairs):
+        if hart.compiler.submit(key, blk.pc, pairs, flav):
             hart.awaiting[key] = [blk]
             return
     if entry is None:
@@ -478,7 +511,7 @@ def install(hart, key: tuple, code, loop: bool, lines: int, blocks: list) -> Non
 
 
 def translated_before(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int,
-                      stats: TranslationStats):
+                      stats: TranslationStats, flav: str = BASE_FLAVOUR):
     """The block's function if its code is in the code cache already, else None.
 
     A block whose code is at hand is worth running translated from its first run.
@@ -486,7 +519,8 @@ def translated_before(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int,
     this run cannot have been compiled in it (one rebuilt can: it finds its code
     when it gets hot again, without a compile), and the key costs ~2 % of a cold boot."""
     cache = hart.code_cache
-    entry = cache.get(_key(insns, start_pc)) if cache is not None and cache.loaded else None
+    entry = cache.get(_key(insns, start_pc, flav)) if cache is not None and cache.loaded \
+        else None
     return None if entry is None else _instantiate(hart, entry, insns, stats)
 
 

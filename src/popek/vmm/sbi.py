@@ -12,6 +12,7 @@ returns a0 = error, a1 = value.  Legacy calls (5) return a0 only.
 from __future__ import annotations
 
 from popek.errors import GuestMemoryError
+from popek.riscv.csrs import MSTATUS_SIE
 
 SBI_SUCCESS, SBI_ERR_FAILED, SBI_ERR_NOT_SUPPORTED, SBI_ERR_INVALID_PARAM = 0, -1, -2, -3
 SBI_ERR_INVALID_ADDRESS = -5
@@ -74,7 +75,7 @@ def handle(vmm, vm, x) -> str:
             err = SBI_SUCCESS
         elif fid in (1, 2):                                  # remote sfence.vma (.asid)
             if _targets_hart0(a0, a1):
-                vmm.guest_sfence(vm)
+                vm.memory.fence()
             err = SBI_SUCCESS
     elif ext == EXT_HSM:
         if fid == 2:                                         # hart_get_status
@@ -147,17 +148,17 @@ def _popek(vmm, vm, fid, a0, a1):
             return SBI_ERR_INVALID_ADDRESS, done
         vm.ledger.note("pv_mmu_update", "entries", done)
         return SBI_SUCCESS, done
-    if fid == 2:                                             # SET_SATP
-        vmm.guest_set_satp(vm, a0)
-        vmm.guest_sfence(vm)
+    if fid == 2:                                             # SET_SATP: as a csrw satp
+        v.csrs.write(v, "satp", a0)
+        vm.memory.fence()
         return SBI_SUCCESS, 0
     if fid == 3:                                             # TLB_FLUSH
-        vmm.guest_sfence(vm)
+        vm.memory.fence()
         return SBI_SUCCESS, 0
-    if fid == 4:                                             # IRQ_ENABLE
+    if fid == 4:                                             # IRQ_ENABLE: sstatus.SIE
         if a0:
-            v.sstatus |= 1 << 1
+            v.mstatus |= MSTATUS_SIE
         else:
-            v.sstatus &= ~(1 << 1)
+            v.mstatus &= ~MSTATUS_SIE
         return SBI_SUCCESS, 0
     return SBI_ERR_NOT_SUPPORTED, 0

@@ -1,6 +1,7 @@
 """A virtual machine: its guest-physical memory (a window of host RAM), its
 devices (the virt board's, from riscv/platform.py), its device tree, its console
-and disks, its vCPU, its shadow MMU and its exit ledger."""
+and disks, its vCPU, its exit ledger, and the strategies it is assembled from
+(vmm/builder.py: CPU, paging, I/O), with the table its exits go through."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from popek.errors import ConfigError
 from popek.riscv import devicetree
 from popek.riscv.loader import load_image
 from popek.riscv.platform import Platform, VirtLayout
-from popek.vmm.exits import Ledger
-from popek.vmm.shadow import ShadowMmu, ShadowPool
+from popek.vmm import builder
+from popek.vmm.ledger import Ledger
 from popek.vmm.vcpu import VCpu
 
 MiB = 1 << 20
@@ -25,10 +26,14 @@ class VmConfig:
     memory: int = 128 * MiB
     drives: list = field(default_factory=list)
     append: str = ""
+    cpu: str = "trap-emulate"         # the strategies it is assembled from (builder.py)
+    paging: str = "shadow"
+    io: str = "emulated"
 
 
 class VirtualMachine(VirtLayout):
-    def __init__(self, vmm, cfg: VmConfig, host_ram, host_base: int, pool: ShadowPool, console):
+    def __init__(self, vmm, cfg: VmConfig, host_ram, host_base: int, pool_base: int, console):
+        self.isa = vmm.hart.isa
         if cfg.memory < 4 * MiB or cfg.memory % MiB:
             raise ConfigError(f"{cfg.name}: memory must be a whole number of MiB, at least 4")
         self.vmm = vmm
@@ -38,13 +43,14 @@ class VirtualMachine(VirtLayout):
         self.console = console
         self.exit_code: int | None = None
         self.exit_reason = ""
+        self.host_base = host_base
         self.ram = host_ram.window(self.RAM_BASE, host_base, cfg.memory)
         self.vcpu = VCpu(self)
         self.platform = Platform(self, self.ram, self.console_write, cfg.drives, [self.vcpu])
         self.bus = self.platform.bus
         self.uart = self.platform.uart
-        self.ledger = Ledger(vmm.charge_cycles)
-        self.shadow = ShadowMmu(host_ram, pool, host_base, self.RAM_BASE, cfg.memory)
+        self.ledger = Ledger(vmm.charge_cycles, costs=vmm.costs)
+        builder.assemble(self, host_ram, pool_base)
         # The kernel at RAM + 2 MiB (an ELF at its own addresses), the tree at the top.
         img = load_image(cfg.kernel, self.ram, self.RAM_BASE + KERNEL_OFFSET)
         self.dtb = devicetree.build(self)

@@ -1,10 +1,10 @@
 """Shadow page tables: guest-virtual → host-physical tables that the hart's real
-MMU walks while a guest runs.
+MMU walks while a guest runs (the memory strategy ``--paging shadow``).
 
 * The guest keeps its own tables (guest-virtual → guest-physical) in its RAM;
-  :func:`guest_walk` reads them with the guest's rules (its privilege, SUM, MXR,
-  A/D updates) and raises :class:`GuestPageFault` when the guest itself would
-  fault, which the VMM then reflects into the guest.
+  the one page walk (riscv/mmu.py) reads them with the guest's rules (its
+  privilege, SUM, MXR, A/D updates), and where the guest itself would fault, the
+  fault is reflected into it.
 * Shadow tables are filled lazily, one 4 KiB page per hart page fault, in a
   pool of host pages that belongs to the VMM.  They are kept per *context*:
   (guest satp, virtual privilege, SUM, MXR), because the guest kernel and its
@@ -21,74 +21,88 @@ MMU walks while a guest runs.
 
 from __future__ import annotations
 
-from popek.riscv.mmu import FETCH, LOAD, STORE
+from popek.errors import GuestMemoryError
+from popek.riscv import mmu
+from popek.riscv.mmu import FETCH, LOAD, STORE, WalkStats
+from popek.riscv.traps import Trap
+from popek.vmm.memory import Device, Filled, Reflect
 
 PTE_V, PTE_R, PTE_W, PTE_X, PTE_U, PTE_G, PTE_A, PTE_D = (1 << i for i in range(8))
 PPN_MASK = (1 << 44) - 1
-LEVELS = {8: 3, 9: 4}
 SHADOW_MODE = 9                      # shadows are Sv48: they hold Sv39 and Sv48 guest addresses
-PAGE_FAULT = {FETCH: 12, LOAD: 13, STORE: 15}
-ACCESS_FAULT = {FETCH: 1, LOAD: 5, STORE: 7}
 
 
-class GuestPageFault(Exception):
-    """The guest's own translation faults: ``cause`` goes to the guest, tval = address."""
+class ShadowPaging:
+    """The memory strategy of one VM: its shadow tables, filled from its own."""
+    name = "shadow"
+    POOL_PAGES = 2048                # 8 MiB of shadow tables per VM
 
-    def __init__(self, cause: int):
-        self.cause = cause
+    def __init__(self, vm, host_ram, pool_base: int):
+        self.vm = vm
+        self.hart = vm.vmm.hart
+        self.tables = ShadowMmu(host_ram, ShadowPool(host_ram, pool_base, self.POOL_PAGES),
+                                vm.host_base, vm.RAM_BASE, vm.cfg.memory)
+        self.guest_walks = WalkStats()
 
+    def _key(self) -> tuple:
+        v = self.vm.vcpu
+        return (v.satp, v.priv) + v.sum_mxr
 
-def guest_walk(mem, satp: int, va: int, access: int, user: bool, sum_: bool, mxr: bool):
-    """Translate ``va`` through the guest's tables in ``mem``.
+    def activate(self) -> None:
+        self.hart.set_satp(self.tables.satp_for(self._key()))
 
-    Returns (guest-physical address, readable, writable, executable) for the
-    4 KiB page, the bits meaning what this privilege may do there.  Sets A (and
-    D for a store) in the guest PTE, as the hardware walk would.
-    """
-    mode = satp >> 60
-    if mode == 0:
-        return va, True, True, True
-    levels = LEVELS[mode]
-    va_bits = 12 + 9 * levels
-    top = va >> (va_bits - 1)
-    if top != 0 and top != (1 << (65 - va_bits)) - 1:
-        raise GuestPageFault(PAGE_FAULT[access])
-    table = (satp & PPN_MASK) << 12
-    for level in range(levels - 1, -1, -1):
-        pte_addr = table + ((va >> (12 + 9 * level)) & 0x1FF) * 8
-        if not mem.contains(pte_addr, 8):
-            raise GuestPageFault(ACCESS_FAULT[access])
-        pte = mem.read_int(pte_addr, 8)
-        if not pte & PTE_V or (pte & (PTE_R | PTE_W)) == PTE_W or pte >> 54:
-            break
-        if pte & (PTE_R | PTE_X):
-            ppn = (pte >> 10) & PPN_MASK
-            if level and ppn & ((1 << (9 * level)) - 1):
-                break                                      # misaligned superpage
-            if pte & PTE_U:
-                if not user and not sum_:
-                    break
-                can_x = bool(pte & PTE_X) and user          # S never executes user pages
-            else:
-                if user:
-                    break
-                can_x = bool(pte & PTE_X)
-            can_r = bool(pte & PTE_R) or (mxr and bool(pte & PTE_X))
-            can_w = bool(pte & PTE_W)
-            if not {FETCH: can_x, LOAD: can_r, STORE: can_w}[access]:
-                break
-            want = PTE_A | (PTE_D if access == STORE else 0)
-            if pte & want != want:
-                pte |= want
-                mem.write_int(pte_addr, 8, pte)
-            low = (1 << (12 + 9 * level)) - 1
-            gpa = ((ppn << 12) & ~low) | (va & low)
+    def context_changed(self) -> None:
+        if self.vm.vmm.current is self.vm:
+            self.activate()
+
+    def fence(self) -> None:
+        self.tables.flush()
+        self.context_changed()
+
+    def fault(self, access: int, va: int):
+        v = self.vm.vcpu
+        if v.satp >> 60:
+            sum_, mxr = v.sum_mxr
+            try:
+                gpa, pte = mmu.walk(self.vm.ram, v.satp, va, access, v.priv, sum_, mxr,
+                                    self.guest_walks)
+            except Trap as t:
+                return Reflect(t.cause, "page_fault_guest")
+            r, x = (mmu.permitted(pte, a, v.priv, sum_, mxr) for a in (LOAD, FETCH))
             # Not yet dirty: shadow it read-only, so the first write comes back to us.
-            return gpa & ~0xFFF, can_r, can_w and bool(pte & PTE_D), can_x
-        if level == 0:
-            break
-        table = ((pte >> 10) & PPN_MASK) << 12
-    raise GuestPageFault(PAGE_FAULT[access])
+            w = mmu.permitted(pte, STORE, v.priv, sum_, mxr) and bool(pte & PTE_D)
+        else:
+            gpa, r, w, x = va, True, True, True
+        host = self.tables.host_page(gpa & ~0xFFF)
+        if host is None:
+            return Device((gpa & ~0xFFF) | (va & 0xFFF))
+        if not self.tables.fill(self._key(), va, host, r, w, x):
+            self.activate()                       # evicted: new root, flushed TLB
+            self.tables.fill(self._key(), va, host, r, w, x)
+        return Filled("page_fault_shadow")
+
+    def guest_fetch(self, pc: int) -> int | None:
+        """The instruction word at ``pc`` as the guest sees it (16 bits, or 32)."""
+        v = self.vm.vcpu
+        try:
+            gpa = pc
+            if v.satp >> 60:
+                gpa = mmu.walk(self.vm.ram, v.satp, pc, FETCH, v.priv, False, False,
+                               self.guest_walks, update_ad=False)[0]
+            word = self.vm.ram.read_int(gpa, 2)
+            if word & 3 == 3:
+                word = self.vm.ram.read_int(gpa, 4)
+        except (Trap, GuestMemoryError):
+            return None
+        return word
+
+    def handlers(self) -> dict:
+        return {}              # page faults reach it through the CPU strategy: fault()
+
+    def stats(self) -> dict:
+        t = self.tables
+        return {"shadow_pages": t.pool.used, "shadow_fills": t.fills,
+                "shadow_flushes": t.flushes, "guest_page_walks": self.guest_walks.walks}
 
 
 class ShadowPool:

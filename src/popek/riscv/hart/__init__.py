@@ -1,0 +1,163 @@
+"""One RV64 hart: its architectural state, assembled from one module per concern.
+
+    hart/__init__.py    the state (registers, CSR state, caches) and what changes it
+    hart/memory.py      software TLBs, loads and stores (fast and slow), atomics
+    hart/privileged.py  CSR access, trap entry (the one place that knows delegation),
+                        mret/sret/wfi/sfence.vma/fence.i
+    hart/blocks.py      decoding code into blocks, finding them, invalidating them
+    hart/execute.py     the run loop (dispatcher) and background-compiled translations
+    hart/debug.py       --profile and --trace
+
+The class is one (its fast paths are attribute lookups on ``self``), split by
+concern into mixins.  What S-mode does is written once in riscv/privilege.py and
+riscv/csrs.py and shared with the VMM's virtual CPU; the page walk is riscv/mmu.py;
+the instruction set (one table: encodings and semantics) is riscv/isa.py, and the
+translator riscv/translate.py.  See docs/ARCHITECTURE.md for the picture.
+"""
+
+from __future__ import annotations
+
+from popek import costmodel
+from popek.riscv import csrs, isa, mmu, translate
+from popek.riscv.csrs import M, MSTATUS_MPP, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, S, U
+from popek.riscv.hart.blocks import MAX_BLOCK, MAX_CACHED_BLOCKS, TRANSLATE_AFTER, Block, HartBlocks
+from popek.riscv.hart.debug import HartDebug
+from popek.riscv.hart.execute import HartExecution
+from popek.riscv.hart.memory import MAX_TLB_ENTRIES, HartMemory
+from popek.riscv.hart.privileged import HartPrivileged
+
+__all__ = ["Hart", "Block", "MAX_BLOCK", "MAX_CACHED_BLOCKS", "TRANSLATE_AFTER",
+           "MAX_TLB_ENTRIES", "U", "S", "M"]
+
+M64 = (1 << 64) - 1
+
+
+class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartDebug):
+    def __init__(self, machine, hartid: int = 0, isa_variant: isa.Isa = isa.BASE,
+                 costs: costmodel.CostModel | None = None):
+        self.machine = machine
+        self.ram = machine.ram
+        self.bus = machine.bus
+        self.hartid = hartid
+        self.isa = isa_variant
+        self.csrs = csrs.csr_file(csrs.HART_CSRS)     # this hart's CSRs, from what it has
+        # A VMM strategy may rewrite instructions as they are decoded (binary
+        # translation: translate.py's rewrite hook); ``flavour`` names the ISA and the
+        # rewrite, and is part of every translation's key.
+        self.rewrite = None
+        self.flavour = translate.flavour(self.isa)
+        self.costs = costs or costmodel.CostModel()
+        ram = self.ram
+        self.m8, self.m16, self.m32, self.m64 = ram.m8, ram.m16, ram.m32, ram.m64
+        self.x = [0] * 33                 # x0..x31, and 32: where writes to x0 go
+        self.pc = 0
+        self.priv = M
+        self.instret = 0
+        self.cycle_offset = self.instret_offset = 0
+        # Modelled cycles beyond one per instruction (costmodel.py): trap entries and
+        # returns, page-walk memory references, TLB flushes; under the VMM, each
+        # exit's cost.  The cycle counter counts them; instret does not.
+        self.cycle_extra = 0
+        # CSR state (csrs.py has the registered views of it).
+        self.mstatus = csrs.MSTATUS_UXL | csrs.MSTATUS_SXL
+        self.medeleg = self.mideleg = 0
+        self.mie = 0
+        self.irq_lines = 0                # MSIP/MTIP/MEIP/SEIP driven by devices
+        self.mip_sw = 0                   # SSIP/STIP/SEIP written by software
+        self.mip = 0
+        self.mtvec = self.stvec = 0
+        self.mepc = self.sepc = self.mcause = self.scause = self.mtval = self.stval = 0
+        self.mscratch = self.sscratch = 0
+        self.mcounteren = self.scounteren = self.mcountinhibit = 0
+        self.menvcfg = self.senvcfg = 0
+        self.satp = 0
+        self.pmpcfg = [0] * (csrs.PMP_COUNT // 8)
+        self.pmpaddr = [0] * csrs.PMP_COUNT
+        self.reservation = None
+        # Run control: the executor runs while instret < limit; anything may set
+        # limit = 0 to make it return at the next block boundary.
+        self.limit = 0
+        self.waiting = False              # in wfi with nothing pending
+        # Caches.
+        self.blocks: dict[int, Block] = {}
+        self.blocks_by_page: dict[int, list[Block]] = {}
+        self.itlbs = {U: {}, S: {}, M: {}}
+        self.rtlbs = {U: {}, S: {}, M: {}}
+        self.wtlbs = {U: {}, S: {}, M: {}}
+        self.itlb = self.itlbs[M]
+        # Virtual pc → block, per privilege: what the dispatcher looks up.  It holds
+        # only what the fetch TLB would translate, so it is flushed with it.
+        self.vcaches = {U: {}, S: {}, M: {}}
+        self.vcache = self.vcaches[M]
+        self.rtlb = self.rtlbs[M]
+        self.wtlb = self.wtlbs[M]
+        self.data_priv = M
+        self.walk_stats = mmu.WalkStats()
+        self.stats = {"traps": 0, "interrupts": 0, "blocks_built": 0, "tlb_flushes": 0,
+                      "code_invalidations": 0, "block_misses": 0, "fence_i": 0}
+        self.trace = None                 # callable(pc, text) when --trace is on
+        # The VMM stands where M-mode software would: with a hook set, a trap that
+        # reaches M-mode calls it (cause, tval, epc, interrupt) instead of mtvec.
+        self.m_trap_hook = None
+        self.translate_blocks = True      # False: interpret only (--engine interpret)
+        self.tstats = translate.TranslationStats()
+        self.code_cache = None            # codecache.CodeCache: compiled blocks, maybe kept on disk
+        self.compiler = None              # compiler.BackgroundCompiler, if blocks compile elsewhere
+        self.awaiting: dict[tuple, list[Block]] = {}   # block key -> blocks awaiting its code
+        self.tidx = 0                     # translated code: index of the instruction in a slow path
+        self.op_cache: dict[tuple, object] = {}   # (pc, bits, ends block) -> interpreter op
+        self.profile = None               # {block pc: [executions, seconds]} with --profile
+
+    # ------------------------------------------------------------------ state
+    def reset(self, pc: int) -> None:
+        self.pc = pc
+        self.set_priv(M)
+
+    def set_priv(self, p: int) -> None:
+        self.priv = p
+        self.itlb = self.itlbs[p]
+        self.vcache = self.vcaches[p]
+        self._select_data_tlbs()
+
+    def set_mstatus(self, v: int) -> None:
+        old = self.mstatus
+        self.mstatus = v
+        if (old ^ v) & (MSTATUS_SUM | MSTATUS_MXR):
+            self._flush_tlbs(data_only=True)
+        if (old ^ v) & (MSTATUS_MPRV | MSTATUS_MPP):
+            self._select_data_tlbs()
+
+    def set_satp(self, v: int) -> None:
+        self.satp = v
+        self._flush_tlbs()
+
+    def _recompute_mip(self) -> None:
+        self.mip = self.irq_lines | self.mip_sw
+
+    def set_mie(self, v):
+        self.mie = v
+
+    def set_mideleg(self, v):
+        self.mideleg = v
+
+    def set_mip_sw(self, v):
+        self.mip_sw = v
+        self._recompute_mip()
+
+    def set_irq_line(self, bit: int, level: bool) -> None:
+        """Devices (CLINT, PLIC) drive the hardware interrupt-pending bits here."""
+        if level:
+            self.irq_lines |= bit
+        else:
+            self.irq_lines &= ~bit
+        self._recompute_mip()
+
+    # ---------------------------------------------------------------- counters
+    def read_time(self) -> int:
+        return self.machine.mtime()
+
+    def read_cycle(self) -> int:
+        return (self.instret + self.cycle_offset + self.cycle_extra) & M64
+
+    def read_instret(self) -> int:
+        return (self.instret + self.instret_offset) & M64

@@ -1,0 +1,80 @@
+"""The hart's run loop: the dispatcher, and the translations compiled elsewhere.
+
+``run`` executes blocks until ``instret`` reaches ``limit`` (anything may set
+``limit = 0`` to make it return at the next block boundary).  Interrupts, the
+instruction budget and the clock are looked at only between blocks.  A block
+runs as interpreter closures until it is hot, then as its translation
+(riscv/translate.py), compiled in-process or by a background worker
+(riscv/compiler.py) whose replies are installed between slices.
+"""
+
+from __future__ import annotations
+
+from popek.riscv import translate
+from popek.riscv.traps import Trap
+
+
+class HartExecution:
+    """Mixed into :class:`~popek.riscv.hart.Hart`."""
+
+    def run(self) -> None:
+        """Execute blocks until ``instret`` reaches ``limit`` (or limit is zeroed)."""
+        if self.awaiting:
+            self.install_translations()
+        while self.instret < self.limit:
+            if self.mip & self.mie and self.check_interrupts():
+                continue
+            blk = self.vcache.get(self.pc)
+            if blk is None:
+                blk = self._find_block(self.pc)
+                if blk is None:
+                    continue                    # the fetch trapped
+            fn = blk.fn
+            if fn is not None:                      # translated: the common case
+                try:
+                    fn()                            # it sets the pc on every way out
+                except Trap as t:
+                    self.instret += t.idx
+                    self.take_trap(t.cause, t.tval, t.pc)
+                continue
+            self.pc = blk.next_pc                   # ops set it only at a jump or branch
+            ops = blk.ops
+            try:
+                for op in ops:
+                    if op():                        # a taken branch left the block
+                        self.instret += ops.index(op) + 1
+                        break
+                else:
+                    self.instret += blk.n
+            except Trap as t:
+                self.instret += blk.index_of(t.pc)  # the instructions before it retired
+                self.take_trap(t.cause, t.tval, t.pc)
+            if blk.heat:
+                blk.heat -= 1
+                if not blk.heat:
+                    translate.translate_hot(self, blk, self.flavour)
+
+    def stop_translating(self) -> None:
+        """At power-off: collect what the worker is still compiling if it is to be
+        kept on disk (the next run finds it), stop the worker, and save the code cache."""
+        cache = self.code_cache
+        if self.compiler is not None:
+            if self.awaiting and cache is not None and cache.path:
+                self.install_translations(wait=1.0)
+            self.compiler.close()
+        if cache is not None:
+            cache.save()
+
+    def install_translations(self, wait: float = 0.0) -> None:
+        """Give blocks the code the background worker has compiled for them (waiting
+        up to ``wait`` seconds for what is still outstanding); blocks it failed on
+        are translated here."""
+        c = self.compiler
+        done, failed = c.drain(wait) if wait else c.poll()
+        awaiting = self.awaiting
+        for key, code, loop, lines in done:
+            translate.install(self, key, code, loop, lines, awaiting.pop(key, ()))
+        for key in failed:
+            for blk in awaiting.pop(key, ()):
+                blk.fn = translate.translate(self, blk.insns, blk.pc, self.tstats, self.flavour)
+

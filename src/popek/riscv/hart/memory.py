@@ -1,0 +1,250 @@
+"""The hart's memory paths: software TLBs, loads and stores (fast and slow), atomics.
+
+Loads and stores go through a software TLB per privilege level and access type
+that holds RAM pages only (the layout is in mmu.py: a misaligned address misses);
+devices, faults and misaligned accesses take the slow path, which translates
+(one page walk, mmu.py), then goes to RAM or the bus.  Data accesses use the TLBs
+of the *effective* privilege (MPRV/MPP).  Pages holding decoded code (or watched
+by a device such as HTIF) are kept out of the write TLBs, so stores to them take
+the slow path, which tells the watchers (self-modifying code, DMA).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from popek.riscv import mmu, traps
+from popek.riscv.csrs import M, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, \
+    MSTATUS_SUM, S, U
+from popek.riscv.mmu import FETCH, LOAD, PAGE_BASE, STORE, TLB_KEY
+from popek.riscv.traps import Trap
+
+log = logging.getLogger(__name__)
+
+M64 = (1 << 64) - 1
+PAGE = 0x1000
+MAX_TLB_ENTRIES = 4096  # per TLB (there are 9: fetch/load/store × U/S/M)
+K1, K2, K4, K8 = (TLB_KEY[size] for size in (1, 2, 4, 8))
+
+
+class HartMemory:
+    """Mixed into :class:`~popek.riscv.hart.Hart` (one class, its concerns in modules)."""
+
+    # ------------------------------------------------------------------ TLBs
+    def _select_data_tlbs(self) -> None:
+        ms = self.mstatus
+        dp = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT if (self.priv == M and ms & MSTATUS_MPRV) \
+            else self.priv
+        self.data_priv = dp
+        self.rtlb = self.rtlbs[dp]
+        self.wtlb = self.wtlbs[dp]
+
+
+    def _flush_tlbs(self, data_only: bool = False) -> None:
+        self.stats["tlb_flushes"] += 1
+        for p in (U, S):
+            self.rtlbs[p].clear()
+            self.wtlbs[p].clear()
+            if not data_only:
+                self.itlbs[p].clear()
+                self.vcaches[p].clear()
+
+
+    # --------------------------------------------------------- memory: fast
+    # Each fast path is one dict lookup and one memoryview index; anything that
+    # is not an aligned access to a cached RAM page goes to the slow path (the TLB
+    # layout is in mmu.py: a misaligned address misses).
+    def load8(self, va):
+        o = self.rtlb.get(va & K1)
+        if o is not None:
+            return self.m8[va + o]
+        return self.load_slow(va, 1)
+
+    def load16(self, va):
+        o = self.rtlb.get(va & K2)
+        if o is not None:
+            return self.m16[(va + o) >> 1]
+        return self.load_slow(va, 2)
+
+    def load32(self, va):
+        o = self.rtlb.get(va & K4)
+        if o is not None:
+            return self.m32[(va + o) >> 2]
+        return self.load_slow(va, 4)
+
+    def load64(self, va):
+        o = self.rtlb.get(va & K8)
+        if o is not None:
+            return self.m64[(va + o) >> 3]
+        return self.load_slow(va, 8)
+
+    def store8(self, va, v):
+        o = self.wtlb.get(va & K1)
+        if o is not None:
+            self.m8[va + o] = v & 0xFF
+        else:
+            self.store_slow(va, 1, v & 0xFF)
+
+    def store16(self, va, v):
+        o = self.wtlb.get(va & K2)
+        if o is not None:
+            self.m16[(va + o) >> 1] = v & 0xFFFF
+        else:
+            self.store_slow(va, 2, v & 0xFFFF)
+
+    def store32(self, va, v):
+        o = self.wtlb.get(va & K4)
+        if o is not None:
+            self.m32[(va + o) >> 2] = v & 0xFFFFFFFF
+        else:
+            self.store_slow(va, 4, v & 0xFFFFFFFF)
+
+    def store64(self, va, v):
+        o = self.wtlb.get(va & K8)
+        if o is not None:
+            self.m64[(va + o) >> 3] = v
+        else:
+            self.store_slow(va, 8, v)
+
+    # --------------------------------------------------------- memory: slow
+    # Translated code calls these on a TLB miss: ``idx`` says which instruction
+    # of its block is accessing, for a trap's pc (see translate.py).
+    def load_at(self, idx: int, va: int, size: int) -> int:
+        self.tidx = idx
+        return self.load_slow(va, size)
+
+    def store_at(self, idx: int, va: int, size: int, v: int) -> None:
+        self.tidx = idx
+        self.store_slow(va, size, v)
+
+    def translate(self, va: int, access: int) -> int:
+        """Virtual → physical for ``access``, filling the TLB for RAM pages."""
+        priv = self.priv if access == FETCH else self.data_priv
+        if priv == M or not self.satp >> 60:
+            pa = va
+        else:
+            ms = self.mstatus
+            refs = self.walk_stats.pte_reads
+            try:
+                pa = mmu.walk(self.ram, self.satp, va, access, priv, bool(ms & MSTATUS_SUM),
+                              bool(ms & MSTATUS_MXR), self.walk_stats)[0]
+            finally:
+                self.cycle_extra += (self.walk_stats.pte_reads - refs) * self.costs.PAGE_WALK_REF
+        ram = self.ram
+        page = pa & ~0xFFF
+        if ram.base <= page < ram.end:
+            off = page - ram.base
+            if access == FETCH:
+                tlb, key, value = self.itlbs[priv], va >> 12, page
+            else:
+                if access == STORE:
+                    if (off >> 12) in ram.watchers:
+                        return pa
+                    tlb = self.wtlbs[priv]
+                else:
+                    tlb = self.rtlbs[priv]
+                key = va & PAGE_BASE
+                value = off - key                   # RAM offset = va + value (mmu.py)
+            if len(tlb) >= MAX_TLB_ENTRIES:
+                tlb.clear()
+            tlb[key] = value
+        return pa
+
+    def load_slow(self, va: int, size: int) -> int:
+        if va & (size - 1) and (va & 0xFFF) + size > PAGE:
+            # Misaligned across a page boundary: done byte by byte (each byte may fault).
+            return sum(self.load8((va + i) & M64) << (8 * i) for i in range(size))
+        pa = self.translate(va, LOAD)
+        ram = self.ram
+        if ram.base <= pa and pa + size <= ram.end:
+            off = pa - ram.base
+            return int.from_bytes(ram.data[off:off + size], "little")
+        return self._mmio_read(va, pa, size)
+
+    def store_slow(self, va: int, size: int, v: int) -> None:
+        if va & (size - 1) and (va & 0xFFF) + size > PAGE:
+            for i in range(size):
+                self.store8((va + i) & M64, v >> (8 * i))
+            return
+        pa = self.translate(va, STORE)
+        ram = self.ram
+        if ram.base <= pa and pa + size <= ram.end:
+            off = pa - ram.base
+            ram.data[off:off + size] = v.to_bytes(size, "little")
+            ram.note_write(off, size)
+            return
+        self._mmio_write(va, pa, size, v)
+
+    def _mmio_read(self, va, pa, size):
+        m = self.bus.find(pa)
+        if m is None or pa + size > m.end or pa & (size - 1):
+            log.debug("load access fault: va=%#x pa=%#x size=%d pc=%#x", va, pa, size, self.pc)
+            raise Trap(traps.LOAD_ACCESS_FAULT, va)
+        return m.device.read(pa - m.base, size) & ((1 << (8 * size)) - 1)
+
+    def _mmio_write(self, va, pa, size, v):
+        m = self.bus.find(pa)
+        if m is None or pa + size > m.end or pa & (size - 1):
+            log.debug("store access fault: va=%#x pa=%#x size=%d pc=%#x", va, pa, size, self.pc)
+            raise Trap(traps.STORE_ACCESS_FAULT, va)
+        m.device.write(pa - m.base, size, v)
+
+    # ----------------------------------------------------------- atomics
+    def _sext(self, v, size):
+        return (((v & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000) & M64 if size == 4 else v
+
+    def load_reserved(self, va, size):
+        if va & (size - 1):
+            raise Trap(traps.LOAD_MISALIGNED, va)
+        v = self.load32(va) if size == 4 else self.load64(va)
+        self.reservation = self.translate(va, LOAD)
+        return self._sext(v, size)
+
+    def store_conditional(self, va, size, v):
+        if va & (size - 1):
+            raise Trap(traps.STORE_MISALIGNED, va)
+        pa = self.translate(va, STORE)
+        ok = self.reservation == pa
+        self.reservation = None
+        if not ok:
+            return 1
+        self._rmw_write(va, pa, size, v)
+        return 0
+
+    _AMO = {
+        "swap": lambda a, b, bits: b,
+        "add": lambda a, b, bits: a + b,
+        "xor": lambda a, b, bits: a ^ b,
+        "and": lambda a, b, bits: a & b,
+        "or": lambda a, b, bits: a | b,
+        "min": lambda a, b, bits: a if _signed(a, bits) < _signed(b, bits) else b,
+        "max": lambda a, b, bits: a if _signed(a, bits) > _signed(b, bits) else b,
+        "minu": lambda a, b, bits: a if a < b else b,
+        "maxu": lambda a, b, bits: a if a > b else b,
+    }
+
+    def amo(self, va, size, op, src):
+        if va & (size - 1):
+            raise Trap(traps.STORE_MISALIGNED, va)
+        pa = self.translate(va, STORE)       # AMO faults are store/AMO faults
+        ram = self.ram
+        if not (ram.base <= pa and pa + size <= ram.end):
+            raise Trap(traps.STORE_ACCESS_FAULT, va)   # no atomics on devices
+        mask = (1 << (8 * size)) - 1
+        off = pa - ram.base
+        old = int.from_bytes(ram.data[off:off + size], "little")
+        self._rmw_write(va, pa, size, self._AMO[op](old, src & mask, 8 * size) & mask)
+        return self._sext(old, size)
+
+    def _rmw_write(self, va, pa, size, v):
+        ram = self.ram
+        if not (ram.base <= pa and pa + size <= ram.end):
+            raise Trap(traps.STORE_ACCESS_FAULT, va)
+        off = pa - ram.base
+        ram.data[off:off + size] = (v & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        ram.note_write(off, size)
+
+
+
+def _signed(v, bits):
+    return v - (1 << bits) if v >> (bits - 1) else v

@@ -1,0 +1,107 @@
+"""The hart's privileged side: CSR access, M-mode trap entry and ``mret``, and the
+instructions that change privilege or wait (``ecall``, ``sret``, ``wfi``,
+``sfence.vma``, ``fence.i``).
+
+What S-mode does (trap entry, ``sret``, which interrupt is taken) is written once,
+in riscv/privilege.py, and shared with the VMM's virtual CPU; the CSR access check
+and the CSRs themselves are riscv/csrs.py.  Traps are raised as :class:`Trap`
+anywhere and taken here, in :meth:`take_trap`, the one place that knows delegation.
+"""
+
+from __future__ import annotations
+
+from popek.riscv import csrs, privilege, traps
+from popek.riscv.csrs import (M, MSTATUS_MIE, MSTATUS_MPIE, MSTATUS_MPP, MSTATUS_MPP_SHIFT,
+                              MSTATUS_MPRV, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, S, U)
+from popek.riscv.traps import Trap
+
+M64 = (1 << 64) - 1
+
+
+class HartPrivileged:
+    """Mixed into :class:`~popek.riscv.hart.Hart`."""
+
+    # The CSR instructions' one entry (isa.py's Zicsr snippets call it).
+    csr_access = csrs.access
+
+    # ------------------------------------------------------- privileged ops
+    def ecall(self):
+        raise Trap(traps.ECALL_FROM_U + self.priv, 0)
+
+    def mret(self):
+        if self.priv != M:
+            raise Trap(traps.ILLEGAL_INSN, None)
+        ms = self.mstatus
+        mpp = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
+        ms = (ms & ~(MSTATUS_MIE | MSTATUS_MPP)) | MSTATUS_MPIE      # MPP ← U
+        if self.mstatus & MSTATUS_MPIE:
+            ms |= MSTATUS_MIE
+        if mpp != M:
+            ms &= ~MSTATUS_MPRV
+        self.mstatus = ms
+        self.reservation = None
+        self.cycle_extra += self.costs.TRAP_RETURN
+        self.set_priv(mpp)
+        self.pc = self.mepc
+
+    def sret(self):
+        if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TSR):
+            raise Trap(traps.ILLEGAL_INSN, None)
+        self.reservation = None
+        self.cycle_extra += self.costs.TRAP_RETURN
+        self.pc = privilege.supervisor_return(self)
+
+    def wfi(self):
+        if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TW):
+            raise Trap(traps.ILLEGAL_INSN, None)
+        if not self.mip & self.mie:
+            self.waiting = True
+            self.limit = 0
+
+    def sfence_vma(self, va, rs1, asid, rs2):
+        if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TVM):
+            raise Trap(traps.ILLEGAL_INSN, None)
+        self.cycle_extra += self.costs.TLB_FLUSH
+        self._flush_tlbs()
+
+    def fence_i(self):
+        # Nothing to do: every write to a page holding decoded code (stores, DMA,
+        # A/D updates) already dropped exactly the blocks it touched, so the
+        # "instruction cache" is always coherent, which fence.i permits.
+        self.stats["fence_i"] += 1
+
+    # ------------------------------------------------------------- traps
+    def take_trap(self, cause: int, tval: int, epc: int, interrupt: bool = False) -> None:
+        """Enter the trap handler for ``cause``: the one place that knows delegation."""
+        self.stats["interrupts" if interrupt else "traps"] += 1
+        self.reservation = None
+        self.waiting = False
+        priv = self.priv
+        deleg = self.mideleg if interrupt else self.medeleg
+        to_s = priv != M and (deleg >> cause) & 1
+        if self.m_trap_hook is not None and not to_s:
+            self.m_trap_hook(cause, tval & M64, epc, interrupt)     # charges its own costs
+            return
+        self.cycle_extra += self.costs.TRAP_ENTRY
+        if to_s:
+            self.pc = privilege.supervisor_trap(self, cause, tval, epc, interrupt)
+        else:
+            self.mcause = ((1 << 63) | cause) if interrupt else cause
+            self.mepc, self.mtval = epc, tval & M64
+            ms = self.mstatus & ~(MSTATUS_MPIE | MSTATUS_MIE | MSTATUS_MPP)
+            if self.mstatus & MSTATUS_MIE:
+                ms |= MSTATUS_MPIE
+            ms |= priv << MSTATUS_MPP_SHIFT
+            self.mstatus = ms
+            self.set_priv(M)
+            self.pc = privilege.vector(self.mtvec, cause, interrupt)
+        if self.trace:
+            self.trace(epc, f"trap {'irq' if interrupt else 'exc'} cause={cause} tval={tval:#x}")
+
+    def check_interrupts(self) -> bool:
+        """Take the highest-priority enabled pending interrupt, if any."""
+        irq = privilege.pending_interrupt(self)
+        if irq is None:
+            return False
+        self.take_trap(irq, 0, self.pc, True)
+        return True

@@ -1,0 +1,215 @@
+"""Trap-and-emulate: the guest runs deprivileged, every sensitive thing it does
+traps, and the VMM emulates it against the virtual CPU (``--vmm trap-emulate``).
+
+The hart runs each guest in its real U-mode, whatever privilege the guest
+believes it has (``vcpu.priv``); with ``medeleg``/``mideleg``/``mcounteren`` all 0,
+every privileged instruction, CSR access, counter read, ecall and page fault
+traps to M-mode, where the VMM stands (``Hart.m_trap_hook``).  Each such trap
+becomes a typed exit (:func:`exit_from_trap`), handled here:
+
+    exit          what the VMM does
+    CsrAccess     the access on the virtual CPU's CSR file (riscv/csrs.py, the same
+                  objects the hart uses), with the same checks
+    Sret          riscv/privilege.py's sret on the virtual CPU
+    Wfi           deschedule the vCPU until an interrupt is pending for it
+    TlbFence      the memory strategy drops what the guest's fence covers
+    Ecall         from the guest kernel: an SBI call (vmm/sbi.py); from its user
+                  code: reflected (a system call for the guest kernel)
+    PageFault     the memory strategy fills it, reflects it, or names a device,
+                  whose access is emulated by decoding the instruction (MmioRead /
+                  MmioWrite, handled by the I/O strategy)
+    IllegalInsn,  reflected into the guest: its own trap entry (privilege.py),
+    GuestException   as if its hardware had trapped
+    HostInterrupt nothing: the host has no interrupt sources of its own
+
+After each exit, an interrupt the guest can now take is injected.
+"""
+
+from __future__ import annotations
+
+from popek.riscv import csrs, isa, traps
+from popek.riscv.mmu import FETCH, LOAD, STORE
+from popek.riscv.privilege import pending_interrupt, supervisor_return, supervisor_trap
+from popek.riscv.traps import Trap
+from popek.vmm import sbi
+from popek.vmm.exits import (CsrAccess, Ecall, Exit, GuestException, HostInterrupt,
+                             IllegalInsn, MmioRead, MmioWrite, PageFault, Sret, TlbFence, Wfi)
+from popek.vmm.memory import Device, Filled
+from popek.vmm.vcpu import S, U
+
+M64 = (1 << 64) - 1
+ACCESS = {traps.INSN_PAGE_FAULT: FETCH, traps.LOAD_PAGE_FAULT: LOAD,
+          traps.STORE_PAGE_FAULT: STORE}
+ACCESS_FAULT = {FETCH: traps.INSN_ACCESS_FAULT, LOAD: traps.LOAD_ACCESS_FAULT,
+                STORE: traps.STORE_ACCESS_FAULT}
+SYSTEM_EXITS = {"sret": Sret, "wfi": Wfi, "sfence.vma": TlbFence}
+COUNTERS = {0xC00: "cycle", 0xC01: "time", 0xC02: "instret"}
+IRQ_NAMES = {traps.IRQ_S_EXT: "external", traps.IRQ_S_SOFT: "software",
+             traps.IRQ_S_TIMER: "timer"}
+
+
+def exit_from_trap(cause: int, tval: int, epc: int, interrupt: bool,
+                   decode=isa.decode) -> Exit:
+    """The exit a trap that reached M-mode is: illegal instructions are decoded into
+    the privileged operation the guest attempted."""
+    if interrupt:
+        return HostInterrupt(epc, cause)
+    if cause == traps.ILLEGAL_INSN:
+        d = decode(tval)
+        if d.insn.kind == isa.CSR:
+            return CsrAccess(epc, d)
+        kind = SYSTEM_EXITS.get(d.insn.name)
+        return kind(epc, d) if kind is not None else IllegalInsn(epc, tval)
+    if cause == traps.ECALL_FROM_U:
+        return Ecall(epc)
+    access = ACCESS.get(cause)
+    if access is not None:
+        return PageFault(epc, access, tval)
+    return GuestException(epc, cause, tval)
+
+
+class TrapAndEmulate:
+    """The CPU strategy of one VM."""
+    name = "trap-emulate"
+
+    def __init__(self, vm):
+        self.vm = vm
+        self.vmm = vm.vmm
+        self.hart = vm.vmm.hart
+
+    def exit_from_trap(self, cause: int, tval: int, epc: int, interrupt: bool) -> Exit:
+        return exit_from_trap(cause, tval, epc, interrupt, self.hart.isa.decode)
+
+    def handlers(self) -> dict:
+        return {CsrAccess: self.csr, Sret: self.sret, Wfi: self.wfi, TlbFence: self.tlb_fence,
+                IllegalInsn: self.illegal, Ecall: self.ecall, PageFault: self.page_fault,
+                GuestException: self.exception, HostInterrupt: self.host_interrupt}
+
+    def resume(self, e: Exit) -> None:
+        """After an exit: x0 is zero again, and an interrupt the guest can take now is taken."""
+        if type(e) is HostInterrupt:
+            return
+        self.hart.x[0] = 0
+        if self.vm.exit_code is None:
+            self.deliver_interrupts()
+
+    # -- the virtual CPU's own traps --------------------------------------------------
+    def reflect(self, cause: int, tval: int, epc: int, reason: str) -> None:
+        """Deliver an exception to the guest, as its hardware would have."""
+        self.hart.pc = supervisor_trap(self.vm.vcpu, cause, tval, epc, False)
+        self.vm.ledger.record(reason, traps.EXCEPTION_NAMES.get(cause, str(cause)))
+
+    def deliver_interrupts(self) -> None:
+        v = self.vm.vcpu
+        irq = pending_interrupt(v)
+        if irq is not None:
+            self.hart.pc = supervisor_trap(v, irq, 0, self.hart.pc, True)
+            self.vm.ledger.record("interrupt", IRQ_NAMES[irq])
+
+    # -- exits --------------------------------------------------------------------------
+    def csr(self, vm, e: CsrAccess) -> None:
+        """csrrw/csrrs/csrrc(i) on the virtual CPU's CSR file, with the hart's checks."""
+        h, d = self.hart, e.insn
+        name = d.insn.name
+        imm = name.endswith("i")
+        src = d.imm if imm else h.x[d.rs1]
+        op = "wsc".index(name[4])                 # csrr[w|s|c](i): csrs.access's op
+        writes = op == 0 or (d.imm if imm else d.rs1) != 0
+        try:
+            old = csrs.access(vm.vcpu, d.csr, op, src, True, writes)
+        except Trap:
+            self.reflect(traps.ILLEGAL_INSN, d.word, e.pc, "exception_reflected")
+            return
+        vm.ledger.record("counter" if d.csr in COUNTERS else "csr",
+                         COUNTERS.get(d.csr, f"{d.csr:#x}"))
+        if d.rd:
+            h.x[d.rd] = old
+        h.pc = e.pc + d.length
+
+    def sret(self, vm, e: Sret) -> None:
+        if vm.vcpu.priv == U:
+            return self.illegal(vm, e)
+        self.hart.pc = supervisor_return(vm.vcpu)
+        vm.ledger.record("sret")
+
+    def wfi(self, vm, e: Wfi) -> None:
+        if vm.vcpu.priv == U:
+            return self.illegal(vm, e)
+        self.hart.pc = e.pc + e.insn.length
+        vm.ledger.record("wfi")
+        if not vm.vcpu.pending_enabled():
+            vm.vcpu.waiting = True
+            self.hart.limit = 0
+
+    def tlb_fence(self, vm, e: TlbFence) -> None:
+        if vm.vcpu.priv == U:
+            return self.illegal(vm, e)
+        self.hart.pc = e.pc + e.insn.length
+        vm.ledger.record("sfence_vma")
+        vm.memory.fence()
+
+    def illegal(self, vm, e) -> None:
+        bits = e.bits if type(e) is IllegalInsn else e.insn.word
+        self.reflect(traps.ILLEGAL_INSN, bits, e.pc, "exception_reflected")
+
+    def ecall(self, vm, e: Ecall) -> None:
+        if vm.vcpu.priv == S:
+            ext = sbi.handle(self.vmm, vm, self.hart.x)
+            vm.ledger.record("sbi", ext)
+            self.hart.pc = e.pc + 4
+        else:
+            self.reflect(traps.ECALL_FROM_U, 0, e.pc, "ecall_user")
+
+    def exception(self, vm, e: GuestException) -> None:
+        self.reflect(e.cause, e.tval, e.pc, "exception_reflected")
+
+    def host_interrupt(self, vm, e: HostInterrupt) -> None:
+        self.hart.pc = e.pc
+
+    def page_fault(self, vm, e: PageFault) -> None:
+        out = vm.memory.fault(e.access, e.va)
+        if type(out) is Filled:
+            vm.ledger.record(out.reason)
+            self.hart.pc = e.pc                     # retry the access
+        elif type(out) is Device:
+            self.device_access(vm, e, out.gpa)
+        else:
+            self.reflect(out.cause, e.va, e.pc, out.reason)
+
+    def device_access(self, vm, e: PageFault, gpa: int) -> None:
+        """A load or store to a device: decode the instruction, make it an MMIO exit
+        for the I/O strategy, and finish the instruction with what it returns."""
+        h = self.hart
+        word = vm.memory.guest_fetch(e.pc) if e.access != FETCH else None
+        d = h.isa.decode(word) if word is not None else None
+        if d is None or d.insn.mem is None:
+            self.reflect(ACCESS_FAULT[e.access], e.va, e.pc, "exception_reflected")
+            return
+        size = d.insn.mem[1]
+        if d.insn.kind == isa.LOAD:
+            value = vm.handlers[MmioRead](vm, MmioRead(e.pc, gpa, size))
+            done = value is not None
+            if done and d.rd:
+                h.x[d.rd] = _load_result(d.insn, value)
+        else:
+            done = vm.handlers[MmioWrite](vm, MmioWrite(e.pc, gpa, size,
+                                                        h.x[d.rs2] & ((1 << (8 * size)) - 1)))
+        if not done:
+            self.reflect(ACCESS_FAULT[e.access], e.va, e.pc, "exception_reflected")
+            return
+        h.pc = e.pc + d.length
+
+    def stats(self) -> dict:
+        return {}
+
+
+_LOAD_RESULT = {}
+
+
+def _load_result(insn, raw: int) -> int:
+    """The value a load instruction writes to rd, from the raw bytes (its snippet)."""
+    fn = _LOAD_RESULT.get(insn.name)
+    if fn is None:
+        expr = insn.body.split("=", 1)[1].strip()          # "x[rd] = <expr of v>"
+        fn = _LOAD_RESULT[insn.name] = eval(f"lambda v: {expr}", dict(isa.SEMANTICS_GLOBALS))
+    return fn(raw)

@@ -1,0 +1,94 @@
+"""The exit ledger: per VM, how many exits of each reason, and what they cost.
+
+Each exit a handler finishes is recorded under a *reason* (``csr``, ``sret``,
+``page_fault_shadow``, ``mmio_read``, ...), with an optional detail (which CSR,
+which device); reasons are charged the named costs of the VM's cost model
+(costmodel.py) and the guest's cycle counter counts them.
+"""
+
+from __future__ import annotations
+
+from popek.costmodel import CostModel
+
+
+# Reasons, with the names of the costs (costmodel) each is charged, plus trap entry
+# and return.  Looked up at charge time, so a loaded cost profile applies.
+REASON_COSTS = {
+    "csr": ("EMULATE_CSR",),
+    "sret": ("EMULATE_XRET",),
+    "wfi": ("WFI_IDLE",),
+    "sfence_vma": ("TLB_FLUSH", "EMULATE_CSR"),
+    "sbi": ("EMULATE_SBI",),
+    "mmio_read": ("EMULATE_MMIO",),
+    "mmio_write": ("EMULATE_MMIO",),
+    "page_fault_shadow": ("SHADOW_FILL",),
+    "page_fault_guest": ("REFLECT_TRAP",),
+    "exception_reflected": ("REFLECT_TRAP",),
+    "ecall_user": ("REFLECT_TRAP",),
+    "interrupt": ("REFLECT_TRAP",),
+    "counter": ("EMULATE_CSR",),
+}
+
+
+def exit_cost(costs: CostModel, reason: str) -> int:
+    """Modelled cycles of one exit for ``reason``: entry, emulation, return."""
+    return costs.TRAP_ENTRY + sum(costs[n] for n in REASON_COSTS.get(reason, ("EMULATE_CSR",))) \
+        + costs.TRAP_RETURN
+
+
+class Ledger:
+    """Per VM: counts and cost per exit reason (and detail).
+
+    The simulated backend charges modelled cycles (its machine's :class:`CostModel`);
+    the KVM backend (``measured=True``) records the host time each exit really took
+    to handle."""
+
+    def __init__(self, charge=None, measured: bool = False, costs: CostModel | None = None):
+        self.charge = charge              # callable(cycles): the CPU's cycle counter counts them
+        self.measured = measured
+        costs = costs or CostModel()
+        # Priced once: record() runs on every exit.
+        self._costs = {reason: exit_cost(costs, reason) for reason in REASON_COSTS}
+        self._other_cost = exit_cost(costs, "")
+        self.counts: dict[str, int] = {}
+        self.cycles: dict[str, float] = {}    # modelled cycles, or measured seconds
+        self.details: dict[tuple[str, str], int] = {}
+
+    def record(self, reason: str, detail: str = "", seconds: float = 0.0) -> None:
+        if self.measured:
+            cost = seconds
+        else:
+            cost = self._costs.get(reason, self._other_cost)
+            if self.charge is not None:
+                self.charge(cost)
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        self.cycles[reason] = self.cycles.get(reason, 0) + cost
+        if detail:
+            self.note(reason, detail)
+
+    def note(self, reason: str, detail: str, n: int = 1) -> None:
+        """Count ``n`` under (reason, detail) without charging an exit (e.g. batched PTEs)."""
+        key = (reason, detail)
+        self.details[key] = self.details.get(key, 0) + n
+
+    def total(self) -> tuple[int, float]:
+        return sum(self.counts.values()), sum(self.cycles.values())
+
+    def report(self, title: str) -> str:
+        n, cost = self.total()
+        if self.measured:
+            lines = [f"{title}: {n:,} exits, {cost:.3f} s handling them in popek",
+                     f"  {'reason':22s} {'count':>10s} {'host µs/exit':>14s}"]
+            for reason in sorted(self.counts, key=lambda r: -self.cycles[r]):
+                per = self.cycles[reason] / self.counts[reason] * 1e6
+                lines.append(f"  {reason:22s} {self.counts[reason]:10,d} {per:14.2f}")
+        else:
+            lines = [f"{title}: {n:,} exits, {cost:,} modelled cycles",
+                     f"  {'reason':22s} {'count':>10s} {'cycles':>14s}"]
+            for reason in sorted(self.counts, key=lambda r: -self.cycles[r]):
+                lines.append(f"  {reason:22s} {self.counts[reason]:10,d} "
+                             f"{self.cycles[reason]:14,d}")
+        top = sorted(self.details.items(), key=lambda kv: -kv[1])[:8]
+        if top:
+            lines.append("  most frequent: " + ", ".join(f"{r}:{d} {c:,}" for (r, d), c in top))
+        return "\n".join(lines)
