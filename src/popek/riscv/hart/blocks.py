@@ -219,6 +219,14 @@ class HartBlocks:
                 del self.blocks_by_page[page]
                 ram.unwatch(page, self._code_written)
 
+    def set_rewrite(self, name: str | None) -> None:
+        """Rewrite every instruction as it is decoded with the function ``name``
+        (``"module:function"``, translate.py's rewrite hook), or stop (None); the code
+        decoded so far is dropped, and the flavour names the rewrite."""
+        self.rewrite = translate.rewrite_function(name) if name else None
+        self.flavour = translate.flavour(self.isa, name)
+        self.invalidate_all_code()
+
     def invalidate_all_code(self) -> None:
         for page in self.blocks_by_page:
             self.ram.unwatch(page, self._code_written)
