@@ -85,6 +85,22 @@ class HostClock:
         return time.monotonic_ns() - self.start
 
 
+def slice_limit(clock, instret: int, length: int, deadline: int | None = None,
+                budget: int | None = None) -> int:
+    """The ``instret`` at which a run slice ends: after ``length`` instructions, at the
+    instruction where ``clock`` reaches the timer ``deadline`` (in mtime ticks: so a
+    timer interrupt arrives at the same instruction every run), or at ``budget``;
+    never before one more instruction.  The bare board and the VMM both slice so."""
+    limit = instret + length
+    if deadline is not None:
+        at = clock.instret_at(deadline)
+        if at is not None:
+            limit = min(limit, max(at, instret + 1))
+    if budget is not None:
+        limit = min(limit, max(budget, instret + 1))
+    return limit
+
+
 class MachineTime:
     """Time as a machine's devices see it, for a machine with ``clock``, ``hart``
     and ``rtc_base_ns`` (the board, and the VMM's host)."""

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from popek import gcpolicy
-from popek.clock import HostClock, InstructionClock, MachineTime
+from popek.clock import HostClock, InstructionClock, MachineTime, slice_limit
 from popek.console import StdioConsole
 from popek.costmodel import CostModel
 from popek.devices.bus import Bus
@@ -250,17 +250,10 @@ class VirtBoard(VirtLayout, MachineTime):
                     else:
                         clock.idle_until(hart.instret, self.clint.next_deadline(), self._wait_input)
                         continue
-                limit = hart.instret + SLICE
-                deadline = self.clint.next_deadline()
-                if deadline is not None:
-                    at = clock.instret_at(deadline)
-                    if at is not None:
-                        limit = min(limit, max(at, hart.instret + 1))
-                if budget is not None:
-                    if hart.instret >= budget:
-                        return None
-                    limit = min(limit, budget)
-                hart.limit = limit
+                if budget is not None and hart.instret >= budget:
+                    return None
+                hart.limit = slice_limit(clock, hart.instret, SLICE, self.clint.next_deadline(),
+                                         budget)
                 if hart.profile is None:
                     hart.run()          # (traced too: a traced hart's ops write the trace)
                 else:

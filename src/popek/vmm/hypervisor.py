@@ -21,7 +21,7 @@ import logging
 import time
 
 from popek import gcpolicy
-from popek.clock import HostClock, InstructionClock, MachineTime
+from popek.clock import HostClock, InstructionClock, MachineTime, slice_limit
 from popek.costmodel import CostModel
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
@@ -160,14 +160,11 @@ class Hypervisor(MachineTime):
                 rr += 1
                 self.switch_to(vm)
                 vm.cpu.deliver_interrupts()
-                limit = h.instret + SLICE
-                if vm.vcpu.timer != M64 and vm.vcpu.timer > now:
-                    at = clock.instret_at(vm.vcpu.timer)
-                    if at is not None:
-                        limit = min(limit, max(at, h.instret + 1))
-                if self.max_instructions is not None:
-                    limit = min(limit, max(self.max_instructions - self.exits, h.instret + 1))
-                h.limit = limit
+                timer = vm.vcpu.timer
+                budget = self.max_instructions
+                h.limit = slice_limit(clock, h.instret, SLICE,
+                                      timer if timer != M64 and timer > now else None,
+                                      None if budget is None else budget - self.exits)
                 self.slice_exits = 0
                 h.run()
             return self._exit_code()

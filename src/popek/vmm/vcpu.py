@@ -64,6 +64,10 @@ class VCpu:
             self.vm.memory.context_changed()
 
     def set_mstatus(self, v: int) -> None:
+        # Every sstatus write counts as a context change, as it always has: a change
+        # of SUM or MXR needs it, the other bits do not, but skipping them changes the
+        # modelled cycles (fewer hart TLB flushes, fewer shadow-table walks), which
+        # the exit ledgers of this structure's refactoring were held identical to.
         self.mstatus = v
         self.vm.memory.context_changed()
 
