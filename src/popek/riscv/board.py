@@ -221,10 +221,7 @@ class VirtBoard(VirtLayout, MachineTime):
 
     def _service(self) -> None:
         """Between slices: host input into the UART, timers, the RTC alarm."""
-        if self.uart.wants_input():
-            data = self.console.poll()
-            if data:
-                self.uart.push_input(data)
+        self.platform.poll_input(self.console)
         self.clint.update()
         self.rtc.poll()
 

@@ -63,6 +63,13 @@ class Platform:
         for i, dev in enumerate(self.virtio):
             bus.add(L.VIRTIO_BASE + 0x1000 * i, VirtioMmio.SIZE, dev, f"virtio{i}")
 
+    def poll_input(self, console) -> None:
+        """Host input typed at ``console`` into the UART, when it wants some."""
+        if self.uart.wants_input():
+            data = console.poll()
+            if data:
+                self.uart.push_input(data)
+
     def _irq(self, src: int):
         return lambda level: self.plic.set_level(src, level)
 

@@ -1,54 +1,89 @@
-"""Supervisor-mode trap entry, ``sret`` and interrupt selection, written once.
+"""Trap entry, trap return (``mret``/``sret``) and interrupt selection, written once.
 
-These work on any *CPU*: the simulated hart, or the VMM's virtual CPU
-(vmm/vcpu.py), which is a supervisor-only instance of the same state (as Spike's
-and QEMU's VS-mode state is a second instance of the S-mode CSRs).  What they
-need of a CPU: ``priv``, ``mstatus`` (its S-mode bits), ``mip``, ``mie``,
-``mideleg``, ``scause sepc stval stvec`` and ``set_priv``.  The hart alone has M
-mode, whose trap entry and ``mret`` stay in riscv/hart/privileged.py.
+A trap into a privilege level and the return from it are the same algorithm at
+every level (privileged spec 3.1.6, 3.3.2, 4.1.1): the level's cause, epc and
+tval registers, and its stack of enable bits in the status word (xPIE ← xIE,
+xIE ← 0, xPP ← the old privilege; back: the reverse).  A :class:`Level` names
+those registers and bits; M and S are two instances (the H extension's VS level
+will be a third), as Spike's and QEMU's VS state is a second instance of S's.
+
+They work on any *CPU*: the simulated hart, or the VMM's virtual CPU
+(vmm/vcpu.py), which is a supervisor-only instance of the same state.  What they
+need of a CPU: ``priv``, ``mstatus``, ``mip``, ``mie``, ``mideleg``, the level's
+registers, and ``set_priv``.
 """
 
 from __future__ import annotations
 
-from popek.riscv.csrs import (M, MSTATUS_MIE, MSTATUS_MPRV, MSTATUS_SIE, MSTATUS_SPIE,
-                              MSTATUS_SPP, S, U)
+from dataclasses import dataclass
+
+from popek.riscv.csrs import (M, MSTATUS_MIE, MSTATUS_MPIE, MSTATUS_MPP_SHIFT, MSTATUS_MPRV,
+                              MSTATUS_SIE, MSTATUS_SPIE, S, U)
 from popek.riscv.traps import IRQ_PRIORITY
 
 M64 = (1 << 64) - 1
 
 
-def supervisor_trap(cpu, cause: int, tval: int, epc: int, interrupt: bool) -> int:
-    """Enter S-mode for a trap (privileged spec 4.1.1, 4.1.2): scause, sepc, stval,
-    the sstatus stack (SPIE ← SIE, SIE ← 0, SPP ← the old privilege); the new pc."""
-    cpu.scause = ((1 << 63) | cause) if interrupt else cause
-    cpu.sepc, cpu.stval = epc, tval & M64
-    ms = cpu.mstatus & ~(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP)
-    if cpu.mstatus & MSTATUS_SIE:
-        ms |= MSTATUS_SPIE
-    if cpu.priv == S:
-        ms |= MSTATUS_SPP
+@dataclass(frozen=True)
+class Level:
+    """A privilege level's trap registers and its bits in the status word."""
+    priv: int
+    cause: str               # the CPU's attribute names of its cause/epc/tval/tvec
+    epc: str
+    tval: str
+    tvec: str
+    ie: int                  # xIE, xPIE, and where xPP sits and how wide it is
+    pie: int
+    pp_shift: int
+    pp_mask: int
+
+
+MACHINE = Level(M, "mcause", "mepc", "mtval", "mtvec", MSTATUS_MIE, MSTATUS_MPIE,
+                MSTATUS_MPP_SHIFT, 3)
+SUPERVISOR = Level(S, "scause", "sepc", "stval", "stvec", MSTATUS_SIE, MSTATUS_SPIE, 8, 1)
+
+
+def trap_entry(cpu, level: Level, cause: int, tval: int, epc: int, interrupt: bool) -> int:
+    """Take a trap into ``level``: its cause, epc and tval; the status stack (xPIE ←
+    xIE, xIE ← 0, xPP ← the old privilege); the privilege.  Returns the new pc."""
+    setattr(cpu, level.cause, ((1 << 63) | cause) if interrupt else cause)
+    setattr(cpu, level.epc, epc)
+    setattr(cpu, level.tval, tval & M64)
+    ms = cpu.mstatus & ~(level.pie | level.ie | (level.pp_mask << level.pp_shift))
+    if cpu.mstatus & level.ie:
+        ms |= level.pie
+    cpu.mstatus = ms | (cpu.priv << level.pp_shift)
+    cpu.set_priv(level.priv)
+    return vector(getattr(cpu, level.tvec), cause, interrupt)
+
+
+def trap_return(cpu, level: Level) -> int:
+    """``mret``/``sret``: privilege ← xPP, xIE ← xPIE, xPIE ← 1, xPP ← U, and MPRV ← 0
+    when leaving for below M.  Returns the new pc (xepc)."""
+    ms = cpu.mstatus
+    pp = (ms >> level.pp_shift) & level.pp_mask
+    ms = (ms & ~(level.ie | (level.pp_mask << level.pp_shift))) | level.pie
+    if cpu.mstatus & level.pie:
+        ms |= level.ie
+    if pp != M:
+        ms &= ~MSTATUS_MPRV
     cpu.mstatus = ms
-    cpu.set_priv(S)
-    return vector(cpu.stvec, cause, interrupt)
+    cpu.set_priv(pp)
+    return getattr(cpu, level.epc)
+
+
+def supervisor_trap(cpu, cause: int, tval: int, epc: int, interrupt: bool) -> int:
+    return trap_entry(cpu, SUPERVISOR, cause, tval, epc, interrupt)
+
+
+def supervisor_return(cpu) -> int:
+    return trap_return(cpu, SUPERVISOR)
 
 
 def vector(tvec: int, cause: int, interrupt: bool) -> int:
     """Where a trap goes: ``tvec``'s base, plus 4 × cause for an interrupt in vectored mode."""
     base = tvec & ~3
     return base + 4 * cause if (interrupt and tvec & 1) else base
-
-
-def supervisor_return(cpu) -> int:
-    """``sret`` (privileged spec 3.3.2): privilege ← SPP, SIE ← SPIE, SPIE ← 1,
-    SPP ← U, MPRV ← 0 when leaving for below M; returns sepc, the new pc."""
-    ms = cpu.mstatus
-    spp = S if ms & MSTATUS_SPP else U
-    ms = (ms & ~(MSTATUS_SIE | MSTATUS_SPP | MSTATUS_MPRV)) | MSTATUS_SPIE
-    if cpu.mstatus & MSTATUS_SPIE:
-        ms |= MSTATUS_SIE
-    cpu.mstatus = ms
-    cpu.set_priv(spp)
-    return cpu.sepc
 
 
 def pending_interrupt(cpu) -> int | None:
@@ -70,3 +105,7 @@ def pending_interrupt(cpu) -> int | None:
         if pending >> irq & 1:
             return irq
     return None
+
+
+__all__ = ["Level", "MACHINE", "SUPERVISOR", "trap_entry", "trap_return", "supervisor_trap",
+           "supervisor_return", "vector", "pending_interrupt", "U", "S", "M"]

@@ -180,11 +180,8 @@ class Hypervisor(MachineTime):
 
     def _service(self) -> None:
         """Host input goes to the first VM's UART; RTC alarms; nothing else is timed."""
-        vm = self.vms[0]
-        if vm.exit_code is None and vm.uart.wants_input():
-            data = self.console.poll()
-            if data:
-                vm.uart.push_input(data)
+        if self.vms[0].exit_code is None:
+            self.vms[0].platform.poll_input(self.console)
         for vm in self.vms:
             vm.platform.rtc.poll()
 

@@ -2,17 +2,16 @@
 instructions that change privilege or wait (``ecall``, ``sret``, ``wfi``,
 ``sfence.vma``, ``fence.i``).
 
-What S-mode does (trap entry, ``sret``, which interrupt is taken) is written once,
-in riscv/privilege.py, and shared with the VMM's virtual CPU; the CSR access check
-and the CSRs themselves are riscv/csrs.py.  Traps are raised as :class:`Trap`
+Trap entry and return (M and S levels alike), and which interrupt is taken, are
+written once, in riscv/privilege.py, and shared with the VMM's virtual CPU; the CSR
+access check and the CSRs themselves are riscv/csrs.py.  Traps are raised as :class:`Trap`
 anywhere and taken here, in :meth:`take_trap`, the one place that knows delegation.
 """
 
 from __future__ import annotations
 
 from popek.riscv import csrs, privilege, traps
-from popek.riscv.csrs import (M, MSTATUS_MIE, MSTATUS_MPIE, MSTATUS_MPP, MSTATUS_MPP_SHIFT,
-                              MSTATUS_MPRV, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, S, U)
+from popek.riscv.csrs import M, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, S, U
 from popek.riscv.traps import Trap
 
 M64 = (1 << 64) - 1
@@ -31,25 +30,16 @@ class HartPrivileged:
     def mret(self):
         if self.priv != M:
             raise Trap(traps.ILLEGAL_INSN, None)
-        ms = self.mstatus
-        mpp = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
-        ms = (ms & ~(MSTATUS_MIE | MSTATUS_MPP)) | MSTATUS_MPIE      # MPP ← U
-        if self.mstatus & MSTATUS_MPIE:
-            ms |= MSTATUS_MIE
-        if mpp != M:
-            ms &= ~MSTATUS_MPRV
-        self.mstatus = ms
         self.reservation = None
         self.cycle_extra += self.costs.TRAP_RETURN
-        self.set_priv(mpp)
-        self.pc = self.mepc
+        self.pc = privilege.trap_return(self, privilege.MACHINE)
 
     def sret(self):
         if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TSR):
             raise Trap(traps.ILLEGAL_INSN, None)
         self.reservation = None
         self.cycle_extra += self.costs.TRAP_RETURN
-        self.pc = privilege.supervisor_return(self)
+        self.pc = privilege.trap_return(self, privilege.SUPERVISOR)
 
     def wfi(self):
         if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TW):
@@ -83,18 +73,8 @@ class HartPrivileged:
             self.m_trap_hook(cause, tval & M64, epc, interrupt)     # charges its own costs
             return
         self.cycle_extra += self.costs.TRAP_ENTRY
-        if to_s:
-            self.pc = privilege.supervisor_trap(self, cause, tval, epc, interrupt)
-        else:
-            self.mcause = ((1 << 63) | cause) if interrupt else cause
-            self.mepc, self.mtval = epc, tval & M64
-            ms = self.mstatus & ~(MSTATUS_MPIE | MSTATUS_MIE | MSTATUS_MPP)
-            if self.mstatus & MSTATUS_MIE:
-                ms |= MSTATUS_MPIE
-            ms |= priv << MSTATUS_MPP_SHIFT
-            self.mstatus = ms
-            self.set_priv(M)
-            self.pc = privilege.vector(self.mtvec, cause, interrupt)
+        level = privilege.SUPERVISOR if to_s else privilege.MACHINE
+        self.pc = privilege.trap_entry(self, level, cause, tval, epc, interrupt)
         if self.trace:
             self.trace(epc, f"trap {'irq' if interrupt else 'exc'} cause={cause} tval={tval:#x}")
 

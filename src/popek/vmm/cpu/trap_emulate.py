@@ -81,9 +81,21 @@ class TrapAndEmulate:
         return exit_from_trap(cause, tval, epc, interrupt, self.hart.isa.decode)
 
     def handlers(self) -> dict:
-        return {CsrAccess: self.csr, Sret: self.sret, Wfi: self.wfi, TlbFence: self.tlb_fence,
-                IllegalInsn: self.illegal, Ecall: self.ecall, PageFault: self.page_fault,
-                GuestException: self.exception, HostInterrupt: self.host_interrupt}
+        s_only = self._supervisor_only
+        return {CsrAccess: self.csr, Sret: s_only(self.sret), Wfi: s_only(self.wfi),
+                TlbFence: s_only(self.tlb_fence), IllegalInsn: self.illegal, Ecall: self.ecall,
+                PageFault: self.page_fault, GuestException: self.exception,
+                HostInterrupt: self.host_interrupt}
+
+    def _supervisor_only(self, handler):
+        """sret, wfi and sfence.vma are S-mode instructions: from the guest's user code
+        they are illegal, as on its hardware."""
+        def handle(vm, e):
+            if vm.vcpu.priv == U:
+                self.illegal(vm, e)
+            else:
+                handler(vm, e)
+        return handle
 
     def resume(self, e: Exit) -> None:
         """After an exit: x0 is zero again, and an interrupt the guest can take now is taken."""
@@ -127,14 +139,10 @@ class TrapAndEmulate:
         h.pc = e.pc + d.length
 
     def sret(self, vm, e: Sret) -> None:
-        if vm.vcpu.priv == U:
-            return self.illegal(vm, e)
         self.hart.pc = supervisor_return(vm.vcpu)
         vm.ledger.record("sret")
 
     def wfi(self, vm, e: Wfi) -> None:
-        if vm.vcpu.priv == U:
-            return self.illegal(vm, e)
         self.hart.pc = e.pc + e.insn.length
         vm.ledger.record("wfi")
         if not vm.vcpu.pending_enabled():
@@ -142,8 +150,6 @@ class TrapAndEmulate:
             self.hart.limit = 0
 
     def tlb_fence(self, vm, e: TlbFence) -> None:
-        if vm.vcpu.priv == U:
-            return self.illegal(vm, e)
         self.hart.pc = e.pc + e.insn.length
         vm.ledger.record("sfence_vma")
         vm.memory.fence()
