@@ -73,9 +73,15 @@ U, S, M = 0, 1, 3
 
 @dataclass(frozen=True)
 class Csr:
+    """``read(cpu)`` has no side effects; ``write(cpu, value)`` is None for a read-only
+    CSR; ``check(cpu)``, if any, is a condition of this CSR's own for an access from
+    below M (counter enables, TVM) beyond the privilege rule of its address; ``rmw(cpu)``,
+    if any, is what a read-modify-write starts from when that is not what a read returns."""
     name: str
     read: Callable
     write: Callable | None = None
+    check: Callable | None = None
+    rmw: Callable | None = None
 
 
 class CsrFile:
@@ -85,9 +91,9 @@ class CsrFile:
         self.by_number: dict[int, Csr] = {}
         self.numbers: dict[str, int] = {}
 
-    def add(self, number: int, name: str, read, write=None) -> None:
+    def add(self, number: int, name: str, read, write=None, check=None, rmw=None) -> None:
         assert number not in self.by_number, name
-        self.by_number[number] = Csr(name, read, write)
+        self.by_number[number] = Csr(name, read, write, check, rmw)
         self.numbers[name] = number
 
     def get(self, number: int) -> Csr | None:
@@ -106,17 +112,11 @@ def access(cpu, num: int, op: int, value: int, do_read: bool, do_write: bool) ->
     priv = cpu.priv
     if c is None or (num >> 8) & 3 > priv or (do_write and num >> 10 == 3):
         raise Trap(traps.ILLEGAL_INSN, None)
-    if 0xC00 <= num <= 0xC1F and priv != M:
-        bit = 1 << (num & 31)
-        if not cpu.mcounteren & bit or (priv == U and not cpu.scounteren & bit):
-            raise Trap(traps.ILLEGAL_INSN, None)
-    if num == 0x180 and priv == S and cpu.mstatus & MSTATUS_TVM:
+    if c.check is not None and priv != M and not c.check(cpu):
         raise Trap(traps.ILLEGAL_INSN, None)
     old = c.read(cpu)
     if do_write:
-        base = old
-        if num == 0x344:        # read-modify-write of mip sees software's SEIP only
-            base = (old & ~MIP_SEIP) | (cpu.mip_sw & MIP_SEIP)
+        base = old if c.rmw is None else c.rmw(cpu)
         new = value if op == 0 else (base | value if op == 1 else base & ~value)
         if c.write is None:
             raise Trap(traps.ILLEGAL_INSN, None)
@@ -187,8 +187,10 @@ def machine_csrs(f: CsrFile) -> None:
     f.add(0x302, "medeleg", *_field("medeleg", MEDELEG_WRITABLE))
     f.add(0x303, "mideleg", lambda h: h.mideleg, lambda h, v: h.set_mideleg(v & S_INTERRUPTS))
     f.add(0x304, "mie", lambda h: h.mie, lambda h, v: h.set_mie(v & ALL_INTERRUPTS))
+    # A read-modify-write of mip sees software's SEIP only, not the PLIC's line.
     f.add(0x344, "mip", lambda h: h.mip,
-          lambda h, v: h.set_mip_sw((h.mip_sw & ~MIP_SW_WRITABLE) | (v & MIP_SW_WRITABLE)))
+          lambda h, v: h.set_mip_sw((h.mip_sw & ~MIP_SW_WRITABLE) | (v & MIP_SW_WRITABLE)),
+          rmw=lambda h: (h.mip & ~MIP_SEIP) | (h.mip_sw & MIP_SEIP))
     f.add(0x305, "mtvec", *_tvec("mtvec"))
     f.add(0x306, "mcounteren", *_field("mcounteren", 0xFFFFFFFF))
     f.add(0x30A, "menvcfg", *_field("menvcfg", 1))     # FIOM only; no Sstc/Svpbmt/Zicbo*
@@ -250,22 +252,30 @@ def supervisor_csrs(f: CsrFile) -> None:
     f.add(0x141, "sepc", *_field("sepc", M64 & ~1))
     f.add(0x142, "scause", *_field("scause"))
     f.add(0x143, "stval", *_field("stval"))
-    f.add(0x180, "satp", lambda h: h.satp, _write_satp)
+    # TVM: S-mode may not touch satp (privileged spec 3.1.6.5).
+    f.add(0x180, "satp", lambda h: h.satp, _write_satp,
+          check=lambda h: not (h.priv == S and h.mstatus & MSTATUS_TVM))
 
 
 # --- unprivileged counters ------------------------------------------------------
+def _counter_enabled(i: int):
+    """Below M, counter ``i`` is readable where mcounteren allows it (for S and U),
+    and scounteren too (for U)."""
+    bit = 1 << i
+    return lambda h: h.mcounteren & bit and (h.priv != U or h.scounteren & bit)
+
+
 def counter_csrs(f: CsrFile) -> None:
-    """Zicntr: cycle, time, instret (read-only; visible below M as mcounteren and
-    scounteren allow)."""
-    f.add(0xC00, "cycle", lambda h: h.read_cycle())
-    f.add(0xC01, "time", lambda h: h.read_time())
-    f.add(0xC02, "instret", lambda h: h.read_instret())
+    """Zicntr: cycle, time, instret (read-only)."""
+    f.add(0xC00, "cycle", lambda h: h.read_cycle(), check=_counter_enabled(0))
+    f.add(0xC01, "time", lambda h: h.read_time(), check=_counter_enabled(1))
+    f.add(0xC02, "instret", lambda h: h.read_instret(), check=_counter_enabled(2))
 
 
 def hpm_csrs(f: CsrFile) -> None:
     """Zihpm: hpmcounter3..31, which count nothing here (read zero)."""
     for i in range(3, 32):
-        f.add(0xC00 + i, f"hpmcounter{i}", lambda h: 0)
+        f.add(0xC00 + i, f"hpmcounter{i}", lambda h: 0, check=_counter_enabled(i))
 
 
 # What each privilege level or extension brings to a CPU's CSR file.
@@ -280,6 +290,11 @@ def csr_file(parts) -> CsrFile:
     return f
 
 
-# The simulated hart: M, S and U modes; the VMM's virtual CPU: S and U.
-HART_CSRS = ("M", "S", "Zicntr", "Zihpm")
+def hart_parts(variant) -> tuple:
+    """What a hart of ISA ``variant`` (isa.Isa) registers: M mode always, S where the
+    variant has it, the counters."""
+    return ("M",) + (("S",) if "S" in variant.extensions else ()) + ("Zicntr", "Zihpm")
+
+
+# The VMM's virtual CPU: a supervisor-only CPU (S and U modes), counters without hpm.
 SUPERVISOR_CSRS = ("S", "Zicntr")

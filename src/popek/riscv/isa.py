@@ -290,6 +290,7 @@ class Isa:
                  isa_string: str = "rv64imac_zicsr_zifencei"):
         self.name = name
         self.insns = insns
+        self.extensions = extensions
         self.isa_string = isa_string
         # misa: MXL=2 (RV64) and exactly the extensions implemented.
         self.misa = (2 << 62) | sum(1 << (ord(e) - ord("A")) for e in extensions)

@@ -40,7 +40,7 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartDebug):
         self.bus = machine.bus
         self.hartid = hartid
         self.isa = isa_variant
-        self.csrs = csrs.csr_file(csrs.HART_CSRS)     # this hart's CSRs, from what it has
+        self.csrs = csrs.csr_file(csrs.hart_parts(self.isa))   # its CSRs, from what it has
         # A VMM strategy may rewrite instructions as they are decoded (binary
         # translation: translate.py's rewrite hook); ``flavour`` names the ISA and the
         # rewrite, and is part of every translation's key.

@@ -214,8 +214,8 @@ _LOAD_RESULT = {}
 
 def _load_result(insn, raw: int) -> int:
     """The value a load instruction writes to rd, from the raw bytes (its snippet)."""
-    fn = _LOAD_RESULT.get(insn.name)
+    fn = _LOAD_RESULT.get(insn.body)
     if fn is None:
         expr = insn.body.split("=", 1)[1].strip()          # "x[rd] = <expr of v>"
-        fn = _LOAD_RESULT[insn.name] = eval(f"lambda v: {expr}", dict(isa.SEMANTICS_GLOBALS))
+        fn = _LOAD_RESULT[insn.body] = eval(f"lambda v: {expr}", dict(isa.SEMANTICS_GLOBALS))
     return fn(raw)
