@@ -273,3 +273,28 @@ def test_a_bad_image_leaks_no_kvm_descriptors(x86_guests, tmp_path):
         with pytest.raises(ImageError):
             X86Machine(str(bad), console=ScriptedConsole())
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@needs_kvm
+def test_made_up_exits_go_through_the_machines_table(x86_guests):
+    """KVM's exits are the VMM's typed records: a made-up port write reaches the
+    shared UART model, a made-up MMIO read of nothing reads all ones, and a halt is
+    ledgered, without running the guest."""
+    from popek.kvm import abi
+    from popek.kvm.machine import X86Machine
+    from popek.vmm.exits import Halt, MmioRead, PortIo
+    con = ScriptedConsole()
+    m = X86Machine(str(x86_guests / "hello.elf"), console=con)
+    try:
+        at = abi.RUN_EXIT_UNION + 64                         # somewhere in the run area
+        m.vcpu.run_area[at] = ord("K")
+        m.handle_exit(PortIo(0, 0x3F8, 1, 1, True, at))     # out to COM1's THR
+        m.handle_exit(MmioRead(0, 0xFEB0_0000, 4))
+        data = abi.RUN_EXIT_UNION + 8
+        assert bytes(m.vcpu.run_area[data:data + 4]) == b"\xff" * 4
+        m.handle_exit(Halt(0))
+    finally:
+        m.close()
+    assert con.text() == "K"
+    assert m.ledger.counts["port_io_out"] == 1 and m.ledger.counts["mmio_read"] == 1
+    assert m.ledger.counts["halt"] == 1
