@@ -30,16 +30,17 @@ class HartPrivileged:
     def mret(self):
         if self.priv != M:
             raise Trap(traps.ILLEGAL_INSN, None)
-        self.reservation = None
-        self.cycle_extra += self.costs.TRAP_RETURN
-        self.pc = privilege.trap_return(self, privilege.MACHINE)
+        self._trap_return(privilege.MACHINE)
 
     def sret(self):
         if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TSR):
             raise Trap(traps.ILLEGAL_INSN, None)
+        self._trap_return(privilege.SUPERVISOR)
+
+    def _trap_return(self, level) -> None:
         self.reservation = None
         self.cycle_extra += self.costs.TRAP_RETURN
-        self.pc = privilege.trap_return(self, privilege.SUPERVISOR)
+        self.pc = privilege.trap_return(self, level)
 
     def wfi(self):
         if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TW):
