@@ -151,11 +151,14 @@ class ShadowMmu:
     def flush(self) -> None:
         """The guest fenced: forget every shadow translation."""
         self.flushes += 1
-        self.roots.clear()
-        self.pool.reset()
+        self._forget()
 
     def evict(self) -> None:
+        """The pool ran dry: start over."""
         self.evictions += 1
+        self._forget()
+
+    def _forget(self) -> None:
         self.roots.clear()
         self.pool.reset()
 
