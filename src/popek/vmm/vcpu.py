@@ -26,7 +26,7 @@ told to the VM's memory strategy, as the hart flushes its TLBs at the same point
 from __future__ import annotations
 
 from popek.riscv import csrs
-from popek.riscv.csrs import MIP_SEIP, MIP_STIP, MSTATUS_MXR, MSTATUS_SUM, S, S_INTERRUPTS, U
+from popek.riscv.csrs import MIP_SEIP, MIP_STIP, S, S_INTERRUPTS, U
 
 __all__ = ["VCpu", "U", "S"]
 
@@ -98,7 +98,3 @@ class VCpu:
 
     def pending_enabled(self) -> int:
         return self.mip & self.mie
-
-    @property
-    def sum_mxr(self) -> tuple[bool, bool]:
-        return bool(self.mstatus & MSTATUS_SUM), bool(self.mstatus & MSTATUS_MXR)

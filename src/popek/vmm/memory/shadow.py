@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from popek.errors import GuestMemoryError
 from popek.riscv import mmu
+from popek.riscv.csrs import MSTATUS_MXR, MSTATUS_SUM
 from popek.riscv.mmu import FETCH, LOAD, STORE, WalkStats
 from popek.riscv.traps import Trap
 from popek.vmm.memory import Device, Filled, Reflect
@@ -43,10 +44,12 @@ class ShadowPaging:
         self.tables = ShadowMmu(host_ram, ShadowPool(host_ram, pool_base, self.POOL_PAGES),
                                 vm.host_base, vm.RAM_BASE, vm.cfg.memory)
         self.guest_walks = WalkStats()
+        self._filled = Filled("page_fault_shadow")       # (made once: a fill is frequent)
 
     def _key(self) -> tuple:
         v = self.vm.vcpu
-        return (v.satp, v.priv) + v.sum_mxr
+        ms = v.mstatus
+        return (v.satp, v.priv, bool(ms & MSTATUS_SUM), bool(ms & MSTATUS_MXR))
 
     def activate(self) -> None:
         self.hart.set_satp(self.tables.satp_for(self._key()))
@@ -62,15 +65,17 @@ class ShadowPaging:
     def fault(self, access: int, va: int):
         v = self.vm.vcpu
         if v.satp >> 60:
-            sum_, mxr = v.sum_mxr
+            priv, ms = v.priv, v.mstatus
+            sum_, mxr = bool(ms & MSTATUS_SUM), bool(ms & MSTATUS_MXR)
             try:
-                gpa, pte = mmu.walk(self.vm.ram, v.satp, va, access, v.priv, sum_, mxr,
+                gpa, pte = mmu.walk(self.vm.ram, v.satp, va, access, priv, sum_, mxr,
                                     self.guest_walks)
             except Trap as t:
                 return Reflect(t.cause, "page_fault_guest")
-            r, x = (mmu.permitted(pte, a, v.priv, sum_, mxr) for a in (LOAD, FETCH))
+            r = mmu.permitted(pte, LOAD, priv, sum_, mxr)
+            x = mmu.permitted(pte, FETCH, priv, sum_, mxr)
             # Not yet dirty: shadow it read-only, so the first write comes back to us.
-            w = mmu.permitted(pte, STORE, v.priv, sum_, mxr) and bool(pte & PTE_D)
+            w = mmu.permitted(pte, STORE, priv, sum_, mxr) and bool(pte & PTE_D)
         else:
             gpa, r, w, x = va, True, True, True
         host = self.tables.host_page(gpa & ~0xFFF)
@@ -79,7 +84,7 @@ class ShadowPaging:
         if not self.tables.fill(self._key(), va, host, r, w, x):
             self.activate()                       # evicted: new root, flushed TLB
             self.tables.fill(self._key(), va, host, r, w, x)
-        return Filled("page_fault_shadow")
+        return self._filled
 
     def guest_fetch(self, pc: int) -> int | None:
         """The instruction word at ``pc`` as the guest sees it (16 bits, or 32)."""
