@@ -159,11 +159,10 @@ def idle_vm(vmm_programs):
 
 
 def test_exit_sbi_putchar(idle_vm):
-    from popek.vmm.exits import Exit
     hv, vm, con = idle_vm
     h = hv.hart
     h.x[17], h.x[10] = 0x01, ord("Z")                     # legacy console putchar
-    hv.handle_exit(vm, Exit.from_trap(8, 0, 0x80200100, False))
+    hv.handle_exit(vm, vm.cpu.exit_from_trap(8, 0, 0x80200100, False))
     assert con.text() == "Z"
     assert h.pc == 0x80200104 and h.x[10] == 0
     assert vm.ledger.details[("sbi", "legacy_putchar")] == 1
@@ -171,34 +170,31 @@ def test_exit_sbi_putchar(idle_vm):
 
 def test_exit_csr_write_then_read(idle_vm):
     from popek.riscv import isa
-    from popek.vmm.exits import Exit
     hv, vm, _ = idle_vm
     h = hv.hart
     h.x[5] = 0x80201000
     csrw_stvec = 0x10529073                               # csrw stvec, t0
-    hv.handle_exit(vm, Exit.from_trap(2, csrw_stvec, 0x80200000, False))
+    hv.handle_exit(vm, vm.cpu.exit_from_trap(2, csrw_stvec, 0x80200000, False))
     assert vm.vcpu.stvec == 0x80201000 and h.pc == 0x80200004
     csrr_stvec = 0x10502573                               # csrr a0, stvec
-    hv.handle_exit(vm, Exit.from_trap(2, csrr_stvec, 0x80200004, False))
+    hv.handle_exit(vm, vm.cpu.exit_from_trap(2, csrr_stvec, 0x80200004, False))
     assert h.x[10] == 0x80201000
     assert isa.disassemble(isa.decode(csrr_stvec)) == "csrrs a0, 0x105, zero"
 
 
 def test_exit_reflects_a_guest_user_ecall(idle_vm):
-    from popek.vmm.exits import Exit
     hv, vm, _ = idle_vm
     v = vm.vcpu
     v.stvec, v.priv = 0x80202000, 0                       # the guest's user mode
-    hv.handle_exit(vm, Exit.from_trap(8, 0, 0x40000010, False))
+    hv.handle_exit(vm, vm.cpu.exit_from_trap(8, 0, 0x40000010, False))
     assert hv.hart.pc == 0x80202000
     assert (v.priv, v.scause, v.sepc) == (1, 8, 0x40000010)
     assert vm.ledger.counts["ecall_user"] == 1
 
 
 def test_exit_m_mode_instruction_is_reflected_as_illegal(idle_vm):
-    from popek.vmm.exits import Exit
     hv, vm, _ = idle_vm
     vm.vcpu.stvec = 0x80203000
-    hv.handle_exit(vm, Exit.from_trap(2, 0x30200073, 0x80200020, False))   # mret
+    hv.handle_exit(vm, vm.cpu.exit_from_trap(2, 0x30200073, 0x80200020, False))   # mret
     assert hv.hart.pc == 0x80203000
     assert vm.vcpu.scause == 2 and vm.vcpu.stval == 0x30200073

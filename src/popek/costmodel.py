@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 
-# name: (cycles, what it stands for)
+# name: cycles (and, in the comment, what it stands for)
 DEFAULTS = {
     "TRAP_ENTRY": 80,          # hardware: guest → VMM
     "TRAP_RETURN": 60,         # hardware: VMM → guest (mret/sret)
@@ -58,9 +58,6 @@ class CostModel:
 
     def __getitem__(self, name: str) -> int:
         return getattr(self, name)
-
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.names}
 
     @classmethod
     def load(cls, path: str) -> "CostModel":

@@ -15,8 +15,7 @@ i8042 stub whose reset command resets (ends) the machine.
 
 Exits from KVM_RUN become typed :mod:`popek.vmm.exits` records (PortIo, MmioRead,
 MmioWrite, Halt, Shutdown), dispatched by type in :meth:`X86Machine.handle_exit` and
-recorded, with
-the host time each took, in a measured :class:`~popek.vmm.exits.Ledger`.
+recorded, with the host time each took, in a measured :class:`~popek.vmm.ledger.Ledger`.
 """
 
 from __future__ import annotations

@@ -9,12 +9,11 @@ instructions and their addresses) and on the translator itself, so, like
 CPython's own ``.pyc`` files, the compiled code can be kept: a second boot
 of the same firmware finds its hot blocks already compiled.
 
-* Key: the block's start pc and its ``(pc, instruction bits)`` pairs.  A block
-  is still decoded, still invalidated on a write to its code, and its function
-  is still made per hart; only the source-to-bytecode step is skipped.
-* Key: its first item is the translation's flavour (the ISA variant and any
-  rewrite of its instructions: translate.py), so code of one is never found for
-  another.
+* Key: the translation's flavour (the ISA variant and any rewrite of its
+  instructions: translate.py, so code of one is never found for another), the
+  block's start pc and its ``(pc, instruction bits)`` pairs.  A block is still
+  decoded, still invalidated on a write to its code, and its function is still
+  made per hart; only the source-to-bytecode step is skipped.
 * Version: the file is named by a hash of every source of the simulated CPU
   (``popek/riscv/**/*.py``: translated code bakes in the ISA table, the
   translator's output, the TLB layout of mmu.py, and calls the hart's methods by

@@ -96,9 +96,6 @@ class CsrFile:
         self.by_number[number] = Csr(name, read, write, check, rmw)
         self.numbers[name] = number
 
-    def get(self, number: int) -> Csr | None:
-        return self.by_number.get(number)
-
     def write(self, cpu, name: str, value: int) -> None:
         """Write CSR ``name`` as the hardware would, without an instruction's checks
         (a hypercall that stands for ``csrw``)."""

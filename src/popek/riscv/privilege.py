@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from popek.riscv.csrs import (M, MSTATUS_MIE, MSTATUS_MPIE, MSTATUS_MPP_SHIFT, MSTATUS_MPRV,
-                              MSTATUS_SIE, MSTATUS_SPIE, S, U)
+                              MSTATUS_SIE, MSTATUS_SPIE, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW,
+                              S, U)
 from popek.riscv.traps import IRQ_PRIORITY
 
 M64 = (1 << 64) - 1
@@ -47,7 +48,7 @@ def trap_entry(cpu, level: Level, cause: int, tval: int, epc: int, interrupt: bo
     """Take a trap into ``level``: its cause, epc and tval; the status stack (xPIE ←
     xIE, xIE ← 0, xPP ← the old privilege); the privilege.  Returns the new pc."""
     setattr(cpu, level.cause, ((1 << 63) | cause) if interrupt else cause)
-    setattr(cpu, level.epc, epc)
+    setattr(cpu, level.epc, epc)            # (pcs are 2-byte aligned: nothing to mask)
     setattr(cpu, level.tval, tval & M64)
     ms = cpu.mstatus & ~(level.pie | level.ie | (level.pp_mask << level.pp_shift))
     if cpu.mstatus & level.ie:
@@ -70,6 +71,20 @@ def trap_return(cpu, level: Level) -> int:
     cpu.mstatus = ms
     cpu.set_priv(pp)
     return getattr(cpu, level.epc)
+
+
+# Who may run the S-mode instructions (privileged spec 3.1.6.5): not U-mode, and not
+# S-mode when M-mode traps them (TSR, TW, TVM; a virtual CPU has them clear).
+def may_sret(cpu) -> bool:
+    return cpu.priv != U and not (cpu.priv == S and cpu.mstatus & MSTATUS_TSR)
+
+
+def may_wfi(cpu) -> bool:
+    return cpu.priv != U and not (cpu.priv == S and cpu.mstatus & MSTATUS_TW)
+
+
+def may_sfence_vma(cpu) -> bool:
+    return cpu.priv != U and not (cpu.priv == S and cpu.mstatus & MSTATUS_TVM)
 
 
 def supervisor_trap(cpu, cause: int, tval: int, epc: int, interrupt: bool) -> int:
@@ -108,4 +123,5 @@ def pending_interrupt(cpu) -> int | None:
 
 
 __all__ = ["Level", "MACHINE", "SUPERVISOR", "trap_entry", "trap_return", "supervisor_trap",
-           "supervisor_return", "vector", "pending_interrupt", "U", "S", "M"]
+           "supervisor_return", "vector", "pending_interrupt", "may_sret", "may_wfi",
+           "may_sfence_vma", "U", "S", "M"]

@@ -417,7 +417,10 @@ def _registers_as_locals(body: list[str], loop: bool) -> tuple[list[str], list[s
 # A rewrite is a function ``(pc, Decoded) -> Decoded`` named ``"module:function"``
 # (so a compile worker, which decodes the block's bits itself, can import it);
 # the hart applies it as it decodes (hart/blocks.py), so both engines run the
-# rewritten instruction.  A *flavour* names the ISA variant and the rewrite
+# rewritten instruction.  It must depend on nothing but its arguments, and keep
+# ``Decoded.word`` (the bits the key and the worker see).  The worker knows the ISA
+# variants made when popek.riscv.isa is imported; a block of any other flavour it
+# cannot decode is compiled in-process instead (correct, only slower).  A *flavour* names the ISA variant and the rewrite
 # (``"rv64imac"``, ``"rv64imac+pkg.mod:fn"``); it is the first item of every
 # translation's key, so code of one flavour is never found for another.
 
@@ -479,7 +482,7 @@ def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: 
     return _instantiate(hart, entry, insns, stats)
 
 
-def translate_hot(hart, blk, flav: str = BASE_FLAVOUR) -> None:
+def translate_hot(hart, blk, flav: str) -> None:
     """Give a block that has become hot its function: at once if its code is in the
     code cache or there is no background worker (compiler.py); else when the
     worker's reply comes in (:func:`install`), the block running interpreted
@@ -511,7 +514,7 @@ def install(hart, key: tuple, code, loop: bool, lines: int, blocks: list) -> Non
 
 
 def translated_before(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int,
-                      stats: TranslationStats, flav: str = BASE_FLAVOUR):
+                      stats: TranslationStats, flav: str):
     """The block's function if its code is in the code cache already, else None.
 
     A block whose code is at hand is worth running translated from its first run.

@@ -16,8 +16,9 @@ and feed them to that table without running any guest code.
     PageFault       access (fetch/load/store), va  trap-and-emulate (page fault)
     GuestException  cause, tval                    trap-and-emulate (any other)
     HostInterrupt   irq                            trap-and-emulate (M-level interrupt)
-    MmioRead        address, size                  the memory strategy (a fault on a
-    MmioWrite       address, size, data            device), KVM (KVM_EXIT_MMIO)
+    MmioRead        address, size                  trap-and-emulate (a page fault the
+    MmioWrite       address, size, data            memory strategy says is a device),
+                                                   KVM (KVM_EXIT_MMIO)
     PortIo          port, size, count, direction   KVM (KVM_EXIT_IO)
     Halt            -                              KVM (KVM_EXIT_HLT)
     Shutdown        KVM's reason                   KVM (anything else)
@@ -27,71 +28,68 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Exits are records: made once, read by their handler, never changed.  (Not frozen:
+# a frozen dataclass costs three times as much to make, and there is one per exit.)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Exit:
     """An exit at guest address ``pc`` (0 where the backend does not say)."""
     pc: int
 
-    @staticmethod
-    def from_trap(cause: int, tval: int, epc: int, interrupt: bool) -> "Exit":
-        """The exit a trap to the simulated machine's M-mode is, under trap-and-emulate."""
-        from popek.vmm.cpu.trap_emulate import exit_from_trap
-        return exit_from_trap(cause, tval, epc, interrupt)
-
 
 # -- a guest's privileged instructions (trap-and-emulate) ----------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CsrAccess(Exit):
     insn: object                 # isa.Decoded: csrrw/csrrs/csrrc(i), its CSR and operands
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sret(Exit):
     insn: object
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Wfi(Exit):
     insn: object
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TlbFence(Exit):
     insn: object                 # sfence.vma (its rs1/rs2 name the address and ASID)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IllegalInsn(Exit):
     bits: int                    # neither allowed nor emulated: the guest's own fault
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ecall(Exit):
     """An ecall: a hypercall (SBI) from the guest kernel, a system call from its user code."""
 
 
 # -- memory ------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PageFault(Exit):
     access: int                  # mmu.FETCH / LOAD / STORE
     va: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MmioRead(Exit):
     addr: int                    # guest-physical
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MmioWrite(Exit):
     addr: int
     size: int
     data: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PortIo(Exit):
     port: int
     size: int
@@ -101,23 +99,23 @@ class PortIo(Exit):
 
 
 # -- anything else -------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GuestException(Exit):
     cause: int                   # an exception the guest itself must handle
     tval: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HostInterrupt(Exit):
     irq: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Halt(Exit):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Shutdown(Exit):
     reason: str
 

@@ -31,7 +31,6 @@ from popek.riscv.compiler import background_compiler
 from popek.riscv.hart import Hart
 from popek.vmm import builder
 from popek.vmm.exits import Exit
-from popek.vmm.vcpu import U
 from popek.vmm.vm import VirtualMachine, VmConfig
 
 log = logging.getLogger(__name__)
@@ -83,8 +82,6 @@ class Hypervisor(MachineTime):
         self.code_cache = CodeCache(code_cache) if self.hart.translate_blocks else None
         self.hart.code_cache = self.code_cache
         self.hart.compiler = background_compiler(engine, compile_workers)
-        self.hart.m_trap_hook = self.on_trap
-        self.hart.set_priv(U)                     # guests only ever run in U-mode
         self.vms: list[VirtualMachine] = []
         host = HOST_RAM_BASE
         several = len(vm_configs) > 1
@@ -113,6 +110,7 @@ class Hypervisor(MachineTime):
         v = vm.vcpu
         h.x[:] = v.x                              # the list object stays: closures hold it
         h.pc = v.pc
+        vm.cpu.activate()
         vm.memory.activate()
 
     def _save(self, vm: VirtualMachine) -> None:
@@ -224,4 +222,3 @@ class Hypervisor(MachineTime):
         for vm in self.vms:
             vm.close()
         self.hart.stop_translating()
-

@@ -12,7 +12,7 @@ from popek.costmodel import CostModel
 
 
 # Reasons, with the names of the costs (costmodel) each is charged, plus trap entry
-# and return.  Looked up at charge time, so a loaded cost profile applies.
+# and return; priced once per ledger from its machine's cost model.
 REASON_COSTS = {
     "csr": ("EMULATE_CSR",),
     "sret": ("EMULATE_XRET",),

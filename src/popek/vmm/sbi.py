@@ -12,7 +12,7 @@ returns a0 = error, a1 = value.  Legacy calls (5) return a0 only.
 from __future__ import annotations
 
 from popek.errors import GuestMemoryError
-from popek.riscv.csrs import MSTATUS_SIE
+from popek.riscv.csrs import MIP_SSIP, MSTATUS_SIE
 
 SBI_SUCCESS, SBI_ERR_FAILED, SBI_ERR_NOT_SUPPORTED, SBI_ERR_INVALID_PARAM = 0, -1, -2, -3
 SBI_ERR_INVALID_ADDRESS = -5
@@ -36,7 +36,7 @@ def _err(code: int) -> int:
     return code & M64
 
 
-def handle(vmm, vm, x) -> str:
+def handle(vm, x) -> str:
     """Serve the SBI call in registers ``x`` for ``vm``; returns the extension's name."""
     ext, fid = x[17], x[16]
     a0, a1, a2 = x[10], x[11], x[12]
@@ -68,7 +68,7 @@ def handle(vmm, vm, x) -> str:
         return name
     elif ext == EXT_IPI and fid == 0:
         if _targets_hart0(a0, a1):
-            v.sip_sw |= 1 << 1                                # SSIP
+            v.set_mip_sw(v.mip_sw | MIP_SSIP)
         err = SBI_SUCCESS
     elif ext == EXT_RFENCE:
         if fid == 0:                                         # remote fence.i: coherent already
@@ -92,7 +92,7 @@ def handle(vmm, vm, x) -> str:
     elif ext == EXT_DBCN:
         err, val = _dbcn(vm, fid, a0, a1, a2)
     elif ext == EXT_POPEK:
-        err, val = _popek(vmm, vm, fid, a0, a1)
+        err, val = _popek(vm, fid, a0, a1)
     x[10], x[11] = _err(err), val & M64
     return name
 
@@ -121,7 +121,7 @@ def _dbcn(vm, fid, a0, a1, a2):
     return SBI_ERR_NOT_SUPPORTED, 0
 
 
-def _popek(vmm, vm, fid, a0, a1):
+def _popek(vm, fid, a0, a1):
     """popek's paravirtual MMU and interrupt hypercalls (guests/kernel/popek_hypercall.h)."""
     v = vm.vcpu
     if fid == 0:                                             # PROBE
@@ -156,6 +156,8 @@ def _popek(vmm, vm, fid, a0, a1):
         vm.memory.fence()
         return SBI_SUCCESS, 0
     if fid == 4:                                             # IRQ_ENABLE: sstatus.SIE
+        # Set directly, not through the sstatus CSR: the PV guest's point is to skip
+        # what a csrw sstatus costs (and SIE decides nothing about translation).
         if a0:
             v.mstatus |= MSTATUS_SIE
         else:

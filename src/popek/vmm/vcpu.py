@@ -19,8 +19,9 @@ What the real hardware's M-mode firmware would fix, a virtual CPU has fixed: eve
 S-level interrupt delegated (``mideleg``), every counter visible to S
 (``mcounteren``).  Timer interrupts come from the SBI TIME extension (``timer``),
 external ones from the VM's own PLIC (its S-mode context drives ``SEIP`` here).
-Changes to what decides the guest's translation (privilege, satp, SUM, MXR) are
-told to the VM's memory strategy, as the hart flushes its TLBs at the same points.
+Changes to what decides the guest's translation are told to the VM's memory
+strategy (``context_changed``): a change of privilege, every satp write, and every
+sstatus write (SUM and MXR live there; see ``set_mstatus``).
 """
 
 from __future__ import annotations

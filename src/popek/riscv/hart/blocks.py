@@ -66,7 +66,6 @@ class Block:
         return 0
 
 
-
 class HartBlocks:
     """Mixed into :class:`~popek.riscv.hart.Hart`."""
 

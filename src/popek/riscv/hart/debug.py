@@ -43,4 +43,3 @@ class HartDebug:
                 entry[3] = blk
             if stopped:
                 return
-

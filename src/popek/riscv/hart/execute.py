@@ -77,4 +77,3 @@ class HartExecution:
         for key in failed:
             for blk in awaiting.pop(key, ()):
                 blk.fn = translate.translate(self, blk.insns, blk.pc, self.tstats, self.flavour)
-

@@ -39,7 +39,6 @@ class HartMemory:
         self.rtlb = self.rtlbs[dp]
         self.wtlb = self.wtlbs[dp]
 
-
     def _flush_tlbs(self, data_only: bool = False) -> None:
         self.stats["tlb_flushes"] += 1
         for p in (U, S):
@@ -48,7 +47,6 @@ class HartMemory:
             if not data_only:
                 self.itlbs[p].clear()
                 self.vcaches[p].clear()
-
 
     # --------------------------------------------------------- memory: fast
     # Each fast path is one dict lookup and one memoryview index; anything that
@@ -243,7 +241,6 @@ class HartMemory:
         off = pa - ram.base
         ram.data[off:off + size] = (v & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
         ram.note_write(off, size)
-
 
 
 def _signed(v, bits):

@@ -11,7 +11,7 @@ anywhere and taken here, in :meth:`take_trap`, the one place that knows delegati
 from __future__ import annotations
 
 from popek.riscv import csrs, privilege, traps
-from popek.riscv.csrs import M, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, S, U
+from popek.riscv.csrs import M
 from popek.riscv.traps import Trap
 
 M64 = (1 << 64) - 1
@@ -33,7 +33,7 @@ class HartPrivileged:
         self._trap_return(privilege.MACHINE)
 
     def sret(self):
-        if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TSR):
+        if not privilege.may_sret(self):
             raise Trap(traps.ILLEGAL_INSN, None)
         self._trap_return(privilege.SUPERVISOR)
 
@@ -43,14 +43,14 @@ class HartPrivileged:
         self.pc = privilege.trap_return(self, level)
 
     def wfi(self):
-        if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TW):
+        if not privilege.may_wfi(self):
             raise Trap(traps.ILLEGAL_INSN, None)
         if not self.mip & self.mie:
             self.waiting = True
             self.limit = 0
 
     def sfence_vma(self, va, rs1, asid, rs2):
-        if self.priv == U or (self.priv == S and self.mstatus & MSTATUS_TVM):
+        if not privilege.may_sfence_vma(self):
             raise Trap(traps.ILLEGAL_INSN, None)
         self.cycle_extra += self.costs.TLB_FLUSH
         self._flush_tlbs()

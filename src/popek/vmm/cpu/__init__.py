@@ -6,9 +6,10 @@ One strategy per VM (``--vmm``, assembled by vmm/builder.py):
                       emulated against the virtual CPU (vmm/vcpu.py)
     (bt, hw)          binary translation; the H extension: later issues
 
-A strategy turns what stopped the guest into typed exits (``exit_from_trap``,
-vmm/exits.py), offers handlers for the kinds it owns (``handlers()``), injects
-the guest's interrupts (``deliver_interrupts``) and finishes each exit
-(``resume``).  Paravirtualization is not a strategy of its own: it is the SBI
-interface (vmm/sbi.py) a guest may use under any of them.
+A strategy sets the hart up for its VM (``activate``, at every switch to it), turns
+what stopped the guest into typed exits (``exit_from_trap``, vmm/exits.py), offers
+handlers for the kinds it owns (``handlers()``), injects the guest's interrupts
+(``deliver_interrupts``) and finishes each exit (``resume``).  Paravirtualization is
+not a strategy of its own: it is the SBI interface (vmm/sbi.py) a guest may use
+under any of them.
 """

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 from popek.riscv import csrs, isa, traps
 from popek.riscv.mmu import FETCH, LOAD, STORE
-from popek.riscv.privilege import pending_interrupt, supervisor_return, supervisor_trap
+from popek.riscv.mmu import ACCESS_FAULT
+from popek.riscv.privilege import (may_sfence_vma, may_sret, may_wfi, pending_interrupt,
+                                   supervisor_return, supervisor_trap)
 from popek.riscv.traps import Trap
 from popek.vmm import sbi
 from popek.vmm.exits import (CsrAccess, Ecall, Exit, GuestException, HostInterrupt,
@@ -37,11 +39,8 @@ from popek.vmm.exits import (CsrAccess, Ecall, Exit, GuestException, HostInterru
 from popek.vmm.memory import Device, Filled
 from popek.vmm.vcpu import S, U
 
-M64 = (1 << 64) - 1
 ACCESS = {traps.INSN_PAGE_FAULT: FETCH, traps.LOAD_PAGE_FAULT: LOAD,
           traps.STORE_PAGE_FAULT: STORE}
-ACCESS_FAULT = {FETCH: traps.INSN_ACCESS_FAULT, LOAD: traps.LOAD_ACCESS_FAULT,
-                STORE: traps.STORE_ACCESS_FAULT}
 SYSTEM_EXITS = {"sret": Sret, "wfi": Wfi, "sfence.vma": TlbFence}
 COUNTERS = {0xC00: "cycle", 0xC01: "time", 0xC02: "instret"}
 IRQ_NAMES = {traps.IRQ_S_EXT: "external", traps.IRQ_S_SOFT: "software",
@@ -81,21 +80,26 @@ class TrapAndEmulate:
         return exit_from_trap(cause, tval, epc, interrupt, self.hart.isa.decode)
 
     def handlers(self) -> dict:
-        s_only = self._supervisor_only
-        return {CsrAccess: self.csr, Sret: s_only(self.sret), Wfi: s_only(self.wfi),
-                TlbFence: s_only(self.tlb_fence), IllegalInsn: self.illegal, Ecall: self.ecall,
-                PageFault: self.page_fault, GuestException: self.exception,
-                HostInterrupt: self.host_interrupt}
+        allowed = self._if_allowed
+        return {CsrAccess: self.csr, Sret: allowed(may_sret, self.sret),
+                Wfi: allowed(may_wfi, self.wfi), TlbFence: allowed(may_sfence_vma, self.tlb_fence),
+                IllegalInsn: self.illegal, Ecall: self.ecall, PageFault: self.page_fault,
+                GuestException: self.exception, HostInterrupt: self.host_interrupt}
 
-    def _supervisor_only(self, handler):
-        """sret, wfi and sfence.vma are S-mode instructions: from the guest's user code
-        they are illegal, as on its hardware."""
+    def _if_allowed(self, may, handler):
+        """sret, wfi and sfence.vma: done where the virtual CPU may run them (the same
+        rule as the hart's, privilege.py), else illegal, as on the guest's hardware."""
         def handle(vm, e):
-            if vm.vcpu.priv == U:
-                self.illegal(vm, e)
-            else:
+            if may(vm.vcpu):
                 handler(vm, e)
+            else:
+                self.illegal(vm, e)
         return handle
+
+    def activate(self) -> None:
+        """The VM is about to run: the hart runs it in U-mode, its M-mode traps are exits."""
+        self.hart.m_trap_hook = self.vmm.on_trap
+        self.hart.set_priv(U)
 
     def resume(self, e: Exit) -> None:
         """After an exit: x0 is zero again, and an interrupt the guest can take now is taken."""
@@ -160,7 +164,7 @@ class TrapAndEmulate:
 
     def ecall(self, vm, e: Ecall) -> None:
         if vm.vcpu.priv == S:
-            ext = sbi.handle(self.vmm, vm, self.hart.x)
+            ext = sbi.handle(vm, self.hart.x)
             vm.ledger.record("sbi", ext)
             self.hart.pc = e.pc + 4
         else:

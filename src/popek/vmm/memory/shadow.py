@@ -107,7 +107,8 @@ class ShadowPaging:
     def stats(self) -> dict:
         t = self.tables
         return {"shadow_pages": t.pool.used, "shadow_fills": t.fills,
-                "shadow_flushes": t.flushes, "guest_page_walks": self.guest_walks.walks}
+                "shadow_flushes": t.flushes, "shadow_evictions": t.evictions,
+                "guest_page_walks": self.guest_walks.walks}
 
 
 class ShadowPool:
