@@ -173,18 +173,21 @@ class X86Machine:
         self.pci = PciHost()
         self.ports.add(layout.PCI_CONFIG_ADDRESS, 8, self.pci, "pci-config")
         self.disks = []
+        self.transports = []                    # virtio, served further between exits
         next_irq = layout.VIRTIO_MMIO_FIRST_IRQ
         for spec in drives:
             blk = VirtioBlk(self.ram, spec.path, spec.readonly)
             self.disks.append(blk)
             if spec.interface == "virtio-mmio":
                 base = layout.MMIO_BASE + layout.VIRTIO_MMIO_SIZE * len(self.mmio.mappings())
-                self.mmio.add(base, layout.VIRTIO_MMIO_SIZE,
-                              VirtioMmio(blk, self.ram, self._irq(next_irq)), "virtio-mmio-blk")
+                t = VirtioMmio(blk, self.ram, self._irq(next_irq))
+                self.mmio.add(base, layout.VIRTIO_MMIO_SIZE, t, "virtio-mmio-blk")
             else:
                 slot = len(self.pci.functions)          # slot 0 is the host bridge
-                self.pci.add(slot, VirtioPci(blk, self.ram, next_irq, self._irq(next_irq),
-                                             layout.PCI_BAR_BASE + slot * layout.PCI_BAR_SIZE))
+                t = VirtioPci(blk, self.ram, next_irq, self._irq(next_irq),
+                              layout.PCI_BAR_BASE + slot * layout.PCI_BAR_SIZE)
+                self.pci.add(slot, t)
+            self.transports.append(t)
             next_irq += 1
             if next_irq in (8, 12, 13, 14, 15):   # RTC, mouse, FPU, IDE: keep clear
                 next_irq += 1
@@ -381,12 +384,16 @@ class X86Machine:
                 signal.pthread_kill(ident, KICK_SIGNAL)
 
     def _input_loop(self) -> None:
+        """Host input into the UART, and device work a notify left over (a driver's
+        notify is served a bounded amount at a time: devices/virtio/transport.py)."""
         while self.exit_code is None and not self._done.is_set():
             self.console.wait(0.05)
             data = self.console.poll()
-            if data:
-                with self.lock:
+            with self.lock:
+                if data:
                     self.uart.push_input(data)
+                for t in self.transports:
+                    t.service()
 
     def _vcpu_loop(self, index: int, budget) -> None:
         vcpu = self.vcpus[index]

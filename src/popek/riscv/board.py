@@ -223,7 +223,7 @@ class VirtBoard(VirtLayout, MachineTime):
         """Between slices: host input into the UART, timers, the RTC alarm."""
         self.platform.poll_input(self.console)
         self.clint.update()
-        self.rtc.poll()
+        self.platform.poll_devices()
 
     def run(self) -> int | None:
         """Run until the guest powers off (returns its exit code) or the budget ends (None)."""

@@ -70,6 +70,12 @@ class Platform:
             if data:
                 self.uart.push_input(data)
 
+    def poll_devices(self) -> None:
+        """Between run slices: the RTC's alarm, and device work a notify left over."""
+        self.rtc.poll()
+        for t in self.virtio:
+            t.service()
+
     def _irq(self, src: int):
         return lambda level: self.plic.set_level(src, level)
 

@@ -181,7 +181,7 @@ class Hypervisor(MachineTime):
         if self.vms[0].exit_code is None:
             self.vms[0].platform.poll_input(self.console)
         for vm in self.vms:
-            vm.platform.rtc.poll()
+            vm.platform.poll_devices()
 
     # -- exits -------------------------------------------------------------------
     def on_trap(self, cause: int, tval: int, epc: int, interrupt: bool) -> None:

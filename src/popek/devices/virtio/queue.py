@@ -5,8 +5,12 @@ to the queue size (a loop in the ``next`` links ends it), addresses and lengths
 are checked for overflow and for lying inside guest RAM (GuestMemory refuses
 anything else), the total length of a chain is capped, indirect descriptors are
 not offered (so none may appear), and readable descriptors must all come before
-writable ones (2.7.4.2).  A broken chain raises :class:`VirtqueueError`; the
-transport then marks the device DEVICE_NEEDS_RESET (2.1.2) and carries on.
+writable ones (2.7.4.2).  The three areas of a queue (descriptor table, avail
+ring, used ring) must lie in guest RAM and apart (:meth:`Virtqueue.check_layout`):
+a used ring laid over the avail ring would make every completion offer a new
+request, and the device's work endless.  A broken chain or layout raises
+:class:`VirtqueueError`; the transport then marks the device DEVICE_NEEDS_RESET
+(2.1.2) and carries on.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ class Chain:
     head: int
     readable: list[tuple[int, int]]      # (guest address, length), device reads
     writable: list[tuple[int, int]]      # device writes
-
-    def read_all(self, mem) -> bytes:
-        return b"".join(mem.read(a, n) for a, n in self.readable)
+    length: int = 0                      # all of its buffers' bytes
 
     def writable_len(self) -> int:
         return sum(n for _, n in self.writable)
+
+    def readable_len(self) -> int:
+        return sum(n for _, n in self.readable)
 
 
 class Virtqueue:
@@ -51,6 +56,23 @@ class Virtqueue:
 
     # 2.7.6: avail ring = flags u16, idx u16, ring[num] u16, used_event u16
     # 2.7.8: used ring  = flags u16, idx u16, ring[num] {id u32, len u32}, avail_event u16
+    def areas(self) -> list[tuple[str, int, int]]:
+        """(name, guest address, bytes) of the descriptor table and the two rings."""
+        n = self.num
+        return [("descriptor table", self.desc, DESC_SIZE * n), ("avail ring", self.avail, 6 + 2 * n),
+                ("used ring", self.used, 6 + 8 * n)]
+
+    def check_layout(self) -> None:
+        """The three areas in guest RAM and apart, or :class:`VirtqueueError`."""
+        areas = self.areas()
+        for name, addr, size in areas:
+            if not self.mem.contains(addr, size):
+                raise VirtqueueError(f"{name} {addr:#x}+{size:#x} outside guest RAM")
+        for i, (a, start_a, size_a) in enumerate(areas):
+            for b, start_b, size_b in areas[i + 1:]:
+                if start_a < start_b + size_b and start_b < start_a + size_a:
+                    raise VirtqueueError(f"{a} and {b} overlap")
+
     def pop(self) -> Chain | None:
         """The next available chain, or None when the driver has offered nothing new."""
         mem = self.mem
@@ -91,6 +113,7 @@ class Virtqueue:
             else:
                 chain.readable.append((addr, length))
             if not flags & DESC_F_NEXT:
+                chain.length = total
                 return chain
             idx = nxt
         raise VirtqueueError("descriptor chain loops (longer than the queue)")

@@ -3,7 +3,10 @@ device status, the virtqueues, notification handling and the interrupt status.
 The transports (:mod:`.mmio`, :mod:`.pci`) differ only in their register maps.
 
 Requests are processed synchronously when the driver notifies, so a guest's
-flush has reached the host file when its used-buffer interrupt arrives.
+flush has reached the host file when its used-buffer interrupt arrives.  The work
+one notify may cause is bounded (a queue's worth of chains, ``SLICE_BYTES`` of
+buffers): what is left waits for :meth:`VirtioTransport.service`, which the machine
+calls between run slices, so a driver cannot hold the VMM inside one store.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ VIRTIO_F_VERSION_1 = 1 << 32
 STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK = 1, 2, 4
 STATUS_FEATURES_OK, STATUS_NEEDS_RESET, STATUS_FAILED = 8, 64, 128
 INT_USED_BUFFER, INT_CONFIG_CHANGE = 1, 2
+SLICE_BYTES = 16 << 20          # buffer bytes served per notify (or per service) at most
 
 
 class VirtioTransport:
@@ -28,6 +32,9 @@ class VirtioTransport:
         self.irq = irq or (lambda level: None)
         self.queues = [Virtqueue(mem, device.queue_max) for _ in range(device.num_queues)]
         self.device_features = device.features | VIRTIO_F_VERSION_1
+        self.pending: set[int] = set()          # queues a notify left work on
+        self.deferred = 0                       # times that happened (--stats)
+        self.broken = 0                         # times the driver broke the rules
         self.reset()
 
     def reset(self) -> None:
@@ -39,6 +46,7 @@ class VirtioTransport:
         self.config_generation = 0
         for q in self.queues:
             q.reset()
+        self.pending.clear()
         self.device.reset()
         self.irq(False)
 
@@ -75,21 +83,43 @@ class VirtioTransport:
         if index >= len(self.queues) or not self.status & STATUS_DRIVER_OK \
                 or self.status & STATUS_NEEDS_RESET:
             return
+        if self.queues[index].ready:
+            self._serve(index)
+
+    def service(self) -> None:
+        """Between run slices: go on with the queues a notify left work on."""
+        for index in sorted(self.pending):
+            if self.status & STATUS_DRIVER_OK and not self.status & STATUS_NEEDS_RESET:
+                self._serve(index)
+            else:
+                self.pending.discard(index)
+
+    def _serve(self, index: int) -> None:
+        """Serve queue ``index``: at most a queue's worth of chains and ``SLICE_BYTES``."""
         q = self.queues[index]
-        if not q.ready:
-            return
-        did_work = False
+        chains = done_bytes = 0
+        self.pending.discard(index)
         try:
+            q.check_layout()
             while (chain := q.pop()) is not None:
                 written = self.device.process(index, chain)
                 q.push(chain.head, written)
-                did_work = True
+                chains += 1
+                done_bytes += chain.length
+                if chains >= q.num or done_bytes >= SLICE_BYTES:
+                    self.pending.add(index)     # maybe more: the next slice goes on
+                    self.deferred += 1
+                    break
         except VirtqueueError as e:
-            log.warning("virtio-%s: %s; device needs reset", self.device.name, e)
+            # Logged once per device: a guest that breaks its queue again and again
+            # must not flood the host's log (--stats counts them all).
+            self.broken += 1
+            (log.warning if self.broken == 1 else log.debug)(
+                "virtio-%s: %s; device needs reset", self.device.name, e)
             self.status |= STATUS_NEEDS_RESET
             self.interrupt_status |= INT_CONFIG_CHANGE
             self.irq(True)
             return
-        if did_work:
+        if chains:
             self.interrupt_status |= INT_USED_BUFFER
             self.irq(True)
