@@ -298,3 +298,116 @@ def test_made_up_exits_go_through_the_machines_table(x86_guests):
     assert con.text() == "K"
     assert m.ledger.counts["port_io_out"] == 1 and m.ledger.counts["mmio_read"] == 1
     assert m.ledger.counts["halt"] == 1
+
+
+def _with_first_instruction(elf_path, tmp_path, code: bytes):
+    """A copy of a tiny guest whose entry instruction is ``code``; (path, entry)."""
+    import io
+    from elftools.elf.elffile import ELFFile
+    data = bytearray(elf_path.read_bytes())
+    elf = ELFFile(io.BytesIO(bytes(data)))
+    entry = elf["e_entry"]
+    for seg in elf.iter_segments():
+        if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= entry < seg["p_vaddr"] + seg["p_filesz"]:
+            at = seg["p_offset"] + entry - seg["p_vaddr"]
+            data[at:at + len(code)] = code
+    out = tmp_path / f"patched-{elf_path.name}"
+    out.write_bytes(data)
+    return out, entry
+
+
+@needs_kvm
+def test_a_triple_fault_is_one_line_with_or_without_stats(x86_guests, tmp_path):
+    """ud2 with no IDT: #UD, then a triple fault, KVM's shutdown exit.  popek ends the
+    run (exit 1) and says why in one line; --stats adds its report, not a second line."""
+    guest, entry = _with_first_instruction(x86_guests / "hello.elf", tmp_path, b"\x0f\x0b")
+    r = popek("run", "--backend", "kvm", "--kernel", str(guest), "--timeout", "20")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"popek: the guest stopped: KVM exit: shutdown at rip {entry:#x}")
+    assert "bytes 0f 0b" in lines[0] and "a triple fault" in lines[0]
+    r = popek("run", "--backend", "kvm", "--kernel", str(guest), "--timeout", "20", "--stats")
+    assert r.returncode == 1
+    assert r.stderr.count("the guest stopped") == 1 and "shutdown" in r.stderr
+    assert r.stderr.rstrip().splitlines()[-1] == lines[0]
+
+
+def _cut_bzimage(source, tmp_path, keep: float):
+    """A bzImage whose header announces its whole protected-mode part (``syssize``),
+    cut to ``keep`` of its length."""
+    data = bytearray(source.read_bytes())
+    setup = ((data[0x1F1] or 4) + 1) * 512
+    if int.from_bytes(data[0x1F4:0x1F8], "little") == 0:          # the probe leaves it 0
+        data[0x1F4:0x1F8] = ((len(data) - setup + 15) // 16).to_bytes(4, "little")
+    cut = tmp_path / f"cut-{source.name}"
+    cut.write_bytes(data[:int(len(data) * keep)])
+    return cut
+
+
+@needs_kvm
+def test_a_truncated_bzimage_is_one_line_before_it_boots(x86_guests, tmp_path):
+    cut = _cut_bzimage(x86_guests / "bzprobe.bzImage", tmp_path, 0.6)
+    for unpack in ("guest", "auto"):
+        r = popek("run", "--backend", "kvm", "--kernel", str(cut), "--unpack", unpack,
+                  "--timeout", "20")
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+        assert r.stderr.startswith(f"popek: error: {cut}: truncated bzImage")
+        assert "is the file complete?" in r.stderr
+
+
+@needs_kvm
+def test_a_truncated_debian_kernel_is_refused_in_one_line(tmp_path):
+    """The reported case: Debian's vmlinuz cut to 1 MB, left to decompress itself,
+    ended with exit 1 and no word (its decompressor, after the payload, was gone)."""
+    from popek.errors import ImageError
+    from popek.kvm import debian
+    try:
+        vmlinuz = debian.find_kernel()[0]
+    except ImageError as e:
+        pytest.skip(str(e))
+    cut = tmp_path / "cut.bz"
+    with open(vmlinuz, "rb") as f:
+        cut.write_bytes(f.read(1 << 20))
+    for unpack in ("guest", "vmm"):
+        r = popek("run", "--backend", "kvm", "--kernel", str(cut), "--unpack", unpack,
+                  "--timeout", "20")
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "truncated bzImage" in lines[0] and str(cut) in lines[0], \
+            r.stderr
+
+
+def test_a_bzimage_cut_inside_its_payload_is_refused_by_the_loader_and_the_unpacker(tmp_path):
+    """Without KVM: the header's sizes against the file, and a compressed payload that
+    ends early although the header agrees with the file."""
+    import lzma
+    import random
+    from popek.devices.memory import GuestMemory
+    from popek.errors import ImageError
+    from popek.kvm import linux
+
+    def bzimage(payload: bytes) -> bytes:
+        data = bytearray(1024) + payload + bytes(-len(payload) % 16)   # setup: 2 sectors
+        data[0x1F1] = 1
+        data[0x1F4:0x1F8] = ((len(payload) + 15) // 16).to_bytes(4, "little")
+        data[0x202:0x208] = b"HdrS\x0f\x02"              # protocol 2.15
+        data[0x236] = 1                                  # XLF_KERNEL_64
+        data[0x24C:0x250] = len(payload).to_bytes(4, "little")   # payload_offset 0
+        data[0x260:0x264] = (4 << 20).to_bytes(4, "little")
+        return bytes(data)
+
+    vmlinux = b"\x7fELF" + random.Random(1).randbytes(200_000)
+    payload = lzma.compress(vmlinux, format=lzma.FORMAT_XZ)
+    whole = bzimage(payload)
+    assert linux.extract_vmlinux("k", whole) == vmlinux
+    with pytest.raises(ImageError, match="k: truncated bzImage: its header announces"):
+        linux.extract_vmlinux("k", whole[:len(whole) // 2])
+    ram = GuestMemory(0, 16 << 20)
+    with pytest.raises(ImageError, match="k: truncated bzImage"):
+        linux.load_bzimage(ram, "k", whole[:len(whole) // 2], "", None)
+    # A header that agrees with a cut file: the stream itself says it is incomplete.
+    with pytest.raises(ImageError, match="k: corrupt kernel payload: the compressed stream "
+                                         "ends early"):
+        linux.extract_vmlinux("k", bzimage(payload[:len(payload) // 2]))

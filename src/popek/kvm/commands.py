@@ -42,6 +42,8 @@ def cmd_run_kvm(args) -> int:
         print(f"\nboot: {m.boot.kind}, entry {m.boot.entry:#x}", file=sys.stderr)
         print(m.ledger.report("KVM exits"), file=sys.stderr)
         print(f"  wall {m.wall:.3f} s", file=sys.stderr)
+    if m.failed and code:
+        print(f"popek: the guest stopped: {m.exit_reason}", file=sys.stderr)
     return exit_code(code, f"({'--timeout' if args.timeout else '--max-instructions'})")
 
 

@@ -33,7 +33,8 @@ XLF_KERNEL_64 = 1
 LOADED_HIGH, CAN_USE_HEAP = 0x01, 0x80
 LOADER_UNDEFINED = 0xFF         # type_of_loader: "not one of the registered boot loaders"
 # Offsets in the setup header / boot_params (boot.rst, zero-page.rst).
-SETUP_SECTS, HEADER, VERSION, TYPE_OF_LOADER, LOADFLAGS = 0x1F1, 0x202, 0x206, 0x210, 0x211
+SETUP_SECTS, SYSSIZE, HEADER, VERSION = 0x1F1, 0x1F4, 0x202, 0x206
+TYPE_OF_LOADER, LOADFLAGS = 0x210, 0x211
 RAMDISK_IMAGE, RAMDISK_SIZE, HEAP_END_PTR, CMD_LINE_PTR = 0x218, 0x21C, 0x224, 0x228
 INITRD_ADDR_MAX, XLOADFLAGS, CMDLINE_SIZE = 0x22C, 0x236, 0x238
 PAYLOAD_OFFSET, PAYLOAD_LENGTH, INIT_SIZE = 0x248, 0x24C, 0x260
@@ -82,6 +83,22 @@ def _setup_size(path: str, data: bytes) -> int:
     return size
 
 
+def _check_complete(path: str, data: bytes) -> int:
+    """The setup size of a bzImage whose file holds all the header announces: the
+    protected-mode part (``syssize`` 16-byte units) and, from protocol 2.08, the
+    compressed payload inside it.  A cut file would otherwise be booted, and its
+    decompressor (which lies after the payload) would be zeros or garbage."""
+    setup = _setup_size(path, data)
+    have = len(data) - setup
+    need = _u(data, SYSSIZE, 4) * 16
+    if _u(data, VERSION, 2) >= 0x208:
+        need = max(need, _u(data, PAYLOAD_OFFSET, 4) + _u(data, PAYLOAD_LENGTH, 4))
+    if have < need:
+        raise ImageError(f"{path}: truncated bzImage: its header announces {need} bytes of "
+                         f"kernel after the setup, the file has {have} (is the file complete?)")
+    return setup
+
+
 def _place_initrd(ram, path: str, initrd: bytes | None, low: int, limit: int) -> int:
     """Put the initrd at the top of RAM (below ``limit``); its address, or 0."""
     if not initrd:
@@ -114,7 +131,7 @@ def load_bzimage(ram, path: str, data: bytes, cmdline: str, initrd: bytes | None
     if version < MIN_VERSION or not _u(data, XLOADFLAGS, 2) & XLF_KERNEL_64:
         raise ImageError(f"{path}: boot protocol {version >> 8}.{version & 0xFF} without a "
                          "64-bit entry point (popek needs 2.12+, a 64-bit kernel)")
-    setup = _setup_size(path, data)
+    setup = _check_complete(path, data)
     if vmlinux is not None:
         from popek.riscv.loader import _load_elf
         image = _load_elf(path, vmlinux, ram, "EM_X86_64")
@@ -187,25 +204,28 @@ def extract_vmlinux(path: str, data: bytes) -> bytes:
     """The uncompressed vmlinux ELF inside a bzImage."""
     if not is_bzimage(data):
         raise ImageError(f"{path}: not a bzImage (no HdrS header)")
-    start = _setup_size(path, data) + _u(data, PAYLOAD_OFFSET, 4)
+    start = _check_complete(path, data) + _u(data, PAYLOAD_OFFSET, 4)
     payload = data[start:start + _u(data, PAYLOAD_LENGTH, 4)]
     if not payload:
         raise ImageError(f"{path}: the bzImage carries no compressed kernel payload")
     try:
         if payload[:6] == b"\xfd7zXZ\x00":
-            out = lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(payload)
+            d = lzma.LZMADecompressor(lzma.FORMAT_XZ)
         elif payload[:2] == b"\x1f\x8b":
-            out = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(payload)
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif payload[:3] == b"\x5d\x00\x00":
-            out = lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(payload)
+            d = lzma.LZMADecompressor(lzma.FORMAT_ALONE)
         elif payload[:3] == b"BZh":
             import bz2
-            out = bz2.BZ2Decompressor().decompress(payload)
+            d = bz2.BZ2Decompressor()
         else:
             raise ImageError(f"{path}: kernel payload compressed in a format popek cannot "
                              f"unpack (magic {payload[:4].hex()}; xz, gzip, lzma, bzip2 work)")
-    except (lzma.LZMAError, zlib.error, OSError) as e:
+        out = d.decompress(payload)
+    except (lzma.LZMAError, zlib.error, OSError, EOFError) as e:
         raise ImageError(f"{path}: corrupt kernel payload: {e}") from None
+    if not d.eof:                          # the decompressors return what they had
+        raise ImageError(f"{path}: corrupt kernel payload: the compressed stream ends early")
     if out[:4] != b"\x7fELF":
         raise ImageError(f"{path}: the unpacked payload is not an ELF")
     return out

@@ -61,6 +61,12 @@ HIDDEN_FEATURES = {
 PVM_LINUX_ARGS = ("noxsave", "cryptomgr.notests", "rodata=off", "clearcpuid=smap,popcnt,movbe,pcid,fsgsbase,bmi1,bmi2,invpcid,"
                   "clflushopt,clwb,pku,rdpid,ssse3,sse4_1,sse4_2,avx,avx2,avx512f,aes,"
                   "pclmulqdq,sha_ni,vaes,f16c,fma,adx")
+# What the KVM exits that end a run mean, for the line the user sees.
+SHUTDOWN_MEANING = {
+    "shutdown": ": a triple fault (an exception the guest could not handle)",
+    "fail_entry": ": KVM could not enter the guest (invalid vCPU state)",
+    "internal_error": ": KVM could not emulate the guest",
+}
 KICK_SIGNAL = signal.SIGUSR1
 MAX_VCPUS = 32                  # what fits the MP table's 1 KiB
 AP_STACK = 0x4000
@@ -130,6 +136,7 @@ class X86Machine:
         self._handlers = self._exit_handlers()
         self.exit_code: int | None = None
         self.exit_reason = ""
+        self.failed = False             # popek ended the run: the guest could not go on
         self.wall = 0.0
         # Without an irqchip nothing can wake a halted vCPU, so HLT ends the run,
         # unless a measurement wants to count HLT exits.
@@ -313,7 +320,8 @@ class X86Machine:
             self.ledger.record(f"{what}_emulated", "", time.perf_counter() - start)
         else:
             self.ledger.record("shutdown", e.reason, time.perf_counter() - start)
-            self.stop(1, f"KVM exit: {e.reason}" + self._internal_error_detail(e, vcpu))
+            self.stop(1, f"KVM exit: {e.reason}" + self._internal_error_detail(e, vcpu)
+                      + SHUTDOWN_MEANING.get(e.reason, ""), failed=True)
 
     def _finish_unemulated(self, vcpu) -> str | None:
         """An emulation failure popek can finish itself (see :mod:`.unemulated`)."""
@@ -367,9 +375,11 @@ class X86Machine:
         if value == 0xFE:                              # pulse the CPU reset line
             self.stop(0, "reset (i8042)")
 
-    def stop(self, code: int, why: str) -> None:
+    def stop(self, code: int, why: str, failed: bool = False) -> None:
+        """End the run with exit ``code`` because of ``why``; ``failed``: popek, not
+        the guest, decided it (the guest cannot go on), so the user is told ``why``."""
         if self.exit_code is None:
-            self.exit_code, self.exit_reason = code, why
+            self.exit_code, self.exit_reason, self.failed = code, why, failed
         self._interrupt_all()
 
     # -- running -----------------------------------------------------------------------

@@ -6,6 +6,8 @@ header {type u32, reserved u32, sector u64}, data, and a final status byte.
 
 Writes go to the file with ``os.pwrite``; VIRTIO_BLK_T_FLUSH calls ``os.fsync``,
 so data a guest has flushed is on the host file when the flush completes.
+The image is locked while it is open, exclusively when writable and shared when
+read-only (:mod:`popek.devices.imagelock`): a second writer is refused in one line.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import struct
 
+from popek.devices.imagelock import ImageLock
 from popek.errors import GuestMemoryError, ImageError
 
 log = logging.getLogger(__name__)
@@ -40,14 +43,27 @@ class VirtioBlk:
             self.fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
         except OSError as e:
             raise ImageError(f"{path}: cannot open disk image: {e.strerror}") from None
+        self.image_lock = self._lock_image()
         size = os.fstat(self.fd).st_size
         self.capacity = size // SECTOR
         self.features = F_SIZE_MAX | F_SEG_MAX | F_BLK_SIZE | F_FLUSH | (F_RO if readonly else 0)
         self.stats = {"reads": 0, "writes": 0, "flushes": 0, "bytes_read": 0, "bytes_written": 0}
         self.config = struct.pack("<QIIHBBI", self.capacity, SIZE_MAX, SEG_MAX, 0, 0, 0, SECTOR)
 
+    def _lock_image(self) -> ImageLock:
+        """Lock the image (exclusive if writable, shared if read-only) before the
+        guest can see it; a conflict closes it and is the user's one-line error."""
+        try:
+            return ImageLock(self.fd, self.path, write=not self.readonly)
+        except BaseException:
+            os.close(self.fd)
+            self.fd = None
+            raise
+
     def close(self) -> None:
+        """Unlock and close the image (a second close does nothing)."""
         if self.fd is not None:
+            self.image_lock.release()
             os.close(self.fd)
             self.fd = None
 
