@@ -19,8 +19,11 @@ of the same firmware finds its hot blocks already compiled.
   translator's output, the TLB layout of mmu.py, and calls the hart's methods by
   name) and CPython's bytecode magic number, so a change to any of them starts a
   new file (and saving it deletes the files of other versions).
-* Bound: at most ``MAX_ENTRIES`` translations in memory and ``MAX_BYTES`` of
-  marshalled code per file; the least recently used go first.
+* Bound: at most ``MAX_ENTRIES`` translations and ``MAX_LINES`` lines of their
+  source in memory (a code object costs ~55 bytes of memory per source line: a
+  guest rewriting its code for ever must not fill the host with unique
+  translations), and ``MAX_BYTES`` of marshalled code per file; the least
+  recently used go first.
 * Saving merges with what is on disk and replaces the file atomically, so
   concurrent runs do not lose each other's work (the last one wins on ties).
 
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MAX_BYTES = 64 << 20
 MAX_ENTRIES = 32768         # in memory: as many as the hart's block cache holds
+MAX_LINES = 1_000_000       # in memory: ~55 MiB of code objects (a cold U-Boot boot: ~60 K)
 
 
 def default_directory() -> str | None:
@@ -69,13 +73,17 @@ class CodeCache:
     def __init__(self, directory: str | None = None):
         self.path = (os.path.join(directory, f"translations-{translator_version()}.marshal")
                      if directory else None)
-        # key -> (code object, whether the block loops); dict order is recency of use.
+        # key -> (code object, whether the block loops, source lines); dict order is
+        # recency of use.
         self.entries: dict[tuple, tuple] = {}
+        self.lines = 0
         self.loaded = self.hits = self.compiled = self.saved = 0
         self._unsaved = 0
         if self.path:
             self.entries = self._read()
             self.loaded = len(self.entries)
+            self.lines = sum(e[2] for e in self.entries.values())
+            self._evict()
 
     def _read(self, quiet: bool = False) -> dict:
         try:
@@ -87,7 +95,10 @@ class CodeCache:
             if not quiet:
                 log.warning("code cache %s unreadable (%s): starting afresh", self.path, e)
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict) or not all(isinstance(v, tuple) and len(v) == 3
+                                                  for v in data.values()):
+            return {}
+        return data
 
     def get(self, key: tuple):
         entry = self.entries.pop(key, None)
@@ -96,12 +107,21 @@ class CodeCache:
             self.hits += 1
         return entry
 
-    def put(self, key: tuple, code, loop: bool) -> None:
-        if len(self.entries) >= MAX_ENTRIES:            # the least recently used goes
-            del self.entries[next(iter(self.entries))]
-        self.entries[key] = (code, loop)
+    def put(self, key: tuple, code, loop: bool, lines: int) -> None:
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.lines -= old[2]
+        self.entries[key] = (code, loop, lines)
+        self.lines += lines
         self.compiled += 1
         self._unsaved += 1
+        self._evict()
+
+    def _evict(self) -> None:
+        """The least recently used go until the cache is within its bounds."""
+        entries = self.entries
+        while len(entries) > MAX_ENTRIES or (self.lines > MAX_LINES and len(entries) > 1):
+            self.lines -= entries.pop(next(iter(entries)))[2]
 
     def save(self) -> None:
         """Write the translations back (merged with the file's), if there is anything new."""
@@ -142,4 +162,6 @@ class CodeCache:
     def stats(self) -> dict:
         return {"code_cache": self.path or "in memory",
                 "code_cache_loaded": self.loaded, "code_cache_hits": self.hits,
-                "code_cache_compiled": self.compiled}
+                "code_cache_compiled": self.compiled,
+                "code_cache_entries": f"{len(self.entries):,} (at most {MAX_ENTRIES:,})",
+                "code_cache_lines": f"{self.lines:,} (at most {MAX_LINES:,})"}

@@ -147,14 +147,29 @@ class _Worker:
 
 
 class BackgroundCompiler:
-    """The hart's side of ``workers`` worker processes, started at the first request."""
+    """The hart's side of ``workers`` worker processes, started at the first request.
+
+    At most ``MAX_OUTSTANDING`` requests are in flight: a guest that makes new hot
+    code faster than a worker compiles it (code rewriting itself for ever) would
+    otherwise queue requests, and keep their blocks alive, without end.  While the
+    backlog is full the hart runs those blocks interpreted and asks again later
+    (``busy``)."""
+    MAX_OUTSTANDING = 64
 
     def __init__(self, workers: int = 1):
         self.wanted = workers
         self.workers: list[_Worker] = []
         self.alive = workers > 0
         self._seq = 0
-        self.started = self.requested = self.received = self.failed = 0
+        self.started = self.requested = self.received = self.failed = self.deferred = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether the backlog is full (a request now would wait too long anyway)."""
+        if self.outstanding >= self.MAX_OUTSTANDING:
+            self.deferred += 1
+            return True
+        return False
 
     def submit(self, key: tuple, start_pc: int, pairs: tuple, flavour: str | None = None) -> bool:
         """Ask for the block ``pairs`` (``(pc, bits)`` each) of ``flavour`` (None: the base
@@ -226,7 +241,9 @@ class BackgroundCompiler:
 
     def stats(self) -> dict:
         return {"compile_workers": self.started, "compile_requests": self.requested,
-                "compile_replies": self.received, "compile_failures": self.failed}
+                "compile_replies": self.received, "compile_failures": self.failed,
+                "compile_backlog": f"{self.outstanding} (at most {self.MAX_OUTSTANDING})",
+                "compile_deferred": self.deferred}
 
     def _start(self) -> bool:
         import popek

@@ -464,7 +464,7 @@ def _keep(hart, key: tuple, compiled: tuple, stats: TranslationStats) -> tuple:
     code, loop, lines = compiled
     stats.source_lines += lines
     if hart.code_cache is not None:
-        hart.code_cache.put(key, code, loop)
+        hart.code_cache.put(key, code, loop, lines)
     return code, loop
 
 
@@ -482,6 +482,9 @@ def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: 
     return _instantiate(hart, entry, insns, stats)
 
 
+RETRY_AFTER = 32            # runs before a hot block asks again when the worker was busy
+
+
 def translate_hot(hart, blk, flav: str) -> None:
     """Give a block that has become hot its function: at once if its code is in the
     code cache or there is no background worker (compiler.py); else when the
@@ -494,6 +497,9 @@ def translate_hot(hart, blk, flav: str) -> None:
         waiting = hart.awaiting.get(key)
         if waiting is not None:
             waiting.append(blk)
+            return
+        if hart.compiler.busy:              # the backlog is full: interpret on, ask later
+            blk.heat = RETRY_AFTER
             return
         pairs = tuple((pc, d.word) for pc, d in blk.insns)
         if hart.compiler.submit(key, blk.pc, pairs, flav):
@@ -528,7 +534,7 @@ def translated_before(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int,
 
 
 def _instantiate(hart, entry: tuple, insns, stats: TranslationStats):
-    code, loop = entry
+    code, loop = entry[0], entry[1]
     ns = dict(isa.SEMANTICS_GLOBALS)
     exec(code, ns)
     stats.translated += 1

@@ -4,11 +4,17 @@ Each exit a handler finishes is recorded under a *reason* (``csr``, ``sret``,
 ``page_fault_shadow``, ``mmio_read``, ...), with an optional detail (which CSR,
 which device); reasons are charged the named costs of the VM's cost model
 (costmodel.py) and the guest's cycle counter counts them.
+
+Reasons are the VMM's own words, but details can be the guest's (an SBI extension
+number, an MMIO address on KVM): a reason keeps at most ``MAX_DETAILS`` of them,
+and counts the rest under ``other``, so no guest can grow the ledger.
 """
 
 from __future__ import annotations
 
 from popek.costmodel import CostModel
+
+MAX_DETAILS = 64                  # distinct details per reason; the rest are "other"
 
 
 # Reasons, with the names of the costs (costmodel) each is charged, plus trap entry
@@ -53,6 +59,7 @@ class Ledger:
         self.counts: dict[str, int] = {}
         self.cycles: dict[str, float] = {}    # modelled cycles, or measured seconds
         self.details: dict[tuple[str, str], int] = {}
+        self._detail_count: dict[str, int] = {}      # distinct details per reason
 
     def record(self, reason: str, detail: str = "", seconds: float = 0.0) -> None:
         if self.measured:
@@ -69,7 +76,15 @@ class Ledger:
     def note(self, reason: str, detail: str, n: int = 1) -> None:
         """Count ``n`` under (reason, detail) without charging an exit (e.g. batched PTEs)."""
         key = (reason, detail)
-        self.details[key] = self.details.get(key, 0) + n
+        count = self.details.get(key)
+        if count is None:
+            kinds = self._detail_count.get(reason, 0)
+            if kinds >= MAX_DETAILS:
+                key = (reason, "other")
+                count = self.details.get(key)
+            else:
+                self._detail_count[reason] = kinds + 1
+        self.details[key] = (count or 0) + n
 
     def total(self) -> tuple[int, float]:
         return sum(self.counts.values()), sum(self.cycles.values())
@@ -91,4 +106,8 @@ class Ledger:
         top = sorted(self.details.items(), key=lambda kv: -kv[1])[:8]
         if top:
             lines.append("  most frequent: " + ", ".join(f"{r}:{d} {c:,}" for (r, d), c in top))
+            full = sorted(r for r, n in self._detail_count.items() if n >= MAX_DETAILS)
+            if full:
+                lines.append(f"  details kept: {MAX_DETAILS} per reason, the rest under "
+                             f"'other' ({', '.join(full)})")
         return "\n".join(lines)

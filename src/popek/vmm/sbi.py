@@ -40,7 +40,7 @@ def handle(vm, x) -> str:
     """Serve the SBI call in registers ``x`` for ``vm``; returns the extension's name."""
     ext, fid = x[17], x[16]
     a0, a1, a2 = x[10], x[11], x[12]
-    name = EXTENSIONS.get(ext, f"{ext:#x}")
+    name = EXTENSIONS.get(ext, "unknown")      # a guest's number: never a ledger key
     err, val = SBI_ERR_NOT_SUPPORTED, 0
     v = vm.vcpu
     if ext == EXT_BASE:
