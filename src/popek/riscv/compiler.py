@@ -154,7 +154,7 @@ class BackgroundCompiler:
     otherwise queue requests, and keep their blocks alive, without end.  While the
     backlog is full the hart runs those blocks interpreted and asks again later
     (``busy``)."""
-    MAX_OUTSTANDING = 64
+    MAX_OUTSTANDING = 256             # a cold U-Boot boot peaks at ~72 (on a loaded host)
 
     def __init__(self, workers: int = 1):
         self.wanted = workers
