@@ -45,6 +45,7 @@ MiB = 1 << 20
 SLICE = 20_000              # instructions between looks at host input and devices
 FW_DYNAMIC_MAGIC = 0x4942534F
 MIN_RAM = 1 * MiB
+MAX_RAM = 16 << 30          # the most RAM popek gives a simulated machine or VM (docs/errors.md)
 
 
 @dataclass
@@ -105,6 +106,9 @@ class VirtBoard(VirtLayout, MachineTime):
         if config.memory < MIN_RAM or config.memory % 4096:
             raise ConfigError(f"memory size must be a multiple of 4 KiB and at least "
                               f"{MIN_RAM // MiB} MiB (got {config.memory} bytes)")
+        if config.memory > MAX_RAM:
+            raise ConfigError(f"memory size must be at most {MAX_RAM >> 30} GiB "
+                              f"(got {config.memory} bytes)")
         if config.bios is None and config.kernel is None:
             raise ConfigError("nothing to run: give --bios or --kernel")
         if len(config.drives) > self.VIRTIO_SLOTS:
@@ -302,7 +306,7 @@ class VirtBoard(VirtLayout, MachineTime):
     def stats(self) -> dict:
         h = self.hart
         wall = (self.wall_end or time.perf_counter()) - (self.wall_start or time.perf_counter())
-        tlb_entries = sum(len(t) for tlbs in (h.itlbs, h.rtlbs, h.wtlbs) for t in tlbs.values())
+        caches = h.cache_stats()
         return {
             "instructions": h.instret,
             "wall_seconds": wall,
@@ -310,18 +314,18 @@ class VirtBoard(VirtLayout, MachineTime):
             "guest_seconds": self.clock.ns(h.instret) / 1e9,
             "exceptions": h.stats["traps"],
             "interrupts": h.stats["interrupts"],
-            "blocks_cached": len(h.blocks),
+            "blocks_cached": caches["blocks_cached"],
             "blocks_built": h.stats["blocks_built"],
-            "interpreter_ops_cached": len(h.op_cache),
+            "interpreter_ops_cached": caches["interpreter_ops_cached"],
             "blocks_translated": h.tstats.translated,
             "translated_self_loops": h.tstats.self_loops,
             "translated_source_lines": h.tstats.source_lines,
             **(self.code_cache.stats() if self.code_cache else {}),
             **(self.compiler.stats() if self.compiler else {}),
             "block_lookup_misses": h.stats["block_misses"],
-            "dispatch_cache_entries": sum(len(v) for v in h.vcaches.values()),
+            "dispatch_cache_entries": caches["dispatch_cache_entries"],
             "code_invalidations": h.stats["code_invalidations"],
-            "tlb_entries": tlb_entries,
+            "tlb_entries": caches["tlb_entries"],
             "tlb_flushes": h.stats["tlb_flushes"],
             "page_walks": h.walk_stats.walks,
             "pte_reads": h.walk_stats.pte_reads,

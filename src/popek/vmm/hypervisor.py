@@ -204,6 +204,7 @@ class Hypervisor(MachineTime):
         out = {"instructions": h.instret, "wall_seconds": self.wall,
                "mips": h.instret / self.wall / 1e6 if self.wall else 0.0,
                "blocks_translated": h.tstats.translated,
+               **h.cache_stats(),
                **(self.code_cache.stats() if self.code_cache else {}),
                **(self.hart.compiler.stats() if self.hart.compiler else {})}
         for vm in self.vms:

@@ -9,6 +9,21 @@ import time
 class HartDebug:
     """Mixed into :class:`~popek.riscv.hart.Hart`."""
 
+    def cache_stats(self) -> dict:
+        """The hart's caches for --stats, each with its bound: every table a guest can
+        grow has one (and is emptied, as QEMU's tb_flush, when it is reached)."""
+        from popek.riscv.hart.blocks import MAX_CACHED_BLOCKS, MAX_CACHED_OPS
+        from popek.riscv.hart.memory import MAX_TLB_ENTRIES
+        tlbs = [t for tlbs in (self.itlbs, self.rtlbs, self.wtlbs) for t in tlbs.values()]
+        return {
+            "blocks_cached": f"{len(self.blocks):,} (at most {MAX_CACHED_BLOCKS:,})",
+            "interpreter_ops_cached": f"{len(self.op_cache):,} (at most {MAX_CACHED_OPS:,})",
+            "dispatch_cache_entries": f"{sum(len(v) for v in self.vcaches.values()):,} "
+                                      f"(at most {MAX_CACHED_BLOCKS:,} per privilege)",
+            "tlb_entries": f"{sum(len(t) for t in tlbs):,} "
+                           f"(at most {MAX_TLB_ENTRIES:,} in each of {len(tlbs)})",
+        }
+
     def start_tracing(self, write) -> None:
         """``--trace``: ``write(pc, text)`` for every instruction as it runs, in order,
         and for every trap.  A traced hart interprets only, so each instruction is

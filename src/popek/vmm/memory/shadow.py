@@ -106,7 +106,7 @@ class ShadowPaging:
 
     def stats(self) -> dict:
         t = self.tables
-        return {"shadow_pages": t.pool.used, "shadow_fills": t.fills,
+        return {"shadow_pages": f"{t.pool.used:,} (at most {t.pool.pages:,})", "shadow_fills": t.fills,
                 "shadow_flushes": t.flushes, "shadow_evictions": t.evictions,
                 "guest_page_walks": self.guest_walks.walks}
 
