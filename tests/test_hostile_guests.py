@@ -1,0 +1,77 @@
+"""Hostile guests beside our guest OS under the VMM: each must end within its
+budget, and the OS's results and the bytes on its disk must be those of a run
+without it.  The corpus is tests/riscv/vmm (built like the conformance suite):
+virtio_hostile.S lays its virtqueue out in every forbidden way (a used ring over
+the avail ring froze the whole VMM before devices bounded their work); soak.S
+floods the VMM with new SBI numbers, rewritten code and satp changes; wild.S
+(tests/test_vmm.py) stores and jumps at random."""
+
+from __future__ import annotations
+
+import pytest
+
+from popek.console import ScriptedConsole
+from popek.riscv.board import DriveSpec
+from popek.vmm.hypervisor import Hypervisor
+from popek.vmm.vm import VmConfig
+
+MiB = 1 << 20
+VIRTIO_VERDICTS = "A:R B:R C:R D:R E:R F:R G:R H:R I:R J:K K:K L:K M:K"
+
+
+def disk_image(path):
+    path.write_bytes(b"POPEK-VMM-DISK!!" + bytes((4 << 20) - 16))
+    return path
+
+
+def run(configs, max_instructions, until=None):
+    con = ScriptedConsole()
+    hv = Hypervisor(configs, con, max_instructions=max_instructions)
+    code = hv.run(until=until and (lambda: until(hv)))
+    hv.close()
+    return code, con.text(), hv
+
+
+def os_lines(text: str, prefix: str = "") -> list[str]:
+    """What our guest OS reported about itself (its self-test lines)."""
+    return [ln[len(prefix):] for ln in text.splitlines()
+            if ln.startswith(prefix) and "SELFTEST" in ln]
+
+
+def test_a_hostile_virtio_driver_alone(vmm_programs, tmp_path):
+    img = disk_image(tmp_path / "hostile.img")
+    before = img.read_bytes()
+    code, out, hv = run([VmConfig(kernel=str(vmm_programs / "virtio_hostile.elf"),
+                                  memory=16 * MiB, drives=[DriveSpec(str(img))])], 5_000_000)
+    assert code == 0
+    assert out.strip() == VIRTIO_VERDICTS
+    assert img.read_bytes() == before                  # nothing it sent was written
+    assert hv.vms[0].platform.virtio[0].broken == 9    # A..I, each one warning's worth
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hostile", ["virtio_hostile", "soak"])
+def test_hostile_guest_beside_our_guest_os(guest_build, vmm_programs, tmp_path, hostile):
+    solo_disk = disk_image(tmp_path / "solo.img")
+    code, solo_out, _ = run([VmConfig(kernel=str(guest_build / "kernel.elf"), name="os",
+                                      drives=[DriveSpec(str(solo_disk))], append="selftest")],
+                            200_000_000)
+    assert code == 0 and "SELFTEST PASS 8/8" in solo_out
+
+    os_disk = disk_image(tmp_path / "os.img")
+    hostile_disk = disk_image(tmp_path / "hostile.img")
+    configs = [VmConfig(kernel=str(guest_build / "kernel.elf"), name="os",
+                        drives=[DriveSpec(str(os_disk))], append="selftest"),
+               VmConfig(kernel=str(vmm_programs / f"{hostile}.elf"), name="bad",
+                        memory=16 * MiB, drives=[DriveSpec(str(hostile_disk))])]
+    code, out, hv = run(configs, 400_000_000, until=lambda hv: hv.vms[0].exit_code is not None)
+    os_vm, bad = hv.vms
+    assert os_vm.exit_code == 0
+    assert os_lines(out, "[os] ") == os_lines(solo_out)
+    assert os_disk.read_bytes() == solo_disk.read_bytes()
+    if hostile == "virtio_hostile":
+        assert f"[bad] {VIRTIO_VERDICTS}" in out
+        assert bad.exit_code == 0
+    else:                                              # the soak never stops by itself
+        assert bad.ledger.details[("sbi", "unknown")] > 100
+        assert bad.exit_code is None
