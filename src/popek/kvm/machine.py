@@ -191,9 +191,10 @@ class X86Machine:
                 self.mmio.add(base, layout.VIRTIO_MMIO_SIZE, t, "virtio-mmio-blk")
             else:
                 slot = len(self.pci.functions)          # slot 0 is the host bridge
-                t = VirtioPci(blk, self.ram, next_irq, self._irq(next_irq),
-                              layout.PCI_BAR_BASE + slot * layout.PCI_BAR_SIZE)
-                self.pci.add(slot, t)
+                fn = VirtioPci(blk, self.ram, next_irq, self._irq(next_irq),
+                               layout.PCI_BAR_BASE + slot * layout.PCI_BAR_SIZE)
+                self.pci.add(slot, fn)
+                t = fn.t                                # the transport under the function
             self.transports.append(t)
             next_irq += 1
             if next_irq in (8, 12, 13, 14, 15):   # RTC, mouse, FPU, IDE: keep clear
@@ -394,15 +395,22 @@ class X86Machine:
                 signal.pthread_kill(ident, KICK_SIGNAL)
 
     def _input_loop(self) -> None:
-        """Host input into the UART, and device work a notify left over (a driver's
-        notify is served a bounded amount at a time: devices/virtio/transport.py)."""
+        """Host input into the UART, and device work a notify left over."""
         while self.exit_code is None and not self._done.is_set():
             self.console.wait(0.05)
             data = self.console.poll()
-            with self.lock:
-                if data:
+            if data:
+                with self.lock:
                     self.uart.push_input(data)
-                for t in self.transports:
+            self._serve_left_over_io()
+
+    def _serve_left_over_io(self) -> None:
+        """Device work a notify left for later (a notify is served a bounded amount at a
+        time: devices/virtio/transport.py): after each exit, and every 50 ms from the
+        input thread, for a guest that waits in an in-kernel HLT."""
+        for t in self.transports:
+            if t.pending:
+                with self.lock:
                     t.service()
 
     def _vcpu_loop(self, index: int, budget) -> None:
@@ -417,6 +425,7 @@ class X86Machine:
                         (self._done.is_set() or self.exit_code is not None):
                     break
                 self.handle_exit(e, vcpu)
+                self._serve_left_over_io()
         except Exception as e:                           # a vCPU thread must not die silently
             log.error("vCPU %d: %s", index, e)
             self.stop(1, f"vCPU {index}: {e}")
