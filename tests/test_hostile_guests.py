@@ -75,3 +75,16 @@ def test_hostile_guest_beside_our_guest_os(guest_build, vmm_programs, tmp_path, 
     else:                                              # the soak never stops by itself
         assert bad.ledger.details[("sbi", "unknown")] > 100
         assert bad.exit_code is None
+
+
+def test_a_guest_nothing_can_wake_ends_the_run(vmm_programs):
+    """wfi with no interrupt enabled and no timer, and no input to come: the run
+    ends (it waited for ever, under any budget), under the VMM and bare."""
+    from popek.riscv.board import BoardConfig, VirtBoard
+    elf = str(vmm_programs / "idle_forever.elf")
+    code, _, hv = run([VmConfig(kernel=elf, memory=16 * MiB)], 1_000_000)
+    assert code is None and hv.idle_for_ever and hv.hart.instret < 100
+    board = VirtBoard(BoardConfig(bios=None, kernel=elf, max_instructions=1_000_000),
+                      console=ScriptedConsole())
+    assert board.run() is None and board.idle_for_ever
+    board.close()

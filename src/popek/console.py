@@ -78,6 +78,10 @@ class StdioConsole:
                 out.append(b)
         return bytes(out)
 
+    def input_possible(self) -> bool:
+        """Whether input may still come (not at the end of stdin)."""
+        return self.fd is not None and not self.eof
+
     def wait(self, timeout: float | None) -> None:
         if self.fd is None or self.eof:
             if timeout:
@@ -116,6 +120,10 @@ class ScriptedConsole:
         self.pos = m.end()
         self.steps.pop(0)
         return send
+
+    def input_possible(self) -> bool:
+        """Whether the script has more to type."""
+        return bool(self.steps)
 
     def wait(self, timeout: float | None) -> None:
         if timeout:

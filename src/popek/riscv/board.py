@@ -119,6 +119,10 @@ class VirtBoard(VirtLayout, MachineTime):
         self.exit_code: int | None = None
         self.exit_reason = ""
         self.reset_requested = False
+        # The guest waits for an interrupt with no timer set and no input to come:
+        # nothing can ever wake it, so the run ends (as a budget does) instead of
+        # waiting for ever.
+        self.idle_for_ever = False
         self.wall_start = self.wall_end = None
         self.platform = None
         self.trace = None                 # write(pc, text) for --trace, kept across a reset
@@ -249,7 +253,11 @@ class VirtBoard(VirtLayout, MachineTime):
                     if hart.mip & hart.mie:
                         hart.waiting = False
                     else:
-                        clock.idle_until(hart.instret, self.clint.next_deadline(), self._wait_input)
+                        deadline = self.clint.next_deadline()
+                        if deadline is None and not self.console.input_possible():
+                            self.idle_for_ever = True       # nothing can wake it: stop
+                            return None
+                        clock.idle_until(hart.instret, deadline, self._wait_input)
                         continue
                 if budget is not None and hart.instret >= budget:
                     return None

@@ -92,6 +92,7 @@ class Hypervisor(MachineTime):
             host += cfg.memory + pool
         self.wall = 0.0
         self.exits = 0                            # all VMs, for the budget
+        self.idle_for_ever = False                # every VM waits; nothing can wake one
         self.slice_exits = 0
 
     # -- what the hart calls (and mtime/rtc_ns from MachineTime) ---------------
@@ -151,6 +152,9 @@ class Hypervisor(MachineTime):
                 runnable = [vm for vm in alive if not vm.vcpu.waiting]
                 if not runnable:
                     deadlines = [vm.vcpu.timer for vm in alive if vm.vcpu.timer != M64]
+                    if not deadlines and not self.console.input_possible():
+                        self.idle_for_ever = True       # nothing can wake any of them
+                        return None
                     clock.idle_until(h.instret, min(deadlines) if deadlines else None,
                                      self.console.wait)
                     continue
