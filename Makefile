@@ -21,6 +21,7 @@ bench: setup
 	$(PY) bench/bench_riscv.py $(ARGS)
 	$(PY) bench/bench_vmm.py
 	$(PY) bench/bench_kvm.py
+	$(PY) bench/bench_soak.py
 
 # Debian's kernel on the KVM backend, through its PVH entry, with a busybox initramfs.
 LINUX_APPEND ?= console=ttyS0 earlyprintk=serial,ttyS0,115200
