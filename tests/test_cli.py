@@ -152,3 +152,172 @@ def test_dtb_out_describes_the_board(tmp_path, opensbi, uboot_smode):
 
 def test_no_bios_and_no_kernel():
     assert_one_line_error(popek("run", "--bios", "none"), "--kernel")
+
+
+# -- hostile images and options (docs/errors.md lists every one with its message) --------
+
+def popek_limited(*args, address_space=1 << 30, timeout=120):
+    """popek under an address-space limit: a huge allocation fails fast instead of
+    taking the host's memory (and shows as a MemoryError traceback)."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    return subprocess.run([sys.executable, "-m", "popek", *args], capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=limit)
+
+
+def elf_with(asm_build, tmp_path, name, *patches):
+    """rv64i_alu.elf with (offset, struct format, value) patches; offsets ``("ph", i, field)``
+    name a field of program header i (p_offset, p_paddr, p_filesz, p_memsz)."""
+    import struct
+    data = bytearray((asm_build / "rv64i_alu.elf").read_bytes())
+    phoff = struct.unpack_from("<Q", data, 0x20)[0]
+    fields = {"p_offset": 8, "p_paddr": 24, "p_filesz": 32, "p_memsz": 40}
+    for where, fmt, value in patches:
+        if isinstance(where, tuple):
+            _, i, fieldname = where
+            where = phoff + 56 * i + fields[fieldname]
+        struct.pack_into(fmt, data, where, value)
+    f = tmp_path / name
+    f.write_bytes(bytes(data))
+    return str(f)
+
+
+def test_elf_segment_claiming_more_memory_than_exists(asm_build, tmp_path):
+    for memsz in (2 ** 62, 2 ** 64 - 1):
+        elf = elf_with(asm_build, tmp_path, "huge.elf", (("ph", 1, "p_memsz"), "<Q", memsz))
+        assert_one_line_error(popek_limited("run", "--bios", "none", "--kernel", elf),
+                              "segment 1", "does not fit in RAM")
+
+
+def test_elf_segment_of_2_gib_is_refused_before_any_allocation(asm_build, tmp_path):
+    """A 9 KB file whose segment claims 2 GiB: refused without building 2 GiB of zeros
+    (under a 1 GiB address-space limit, building them is a MemoryError)."""
+    elf = elf_with(asm_build, tmp_path, "2g.elf", (("ph", 1, "p_memsz"), "<Q", 2 << 30))
+    assert_one_line_error(popek_limited("run", "--bios", "none", "--kernel", elf),
+                          "does not fit in RAM", "-m")
+
+
+def test_elf_segment_past_the_end_of_the_file(asm_build, tmp_path):
+    elf = elf_with(asm_build, tmp_path, "cut.elf", (("ph", 1, "p_filesz"), "<Q", 0x10000),
+                   (("ph", 1, "p_memsz"), "<Q", 0x10000))
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf),
+                          "segment 1 extends past the end of the file")
+
+
+def test_elf_segment_with_more_file_than_memory(asm_build, tmp_path):
+    elf = elf_with(asm_build, tmp_path, "fs.elf", (("ph", 2, "p_filesz"), "<Q", 0x1000),
+                   (("ph", 2, "p_memsz"), "<Q", 0x800))
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf), "segment 2",
+                          "file size")
+
+
+def test_elf_segments_that_overlap(asm_build, tmp_path):
+    """Overlapping segments could make a small file write RAM over and over."""
+    elf = elf_with(asm_build, tmp_path, "overlap.elf", (("ph", 2, "p_paddr"), "<Q", 0x80000000))
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf,
+                                "--max-instructions", "100000", timeout=30),
+                          "segments 1 and 2 overlap")
+
+
+def test_big_endian_and_unknown_machine_elfs(asm_build, tmp_path):
+    big = elf_with(asm_build, tmp_path, "be.elf", (5, "B", 2))
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", big), "big-endian ELF")
+    odd = elf_with(asm_build, tmp_path, "odd.elf", (0x12, "<H", 0x9999))
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", odd),
+                          "machine 0x9999", "not RISC-V")
+
+
+def test_an_endless_file_is_not_read(tmp_path):
+    """/dev/zero as an image: refused at once, not read until the host runs out; a FIFO:
+    refused, not opened (which would wait for a writer for ever)."""
+    import os
+    assert_one_line_error(popek_limited("run", "--bios", "none", "--kernel", "/dev/zero",
+                                        timeout=60), "/dev/zero", "not a regular file")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", str(fifo), timeout=30),
+                          "not a regular file")
+
+
+def test_memory_sizes_beyond_what_popek_gives(asm_build):
+    kernel = str(asm_build / "rv64i_alu.elf")
+    for size in ("1T", "64T", "99999999T"):
+        assert_one_line_error(popek_limited("run", "--bios", "none", "--kernel", kernel,
+                                            "-m", size), "-m", "at most 16 GiB")
+        assert_one_line_error(popek_limited("run", "--vmm", "trap-emulate", "--kernel", kernel,
+                                            "-m", size), "-m", "at most 16 GiB")
+        assert_one_line_error(popek_limited("run", "--vmm", "trap-emulate", "--kernel", kernel,
+                                            "--vm", f"kernel={kernel},memory={size}"),
+                              "vm1", "at most 16 GiB")
+
+
+def test_memory_size_zero_is_refused_not_replaced(asm_build):
+    kernel = str(asm_build / "rv64i_alu.elf")
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", kernel, "-m", "0"),
+                          "at least 1 MiB")
+    assert_one_line_error(popek("run", "--vmm", "trap-emulate", "--kernel", kernel, "-m", "0",
+                                "--max-instructions", "1000"), "at least 4")
+
+
+def test_memory_more_than_the_host_has(asm_build, monkeypatch, capsys):
+    """Checked against the host's physical memory before anything is built (the
+    host here is made to have 64 MiB)."""
+    from popek import cli
+    monkeypatch.setattr(cli, "host_memory", lambda: 64 << 20, raising=False)
+    kernel = str(asm_build / "rv64i_alu.elf")
+    for argv in (["--bios", "none", "--kernel", kernel, "-m", "128M"],
+                 ["--vmm", "trap-emulate", "--kernel", kernel, "-m", "32M",
+                  "--vm", f"kernel={kernel},memory=48M"],
+                 ["--backend", "kvm", "--kernel", "/nonexistent/bzImage", "-m", "96M"]):
+        assert cli.main(["run", *argv, "--max-instructions", "1000"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "this host's 64 MiB of RAM" in err, err
+
+
+def test_nonsense_numbers(asm_build):
+    kernel = str(asm_build / "rv64i_alu.elf")
+    bare = ("run", "--bios", "none", "--kernel", kernel)
+    for value in ("-5", "0"):
+        assert_one_line_error(popek(*bare, "--max-instructions", value), "--max-instructions")
+    for value in ("0", "-3", "99999999999999999999"):
+        assert_one_line_error(popek(*bare, "--icount-ips", value), "--icount-ips")
+    for value in ("-1", "0", "nan", "inf"):
+        assert_one_line_error(popek("run", "--backend", "kvm", "--kernel", "/nonexistent",
+                                    "--timeout", value), "--timeout")
+
+
+def test_unusable_output_files_are_refused_before_the_guest_starts(tmp_path):
+    """--dtb-out and --trace to a missing directory or to a directory: one line, before
+    the images are even looked at (the kernel here does not exist)."""
+    for option in ("--dtb-out", "--trace"):
+        for path, words in ((str(tmp_path / "no" / "x"), ("no such directory",)),
+                            (str(tmp_path), ("is a directory",))):
+            assert_one_line_error(popek("run", "--bios", "none", "--kernel", "/nonexistent",
+                                        option, path), option, *words)
+
+
+def test_options_that_would_be_ignored_are_refused(asm_build, tmp_path):
+    kernel = str(asm_build / "rv64i_alu.elf")
+    vmm = ("run", "--vmm", "trap-emulate", "--kernel", kernel, "--max-instructions", "1000")
+    assert_one_line_error(popek(*vmm, "--dtb-out", str(tmp_path / "x.dtb")), "--dtb-out")
+    assert_one_line_error(popek(*vmm, "--trace", str(tmp_path / "x.trace")), "--trace")
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", kernel, "--clock", "host",
+                                "--icount-ips", "1000"), "--icount-ips")
+    assert not list(tmp_path.iterdir())
+
+
+def test_kernel_command_line_that_cannot_be_encoded(asm_build, tmp_path):
+    """Bytes that are not UTF-8 (and, for the device tree, anything but printable ASCII)
+    in --append or a --vm's append=: one line, not a traceback from the tree builder."""
+    kernel = str(asm_build / "rv64i_alu.elf")
+    out = str(tmp_path / "x.dtb")
+    bare = ("run", "--bios", "none", "--kernel", kernel, "--dtb-out", out)
+    assert_one_line_error(popek(*bare, b"--append", b"console=\xff"), "--append")
+    assert_one_line_error(popek(*bare, "--append", "café"), "--append", "ASCII")
+    assert_one_line_error(popek(*bare, "--append", "a\x01b"), "--append")
+    assert_one_line_error(popek("run", "--vmm", "trap-emulate", "--kernel", kernel,
+                                "--vm", f"kernel={kernel},append=é"), "append", "ASCII")
+    assert_one_line_error(popek("run", "--backend", "kvm", "--kernel", "/nonexistent",
+                                b"--append", b"\xff"), "--append")

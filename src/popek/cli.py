@@ -23,17 +23,90 @@ from popek.errors import ConfigError, PopekError
 DEBIAN_OPENSBI = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf"
 EXIT_BUDGET = 124          # like timeout(1): the instruction budget ran out
 DEFAULT_MEMORY = 128 << 20     # the simulated machine and its VMs, as QEMU's virt
+MAX_ICOUNT_IPS = 10 ** 9       # QEMU's fastest icount (shift=0): an instruction a nanosecond
+MAX_TIMEOUT = 10 ** 9          # seconds (about 31 years; threading's own limit is near 9e9)
 
 log = logging.getLogger("popek")
 
 
 def parse_size(text: str) -> int:
-    """QEMU-style sizes: a bare number is MiB; K/M/G suffixes (with or without 'iB')."""
-    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    """QEMU-style sizes: a bare number is MiB; K/M/G/T suffixes (with or without 'iB').
+    Only the form is checked here: what a machine takes is checked against it
+    (check_memory, and the machines' own minimums)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE | re.ASCII)
     if not m:
-        raise argparse.ArgumentTypeError(f"bad size {text!r} (try 128M or 1G)")
+        raise argparse.ArgumentTypeError(f"bad size {text[:40]!r} (try 128M or 1G)")
+    if len(m.group(1).lstrip("0")) > 24:
+        raise argparse.ArgumentTypeError(f"bad size {m.group(1)[:12]}...: too large")
     n, unit = int(m.group(1)), (m.group(2) or "M").upper()
     return n << {"K": 10, "M": 20, "G": 30, "T": 40}[unit]
+
+
+def format_size(n: int) -> str:
+    for shift, unit in ((40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
+def host_memory() -> int | None:
+    """The host's physical memory in bytes, or None if it will not say."""
+    try:
+        n = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return n if n > 0 else None
+
+
+def check_memory(size: int, what: str, limit: int, machine: str) -> None:
+    """``size`` bytes of guest RAM asked for by ``what`` (an option): at most ``limit``
+    (what ``machine`` takes) and at most what the host has; checked before anything
+    is allocated.  The minimums are the machines' own (board.py, vm.py, kvm/machine.py)."""
+    if size > limit:
+        raise ConfigError(f"{what} {format_size(size)}: {machine} takes at most "
+                          f"{format_size(limit)}")
+    host = host_memory()
+    if host is not None and size > host:
+        raise ConfigError(f"{what} {format_size(size)}: more than this host's "
+                          f"{format_size(host >> 20 << 20)} of RAM")
+
+
+def check_bootargs(text: str, option: str, ascii_only: bool = True) -> None:
+    """A kernel command line popek can hand on: no NUL, valid text (bytes that were not
+    UTF-8 on the command line arrive as unencodable surrogates) and, for the device tree
+    (``ascii_only``), one line of printable ASCII (tabs allowed)."""
+    if "\0" in text:
+        raise ConfigError(f"{option}: the command line holds a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{option}: the command line is not valid UTF-8") from None
+    if ascii_only:
+        bad = next((c for c in text if not (" " <= c <= "~" or c == "\t")), None)
+        if bad is not None:
+            raise ConfigError(f"{option}: character {bad!r} is not printable ASCII "
+                              "(the device tree's bootargs is an ASCII string)")
+
+
+def check_output_file(path: str, option: str) -> None:
+    """A file popek will write (--dtb-out, --trace): its directory exists and is
+    writable, and it is not itself a directory; checked before the machine is built."""
+    if not path or "\0" in path:
+        raise ConfigError(f"{option} needs a file name")
+    if os.path.isdir(path):
+        raise ConfigError(f"{option} {path}: is a directory")
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise ConfigError(f"{option} {path}: no such directory {parent}")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{option} {path}: permission denied")
+
+
+def open_output_file(path: str, option: str, mode: str):
+    try:
+        return open(path, mode)
+    except OSError as e:
+        raise ConfigError(f"{option} {path}: {e.strerror}") from None
 
 
 def parse_drive(text: str):
@@ -65,8 +138,21 @@ def parse_drive(text: str):
     return DriveSpec(opts["file"], ro == "on", interface)
 
 
+def one_line(message: str) -> str:
+    """``message`` with anything unprintable (a newline in a file name, say) escaped,
+    so an error is always one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (as popek's own errors), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"popek: error: {one_line(message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="popek", description="popek: a hypervisor lab in Python")
+    p = _Parser(prog="popek", description="popek: a hypervisor lab in Python")
     p.add_argument("--version", action="version", version=f"popek {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -97,8 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--clock", choices=("icount", "host"), default="icount",
                      help="icount: deterministic, time from retired instructions (default); "
                           "host: the host's real time")
-    run.add_argument("--icount-ips", metavar="N", type=int, default=0,
-                     help="nominal guest instructions per second of the icount clock")
+    run.add_argument("--icount-ips", metavar="N", type=int,
+                     help="nominal guest instructions per second of the icount clock "
+                          f"(1 to {MAX_ICOUNT_IPS:,}; default 2,000,000)")
     run.add_argument("--backend", choices=("riscv", "kvm"), default="riscv",
                      help="riscv: the simulated RV64 machine (default); kvm: real x86-64 "
                           "hardware through /dev/kvm (--kernel: a bzImage, a vmlinux, or a "
@@ -184,10 +271,9 @@ def _board_config(args):
         bios = None
         if args.kernel is None:
             raise ConfigError("--bios none needs --kernel")
-    if args.icount_ips < 0:
-        raise ConfigError("--icount-ips must be positive")
+    memory = DEFAULT_MEMORY if args.memory is None else args.memory
     return BoardConfig(bios=bios, kernel=args.kernel, append=args.append, drives=args.drive,
-                       memory=args.memory or DEFAULT_MEMORY, clock=args.clock, ips=args.icount_ips,
+                       memory=memory, clock=args.clock, ips=args.icount_ips or 0,
                        max_instructions=args.max_instructions, engine=args.engine,
                        profile=args.profile, code_cache=_code_cache_dir(args),
                        compile_workers=_compile_workers(args))
@@ -240,10 +326,16 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
     try:
         memory = parse_size(opts["memory"][0]) if "memory" in opts else DEFAULT_MEMORY
     except argparse.ArgumentTypeError as e:
-        raise ConfigError(str(e)) from None
-    return VmConfig(kernel=opts["kernel"][0], name=opts.get("name", [f"vm{index}"])[0],
-                    memory=memory, drives=[DriveSpec(d) for d in opts.get("drive", [])],
-                    append=opts.get("append", [""])[0], **(strategies or {}))
+        raise ConfigError(f"--vm memory=: {e}") from None
+    name = opts.get("name", [f"vm{index}"])[0]
+    if not 1 <= len(name) <= 32 or not name.isprintable() or not name.isascii():
+        raise ConfigError(f"--vm name={name[:40]!r}: a name is 1 to 32 printable ASCII "
+                          "characters")
+    append = opts.get("append", [""])[0]
+    check_bootargs(append, f"--vm {name}: append")
+    return VmConfig(kernel=opts["kernel"][0], name=name, memory=memory,
+                    drives=[DriveSpec(d) for d in opts.get("drive", [])],
+                    append=append, **(strategies or {}))
 
 
 def _strategies(args) -> dict:
@@ -256,6 +348,7 @@ def _strategies(args) -> dict:
 
 def cmd_run_vmm(args, costs) -> int:
     from popek.console import StdioConsole
+    from popek.riscv.board import MAX_RAM
     from popek.vmm.hypervisor import Hypervisor
     from popek.vmm.vm import VmConfig
 
@@ -265,11 +358,18 @@ def cmd_run_vmm(args, costs) -> int:
     configs = []
     if args.kernel:
         configs.append(VmConfig(kernel=args.kernel, name="vm0",
-                                memory=args.memory or DEFAULT_MEMORY,
+                                memory=DEFAULT_MEMORY if args.memory is None else args.memory,
                                 drives=args.drive, append=args.append, **strategies))
-    configs += [parse_vm(spec, len(configs) + i, strategies) for i, spec in enumerate(args.vm)]
-    if not configs:
+    from_vm = [parse_vm(spec, len(configs) + i, strategies) for i, spec in enumerate(args.vm)]
+    if not configs + from_vm:
         raise ConfigError("--vmm needs --kernel (or --vm kernel=...)")
+    for c in from_vm:
+        check_memory(c.memory, f"{c.name}: memory", MAX_RAM, "a VM")
+    configs += from_vm
+    total, host = sum(c.memory for c in configs), host_memory()
+    if len(configs) > 1 and host is not None and total > host:
+        raise ConfigError(f"the VMs' memory, {format_size(total)} in all, is more than this "
+                          f"host's {format_size(host >> 20 << 20)} of RAM")
     console = StdioConsole()
     hv = Hypervisor(configs, console, clock=args.clock, engine=args.engine,
                     max_instructions=args.max_instructions, code_cache=_code_cache_dir(args),
@@ -299,9 +399,43 @@ def exit_code(code: int | None, cut_short: str) -> int:
     return code
 
 
+def check_run_options(args) -> None:
+    """What `popek run` was given, checked before anything is loaded or built: each
+    number in its range, each file popek writes writable, the command line one the
+    machine can hold, the memory one it takes, and no option that would be ignored."""
+    kvm, vmm = args.backend == "kvm", args.vmm != "none"
+    if args.max_instructions is not None and args.max_instructions < 1:
+        raise ConfigError("--max-instructions must be at least 1")
+    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT:
+        raise ConfigError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:,} seconds")
+    if args.icount_ips is not None:
+        if not 1 <= args.icount_ips <= MAX_ICOUNT_IPS:
+            raise ConfigError(f"--icount-ips must be between 1 and {MAX_ICOUNT_IPS:,}")
+        if kvm or vmm:
+            raise ConfigError(f"--icount-ips is not supported with "
+                              f"{'--backend kvm' if kvm else '--vmm'} (only on the bare "
+                              "simulated machine)")
+        if args.clock != "icount":
+            raise ConfigError("--icount-ips sets the speed of --clock icount, not --clock host")
+    _compile_workers(args)
+    for option, path in (("--dtb-out", args.dtb_out), ("--trace", args.trace)):
+        if path is None:
+            continue
+        if kvm or vmm:
+            raise ConfigError(f"{option} is not supported with "
+                              f"{'--backend kvm' if kvm else '--vmm'} (only on the bare "
+                              "simulated machine)")
+        check_output_file(path, option)
+    check_bootargs(args.append, "--append", ascii_only=not kvm)
+    if args.memory is not None and not kvm:          # kvm: kvm/commands.py
+        from popek.riscv.board import MAX_RAM
+        check_memory(args.memory, "-m", MAX_RAM, "a VM" if vmm else "the simulated machine")
+
+
 def cmd_run(args) -> int:
     from popek.riscv.board import VirtBoard
 
+    check_run_options(args)
     if args.backend == "kvm":
         from popek.kvm.commands import cmd_run_kvm
         return cmd_run_kvm(args)
@@ -319,20 +453,23 @@ def cmd_run(args) -> int:
     cfg = _board_config(args)
     cfg.costs = costs
     board = VirtBoard(cfg)
+    trace_file = None
     try:
         if args.dtb_out:
-            with open(args.dtb_out, "wb") as f:
+            with open_output_file(args.dtb_out, "--dtb-out", "wb") as f:
                 f.write(board.dtb)
             board.console.close()
             print(f"popek: wrote device tree ({len(board.dtb)} bytes) to {args.dtb_out}",
                   file=sys.stderr)
             return 0
         if args.trace:
-            trace_file = open(args.trace, "w")
+            trace_file = open_output_file(args.trace, "--trace", "w")
             board.trace_to(lambda pc, text: trace_file.write(f"{pc:016x}  {text}\n"))
         code = board.run()
     finally:
         board.close()
+        if trace_file is not None:
+            trace_file.close()
     if args.stats:
         print(format_stats(board.stats()), file=sys.stderr)
     if args.profile:
@@ -351,7 +488,7 @@ def main(argv=None) -> int:
             from popek.kvm import commands
             return commands.COMMANDS[args.command](args)
     except PopekError as e:
-        print(f"popek: error: {e}", file=sys.stderr)
+        print(f"popek: error: {one_line(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("popek: interrupted", file=sys.stderr)

@@ -14,8 +14,9 @@ LINUX_DEFAULT_MEMORY = 512 << 20        # Debian's kernel and an initramfs
 
 
 def cmd_run_kvm(args) -> int:
+    from popek.cli import check_memory
     from popek.console import StdioConsole
-    from popek.kvm import linux
+    from popek.kvm import layout, linux
     from popek.kvm.machine import X86Machine
 
     if args.kernel is None:
@@ -26,6 +27,9 @@ def cmd_run_kvm(args) -> int:
     if memory is None:
         is_linux = linux.file_is_bzimage(args.kernel) or args.initrd
         memory = LINUX_DEFAULT_MEMORY if is_linux else KVM_DEFAULT_MEMORY
+    # At most what the x86 layout holds below its MMIO hole and what the host has, before
+    # KVM is opened (the minimum is X86Machine's).
+    check_memory(memory, "-m", layout.MMIO_BASE, "a KVM guest")
     console = StdioConsole()
     m = None
     try:

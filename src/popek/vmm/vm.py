@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from popek.errors import ConfigError
 from popek.riscv import devicetree
+from popek.riscv.board import MAX_RAM
 from popek.riscv.loader import load_image
 from popek.riscv.platform import Platform, VirtLayout
 from popek.vmm import builder
@@ -36,6 +37,8 @@ class VirtualMachine(VirtLayout):
         self.isa = vmm.hart.isa
         if cfg.memory < 4 * MiB or cfg.memory % MiB:
             raise ConfigError(f"{cfg.name}: memory must be a whole number of MiB, at least 4")
+        if cfg.memory > MAX_RAM:
+            raise ConfigError(f"{cfg.name}: memory must be at most {MAX_RAM >> 30} GiB")
         self.vmm = vmm
         self.cfg = cfg
         self.name = cfg.name
