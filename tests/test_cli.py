@@ -321,3 +321,20 @@ def test_kernel_command_line_that_cannot_be_encoded(asm_build, tmp_path):
                                 "--vm", f"kernel={kernel},append=é"), "append", "ASCII")
     assert_one_line_error(popek("run", "--backend", "kvm", "--kernel", "/nonexistent",
                                 b"--append", b"\xff"), "--append")
+
+
+def test_options_that_would_be_ignored_are_refused(asm_build, vmm_programs):
+    elf = str(vmm_programs / "csr_loop.elf")
+    assert_one_line_error(popek("run", "--vmm", "trap-emulate", "--kernel", elf, "--profile"),
+                          "--profile", "--vmm")
+    assert_one_line_error(popek("run", "--backend", "kvm", "--kernel", elf, "--engine",
+                                "interpret"), "--engine", "kvm")
+    assert_one_line_error(popek("run", "--backend", "kvm", "--kernel", elf, "--compile-workers",
+                                "0"), "--compile-workers", "kvm")
+
+
+def test_an_idle_guest_nothing_can_wake_says_so(vmm_programs):
+    r = popek("run", "--bios", "none", "--kernel", str(vmm_programs / "idle_forever.elf"),
+              input="")
+    assert r.returncode == 124
+    assert "waiting for an interrupt nothing can raise" in r.stderr

@@ -88,3 +88,18 @@ def test_a_guest_nothing_can_wake_ends_the_run(vmm_programs):
                       console=ScriptedConsole())
     assert board.run() is None and board.idle_for_ever
     board.close()
+
+
+def test_a_bare_guest_trapping_in_a_loop_still_meets_its_budget(tmp_path):
+    """Zeros in M-mode: an illegal instruction whose handler (mtvec 0) is illegal too.
+    No instruction retires; the slice ends after SLICE_TRAPS and the budget, which
+    counts exceptions, fires (it ran for ever before)."""
+    import subprocess
+    import sys
+    img = tmp_path / "zeros.bin"
+    img.write_bytes(bytes(4096))
+    r = subprocess.run([sys.executable, "-m", "popek", "run", "--bios", "none", "--kernel",
+                        str(img), "--max-instructions", "5000"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 124, r.stderr
+    assert "exceptions (--max-instructions)" in r.stderr

@@ -427,3 +427,11 @@ def test_a_hostile_virtio_driver_on_kvm(x86_guests, tmp_path):
     assert r.stdout.strip() == "A:R B:R E:R I:R L:K"
     assert img.read_bytes() == before
     assert r.stderr.count("needs reset") == 1            # one warning, not one per case
+
+
+@needs_kvm
+def test_the_budget_that_ended_a_kvm_run_is_named(x86_guests):
+    r = popek("run", "--backend", "kvm", "--kernel", str(x86_guests / "hello.elf"),
+              "--max-instructions", "100", "--timeout", "60")
+    assert r.returncode == 124
+    assert r.stderr.strip().endswith("(--max-instructions)"), r.stderr

@@ -383,11 +383,17 @@ def cmd_run_vmm(args, costs) -> int:
         print(format_stats(hv.stats()), file=sys.stderr)
         print(hv.ledger_report(), file=sys.stderr)
         print(f"  costs from {hv.costs.source}", file=sys.stderr)
-    return exit_code(code, _instructions_budget(hv.hart.instret))
+    return exit_code(code, _cut_short(hv, hv.hart.instret, hv.exits, "exits"))
 
 
-def _instructions_budget(instret: int) -> str:
-    return f"after {instret:,} instructions (--max-instructions)"
+def _cut_short(machine, instret: int, other: int, what: str) -> str:
+    """Why a run ended without the guest stopping: nothing can ever wake it, or the
+    budget (instructions, plus the exits or exceptions that count with them)."""
+    if machine.idle_for_ever:
+        return ("with the guest waiting for an interrupt nothing can raise (none enabled, "
+                "no timer set, no input to come)")
+    extra = f" and {other:,} {what}" if other else ""
+    return f"after {instret:,} instructions{extra} (--max-instructions)"
 
 
 def exit_code(code: int | None, cut_short: str) -> int:
@@ -418,6 +424,12 @@ def check_run_options(args) -> None:
         if args.clock != "icount":
             raise ConfigError("--icount-ips sets the speed of --clock icount, not --clock host")
     _compile_workers(args)
+    if args.profile and (kvm or vmm):
+        raise ConfigError(f"--profile is not supported with {'--backend kvm' if kvm else '--vmm'} "
+                          "(only on the bare simulated machine)")
+    if kvm and (args.engine != "translate" or args.code_cache or args.compile_workers is not None):
+        raise ConfigError("--engine, --code-cache and --compile-workers are for the simulated "
+                          "machine, not --backend kvm")
     for option, path in (("--dtb-out", args.dtb_out), ("--trace", args.trace)):
         if path is None:
             continue
@@ -474,7 +486,8 @@ def cmd_run(args) -> int:
         print(format_stats(board.stats()), file=sys.stderr)
     if args.profile:
         print(board.profile_report(), file=sys.stderr)
-    return exit_code(code, _instructions_budget(board.hart.instret))
+    h = board.hart
+    return exit_code(code, _cut_short(board, h.instret, h.stats["traps"], "exceptions"))
 
 
 def main(argv=None) -> int:

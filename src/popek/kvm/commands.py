@@ -48,7 +48,7 @@ def cmd_run_kvm(args) -> int:
         print(f"  wall {m.wall:.3f} s", file=sys.stderr)
     if m.failed and code:
         print(f"popek: the guest stopped: {m.exit_reason}", file=sys.stderr)
-    return exit_code(code, f"({'--timeout' if args.timeout else '--max-instructions'})")
+    return exit_code(code, f"({m.budget_spent or '--timeout'})")
 
 
 def cmd_kvm_check(args) -> int:

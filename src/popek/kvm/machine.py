@@ -439,16 +439,19 @@ class X86Machine:
         for vcpu in self.vcpus:
             vcpu.run_area[abi.RUN_IMMEDIATE_EXIT] = 0
         count = [0]
+        self.budget_spent = None            # which budget ended the run, if one did
 
         def budget() -> bool:
             count[0] += 1
             if max_exits is not None and count[0] > max_exits:
+                self.budget_spent = self.budget_spent or "--max-instructions"
                 self._done.set()
                 self._interrupt_all()
                 return False
             return True
 
         def expire():
+            self.budget_spent = self.budget_spent or "--timeout"
             self._done.set()
             self._interrupt_all()
         helpers = [threading.Thread(target=self._vcpu_loop, args=(i, budget), daemon=True)

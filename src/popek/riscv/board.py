@@ -259,10 +259,13 @@ class VirtBoard(VirtLayout, MachineTime):
                             return None
                         clock.idle_until(hart.instret, deadline, self._wait_input)
                         continue
-                if budget is not None and hart.instret >= budget:
+                # The budget counts instructions and exceptions: both are work, and a
+                # guest stuck trapping retires no instructions at all.
+                spent = hart.instret + hart.stats["traps"]
+                if budget is not None and spent >= budget:
                     return None
                 hart.limit = slice_limit(clock, hart.instret, SLICE, self.clint.next_deadline(),
-                                         budget)
+                                         None if budget is None else budget - hart.stats["traps"])
                 if hart.profile is None:
                     hart.run()          # (traced too: a traced hart's ops write the trace)
                 else:

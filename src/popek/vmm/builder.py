@@ -47,7 +47,6 @@ def pool_pages(paging: str) -> int:
 def assemble(vm, host_ram, pool_base: int) -> None:
     """Give ``vm`` its strategies (``vm.cpu``, ``vm.memory``, ``vm.io``) and its exit table."""
     cfg = vm.cfg
-    check(cfg.cpu, cfg.paging, cfg.io)
     vm.cpu = CPU[cfg.cpu](vm)
     vm.memory = PAGING[cfg.paging](vm, host_ram, pool_base)
     vm.io = IO[cfg.io](vm)

@@ -67,7 +67,7 @@ class Hypervisor(MachineTime):
         if not vm_configs:
             raise ConfigError("no virtual machine to run")
         for c in vm_configs:
-            builder.check(c.cpu, c.paging, c.io)
+            c.check()
         self.console = console
         self.max_instructions = max_instructions
         self.costs = costs or CostModel()

@@ -31,14 +31,19 @@ class VmConfig:
     paging: str = "shadow"
     io: str = "emulated"
 
+    def check(self) -> None:
+        """One clear error for a configuration no VM can have (before any memory is
+        set aside for it)."""
+        if self.memory < 4 * MiB or self.memory % MiB:
+            raise ConfigError(f"{self.name}: memory must be a whole number of MiB, at least 4")
+        if self.memory > MAX_RAM:
+            raise ConfigError(f"{self.name}: memory must be at most {MAX_RAM >> 30} GiB")
+        builder.check(self.cpu, self.paging, self.io)
+
 
 class VirtualMachine(VirtLayout):
     def __init__(self, vmm, cfg: VmConfig, host_ram, host_base: int, pool_base: int, console):
         self.isa = vmm.hart.isa
-        if cfg.memory < 4 * MiB or cfg.memory % MiB:
-            raise ConfigError(f"{cfg.name}: memory must be a whole number of MiB, at least 4")
-        if cfg.memory > MAX_RAM:
-            raise ConfigError(f"{cfg.name}: memory must be at most {MAX_RAM >> 30} GiB")
         self.vmm = vmm
         self.cfg = cfg
         self.name = cfg.name

@@ -78,6 +78,7 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartDebug):
         # limit = 0 to make it return at the next block boundary.
         self.limit = 0
         self.waiting = False              # in wfi with nothing pending
+        self.slice_traps = 0              # traps taken in this slice (privileged.SLICE_TRAPS)
         # Caches.
         self.blocks: dict[int, Block] = {}
         self.blocks_by_page: dict[int, list[Block]] = {}

@@ -21,6 +21,7 @@ class HartExecution:
         """Execute blocks until ``instret`` reaches ``limit`` (or limit is zeroed)."""
         if self.awaiting:
             self.install_translations()
+        self.slice_traps = 0
         while self.instret < self.limit:
             if self.mip & self.mie and self.check_interrupts():
                 continue

@@ -15,6 +15,10 @@ from popek.riscv.csrs import M
 from popek.riscv.traps import Trap
 
 M64 = (1 << 64) - 1
+# Traps a slice may take.  A guest whose trap handler traps too (mtvec at nothing
+# mapped, say) retires no instructions at all: this hands control back anyway, so
+# the machine's service, budget and Ctrl-A x still work.
+SLICE_TRAPS = 2000
 
 
 class HartPrivileged:
@@ -65,6 +69,9 @@ class HartPrivileged:
     def take_trap(self, cause: int, tval: int, epc: int, interrupt: bool = False) -> None:
         """Enter the trap handler for ``cause``: the one place that knows delegation."""
         self.stats["interrupts" if interrupt else "traps"] += 1
+        self.slice_traps += 1
+        if self.slice_traps >= SLICE_TRAPS:
+            self.limit = 0          # a guest trapping in a loop retires nothing: end the slice
         self.reservation = None
         self.waiting = False
         priv = self.priv
