@@ -133,8 +133,8 @@ def load_bzimage(ram, path: str, data: bytes, cmdline: str, initrd: bytes | None
                          "64-bit entry point (popek needs 2.12+, a 64-bit kernel)")
     setup = _check_complete(path, data)
     if vmlinux is not None:
-        from popek.riscv.loader import _load_elf
-        image = _load_elf(path, vmlinux, ram, "EM_X86_64")
+        from popek.riscv.loader import load_elf_data
+        image = load_elf_data(path, vmlinux, ram, "EM_X86_64")
         entry, end, kind = image.entry, image.high, "bzimage-64, unpacked by popek"
     else:
         kernel = data[setup:]

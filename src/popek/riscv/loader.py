@@ -127,6 +127,13 @@ def _zero(ram, addr, length):
 ARCH_NAMES = {"EM_RISCV": "RISC-V", "EM_X86_64": "x86-64"}
 
 
+def load_elf_data(path: str, data: bytes, ram, machine: str) -> LoadedImage:
+    """An ELF already in memory (a vmlinux popek unpacked from a bzImage), checked and
+    loaded as :func:`load_image` loads a file."""
+    import io
+    return _load_elf(path, io.BytesIO(data), len(data), ram, machine)
+
+
 def _load_elf(path: str, f, size: int, ram, want: str) -> LoadedImage:
     f.seek(0)
     ident = f.read(16)
