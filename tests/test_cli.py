@@ -323,7 +323,7 @@ def test_kernel_command_line_that_cannot_be_encoded(asm_build, tmp_path):
                                 b"--append", b"\xff"), "--append")
 
 
-def test_options_that_would_be_ignored_are_refused(asm_build, vmm_programs):
+def test_profile_and_engine_options_where_they_would_be_ignored(asm_build, vmm_programs):
     elf = str(vmm_programs / "csr_loop.elf")
     assert_one_line_error(popek("run", "--vmm", "trap-emulate", "--kernel", elf, "--profile"),
                           "--profile", "--vmm")
@@ -338,3 +338,14 @@ def test_an_idle_guest_nothing_can_wake_says_so(vmm_programs):
               input="")
     assert r.returncode == 124
     assert "waiting for an interrupt nothing can raise" in r.stderr
+
+
+def test_a_drive_that_is_not_a_file_is_one_line(asm_build, tmp_path):
+    """A FIFO as a disk blocked in open() for ever (and the terminal was raw already)."""
+    import os
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    kernel = str(asm_build / "rv64i_alu.elf")
+    for spec in (f"file={fifo},readonly=on", str(fifo), str(tmp_path)):
+        assert_one_line_error(popek("run", "--bios", "none", "--kernel", kernel, "--drive", spec,
+                                    timeout=60), "not a regular file")

@@ -121,3 +121,29 @@ def test_a_refused_write_costs_no_copy(disk):
     assert mem.read(st, 1) == b"\x01"                      # S_IOERR
     assert max(reads) <= 16                                # descriptors and the header only
     dev.close()
+
+
+def test_input_the_guest_never_reads_is_bounded_and_the_console_still_polled(disk):
+    """A guest that never reads its UART: host input waits up to 64 KiB, the rest is
+    dropped as a serial line overruns, and the console is still read every time (its
+    Ctrl-A x is seen there)."""
+    from popek.riscv.platform import MAX_PENDING_INPUT, Platform
+
+    class Owner:
+        def shutdown(self, code, why): pass
+        def request_reset(self): pass
+        def rtc_ns(self): return 0
+
+    class Typist:
+        polls = 0
+        def poll(self):
+            self.polls += 1
+            return b"x" * 10_000
+
+    p = Platform(Owner(), GuestMemory(BASE, MiB), lambda data: None, [], [])
+    typist = Typist()
+    for _ in range(100):
+        p.poll_input(typist)
+    assert typist.polls == 100
+    assert len(p.uart.rx) + len(p.pending_input) <= 4096 + MAX_PENDING_INPUT
+    assert p.input_dropped == 100 * 10_000 - len(p.uart.rx) - len(p.pending_input)

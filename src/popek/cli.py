@@ -218,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtb-out", metavar="FILE", help="write the generated device tree and exit")
     run.add_argument("--stats", action="store_true", help="print run statistics at exit")
     run.add_argument("--max-instructions", metavar="N", type=int,
-                     help=f"stop after N guest instructions (exit code {EXIT_BUDGET}); with "
-                          "--backend kvm, after N exits")
+                     help=f"stop after N guest instructions (exit code {EXIT_BUDGET}), each "
+                          "exception or VMM exit counting as one too; with --backend kvm, "
+                          "after N exits")
     run.add_argument("--timeout", metavar="SECONDS", type=float,
                      help=f"--backend kvm: stop after this much wall time (exit code "
                           f"{EXIT_BUDGET})")
@@ -487,7 +488,8 @@ def cmd_run(args) -> int:
     if args.profile:
         print(board.profile_report(), file=sys.stderr)
     h = board.hart
-    return exit_code(code, _cut_short(board, h.instret, h.stats["traps"], "exceptions"))
+    return exit_code(code, _cut_short(board, board.retired_before_reset + h.instret,
+                                      board.traps_before_reset + h.stats["traps"], "exceptions"))
 
 
 def main(argv=None) -> int:

@@ -113,3 +113,11 @@ class MachineTime:
 
     def rtc_ns(self) -> int:
         return self.rtc_base_ns + self.clock.ns(self.hart.instret)
+
+    def rtc_alarm_ticks(self, rtc) -> int | None:
+        """When (in mtime ticks) the goldfish RTC's alarm is due, if it is armed: a
+        deadline an idle machine must wake for, as for a timer."""
+        if rtc.alarm is None:
+            return None
+        ns = rtc.alarm - self.rtc_base_ns - rtc.offset
+        return -(-ns * self.clock.timebase // 1_000_000_000) + self.clock.offset

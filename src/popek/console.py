@@ -1,7 +1,9 @@
 """Where a guest's console goes: the host terminal, or a script (tests, benchmarks).
 
 A console has ``write(bytes)`` for guest output, ``poll() -> bytes`` for input
-that has arrived, and ``wait(timeout)`` to sleep until input may be there.
+that has arrived, ``wait(timeout)`` to sleep until input may be there, and
+``input_possible()``: whether any input may still come (a machine whose guest
+waits for nothing else ends its run when none can).
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ class Boot:
 
 
 HEADER_END = 0x300               # the setup header lies well within this
+MAX_VMLINUX = 512 << 20         # what a kernel payload may unpack to (Debian's: ~70 MiB)
 
 
 def is_bzimage(data: bytes) -> bool:
@@ -221,9 +222,12 @@ def extract_vmlinux(path: str, data: bytes) -> bytes:
         else:
             raise ImageError(f"{path}: kernel payload compressed in a format popek cannot "
                              f"unpack (magic {payload[:4].hex()}; xz, gzip, lzma, bzip2 work)")
-        out = d.decompress(payload)
+        out = d.decompress(payload, MAX_VMLINUX)      # a small file cannot make gigabytes
     except (lzma.LZMAError, zlib.error, OSError, EOFError) as e:
         raise ImageError(f"{path}: corrupt kernel payload: {e}") from None
+    if len(out) >= MAX_VMLINUX and not d.eof:
+        raise ImageError(f"{path}: the kernel payload unpacks to more than "
+                         f"{MAX_VMLINUX >> 20} MiB")
     if not d.eof:                          # the decompressors return what they had
         raise ImageError(f"{path}: corrupt kernel payload: the compressed stream ends early")
     if out[:4] != b"\x7fELF":

@@ -123,6 +123,10 @@ class VirtBoard(VirtLayout, MachineTime):
         # nothing can ever wake it, so the run ends (as a budget does) instead of
         # waiting for ever.
         self.idle_for_ever = False
+        # Instructions and exceptions of the machine before its last reset (a reset
+        # builds a new hart): the budget counts them too, or a guest resetting in a
+        # loop would never reach it.
+        self.retired_before_reset = self.traps_before_reset = 0
         self.wall_start = self.wall_end = None
         self.platform = None
         self.trace = None                 # write(pc, text) for --trace, kept across a reset
@@ -246,6 +250,8 @@ class VirtBoard(VirtLayout, MachineTime):
             while self.exit_code is None:
                 if self.reset_requested:
                     self.reset_requested = False
+                    self.retired_before_reset += hart.instret
+                    self.traps_before_reset += hart.stats["traps"]
                     self._power_on()
                     hart, clock = self.hart, self.clock
                 self._service()
@@ -253,19 +259,21 @@ class VirtBoard(VirtLayout, MachineTime):
                     if hart.mip & hart.mie:
                         hart.waiting = False
                     else:
-                        deadline = self.clint.next_deadline()
-                        if deadline is None and not self.console.input_possible():
+                        wakes = [t for t in (self.clint.next_deadline(),
+                                             self.rtc_alarm_ticks(self.rtc)) if t is not None]
+                        if not wakes and not self.console.input_possible():
                             self.idle_for_ever = True       # nothing can wake it: stop
                             return None
-                        clock.idle_until(hart.instret, deadline, self._wait_input)
+                        clock.idle_until(hart.instret, min(wakes, default=None),
+                                         self._wait_input)
                         continue
                 # The budget counts instructions and exceptions: both are work, and a
                 # guest stuck trapping retires no instructions at all.
-                spent = hart.instret + hart.stats["traps"]
-                if budget is not None and spent >= budget:
+                before = self.retired_before_reset + self.traps_before_reset + hart.stats["traps"]
+                if budget is not None and hart.instret + before >= budget:
                     return None
                 hart.limit = slice_limit(clock, hart.instret, SLICE, self.clint.next_deadline(),
-                                         None if budget is None else budget - hart.stats["traps"])
+                                         None if budget is None else budget - before)
                 if hart.profile is None:
                     hart.run()          # (traced too: a traced hart's ops write the trace)
                 else:
@@ -341,5 +349,5 @@ class VirtBoard(VirtLayout, MachineTime):
             "page_walks": h.walk_stats.walks,
             "pte_reads": h.walk_stats.pte_reads,
             "uart_tx_bytes": self.uart.tx_bytes,
-            "disk": [d.stats for d in self.drives],
+            "disk": self.platform.disk_stats(),
         }

@@ -163,9 +163,9 @@ class BackgroundCompiler:
         self._seq = 0
         self.started = self.requested = self.received = self.failed = self.deferred = 0
 
-    @property
     def busy(self) -> bool:
-        """Whether the backlog is full (a request now would wait too long anyway)."""
+        """Whether the backlog is full (a request now would wait too long anyway); a
+        full backlog counts as one deferral."""
         if self.outstanding >= self.MAX_OUTSTANDING:
             self.deferred += 1
             return True

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 
+from popek.guestlog import GuestWarnings
+
 log = logging.getLogger(__name__)
 
 
@@ -25,6 +27,7 @@ class Htif:
         self.ram = machine.ram
         self.tohost = tohost
         self.fromhost = fromhost
+        self.warnings = GuestWarnings(log)        # a guest's repeated mistakes: logged once
         self.ram.watch((tohost - self.ram.base) >> 12, self._written)
 
     def _raw(self, addr: int, value: int | None = None) -> int:
@@ -54,7 +57,7 @@ class Htif:
             self.machine.console.write(bytes([payload & 0xFF]))
             self._reply((1 << 56) | (1 << 48))
         else:
-            log.warning("HTIF: unsupported command %#x", cmd)
+            self.warnings.warn("command", "HTIF: unsupported command %#x", cmd)
 
     def _reply(self, value: int) -> None:
         if self.fromhost is not None:
@@ -71,7 +74,7 @@ class Htif:
             elif which == 93:                     # exit(code)
                 self.machine.shutdown(a0, "HTIF exit")
             else:
-                log.warning("HTIF: unsupported syscall %d", which)
+                self.warnings.warn("syscall", "HTIF: unsupported syscall %d", which)
                 ram.write_int(ptr, 8, (-38) & ((1 << 64) - 1))   # -ENOSYS
         except Exception as e:                    # a hostile pointer: the guest's problem
-            log.warning("HTIF: bad syscall block at %#x: %s", ptr, e)
+            self.warnings.warn("block", "HTIF: bad syscall block at %#x: %s", ptr, e)

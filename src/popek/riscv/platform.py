@@ -20,6 +20,9 @@ from popek.riscv import plic as plic_mod
 from popek.riscv.plic import Plic
 
 
+MAX_PENDING_INPUT = 64 << 10    # host input waiting for the guest's UART to take it
+
+
 class VirtLayout:
     ROM_BASE = 0x1000
     TEST_BASE = 0x100000
@@ -48,11 +51,17 @@ class Platform:
         self.rtc = GoldfishRtc(owner.rtc_ns, self._irq(L.RTC_IRQ))
         self.syscon = SysCon(owner)
         self.drives = []
-        for d in drives:
-            if getattr(d, "interface", "virtio") == "virtio-pci":
-                raise ConfigError(f"{d.path}: the virt board has virtio-mmio only "
-                                  "(if=virtio-pci is for --backend kvm)")
-            self.drives.append(VirtioBlk(ram, d.path, d.readonly))
+        self.pending_input = bytearray()      # typed, not yet taken by the UART
+        self.input_dropped = 0
+        try:
+            for d in drives:
+                if getattr(d, "interface", "virtio") == "virtio-pci":
+                    raise ConfigError(f"{d.path}: the virt board has virtio-mmio only "
+                                      "(if=virtio-pci is for --backend kvm)")
+                self.drives.append(VirtioBlk(ram, d.path, d.readonly))
+        except BaseException:
+            self.close()                      # the disks opened so far, and their locks
+            raise
         self.virtio = [VirtioMmio(blk, ram, self._irq(L.VIRTIO_IRQ + i))
                        for i, blk in enumerate(self.drives)]
         bus = self.bus
@@ -64,11 +73,24 @@ class Platform:
             bus.add(L.VIRTIO_BASE + 0x1000 * i, VirtioMmio.SIZE, dev, f"virtio{i}")
 
     def poll_input(self, console) -> None:
-        """Host input typed at ``console`` into the UART, when it wants some."""
-        if self.uart.wants_input():
-            data = console.poll()
-            if data:
-                self.uart.push_input(data)
+        """Host input typed at ``console`` into the UART as it has room.  The console is
+        read every time (its Ctrl-A x must work even when the guest never reads its
+        UART); what the UART has no room for waits, up to ``MAX_PENDING_INPUT`` bytes,
+        and beyond that is dropped, as a serial line overruns."""
+        data = console.poll()
+        if data:
+            room = MAX_PENDING_INPUT - len(self.pending_input)
+            self.pending_input += data[:room]
+            self.input_dropped += max(0, len(data) - room)
+        if self.pending_input and self.uart.wants_input():
+            before = len(self.uart.rx)
+            self.uart.push_input(bytes(self.pending_input))
+            del self.pending_input[:len(self.uart.rx) - before]
+
+    def disk_stats(self) -> list[dict]:
+        """Each disk's I/O, and how many mistakes its driver made (each kind logged once)."""
+        return [{**d.stats, "guest_errors": t.warnings.total() + d.warnings.total()}
+                for d, t in zip(self.drives, self.virtio)]
 
     def poll_devices(self) -> None:
         """Between run slices: the RTC's alarm, and device work a notify left over."""

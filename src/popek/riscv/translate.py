@@ -483,6 +483,7 @@ def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: 
 
 
 RETRY_AFTER = 32            # runs before a hot block asks again when the worker was busy
+MAX_WAITING = 16            # blocks waiting for one reply (copies of one block, rebuilt)
 
 
 def translate_hot(hart, blk, flav: str) -> None:
@@ -496,9 +497,12 @@ def translate_hot(hart, blk, flav: str) -> None:
     if entry is None and hart.compiler is not None:
         waiting = hart.awaiting.get(key)
         if waiting is not None:
-            waiting.append(blk)
+            if len(waiting) < MAX_WAITING:      # (the same code rebuilt again and again:
+                waiting.append(blk)             # the rest interpret on and ask later)
+            else:
+                blk.heat = RETRY_AFTER
             return
-        if hart.compiler.busy:              # the backlog is full: interpret on, ask later
+        if hart.compiler.busy():            # the backlog is full: interpret on, ask later
             blk.heat = RETRY_AFTER
             return
         pairs = tuple((pc, d.word) for pc, d in blk.insns)

@@ -37,9 +37,6 @@ log = logging.getLogger(__name__)
 
 HOST_RAM_BASE = 0x80000000
 SLICE = 20_000                      # instructions a vCPU runs before the VMM looks around
-# Exits a vCPU may take in one slice.  A guest that wedges itself in a trap loop
-# (a garbage satp, say) retires no instructions; this hands control back anyway.
-SLICE_EXITS = 2_000
 M64 = (1 << 64) - 1
 
 
@@ -93,7 +90,6 @@ class Hypervisor(MachineTime):
         self.wall = 0.0
         self.exits = 0                            # all VMs, for the budget
         self.idle_for_ever = False                # every VM waits; nothing can wake one
-        self.slice_exits = 0
 
     # -- what the hart calls (and mtime/rtc_ns from MachineTime) ---------------
     def charge_cycles(self, cycles: int) -> None:
@@ -151,12 +147,16 @@ class Hypervisor(MachineTime):
                         vm.vcpu.waiting = False
                 runnable = [vm for vm in alive if not vm.vcpu.waiting]
                 if not runnable:
-                    deadlines = [vm.vcpu.timer for vm in alive if vm.vcpu.timer != M64]
-                    if not deadlines and not self.console.input_possible():
+                    # What can wake one: a timer still to come (one already past with its
+                    # interrupt masked wakes nobody: waiting for it spun for ever), an
+                    # RTC alarm, host input.
+                    wakes = [vm.vcpu.timer for vm in alive if now < vm.vcpu.timer != M64]
+                    wakes += [t for vm in alive
+                              if (t := self.rtc_alarm_ticks(vm.platform.rtc)) is not None]
+                    if not wakes and not self.console.input_possible():
                         self.idle_for_ever = True       # nothing can wake any of them
                         return None
-                    clock.idle_until(h.instret, min(deadlines) if deadlines else None,
-                                     self.console.wait)
+                    clock.idle_until(h.instret, min(wakes, default=None), self.console.wait)
                     continue
                 vm = runnable[rr % len(runnable)]
                 rr += 1
@@ -167,7 +167,6 @@ class Hypervisor(MachineTime):
                 h.limit = slice_limit(clock, h.instret, SLICE,
                                       timer if timer != M64 and timer > now else None,
                                       None if budget is None else budget - self.exits)
-                self.slice_exits = 0
                 h.run()
             return self._exit_code()
         finally:
@@ -181,19 +180,19 @@ class Hypervisor(MachineTime):
         return next((c for c in codes if c), 0)
 
     def _service(self) -> None:
-        """Host input goes to the first VM's UART; RTC alarms; nothing else is timed."""
-        if self.vms[0].exit_code is None:
-            self.vms[0].platform.poll_input(self.console)
+        """Between slices: host input to the first VM still running (the console is
+        polled whatever the VMs do, so Ctrl-A x always works), RTC alarms, device work
+        a notify left over."""
+        alive = [vm for vm in self.vms if vm.exit_code is None]
+        if alive:
+            alive[0].platform.poll_input(self.console)
         for vm in self.vms:
             vm.platform.poll_devices()
 
     # -- exits -------------------------------------------------------------------
     def on_trap(self, cause: int, tval: int, epc: int, interrupt: bool) -> None:
         """Every trap that reaches M-mode (the hart's hook): an exit of the current VM."""
-        self.exits += 1
-        self.slice_exits += 1
-        if self.slice_exits >= SLICE_EXITS:
-            self.hart.limit = 0
+        self.exits += 1             # (a slice ends after SLICE_TRAPS of them: hart/privileged.py)
         vm = self.current
         self.handle_exit(vm, vm.cpu.exit_from_trap(cause, tval, epc, interrupt))
 
@@ -218,6 +217,8 @@ class Hypervisor(MachineTime):
             for strategy in (vm.cpu, vm.memory, vm.io):
                 for key, value in strategy.stats().items():
                     out[f"{vm.name}_{key}"] = value
+            for i, disk in enumerate(vm.platform.disk_stats()):
+                out[f"{vm.name}_disk{i}"] = ", ".join(f"{k}={v}" for k, v in disk.items())
         return out
 
     def ledger_report(self) -> str:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
 
 from popek.devices.imagelock import ImageLock
 from popek.errors import GuestMemoryError, ImageError
+from popek.guestlog import GuestWarnings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ class VirtioBlk:
         self.path = path
         self.readonly = readonly
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):     # before open: a FIFO blocks in it
+                raise ImageError(f"{path}: not a regular file (a disk image is a file)")
             self.fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
         except OSError as e:
             raise ImageError(f"{path}: cannot open disk image: {e.strerror}") from None
@@ -48,6 +52,7 @@ class VirtioBlk:
         self.capacity = size // SECTOR
         self.features = F_SIZE_MAX | F_SEG_MAX | F_BLK_SIZE | F_FLUSH | (F_RO if readonly else 0)
         self.stats = {"reads": 0, "writes": 0, "flushes": 0, "bytes_read": 0, "bytes_written": 0}
+        self.warnings = GuestWarnings(log)        # a guest's repeated mistakes: logged once
         self.config = struct.pack("<QIIHBBI", self.capacity, SIZE_MAX, SEG_MAX, 0, 0, 0, SECTOR)
 
     def _lock_image(self) -> ImageLock:
@@ -83,7 +88,7 @@ class VirtioBlk:
         """Serve one request; return the number of bytes written into the chain."""
         mem = self.mem
         if not chain.writable or chain.writable[-1][1] < 1:
-            log.warning("virtio-blk: request without a status byte; dropped")
+            self.warnings.warn("no status", "virtio-blk: request without a status byte; dropped")
             return 0
         status_addr = chain.writable[-1][0] + chain.writable[-1][1] - 1
         data_out = chain.writable[:-1] + ([(chain.writable[-1][0], chain.writable[-1][1] - 1)]
@@ -137,10 +142,10 @@ class VirtioBlk:
                 return self._status(status_addr, S_OK, n)
             return self._status(status_addr, S_UNSUPP)
         except GuestMemoryError as e:
-            log.warning("virtio-blk: %s", e)
+            self.warnings.warn("memory", "virtio-blk: %s", e)
             return self._status(status_addr, S_IOERR)
         except OSError as e:
-            log.warning("virtio-blk: host I/O error on %s: %s", self.path, e)
+            self.warnings.warn("host I/O", "virtio-blk: host I/O error on %s: %s", self.path, e)
             return self._status(status_addr, S_IOERR)
 
     def _header(self, chain) -> bytes | None:

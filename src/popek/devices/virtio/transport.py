@@ -4,9 +4,10 @@ The transports (:mod:`.mmio`, :mod:`.pci`) differ only in their register maps.
 
 Requests are processed synchronously when the driver notifies, so a guest's
 flush has reached the host file when its used-buffer interrupt arrives.  The work
-one notify may cause is bounded (a queue's worth of chains, ``SLICE_BYTES`` of
-buffers): what is left waits for :meth:`VirtioTransport.service`, which the machine
-calls between run slices, so a driver cannot hold the VMM inside one store.
+one notify may cause is bounded (a queue's worth of chains; ``SLICE_BYTES`` of
+buffers, plus the chain that crosses it, itself at most ``MAX_CHAIN_BYTES``): what is
+left waits for :meth:`VirtioTransport.service`, which the machine calls between run
+slices, so a driver cannot hold the VMM inside one store.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from popek.devices.virtio.queue import Virtqueue, VirtqueueError
+from popek.guestlog import GuestWarnings
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,7 @@ class VirtioTransport:
         self.queues = [Virtqueue(mem, device.queue_max) for _ in range(device.num_queues)]
         self.device_features = device.features | VIRTIO_F_VERSION_1
         self.pending: set[int] = set()          # queues a notify left work on
-        self.deferred = 0                       # times that happened (--stats)
-        self.broken = 0                         # times the driver broke the rules
+        self.warnings = GuestWarnings(log)      # the driver's broken rules: logged once
         self.reset()
 
     def reset(self) -> None:
@@ -86,10 +87,15 @@ class VirtioTransport:
         if self.queues[index].ready:
             self._serve(index)
 
+    def stats(self) -> dict:
+        """For --stats: the driver's broken rules (each kind logged once)."""
+        return {"guest_errors": self.warnings.total()}
+
     def service(self) -> None:
         """Between run slices: go on with the queues a notify left work on."""
         for index in sorted(self.pending):
-            if self.status & STATUS_DRIVER_OK and not self.status & STATUS_NEEDS_RESET:
+            if self.status & STATUS_DRIVER_OK and not self.status & STATUS_NEEDS_RESET \
+                    and self.queues[index].ready:
                 self._serve(index)
             else:
                 self.pending.discard(index)
@@ -108,14 +114,11 @@ class VirtioTransport:
                 done_bytes += chain.length
                 if chains >= q.num or done_bytes >= SLICE_BYTES:
                     self.pending.add(index)     # maybe more: the next slice goes on
-                    self.deferred += 1
                     break
         except VirtqueueError as e:
             # Logged once per device: a guest that breaks its queue again and again
             # must not flood the host's log (--stats counts them all).
-            self.broken += 1
-            (log.warning if self.broken == 1 else log.debug)(
-                "virtio-%s: %s; device needs reset", self.device.name, e)
+            self.warnings.warn("queue", "virtio-%s: %s; device needs reset", self.device.name, e)
             self.status |= STATUS_NEEDS_RESET
             self.interrupt_status |= INT_CONFIG_CHANGE
             self.irq(True)
