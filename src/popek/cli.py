@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vm", metavar="SPEC", action="append", default=[],
                      help="with --vmm: another VM, kernel=FILE[,drive=FILE][,append=ARGS]"
                           "[,memory=SIZE][,name=NAME] (repeatable)")
+    run.add_argument("--cpu", choices=("rv64imac", "rv64imafdc", "rv64gc"), default="rv64imac",
+                     help="the simulated hart's ISA: rv64imac (default) or rv64imafdc/rv64gc "
+                          "(with the F and D extensions; bare machine only for now)")
     run.add_argument("--engine", choices=("translate", "interpret"), default="translate",
                      help="translate: hot blocks become Python functions (default); "
                           "interpret: decoded closures only (the reference)")
@@ -277,7 +280,8 @@ def _board_config(args):
                        memory=memory, clock=args.clock, ips=args.icount_ips or 0,
                        max_instructions=args.max_instructions, engine=args.engine,
                        profile=args.profile, code_cache=_code_cache_dir(args),
-                       compile_workers=_compile_workers(args))
+                       compile_workers=_compile_workers(args),
+                       cpu="rv64imafdc" if args.cpu == "rv64gc" else args.cpu)
 
 
 def _compile_workers(args) -> int | None:
@@ -425,6 +429,9 @@ def check_run_options(args) -> None:
         if args.clock != "icount":
             raise ConfigError("--icount-ips sets the speed of --clock icount, not --clock host")
     _compile_workers(args)
+    if args.cpu != "rv64imac" and (kvm or vmm):
+        raise ConfigError(f"--cpu {args.cpu} is for the bare simulated machine (the VMM's "
+                          "guests and KVM do not have F and D yet)")
     if args.profile and (kvm or vmm):
         raise ConfigError(f"--profile is not supported with {'--backend kvm' if kvm else '--vmm'} "
                           "(only on the bare simulated machine)")

@@ -70,6 +70,7 @@ class BoardConfig:
     code_cache: str | None = None     # directory keeping compiled translations (codecache.py)
     compile_workers: int | None = None  # processes compiling translations; None: as the host allows
     costs: CostModel | None = None    # modelled cycle costs (costmodel.py); None: the defaults
+    cpu: str = "rv64imac"             # the ISA variant (isa.variant): rv64imac, rv64imafdc
 
 
 class ResetRom:
@@ -151,7 +152,7 @@ class VirtBoard(VirtLayout, MachineTime):
             raise ConfigError(f"unknown clock {cfg.clock!r} (use icount or host)")
         if cfg.engine not in ("translate", "interpret"):
             raise ConfigError(f"unknown engine {cfg.engine!r} (use translate or interpret)")
-        self.hart = Hart(self, costs=cfg.costs)
+        self.hart = Hart(self, isa_variant=isa.variant(cfg.cpu), costs=cfg.costs)
         self.isa = self.hart.isa
         self.hart.translate_blocks = cfg.engine == "translate"
         self.hart.code_cache = self.code_cache

@@ -41,6 +41,8 @@ MSTATUS_MXR = 1 << 19
 MSTATUS_TVM = 1 << 20
 MSTATUS_TW = 1 << 21
 MSTATUS_TSR = 1 << 22
+MSTATUS_FS = 3 << 13           # floating-point state: Off, Initial, Clean, Dirty (with F)
+MSTATUS_SD = 1 << 63           # read-only: FS is Dirty
 MSTATUS_UXL = 2 << 32          # XLEN=64 for U-mode, read-only
 MSTATUS_SXL = 2 << 34          # XLEN=64 for S-mode, read-only
 MSTATUS_WRITABLE = (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP
@@ -109,7 +111,7 @@ def access(cpu, num: int, op: int, value: int, do_read: bool, do_write: bool) ->
     priv = cpu.priv
     if c is None or (num >> 8) & 3 > priv or (do_write and num >> 10 == 3):
         raise Trap(traps.ILLEGAL_INSN, None)
-    if c.check is not None and priv != M and not c.check(cpu):
+    if c.check is not None and not c.check(cpu):
         raise Trap(traps.ILLEGAL_INSN, None)
     old = c.read(cpu)
     if do_write:
@@ -139,8 +141,15 @@ def _tvec(attr):
 
 
 # --- machine mode -------------------------------------------------------------
+def _status(h, visible: int) -> int:
+    """The status word's ``visible`` bits, with SD summarising FS (Dirty)."""
+    v = h.mstatus & visible
+    return v | MSTATUS_SD if v & MSTATUS_FS == MSTATUS_FS else v
+
+
 def _write_mstatus(h, v):
-    new = (h.mstatus & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE)
+    writable = MSTATUS_WRITABLE | h.fs_writable
+    new = (h.mstatus & ~writable) | (v & writable)
     if (new & MSTATUS_MPP) == (2 << MSTATUS_MPP_SHIFT):      # reserved mode: keep old MPP
         new = (new & ~MSTATUS_MPP) | (h.mstatus & MSTATUS_MPP)
     h.set_mstatus(new)
@@ -179,7 +188,7 @@ def machine_csrs(f: CsrFile) -> None:
     f.add(0xF13, "mimpid", lambda h: 0)
     f.add(0xF14, "mhartid", lambda h: h.hartid)
     f.add(0xF15, "mconfigptr", lambda h: 0)
-    f.add(0x300, "mstatus", lambda h: h.mstatus, _write_mstatus)
+    f.add(0x300, "mstatus", lambda h: _status(h, M64), _write_mstatus)
     f.add(0x301, "misa", lambda h: h.isa.misa, lambda h, v: None)   # WARL: nothing switchable
     f.add(0x302, "medeleg", *_field("medeleg", MEDELEG_WRITABLE))
     f.add(0x303, "mideleg", lambda h: h.mideleg, lambda h, v: h.set_mideleg(v & S_INTERRUPTS))
@@ -222,7 +231,8 @@ def machine_csrs(f: CsrFile) -> None:
 # 4.1.1, 4.1.3): on the hart they are what M-mode delegated; on a virtual CPU,
 # whose mideleg is every S interrupt, they are all there is.
 def _write_sstatus(h, v):
-    h.set_mstatus((h.mstatus & ~SSTATUS_WRITABLE) | (v & SSTATUS_WRITABLE))
+    writable = SSTATUS_WRITABLE | h.fs_writable
+    h.set_mstatus((h.mstatus & ~writable) | (v & writable))
 
 
 def _write_satp(h, v):
@@ -235,7 +245,8 @@ def _write_satp(h, v):
 
 
 def supervisor_csrs(f: CsrFile) -> None:
-    f.add(0x100, "sstatus", lambda h: h.mstatus & SSTATUS_VISIBLE, _write_sstatus)
+    f.add(0x100, "sstatus", lambda h: _status(h, SSTATUS_VISIBLE | h.fs_writable),
+          _write_sstatus)
     f.add(0x104, "sie", lambda h: h.mie & h.mideleg,
           lambda h, v: h.set_mie((h.mie & ~h.mideleg) | (v & h.mideleg)))
     # From S-mode only SSIP is writable in sip (STIP/SEIP belong to M-mode software or devices).
@@ -259,7 +270,7 @@ def _counter_enabled(i: int):
     """Below M, counter ``i`` is readable where mcounteren allows it (for S and U),
     and scounteren too (for U)."""
     bit = 1 << i
-    return lambda h: h.mcounteren & bit and (h.priv != U or h.scounteren & bit)
+    return lambda h: h.priv == M or (h.mcounteren & bit and (h.priv != U or h.scounteren & bit))
 
 
 def counter_csrs(f: CsrFile) -> None:
@@ -275,8 +286,29 @@ def hpm_csrs(f: CsrFile) -> None:
         f.add(0xC00 + i, f"hpmcounter{i}", lambda h: 0, check=_counter_enabled(i))
 
 
+# --- floating point (F) -------------------------------------------------------------
+def _fp_enabled(h) -> bool:
+    return bool(h.mstatus & MSTATUS_FS)      # FS Off: the FP CSRs are illegal too
+
+
+def _write_fp(h, fflags: int, frm: int) -> None:
+    h.fflags, h.frm = fflags & 0x1F, frm & 7
+    h.mstatus |= MSTATUS_FS                  # Dirty
+
+
+def fp_csrs(f: CsrFile) -> None:
+    """F: fflags (accrued exceptions), frm (dynamic rounding mode), fcsr (both)."""
+    f.add(0x001, "fflags", lambda h: h.fflags, lambda h, v: _write_fp(h, v, h.frm),
+          check=_fp_enabled)
+    f.add(0x002, "frm", lambda h: h.frm, lambda h, v: _write_fp(h, h.fflags, v),
+          check=_fp_enabled)
+    f.add(0x003, "fcsr", lambda h: h.frm << 5 | h.fflags,
+          lambda h, v: _write_fp(h, v, v >> 5), check=_fp_enabled)
+
+
 # What each privilege level or extension brings to a CPU's CSR file.
-REGISTER = {"M": machine_csrs, "S": supervisor_csrs, "Zicntr": counter_csrs, "Zihpm": hpm_csrs}
+REGISTER = {"M": machine_csrs, "S": supervisor_csrs, "Zicntr": counter_csrs, "Zihpm": hpm_csrs,
+            "F": fp_csrs}
 
 
 def csr_file(parts) -> CsrFile:
@@ -290,7 +322,8 @@ def csr_file(parts) -> CsrFile:
 def hart_parts(variant) -> tuple:
     """What a hart of ISA ``variant`` (isa.Isa) registers: M mode always, S where the
     variant has it, the counters."""
-    return ("M",) + (("S",) if "S" in variant.extensions else ()) + ("Zicntr", "Zihpm")
+    return ("M",) + (("S",) if "S" in variant.extensions else ()) + ("Zicntr", "Zihpm") \
+        + (("F",) if "F" in variant.extensions else ())
 
 
 # The VMM's virtual CPU: a supervisor-only CPU (S and U modes), counters without hpm.

@@ -43,7 +43,7 @@ def build(board) -> bytes:
     tree.add_item(_node(f"memory@{board.RAM_BASE:x}", fdt.PropStrings("device_type", "memory"),
                         _reg(board.RAM_BASE, board.ram.size)))
 
-    isa_ext = ["i", "m", "a", "c", "zicsr", "zifencei"]
+    isa_ext = [e for e in "imafdc" if e.upper() in board.isa.extensions] + ["zicsr", "zifencei"]
     cpu = _node("cpu@0",
                 fdt.PropWords("phandle", PH_CPU0),
                 fdt.PropStrings("device_type", "cpu"),

@@ -65,7 +65,7 @@ def sext32(expr: str) -> str:
 # Encoding helpers: build match/mask from named fields.
 _FIELDS = {  # name: (lsb, width)
     "op": (0, 7), "rd": (7, 5), "f3": (12, 3), "rs1": (15, 5), "rs2": (20, 5),
-    "f7": (25, 7), "f6": (26, 6), "f5": (27, 5), "f12": (20, 12),
+    "f7": (25, 7), "f6": (26, 6), "f5": (27, 5), "f12": (20, 12), "fmt": (25, 2),
 }
 
 
@@ -331,6 +331,10 @@ class Isa:
             csr = w >> 20
         elif fmt == "CSRI":
             csr, imm = w >> 20, rs1
+        elif fmt == "FI":
+            imm = imm_i(w)
+        elif fmt == "FS":
+            imm = imm_s(w)
         return Decoded(i, raw, length, rd, rs1, rs2, imm, csr)
 
     def _decode(self, word: int) -> Decoded:
@@ -340,6 +344,9 @@ class Isa:
         if word & 3 != 3:
             half = word & 0xFFFF
             full = expand(half)
+            if full is None and "D" in self.extensions:
+                from popek.riscv.rvc import expand_fp
+                full = expand_fp(half)
             if full is None:
                 return Decoded(ILLEGAL, half, 2)
             return self.decode32(full, 2, half)
@@ -347,6 +354,17 @@ class Isa:
 
 
 ISAS: dict[str, Isa] = {}          # by name: what a compile worker decodes with
+
+
+def variant(name: str) -> Isa:
+    """The ISA variant ``name`` (the variants beyond the base are defined in modules
+    of their own, imported here on first use, also in a compile worker)."""
+    if name not in ISAS:
+        import importlib
+        importlib.import_module("popek.riscv.fd")       # rv64imafdc
+    if name not in ISAS:
+        raise KeyError(name)
+    return ISAS[name]
 # The base variant: RV64IMAC with Zicsr and Zifencei, S and U modes.
 BASE = Isa("rv64imac", INSNS)
 decode = BASE.decode
@@ -394,6 +412,12 @@ def disassemble(d: Decoded, pc: int = 0) -> str:
         return f"{i.name} {r[d.rd]}, {d.csr:#x}, {d.imm}"
     if f == "SFENCE":
         return f"{i.name} {r[d.rs1]}, {r[d.rs2]}"
+    if f == "FI":
+        return f"{i.name} f{d.rd}, {_simm(d.imm)}({r[d.rs1]})"
+    if f == "FS":
+        return f"{i.name} f{d.rs2}, {_simm(d.imm)}({r[d.rs1]})"
+    if f == "FR":
+        return f"{i.name} f{d.rd}, f{d.rs1}, f{d.rs2}"
     return i.name
 
 
@@ -486,7 +510,7 @@ def _factory(i: Insn, side_exit: bool = False, followed: bool = False):
     methods = sorted(set(_HART_CALL.findall(src)))
     body = _HART_CALL.sub(lambda m: f"h_{m.group(1)}(", src)
     stmts = [s.strip() for s in body.split(";")]
-    lines = ["def factory(h, x, rd, rs1, rs2, imm, csr, PC, NPC, INSN):"]
+    lines = ["def factory(h, x, rd, rs1, rs2, imm, csr, PC, NPC, INSN, FRD, FRS1, FRS2):"]
     lines += [f"    h_{m} = h.{m}" for m in methods]
     lines += [f"    {s.strip()}" for s in i.pre.split(";") if s.strip()]
     lines.append("    def op():")
@@ -520,4 +544,5 @@ def make_op(hart, d: Decoded, pc: int, last: bool = True):
     side_exit = not last and d.insn.kind == BRANCH
     followed = not last and d.insn.name == "jal"
     return _factory(d.insn, side_exit, followed)(hart, hart.x, rd, d.rs1, d.rs2, d.imm, d.csr,
-                                                 pc, (pc + d.length) & M, d.word)
+                                                 pc, (pc + d.length) & M, d.word,
+                                                 d.rd, d.rs1, d.rs2)

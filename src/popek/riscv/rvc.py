@@ -3,7 +3,7 @@ instruction it stands for (ISA manual, "C" chapter, RVC instruction listings),
 so compressed code runs through the same decoder and semantics as the rest.
 
 ``expand`` returns ``None`` for reserved and illegal encodings, and for the
-floating-point forms (popek implements no F/D).
+floating-point forms, which :func:`expand_fp` expands for a CPU with D.
 """
 
 from __future__ import annotations
@@ -134,4 +134,22 @@ def expand(c: int) -> int | None:
             u = (_bits(c, 12, 10) << 3) | (_bits(c, 9, 7) << 6)
             return _s(0x23, 3, 2, rs2, u)
         return None    # c.fldsp, c.fsdsp
+    return None
+
+
+def expand_fp(c: int) -> int | None:
+    """The compressed double-precision loads and stores of RV64C (c.fld, c.fsd,
+    c.fldsp, c.fsdsp), for a CPU with D; None for anything else."""
+    op, f3 = c & 3, c >> 13
+    ud = (_bits(c, 12, 10) << 3) | (_bits(c, 6, 5) << 6)
+    if op == 0 and f3 == 1:      # c.fld
+        return _i(0x07, 8 + _bits(c, 4, 2), 3, 8 + _bits(c, 9, 7), ud)
+    if op == 0 and f3 == 5:      # c.fsd
+        return _s(0x27, 3, 8 + _bits(c, 9, 7), 8 + _bits(c, 4, 2), ud)
+    if op == 2 and f3 == 1:      # c.fldsp
+        u = (_bits(c, 12, 12) << 5) | (_bits(c, 6, 5) << 3) | (_bits(c, 4, 2) << 6)
+        return _i(0x07, _bits(c, 11, 7), 3, 2, u)
+    if op == 2 and f3 == 5:      # c.fsdsp
+        u = (_bits(c, 12, 10) << 3) | (_bits(c, 9, 7) << 6)
+        return _s(0x27, 3, 2, _bits(c, 6, 2), u)
     return None

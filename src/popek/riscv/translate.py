@@ -75,7 +75,8 @@ _LITERAL_CONSTANTS = {"M": _M, "S": f"{isa.S:#x}", "W": f"{isa.W:#x}", "SW": f"{
 def _constants(d: isa.Decoded, pc: int) -> dict:
     """Operands and the instruction's folded ``pre`` values, as source literals."""
     ops = {"rd": d.rd or 32, "rs1": d.rs1, "rs2": d.rs2, "imm": d.imm, "csr": d.csr, "PC": pc,
-           "NPC": (pc + d.length) & isa.M, "INSN": d.word}
+           "NPC": (pc + d.length) & isa.M, "INSN": d.word,
+           "FRD": d.rd, "FRS1": d.rs1, "FRS2": d.rs2}       # FP registers: f0 is real
     pre = d.insn.pre
     if pre:
         code = _PRE_CODE.get(pre)
@@ -442,7 +443,7 @@ def rewrite_function(name: str):
 def decoder(flav: str):
     """``(decode, rewrite or None)`` of a flavour: what turns its bits into what runs."""
     name, _, rewrite = flav.partition("+")
-    return isa.ISAS[name].decode, (rewrite_function(rewrite) if rewrite else None)
+    return isa.variant(name).decode, (rewrite_function(rewrite) if rewrite else None)
 
 
 def _key(insns: list[tuple[int, isa.Decoded]], start_pc: int, flav: str) -> tuple:

@@ -44,6 +44,7 @@ class VCpu:
         self.mstatus = csrs.MSTATUS_UXL | csrs.MSTATUS_SXL
         self.mideleg = S_INTERRUPTS           # as firmware delegates them
         self.mcounteren = 0xFFFFFFFF          # as firmware lets S-mode see the counters
+        self.fs_writable = 0                  # no F for guests of the VMM yet
         self.mie = 0
         self.mip_sw = 0                       # SSIP written by the guest or an IPI
         self.irq_lines = 0                    # SEIP from the VM's PLIC

@@ -6,6 +6,7 @@
                         mret/sret/wfi/sfence.vma/fence.i
     hart/blocks.py      decoding code into blocks, finding them, invalidating them
     hart/execute.py     the run loop (dispatcher) and background-compiled translations
+    hart/fp.py          the floating-point unit (F and D: riscv/fd.py, riscv/softfloat.py)
     hart/debug.py       --profile and --trace
 
 The class is one (its fast paths are attribute lookups on ``self``), split by
@@ -23,6 +24,7 @@ from popek.riscv.csrs import M, MSTATUS_MPP, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_
 from popek.riscv.hart.blocks import MAX_BLOCK, MAX_CACHED_BLOCKS, TRANSLATE_AFTER, Block, HartBlocks
 from popek.riscv.hart.debug import HartDebug
 from popek.riscv.hart.execute import HartExecution
+from popek.riscv.hart.fp import HartFp
 from popek.riscv.hart.memory import MAX_TLB_ENTRIES, HartMemory
 from popek.riscv.hart.privileged import HartPrivileged
 
@@ -32,7 +34,7 @@ __all__ = ["Hart", "Block", "MAX_BLOCK", "MAX_CACHED_BLOCKS", "TRANSLATE_AFTER",
 M64 = (1 << 64) - 1
 
 
-class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartDebug):
+class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDebug):
     def __init__(self, machine, hartid: int = 0, isa_variant: isa.Isa = isa.BASE,
                  costs: costmodel.CostModel | None = None):
         self.machine = machine
@@ -71,6 +73,10 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartDebug):
         self.mcounteren = self.scounteren = self.mcountinhibit = 0
         self.menvcfg = self.senvcfg = 0
         self.satp = 0
+        # F and D: the FP registers and fcsr, and whether mstatus.FS exists.
+        self.f = [0] * 32
+        self.fflags = self.frm = 0
+        self.fs_writable = csrs.MSTATUS_FS if "F" in self.isa.extensions else 0
         self.pmpcfg = [0] * (csrs.PMP_COUNT // 8)
         self.pmpaddr = [0] * csrs.PMP_COUNT
         self.reservation = None
