@@ -40,4 +40,5 @@ clean:
 	$(MAKE) -C guests clean
 	$(MAKE) -C tests/riscv/asm clean
 	$(MAKE) -C tests/riscv/vmm clean
+	$(MAKE) -C tests/riscv/fp clean
 	$(MAKE) -C bench/guest clean
