@@ -3,8 +3,8 @@ in a CSR file made per CPU from the extensions it has (as Spike's csr_init).
 
 Each CSR is a :class:`Csr` with a side-effect-free ``read(cpu)`` and a
 ``write(cpu, value)`` (``None`` for read-only ones).  :func:`access` is the check
-common to all of them (privilege from address bits 9:8, read-only from bits 11:10,
-counter enables, TVM), written once.  A CSR that is not in a CPU's file raises
+common to all of them (privilege from address bits 9:8, read-only from bits 11:10),
+written once; a CSR with a condition of its own (counter enables, TVM, FS) carries it.  A CSR that is not in a CPU's file raises
 illegal-instruction, which is how OpenSBI probes for features.
 
 A *CPU* here is anything with the state the CSRs name: the hart (M, S and U
@@ -76,8 +76,9 @@ U, S, M = 0, 1, 3
 @dataclass(frozen=True)
 class Csr:
     """``read(cpu)`` has no side effects; ``write(cpu, value)`` is None for a read-only
-    CSR; ``check(cpu)``, if any, is a condition of this CSR's own for an access from
-    below M (counter enables, TVM) beyond the privilege rule of its address; ``rmw(cpu)``,
+    CSR; ``check(cpu)``, if any, is a condition of this CSR's own beyond the privilege
+    rule of its address, checked at every privilege (counter enables, TVM, FS for the
+    floating-point CSRs); ``rmw(cpu)``,
     if any, is what a read-modify-write starts from when that is not what a read returns."""
     name: str
     read: Callable

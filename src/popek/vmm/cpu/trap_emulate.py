@@ -28,8 +28,7 @@ After each exit, an interrupt the guest can now take is injected.
 from __future__ import annotations
 
 from popek.riscv import csrs, isa, traps
-from popek.riscv.mmu import FETCH, LOAD, STORE
-from popek.riscv.mmu import ACCESS_FAULT
+from popek.riscv.mmu import ACCESS_FAULT, FETCH, PAGE_FAULT
 from popek.riscv.privilege import (may_sfence_vma, may_sret, may_wfi, pending_interrupt,
                                    supervisor_return, supervisor_trap)
 from popek.riscv.traps import Trap
@@ -39,8 +38,7 @@ from popek.vmm.exits import (CsrAccess, Ecall, Exit, GuestException, HostInterru
 from popek.vmm.memory import Device, Filled
 from popek.vmm.vcpu import S, U
 
-ACCESS = {traps.INSN_PAGE_FAULT: FETCH, traps.LOAD_PAGE_FAULT: LOAD,
-          traps.STORE_PAGE_FAULT: STORE}
+ACCESS = {cause: access for access, cause in PAGE_FAULT.items()}     # page-fault cause → access
 SYSTEM_EXITS = {"sret": Sret, "wfi": Wfi, "sfence.vma": TlbFence}
 COUNTERS = {0xC00: "cycle", 0xC01: "time", 0xC02: "instret"}
 IRQ_NAMES = {traps.IRQ_S_EXT: "external", traps.IRQ_S_SOFT: "software",

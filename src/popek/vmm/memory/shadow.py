@@ -24,12 +24,11 @@ from __future__ import annotations
 from popek.errors import GuestMemoryError
 from popek.riscv import mmu
 from popek.riscv.csrs import MSTATUS_MXR, MSTATUS_SUM
-from popek.riscv.mmu import FETCH, LOAD, STORE, WalkStats
+from popek.riscv.mmu import (FETCH, LOAD, PPN_MASK, PTE_A, PTE_D, PTE_R, PTE_U, PTE_V, PTE_W,
+                             PTE_X, STORE, WalkStats)
 from popek.riscv.traps import Trap
 from popek.vmm.memory import Device, Filled, Reflect
 
-PTE_V, PTE_R, PTE_W, PTE_X, PTE_U, PTE_G, PTE_A, PTE_D = (1 << i for i in range(8))
-PPN_MASK = (1 << 44) - 1
 SHADOW_MODE = 9                      # shadows are Sv48: they hold Sv39 and Sv48 guest addresses
 
 
