@@ -141,7 +141,7 @@ def test_dtb_out_describes_the_board(tmp_path, opensbi, uboot_smode):
     assert r.returncode == 0, r.stderr
     tree = fdt.parse_dtb(out.read_bytes())
     assert tree.get_property("reg", "/memory@80000000").data == [0, 0x80000000, 0, 256 << 20]
-    assert tree.get_property("riscv,isa", "/cpus/cpu@0").value == "rv64imac_zicsr_zifencei"
+    assert tree.get_property("riscv,isa", "/cpus/cpu@0").value == "rv64imafdc_zicsr_zifencei"
     assert tree.get_property("bootargs", "/chosen").value == "console=ttyS0"
     assert tree.exist_node("/soc/virtio_mmio@10001000")
     assert not tree.exist_node("/soc/virtio_mmio@10002000")      # only real devices
@@ -331,6 +331,19 @@ def test_profile_and_engine_options_where_they_would_be_ignored(asm_build, vmm_p
                                 "interpret"), "--engine", "kvm")
     assert_one_line_error(popek("run", "--backend", "kvm", "--kernel", elf, "--compile-workers",
                                 "0"), "--compile-workers", "kvm")
+    assert_one_line_error(popek("run", "--backend", "kvm", "--kernel", elf, "--cpu", "rv64gc"),
+                          "--cpu", "kvm")
+
+
+def test_cpu_without_f_and_d_says_so_in_the_device_tree(asm_build, tmp_path):
+    out = tmp_path / "virt.dtb"
+    r = popek("run", "--cpu", "rv64imac", "--bios", "none", "--kernel",
+              str(asm_build / "rv64i_alu.elf"), "--dtb-out", str(out))
+    assert r.returncode == 0, r.stderr
+    tree = fdt.parse_dtb(out.read_bytes())
+    assert tree.get_property("riscv,isa", "/cpus/cpu@0").value == "rv64imac_zicsr_zifencei"
+    assert tree.get_property("riscv,isa-extensions", "/cpus/cpu@0").data == \
+        ["i", "m", "a", "c", "zicsr", "zifencei"]
 
 
 def test_an_idle_guest_nothing_can_wake_says_so(vmm_programs):

@@ -17,16 +17,19 @@ from tests.conftest import ASM_DIR
 PROGRAMS = sorted(p.stem for p in ASM_DIR.glob("*.S") if p.stem != "selftest_fail")
 
 
-def run_program(elf, max_instructions=5_000_000):
-    board = VirtBoard(BoardConfig(bios=None, kernel=str(elf), max_instructions=max_instructions),
-                      console=ScriptedConsole())
+def run_program(elf, max_instructions=5_000_000, cpu=isa.DEFAULT_VARIANT):
+    board = VirtBoard(BoardConfig(bios=None, kernel=str(elf), max_instructions=max_instructions,
+                                  cpu=cpu), console=ScriptedConsole())
     code = board.run()
     return code, board
 
 
-@pytest.mark.parametrize("name", PROGRAMS)
-def test_program(asm_build, name):
-    code, board = run_program(asm_build / f"{name}.elf")
+@pytest.mark.parametrize("name,cpu", [(p, isa.DEFAULT_VARIANT) for p in PROGRAMS]
+                         + [("csr", "rv64imac")])
+def test_program(asm_build, name, cpu):
+    """Every program on the default machine (RV64GC); the one that looks at misa and
+    mstatus.FS also on rv64imac."""
+    code, board = run_program(asm_build / f"{name}.elf", cpu=cpu)
     h = board.hart
     assert code is not None, f"{name}: did not finish in the instruction budget (pc={h.pc:#x})"
     if code != 0:

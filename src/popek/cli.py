@@ -202,9 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vm", metavar="SPEC", action="append", default=[],
                      help="with --vmm: another VM, kernel=FILE[,drive=FILE][,append=ARGS]"
                           "[,memory=SIZE][,name=NAME] (repeatable)")
-    run.add_argument("--cpu", choices=("rv64imac", "rv64imafdc", "rv64gc"), default="rv64imac",
-                     help="the simulated hart's ISA: rv64imac (default) or rv64imafdc/rv64gc "
-                          "(with the F and D extensions; bare machine only for now)")
+    run.add_argument("--cpu", choices=("rv64gc", "rv64imafdc", "rv64imac"), default=None,
+                     help="the simulated hart's ISA: rv64gc (default; the same as rv64imafdc: "
+                          "with the F and D extensions, as QEMU's virt board) or rv64imac "
+                          "(without them)")
     run.add_argument("--engine", choices=("translate", "interpret"), default="translate",
                      help="translate: hot blocks become Python functions (default); "
                           "interpret: decoded closures only (the reference)")
@@ -263,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _board_config(args):
+    from popek.riscv import isa
     from popek.riscv.board import BoardConfig
 
     bios = args.bios
@@ -281,7 +283,7 @@ def _board_config(args):
                        max_instructions=args.max_instructions, engine=args.engine,
                        profile=args.profile, code_cache=_code_cache_dir(args),
                        compile_workers=_compile_workers(args),
-                       cpu="rv64imafdc" if args.cpu == "rv64gc" else args.cpu)
+                       cpu=args.cpu or isa.DEFAULT_VARIANT)
 
 
 def _compile_workers(args) -> int | None:
@@ -353,6 +355,7 @@ def _strategies(args) -> dict:
 
 def cmd_run_vmm(args, costs) -> int:
     from popek.console import StdioConsole
+    from popek.riscv import isa
     from popek.riscv.board import MAX_RAM
     from popek.vmm.hypervisor import Hypervisor
     from popek.vmm.vm import VmConfig
@@ -377,6 +380,7 @@ def cmd_run_vmm(args, costs) -> int:
                           f"host's {format_size(host >> 20 << 20)} of RAM")
     console = StdioConsole()
     hv = Hypervisor(configs, console, clock=args.clock, engine=args.engine,
+                    cpu=args.cpu or isa.DEFAULT_VARIANT,
                     max_instructions=args.max_instructions, code_cache=_code_cache_dir(args),
                     compile_workers=_compile_workers(args), costs=costs)
     console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
@@ -429,9 +433,9 @@ def check_run_options(args) -> None:
         if args.clock != "icount":
             raise ConfigError("--icount-ips sets the speed of --clock icount, not --clock host")
     _compile_workers(args)
-    if args.cpu != "rv64imac" and (kvm or vmm):
-        raise ConfigError(f"--cpu {args.cpu} is for the bare simulated machine (the VMM's "
-                          "guests and KVM do not have F and D yet)")
+    if args.cpu is not None and kvm:
+        raise ConfigError("--cpu is for the simulated RISC-V machine, not --backend kvm "
+                          "(a KVM guest has the host's CPU)")
     if args.profile and (kvm or vmm):
         raise ConfigError(f"--profile is not supported with {'--backend kvm' if kvm else '--vmm'} "
                           "(only on the bare simulated machine)")

@@ -70,7 +70,7 @@ class BoardConfig:
     code_cache: str | None = None     # directory keeping compiled translations (codecache.py)
     compile_workers: int | None = None  # processes compiling translations; None: as the host allows
     costs: CostModel | None = None    # modelled cycle costs (costmodel.py); None: the defaults
-    cpu: str = "rv64imac"             # the ISA variant (isa.variant): rv64imac, rv64imafdc
+    cpu: str = isa.DEFAULT_VARIANT    # the ISA variant (isa.variant): rv64imafdc (rv64gc), rv64imac
 
 
 class ResetRom:

@@ -359,6 +359,7 @@ ISAS: dict[str, Isa] = {}          # by name: what a compile worker decodes with
 def variant(name: str) -> Isa:
     """The ISA variant ``name`` (the variants beyond the base are defined in modules
     of their own, imported here on first use, also in a compile worker)."""
+    name = ALIASES.get(name, name)
     if name not in ISAS:
         import importlib
         importlib.import_module("popek.riscv.fd")       # rv64imafdc
@@ -367,6 +368,10 @@ def variant(name: str) -> Isa:
     return ISAS[name]
 # The base variant: RV64IMAC with Zicsr and Zifencei, S and U modes.
 BASE = Isa("rv64imac", INSNS)
+# What a machine is unless told otherwise: RV64GC (riscv/fd.py), as QEMU's virt
+# board and Debian's riscv64 userland (lp64d) expect.
+DEFAULT_VARIANT = "rv64imafdc"
+ALIASES = {"rv64gc": "rv64imafdc"}
 decode = BASE.decode
 decode32 = BASE.decode32
 

@@ -26,6 +26,7 @@ from popek.costmodel import CostModel
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
 from popek.errors import ConfigError
+from popek.riscv import isa
 from popek.riscv.codecache import CodeCache
 from popek.riscv.compiler import background_compiler
 from popek.riscv.hart import Hart
@@ -60,7 +61,7 @@ class Hypervisor(MachineTime):
     def __init__(self, vm_configs: list[VmConfig], console, clock: str = "icount",
                  engine: str = "translate", max_instructions: int | None = None,
                  code_cache: str | None = None, compile_workers: int | None = None,
-                 costs: CostModel | None = None):
+                 costs: CostModel | None = None, cpu: str = isa.DEFAULT_VARIANT):
         if not vm_configs:
             raise ConfigError("no virtual machine to run")
         for c in vm_configs:
@@ -74,7 +75,7 @@ class Hypervisor(MachineTime):
         self.bus = Bus()                          # nothing: every VM device is emulated
         self.clock = HostClock() if clock == "host" else InstructionClock()
         self.rtc_base_ns = time.time_ns()
-        self.hart = Hart(self, costs=self.costs)
+        self.hart = Hart(self, isa_variant=isa.variant(cpu), costs=self.costs)
         self.hart.translate_blocks = engine == "translate"
         self.code_cache = CodeCache(code_cache) if self.hart.translate_blocks else None
         self.hart.code_cache = self.code_cache
@@ -89,6 +90,7 @@ class Hypervisor(MachineTime):
             host += cfg.memory + pool
         self.wall = 0.0
         self.exits = 0                            # all VMs, for the budget
+        self.switches = 0                         # world switches between VMs
         self.idle_for_ever = False                # every VM waits; nothing can wake one
 
     # -- what the hart calls (and mtime/rtc_ns from MachineTime) ---------------
@@ -103,16 +105,14 @@ class Hypervisor(MachineTime):
             return
         if self.current is not None:
             self._save(self.current)
+            self.switches += 1
         self.current = vm
-        v = vm.vcpu
-        h.x[:] = v.x                              # the list object stays: closures hold it
-        h.pc = v.pc
+        vm.vcpu.load_onto(h)
         vm.cpu.activate()
         vm.memory.activate()
 
     def _save(self, vm: VirtualMachine) -> None:
-        vm.vcpu.x[:] = self.hart.x
-        vm.vcpu.pc = self.hart.pc
+        vm.vcpu.save_from(self.hart)
 
     def vm_stopped(self, vm: VirtualMachine) -> None:
         if vm is self.current:
@@ -206,6 +206,7 @@ class Hypervisor(MachineTime):
         h = self.hart
         out = {"instructions": h.instret, "wall_seconds": self.wall,
                "mips": h.instret / self.wall / 1e6 if self.wall else 0.0,
+               "vm_switches": self.switches,
                "blocks_translated": h.tstats.translated,
                **h.cache_stats(),
                **(self.code_cache.stats() if self.code_cache else {}),

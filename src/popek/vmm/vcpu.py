@@ -14,11 +14,20 @@ S-mode CSRs.  No supervisor semantics are written here.
     satp           guest page-table root                 address translation
     scounteren senvcfg                                   counter visibility, FIOM
     time cycle instret   read through the VMM
+    f fflags frm, FS     its floating-point registers,   (not sensitive: they live on
+                         and sstatus.FS                   the hart while it runs)
 
 What the real hardware's M-mode firmware would fix, a virtual CPU has fixed: every
 S-level interrupt delegated (``mideleg``), every counter visible to S
 (``mcounteren``).  Timer interrupts come from the SBI TIME extension (``timer``),
 external ones from the VM's own PLIC (its S-mode context drives ``SEIP`` here).
+
+With F and D, the guest's FP registers and fcsr are on the hart while it runs
+(U-mode reaches them without a trap) and here while it does not; the hart's
+mstatus.FS is then the guest's sstatus.FS, so an FP instruction with the guest's
+FS Off traps as on its hardware, and one that writes makes FS Dirty where the
+guest will read it (``fs_from_hart`` before the VMM emulates an sstatus access,
+``fs_to_hart`` after).
 Changes to what decides the guest's translation are told to the VM's memory
 strategy (``context_changed``): a change of privilege, every satp write, and every
 sstatus write (SUM and MXR live there; see ``set_mstatus``).
@@ -27,7 +36,7 @@ sstatus write (SUM and MXR live there; see ``set_mstatus``).
 from __future__ import annotations
 
 from popek.riscv import csrs
-from popek.riscv.csrs import MIP_SEIP, MIP_STIP, S, S_INTERRUPTS, U
+from popek.riscv.csrs import MIP_SEIP, MIP_STIP, MSTATUS_FS, S, S_INTERRUPTS, U
 
 __all__ = ["VCpu", "U", "S"]
 
@@ -44,7 +53,9 @@ class VCpu:
         self.mstatus = csrs.MSTATUS_UXL | csrs.MSTATUS_SXL
         self.mideleg = S_INTERRUPTS           # as firmware delegates them
         self.mcounteren = 0xFFFFFFFF          # as firmware lets S-mode see the counters
-        self.fs_writable = 0                  # no F for guests of the VMM yet
+        self.fs_writable = MSTATUS_FS if "F" in vm.isa.extensions else 0
+        self.f = [0] * 32                     # FP registers while not on the hart
+        self.fflags = self.frm = 0
         self.mie = 0
         self.mip_sw = 0                       # SSIP written by the guest or an IPI
         self.irq_lines = 0                    # SEIP from the VM's PLIC
@@ -54,6 +65,29 @@ class VCpu:
         self.senvcfg = 0
         self.timer = M64                      # SBI set_timer deadline, in mtime ticks
         self.waiting = False                  # in wfi with nothing pending
+
+    # -- on and off the hart ---------------------------------------------------------
+    def load_onto(self, hart) -> None:
+        """Put the guest's registers on the hart (the VMM's world switch)."""
+        hart.x[:] = self.x                    # the list objects stay: closures hold them
+        hart.pc = self.pc
+        hart.f[:] = self.f
+        hart.fflags, hart.frm = self.fflags, self.frm
+        self.fs_to_hart(hart)
+
+    def save_from(self, hart) -> None:
+        self.x[:] = hart.x
+        self.pc = hart.pc
+        self.f[:] = hart.f
+        self.fflags, self.frm = hart.fflags, hart.frm
+        self.fs_from_hart(hart)
+
+    def fs_from_hart(self, hart) -> None:
+        """The guest's FS as the hart has kept it (FP work makes it Dirty there)."""
+        self.mstatus = (self.mstatus & ~MSTATUS_FS) | (hart.mstatus & MSTATUS_FS)
+
+    def fs_to_hart(self, hart) -> None:
+        hart.mstatus = (hart.mstatus & ~MSTATUS_FS) | (self.mstatus & MSTATUS_FS)
 
     # -- the state hooks the CSRs and privilege.py call ---------------------------
     @property

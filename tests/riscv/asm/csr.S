@@ -39,11 +39,15 @@ RVTEST_BEGIN
     csrr a2, mscratch
     li t6, 0x1d
     bne a2, t6, fail
-    // misa says RV64 with exactly A, C, I, M, S, U; mhartid is 0
+    // misa says RV64 with exactly A, C, I, M, S, U, and D and F on RV64GC (the
+    // default machine; the test runs on rv64imac too); mhartid is 0
     li TESTNUM, 5
     csrr a0, misa
+    li t6, 0x800000000014112D
+    beq a0, t6, 1f
     li t6, 0x8000000000141105
     bne a0, t6, fail
+1:
     li TESTNUM, 6
     csrr a0, mhartid
     bnez a0, fail
@@ -128,7 +132,8 @@ RVTEST_BEGIN
     csrr a1, sstatus
     and a1, a1, a0
     bnez a1, fail
-    // mstatus: UXL/SXL read 64-bit, FS reads zero (no F)
+    // mstatus: UXL/SXL read 64-bit; FS is Off at reset, and stays zero without F;
+    // with F it takes Dirty, which SD (bit 63) reports
     li TESTNUM, 25
     csrr a0, mstatus
     srli a1, a0, 32
@@ -136,8 +141,21 @@ RVTEST_BEGIN
     li t6, 0xa
     bne a1, t6, fail
     li a1, 0x6000
-    and a1, a0, a1
-    bnez a1, fail
+    and a2, a0, a1
+    bnez a2, fail
+    csrs mstatus, a1
+    csrr a0, mstatus
+    csrr a3, misa
+    andi a3, a3, 0x20                  // F
+    beqz a3, 2f
+    and a2, a0, a1
+    bne a2, a1, fail
+    bgez a0, fail                      // SD
+    csrc mstatus, a1
+    csrr a0, mstatus
+2:  and a2, a0, a1
+    bnez a2, fail
+    bltz a0, fail
     // satp ignores an unsupported mode (Sv57)
     li TESTNUM, 26
     csrw satp, zero

@@ -9,7 +9,8 @@ becomes a typed exit (:func:`exit_from_trap`), handled here:
 
     exit          what the VMM does
     CsrAccess     the access on the virtual CPU's CSR file (riscv/csrs.py, the same
-                  objects the hart uses), with the same checks
+                  objects the hart uses), with the same checks; sstatus.FS is
+                  the hart's, taken before and put back after (vmm/vcpu.py)
     Sret          riscv/privilege.py's sret on the virtual CPU
     Wfi           deschedule the vCPU until an interrupt is pending for it
     TlbFence      the memory strategy drops what the guest's fence covers
@@ -40,6 +41,7 @@ from popek.vmm.vcpu import S, U
 
 ACCESS = {cause: access for access, cause in PAGE_FAULT.items()}     # page-fault cause → access
 SYSTEM_EXITS = {"sret": Sret, "wfi": Wfi, "sfence.vma": TlbFence}
+SSTATUS = 0x100
 COUNTERS = {0xC00: "cycle", 0xC01: "time", 0xC02: "instret"}
 IRQ_NAMES = {traps.IRQ_S_EXT: "external", traps.IRQ_S_SOFT: "software",
              traps.IRQ_S_TIMER: "timer"}
@@ -129,8 +131,13 @@ class TrapAndEmulate:
         src = d.imm if imm else h.x[d.rs1]
         op = "wsc".index(name[4])                 # csrr[w|s|c](i): csrs.access's op
         writes = op == 0 or (d.imm if imm else d.rs1) != 0
+        status = d.csr == SSTATUS                 # FS: the hart keeps the guest's (vcpu.py)
+        if status:
+            vm.vcpu.fs_from_hart(h)
         try:
             old = csrs.access(vm.vcpu, d.csr, op, src, True, writes)
+            if status:
+                vm.vcpu.fs_to_hart(h)
         except Trap:
             self.reflect(traps.ILLEGAL_INSN, d.word, e.pc, "exception_reflected")
             return
