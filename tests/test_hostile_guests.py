@@ -56,7 +56,7 @@ def test_hostile_guest_beside_our_guest_os(guest_build, vmm_programs, tmp_path, 
     code, solo_out, _ = run([VmConfig(kernel=str(guest_build / "kernel.elf"), name="os",
                                       drives=[DriveSpec(str(solo_disk))], append="selftest")],
                             200_000_000)
-    assert code == 0 and "SELFTEST PASS 8/8" in solo_out
+    assert code == 0 and "SELFTEST PASS 9/9" in solo_out
 
     os_disk = disk_image(tmp_path / "os.img")
     hostile_disk = disk_image(tmp_path / "hostile.img")

@@ -49,7 +49,7 @@ def test_ledger_counts_exits_exactly(vmm_programs):
 def test_guest_os_runs_unmodified_under_the_vmm(guest_build, disk):
     code, out, hv = run_vms([VmConfig(kernel=str(guest_build / "kernel.elf"),
                                       drives=[DriveSpec(str(disk))])])
-    assert "SELFTEST PASS 8/8" in out, out[-2000:]
+    assert "SELFTEST PASS 9/9" in out, out[-2000:]
     assert sorted(m.group(1) for m in BENCH_LINE.finditer(out)) == sorted(BENCHMARKS)
     assert code == 0
     data = disk.read_bytes()
@@ -66,7 +66,7 @@ def test_paravirtual_guest_os_under_the_vmm(guest_build, disk):
     code, out, hv = run_vms([VmConfig(kernel=str(guest_build / "kernel-pv.elf"),
                                       drives=[DriveSpec(str(disk))])])
     assert "popek guest kernel (paravirtual)" in out
-    assert "SELFTEST PASS 8/8" in out, out[-2000:]
+    assert "SELFTEST PASS 9/9" in out, out[-2000:]
     assert code == 0
     led = hv.vms[0].ledger
     assert led.counts.get("sfence_vma", 0) == 0                  # fences are hypercalls now
@@ -105,7 +105,7 @@ def test_two_vms_one_hostile(guest_build, vmm_programs, disk):
     code, out, hv = run_vms(configs, max_instructions=40_000_000,
                             until=lambda hv: hv.vms[0].exit_code is not None)
     os_vm, wild = hv.vms
-    assert "[os] SELFTEST PASS 8/8" in out, out[-2000:]
+    assert "[os] SELFTEST PASS 9/9" in out, out[-2000:]
     assert os_vm.exit_code == 0
     assert "[wild] W" in out                       # it got through all its mischief
     assert wild.exit_code is None                  # and then wedged itself for good
@@ -142,7 +142,7 @@ def test_guest_os_and_uboot_side_by_side(guest_build, uboot_smode, disk, tmp_pat
     code, out, hv = run_vms(configs, steps)
     assert re.search(r"\[uboot\] +Capacity: 1.0 MB", out)
     assert "[uboot] poweroff ..." in out
-    assert "[os] SELFTEST PASS 8/8" in out
+    assert "[os] SELFTEST PASS 9/9" in out
     assert [vm.exit_code for vm in hv.vms] == [0, 0] and code == 0
 
 

@@ -46,3 +46,23 @@ def test_without_f_the_guest_cannot_turn_fs_on(vmm_programs):
     code, out, _ = run(vmm_programs, [16], cpu="rv64imac")
     assert "FP FAIL 4" in out, out
     assert code != 0
+
+
+def test_guest_os_switches_fp_state_lazily_under_the_vmm(guest_build):
+    """Our guest OS's FP self-test as a guest: its processes' first FP instructions trap
+    (the hart's FS is the guest's, Off) and reach the guest kernel as illegal
+    instructions, which gives each process FP state; registers survive the switches."""
+    from tests.test_guest import FP_COUNTS
+    code, out, hv = run_kernel(guest_build / "kernel.elf", "selftest")
+    assert "TEST fp_context ok" in out, out[-1500:]
+    firsts, restores, saves = map(int, FP_COUNTS.search(out).groups())
+    assert firsts == 2 and restores >= 50 and 2 <= saves < restores // 2
+    assert hv.vms[0].ledger.details[("exception_reflected", "illegal instruction")] == firsts
+
+
+def run_kernel(kernel, append):
+    con = ScriptedConsole()
+    hv = Hypervisor([VmConfig(kernel=str(kernel), append=append)], con)
+    code = hv.run()
+    hv.close()
+    return code, con.text(), hv

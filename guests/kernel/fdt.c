@@ -64,6 +64,14 @@ void fdt_parse(const void *dtb) {
                 u32 n = len < sizeof boot_info.bootargs - 1 ? len : sizeof boot_info.bootargs - 1;
                 memcpy(boot_info.bootargs, val, n);
                 boot_info.bootargs[n] = 0;
+            } else if (!strncmp(pname, "riscv,isa", 10) && len > 4) {
+                /* "rv64imafdc_zicsr...": the single-letter extensions, up to the first '_' */
+                int f = 0, d = 0;
+                for (u32 i = 4; i < len && val[i] && val[i] != '_'; i++) {
+                    f |= val[i] == 'f' || val[i] == 'g';
+                    d |= val[i] == 'd' || val[i] == 'g';
+                }
+                boot_info.has_fp = f && d;
             } else if (!strncmp(pname, "compatible", 11) && !strncmp((const char *)val, "virtio,mmio", 12)) {
                 is_virtio[depth] = 1;
             }

@@ -10,6 +10,7 @@ struct boot_info {
     u64 virtio[MAX_VIRTIO];          /* virtio-mmio register windows */
     int nvirtio;
     char bootargs[256];
+    int has_fp;                      /* riscv,isa has F and D: user code may use FP */
 };
 
 extern struct boot_info boot_info;

@@ -1,6 +1,7 @@
 /* Processes and the scheduler (round robin; the timer preempts user code). */
 #include "proc.h"
 #include "asm.h"
+#include "fdt.h"
 #include "kalloc.h"
 #include "lib.h"
 #include "memlayout.h"
@@ -83,8 +84,68 @@ int proc_spawn_init(const void *image, u64 size, const char *args) {
     return p->pid;
 }
 
+/* ---- FP state, switched lazily by sstatus.FS, as Linux does ----------------------
+ * The FPU holds one process's registers, fp_owner's.  A process that has never run
+ * an FP instruction runs with FS Off: its first one traps (illegal instruction) and
+ * fp_first_use gives it FP state (zeros).  Returning to a process with FP state
+ * while the FPU holds another's: the other's registers are saved only if they
+ * changed since they were loaded or last saved (FS was Dirty at some point since),
+ * then this one's are loaded, and it runs with FS Clean.  Returning to the owner
+ * costs nothing, and a process that does not use FP never costs anything. */
+static struct proc *fp_owner;
+static int fp_dirty;               /* the FPU's registers differ from fp_owner->fp */
+u64 fp_saves, fp_restores, fp_first_uses;
+extern void fp_save(struct fpstate *fp), fp_restore(struct fpstate *fp);
+
+static void fp_switch_to(struct proc *p) {
+    u64 fs = 0;
+    if ((csr_read(sstatus) & SSTATUS_FS) == SSTATUS_FS_DIRTY)
+        fp_dirty = 1;              /* only the owner runs with FS on: its registers changed */
+    if (p->fp_used) {
+        if (fp_owner != p) {
+            csr_set(sstatus, SSTATUS_FS_CLEAN);        /* FS on, to reach the registers */
+            if (fp_owner && fp_dirty) {
+                fp_save(&fp_owner->fp);
+                fp_saves++;
+            }
+            fp_restore(&p->fp);
+            fp_restores++;
+            fp_owner = p;
+            fp_dirty = 0;
+        }
+        fs = SSTATUS_FS_CLEAN;
+    }
+    csr_clear(sstatus, SSTATUS_FS);
+    csr_set(sstatus, fs);
+}
+
+/* An FP instruction: F and D, their loads and stores (also compressed), the FP CSRs. */
+static int is_fp_insn(u32 insn) {
+    u32 op = insn & 0x7F, f3 = insn >> 12 & 7, csr = insn >> 20;
+    if ((insn & 3) != 3) {                              /* c.fld c.fsd c.fldsp c.fsdsp */
+        u32 q = insn & 3, cf3 = insn >> 13 & 7;
+        return (q == 0 || q == 2) && (cf3 == 1 || cf3 == 5);
+    }
+    if (op == 0x07 || op == 0x27 || op == 0x43 || op == 0x47 || op == 0x4B || op == 0x4F ||
+        op == 0x53)
+        return 1;
+    return op == 0x73 && f3 != 0 && f3 != 4 && csr >= 1 && csr <= 3;
+}
+
+/* An illegal-instruction trap from user code: the process's first FP instruction on a
+ * CPU with F and D gives it FP state (it then runs again); anything else is illegal. */
+int fp_first_use(u32 insn) {
+    struct proc *p = current;
+    if (!boot_info.has_fp || p->fp_used || !is_fp_insn(insn)) return 0;
+    p->fp_used = 1;
+    memset(&p->fp, 0, sizeof p->fp);
+    fp_first_uses++;
+    return 1;
+}
+
 void return_to_user(void) {
     struct proc *p = current;
+    fp_switch_to(p);
     csr_write(stvec, (u64)trap_entry);
     csr_write(sepc, p->tf.regs[0]);
     u64 s = csr_read(sstatus);
@@ -135,6 +196,11 @@ void proc_exit(int code) {
     p->pt = NULL;
     p->exit_code = code;
     p->state = ZOMBIE;
+    if (fp_owner == p) {               /* its registers are nobody's now */
+        fp_owner = NULL;
+        fp_dirty = 0;
+        csr_clear(sstatus, SSTATUS_FS);
+    }
     if (p->pid == 1) init_exit_code = code;
     for (int i = 0; i < NPROC; i++) {  /* orphans are reaped by nobody: free them */
         if (procs[i].parent == p->pid && procs[i].state != UNUSED) procs[i].parent = 0;
@@ -161,6 +227,11 @@ int proc_fork(void) {
     child->tf = parent->tf;
     child->tf.kstack = kstack;
     child->tf.regs[10] = 0;                            /* fork returns 0 in the child */
+    child->fp_used = parent->fp_used;                  /* and its FP registers: */
+    if (parent->fp_used && fp_owner == parent)
+        fp_save(&child->fp);                           /* in the FPU (FS is the parent's: on) */
+    else if (parent->fp_used)
+        child->fp = parent->fp;
     child->heap_start = parent->heap_start;
     child->brk = parent->brk;
     child->parent = parent->pid;

@@ -14,9 +14,14 @@ struct context { u64 ra, sp, s[12]; };
 /* x1..x31 at 8*i (slot 0 holds the user pc), then the kernel stack top. */
 struct trapframe { u64 regs[32]; u64 kstack; u64 pad; };
 
+/* A process's FP registers and fcsr while they are not in the FPU (kernel/fp.S). */
+struct fpstate { u64 f[32]; u64 fcsr; };
+
 struct proc {
     struct trapframe tf;            /* first: sscratch points here */
     int pid, state, parent, exit_code, killed, waiting;
+    int fp_used;                    /* it has run an FP instruction: it has FP state */
+    struct fpstate fp;
     pagetable_t pt;
     u64 heap_start, brk;
     struct context ctx;
@@ -33,3 +38,5 @@ int proc_fork(void);
 int proc_wait(u64 status_va);
 int proc_kill(int pid);
 void return_to_user(void) __attribute__((noreturn));
+int fp_first_use(u32 insn);
+extern u64 fp_saves, fp_restores, fp_first_uses;

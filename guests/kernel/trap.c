@@ -10,6 +10,7 @@
 #include "syscall.h"
 #include "virtio_blk.h"
 
+#define CAUSE_ILLEGAL 2
 #define CAUSE_ECALL_U 8
 #define CAUSE_FETCH_PF 12
 #define CAUSE_LOAD_PF 13
@@ -79,12 +80,24 @@ static long syscall(struct trapframe *tf) {
     case SYS_blk_write: return sys_blk(1, a0, a1, a2);
     case SYS_blk_flush: return virtio_blk_present() ? virtio_blk_flush() : -1;
     case SYS_blk_size: return virtio_blk_present() ? (long)virtio_blk_capacity() : -1;
-    case SYS_stats: {          /* a0 = which: 0 faults, 1 COW copies, 2 PT updates, 3 hypercalls */
-        u64 v[] = {vm_stats_faults, vm_stats_cow_copies, vm_stats_pt_updates, pv_hypercalls};
-        return a0 < 4 ? (long)v[a0] : -1;
+    case SYS_stats: {          /* a0 = which: 0 faults, 1 COW copies, 2 PT updates, 3 hypercalls,
+                                  4 FP saves, 5 FP restores, 6 first FP uses, 7 F and D there */
+        u64 v[] = {vm_stats_faults, vm_stats_cow_copies, vm_stats_pt_updates, pv_hypercalls,
+                   fp_saves, fp_restores, fp_first_uses, boot_info.has_fp};
+        return a0 < sizeof v / sizeof v[0] ? (long)v[a0] : -1;
     }
     }
     return -1;
+}
+
+/* The instruction an illegal-instruction trap was for: stval, where the hardware puts
+ * it (popek and QEMU do), else read from the process's memory. */
+static u32 illegal_insn(struct proc *p, u64 pc, u64 stval) {
+    u32 insn = 0;
+    if (stval) return (u32)stval;
+    if (copy_in(p->pt, &insn, pc, 2, p->brk) < 0) return 0;
+    if ((insn & 3) == 3 && copy_in(p->pt, &insn, pc, 4, p->brk) < 0) return 0;
+    return insn;
 }
 
 void user_trap(struct trapframe *tf) {
@@ -104,6 +117,8 @@ void user_trap(struct trapframe *tf) {
                     p->pid, stval, tf->regs[0], (int)scause);
             proc_exit(-11);
         }
+    } else if (scause == CAUSE_ILLEGAL && fp_first_use(illegal_insn(p, tf->regs[0], stval))) {
+        /* the process has FP state now: the instruction runs again */
     } else {
         kprintf("kernel: pid %d: exception %d at pc %p (tval %p): killed\n",
                 p->pid, (int)scause, tf->regs[0], stval);

@@ -139,6 +139,44 @@ static void test_block_io(void) {
     report("block_io", ok, "read back differs, or a bad request was accepted");
 }
 
+u64 fp_fill(u64 seed), fp_check(u64 seed), fp_sum(u64 n);          /* fp.S */
+
+/* Two processes with different values in all 32 FP registers and fcsr, switched
+ * many times: each finds its own again.  The kernel switches FP state lazily
+ * (proc.c): a first FP instruction traps once per process, a process's registers
+ * are loaded when it runs after the other, and saved only when they changed. */
+static void test_fp_context(void) {
+    if (!sys_stats(7)) {
+        printf("TEST fp_context skipped: the CPU has no F and D\n");
+        return;
+    }
+    long saves = sys_stats(4), restores = sys_stats(5), firsts = sys_stats(6);
+    long pid = sys_fork();
+    u64 seed = pid == 0 ? 0x1234567 : 0x7654321, bad = 0;
+    fp_fill(seed);
+    for (int i = 0; i < 20; i++) {
+        sys_yield();
+        bad |= fp_check(seed);
+    }
+    /* arithmetic between switches: 0.5 + 1 + ... + 100 = 2525 (0x40A3BA0000000000) */
+    for (int i = 0; i < 5; i++) {
+        sys_yield();
+        bad |= fp_sum(100) ^ 0x40A3BA0000000000UL;
+    }
+    if (pid == 0) sys_exit(bad != 0);
+    int status = -1;
+    sys_wait(&status);
+    saves = sys_stats(4) - saves;
+    restores = sys_stats(5) - restores;
+    firsts = sys_stats(6) - firsts;
+    int ok = pid > 0 && !bad && status == 0 && firsts == 2 && restores >= 20 && saves >= 2 &&
+             saves < restores;
+    report("fp_context", ok, bad ? "FP registers or fcsr lost" : status ? "child's FP state lost"
+           : "FP state not switched lazily");
+    printf("  fp_context: %d first uses, %d restores, %d saves\n", (int)firsts, (int)restores,
+           (int)saves);
+}
+
 static void test_time(void) {
     u64 t0 = sys_time();
     volatile u64 x = 0;
@@ -306,6 +344,7 @@ int main(const char *args) {
         test_many_processes();
         test_block_io();
         test_time();
+        test_fp_context();
         printf("SELFTEST %s %d/%d\n", failures ? "FAIL" : "PASS", tests - failures, tests);
     }
     if (all || token(args, "bench")) {
