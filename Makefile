@@ -19,6 +19,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/bench_riscv.py $(ARGS)
+	$(PY) bench/bench_fp.py
 	$(PY) bench/bench_vmm.py
 	$(PY) bench/bench_kvm.py
 	$(PY) bench/bench_soak.py

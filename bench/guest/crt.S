@@ -1,9 +1,15 @@
 # Bare M-mode start for benchmark programs: stack, call main, power off through
-# the virt board's test device (works the same on popek and QEMU).
+# the virt board's test device (works the same on popek and QEMU).  Built with F
+# or D (-march=...f..., which defines __riscv_flen), it first turns the FP unit on
+# (mstatus.FS = Initial): with FS Off every FP instruction is illegal.
     .section .text.init, "ax"
     .globl _start
 _start:
     la sp, stack_top
+#ifdef __riscv_flen
+    li t0, 0x2000
+    csrs mstatus, t0
+#endif
     call main
     li t0, 0x100000
     li t1, 0x5555
