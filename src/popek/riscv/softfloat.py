@@ -25,6 +25,8 @@ Berkeley SoftFloat show the algorithms; this is written for Python integers.)
 
 from __future__ import annotations
 
+import math
+import sys
 from math import isqrt
 from typing import NamedTuple
 
@@ -397,3 +399,415 @@ def convert(src: Format, dst: Format, a: int, rm: int) -> tuple[int, int]:
         return infinity(dst, sign), 0
     _, m, e = decode(src, a)
     return round_pack(dst, sign, m, e, rm)
+
+
+# -- the fast path: the host's binary64 where it provably gives the same bits and flags ------
+#
+# The integer code above is the reference; it costs ~10 µs an operation.  The host's
+# float is IEEE binary64 rounding to nearest-even, and its +, -, ×, ÷ and sqrt are
+# correctly rounded, so for the common case (finite operands, a normal result well
+# inside the range) its result is the RNE result, and what the flags and the other
+# rounding modes need is only whether the exact result lies above or below it, and
+# for RMM whether it is a tie.  Error-free transformations give that exactly, in
+# host floats:
+#
+#   add  TwoSum (Knuth): r + err == x + y exactly, when nothing overflows;
+#   mul  TwoProduct (Dekker, Veltkamp's split): r + err == x × y exactly, when nothing
+#        overflows and |x × y| ≥ 2^-967 (no partial product underflows);
+#   div  the remainder x − r·y, exactly representable: r·y = p + e by TwoProduct,
+#        x − p is exact (Sterbenz: p is within a factor 2 of x), and (x − p) − e is
+#        then rounded once, which keeps its sign (zero only when it is exactly zero);
+#   sqrt the same with x − r·r;
+#   fma  TwoProduct, then TwoSums, until x × y + z == r + w + δ exactly; c = RN(w + δ)
+#        has the sign of the error, and |c| below half the gap from r to its
+#        neighbour on c's side proves r is the correctly rounded result (RN is
+#        monotonic: |c| < h, h a float, implies |w + δ| < h); else the slow path.
+#
+# With the error's sign, a directed mode is r or its neighbour, one step of the bit
+# pattern (r is normal and not near the range's ends: a step stays normal and finite).
+# Ties happen only for add, mul and fma (x ÷ y or √x equal to a midpoint would need
+# more bits than the operands have), so only there can RMM differ from RNE.  The
+# range checks (|r| in [2^-1020, 2^1022], or 2^-966 where a product must not
+# underflow) leave no overflow, no underflow (an exact normal result is not tiny),
+# no invalid and no division by zero; NaN fails every comparison and goes to the slow
+# path with infinities, zeros, subnormal results and out-of-range cases.  A
+# check that an intermediate overflowed (an error term that is not finite) sends that
+# case to the slow path too.
+#
+# binary32 is computed in binary64.  x × y of two singles is exact there (48 bits);
+# x ± y and x × y + z get an exact error from TwoSum.  For x ÷ y and √x, the argument
+# behind the double-rounding theorem (Figueroa, "When is double rounding innocuous?",
+# 1995; 53 ≥ 2·24 + 2): with x = X·2^a, y = Y·2^b (X, Y < 2^24) and 2^c the spacing
+# of 25-bit numbers (singles and the midpoints between them) where the exact q lies,
+# q − g for such a number g is (X·2^a − g·Y·2^b) / (Y·2^b), zero or at least
+# min(2^c / Y, q / X) > 2^(c−24) in magnitude, far above half a binary64 ulp there,
+# 2^(c−29) (for √x, x − g² over q + g, likewise); and q is never a midpoint itself (its
+# odd 25-bit significand times Y's, or squared, cannot be X).  So s = RN64(q) lies
+# strictly between the same neighbouring singles and midpoints as q, or is a single
+# exactly when q is that single: :func:`_round32` rounds s (with the sign of an error
+# term below it, where there is one) to binary32 in integers, in any mode; to nearest
+# with NX raised already and no error term, the host's own conversion does (the theorem).
+#
+# ``known`` is the flags already raised (fflags): a fast function may leave those out of
+# the flags it returns (accruing them changes nothing), which lets RNE skip the error
+# terms once NX is set, as it is in almost any program after its first inexact result.
+# Every function here returns exactly what the reference returns otherwise
+# (tests/test_softfloat_fast.py checks them against it, in all modes).
+
+_BUF = bytearray(8)
+_Q = memoryview(_BUF).cast("Q")         # the buffer as an unsigned 64-bit integer,
+_D = memoryview(_BUF).cast("d")         # as a binary64,
+_I = memoryview(_BUF).cast("I")         # its first 4 bytes as an unsigned 32-bit integer,
+_F = memoryview(_BUF).cast("f")         # and as a binary32 (stored: rounded to nearest-even)
+
+_LO = 2.0 ** -1020                      # binary64 results in [_LO, _HI] in magnitude
+_LO_PRODUCT = 2.0 ** -966               # (where a TwoProduct must not underflow)
+_HI = 2.0 ** 1022
+_LO32 = 2.0 ** -125                     # binary32 results in [_LO32, _HI32]: _round32
+_HI32 = 2.0 ** 126
+_SPLIT = 134217729.0                    # 2^27 + 1: Veltkamp's splitting constant
+_ulp = math.ulp
+_sqrt = math.sqrt
+
+
+def _finish64(r: float, err: float, rm: int) -> tuple[int, int]:
+    """The bits and flags of the exact result r + err (r its RNE rounding, normal and
+    inside the fast range; err non-zero exactly when inexact, with the exact error's
+    sign, and the exact error itself when ``rm`` is RMM)."""
+    _D[0] = r
+    bits = _Q[0]
+    if err == 0:
+        return bits, 0
+    if rm == RNE:
+        return bits, NX
+    away = (err > 0) == (r > 0)                 # the exact result is farther from zero
+    if rm == RTZ:
+        return (bits if away else bits - 1), NX
+    if rm == RMM:                               # a tie away from r: the other neighbour
+        return (bits + 1 if away and abs(err) == _ulp(r) * 0.5 else bits), NX
+    if (rm == RUP) == (r > 0):                  # rounding away from zero
+        return (bits + 1 if away else bits), NX
+    return (bits if away else bits - 1), NX
+
+
+def _two_product_error(x: float, y: float, r: float) -> float:
+    """x × y − r exactly, r = RN(x × y) (Dekker): not finite if a split overflowed."""
+    c = _SPLIT * x
+    xh = c - (c - x)
+    xl = x - xh
+    c = _SPLIT * y
+    yh = c - (c - y)
+    yl = y - yh
+    return ((xh * yh - r) + xh * yl + xl * yh) + xl * yl
+
+
+def add64(a: int, b: int, rm: int, known: int = 0) -> tuple[int, int]:
+    _Q[0] = a
+    x = _D[0]
+    _Q[0] = b
+    y = _D[0]
+    r = x + y
+    if _LO <= abs(r) <= _HI:
+        if rm == RNE and known & NX:
+            _D[0] = r
+            return _Q[0], 0
+        bb = r - x
+        err = (x - (r - bb)) + (y - bb)         # TwoSum: exact (|r| ≤ 2^1022: no overflow)
+        return _finish64(r, err, rm)
+    return add(F64, a, b, rm)
+
+
+def sub64(a: int, b: int, rm: int, known: int = 0) -> tuple[int, int]:
+    return add64(a, b ^ 1 << 63, rm, known)
+
+
+def mul64(a: int, b: int, rm: int, known: int = 0) -> tuple[int, int]:
+    _Q[0] = a
+    x = _D[0]
+    _Q[0] = b
+    y = _D[0]
+    r = x * y
+    if _LO_PRODUCT <= abs(r) <= _HI:
+        if rm == RNE and known & NX:
+            _D[0] = r
+            return _Q[0], 0
+        err = _two_product_error(x, y, r)
+        if -_HI < err < _HI:
+            return _finish64(r, err, rm)
+    return mul(F64, a, b, rm)
+
+
+def div64(a: int, b: int, rm: int, known: int = 0) -> tuple[int, int]:
+    _Q[0] = a
+    x = _D[0]
+    _Q[0] = b
+    y = _D[0]
+    if y and _LO_PRODUCT <= abs(x):
+        r = x / y
+        if _LO <= abs(r) <= _HI:
+            if rm == RNE and known & NX:
+                _D[0] = r
+                return _Q[0], 0
+            p = r * y
+            rem = (x - p) - _two_product_error(r, y, p)     # x − r·y, its sign exact
+            if -_HI < rem < _HI:
+                return _finish64(r, rem if y > 0 else -rem, rm & 3)   # no ties: RMM is RNE
+    return div(F64, a, b, rm)
+
+
+def sqrt64(a: int, rm: int, known: int = 0) -> tuple[int, int]:
+    _Q[0] = a
+    x = _D[0]
+    if _LO_PRODUCT <= x <= _HI:                 # (√x is then in [2^-483, 2^511])
+        r = _sqrt(x)
+        if rm == RNE and known & NX:
+            _D[0] = r
+            return _Q[0], 0
+        p = r * r
+        return _finish64(r, (x - p) - _two_product_error(r, r, p), rm & 3)
+    return sqrt(F64, a, rm)
+
+
+def fma64(a: int, b: int, c: int, rm: int, known: int = 0) -> tuple[int, int]:
+    """a × b + c rounded once: see the comment above (no flag but NX can arise here)."""
+    _Q[0] = a
+    x = _D[0]
+    _Q[0] = b
+    y = _D[0]
+    _Q[0] = c
+    z = _D[0]
+    p = x * y
+    if _LO_PRODUCT <= abs(p) <= _HI and abs(z) <= _HI:
+        e = _two_product_error(x, y, p)         # x·y = p + e
+        s = p + z
+        bb = s - p
+        t = (p - (s - bb)) + (z - bb)           # p + z = s + t
+        g = t + e
+        bb = g - t
+        d = (t - (g - bb)) + (e - bb)           # t + e = g + d
+        r = s + g
+        bb = r - s
+        w = (s - (r - bb)) + (g - bb)           # s + g = r + w: x·y + z = r + w + d
+        if _LO <= abs(r) <= _HI:
+            err = w + d                         # the sign of x·y + z − r
+            if err == 0:
+                _D[0] = r
+                return _Q[0], 0
+            h = (math.nextafter(r, err * math.inf) - r) * 0.5
+            if abs(err) < abs(h):               # not near a midpoint: r is RN, RMM too
+                return _finish64(r, err, rm & 3)
+    return fma(F64, a, b, c, rm)
+
+
+def _round32(s: float, t: float, rm: int) -> tuple[int, int] | None:
+    """binary32 bits and flags of s + t rounded by ``rm``, for s a binary64 and t its
+    error (|t| ≤ half an ulp of s; only its sign counts); None outside the fast range.
+
+    In units of half a binary64 ulp the exact significand is 2m + d, d the sign of t
+    relative to s: odd when d is not 0, so never exactly on a boundary where it was
+    not already; its 30 bits below binary32's precision decide the rounding."""
+    _D[0] = s
+    b = _Q[0]
+    e = (b >> 52 & 0x7FF) - 896                 # the binary32 biased exponent
+    if not 2 <= e <= 253:
+        return None
+    sign = b >> 63
+    base = e << 23 | (b >> 29 & 0x7FFFFF)       # sign-less binary32 bits, truncated
+    low = (b & 0x1FFFFFFF) << 1                 # the dropped part, in half binary64 ulps
+    if t:
+        if (t > 0) == (s > 0):
+            low += 1
+        elif low:
+            low -= 1
+        else:                                   # just below s: borrow one binary32 ulp
+            base -= 1
+            low = (1 << 30) - 1
+    if not low:
+        return sign << 31 | base, 0
+    if rm == RNE:
+        up = low > 1 << 29 or (low == 1 << 29 and base & 1)
+    elif rm == RMM:
+        up = low >= 1 << 29
+    elif rm == RTZ:
+        up = False
+    else:
+        up = (rm == RUP) != sign
+    return sign << 31 | (base + up), NX
+
+
+def _single(a: int) -> float:
+    _I[0] = a
+    return _F[0]
+
+
+def _from64(s: float, t: float, rm: int, known: int) -> tuple[int, int] | None:
+    """A binary32 result from s, its binary64 result, and t, the exact error of s (0 for
+    mul, exact, and for div and sqrt, by the double-rounding property); None outside
+    the fast range.  Rounding s to nearest is rounding the exact result to nearest (the
+    same property, Figueroa's theorem for +, ×, ÷, √) except for an fma, which passes t."""
+    if rm == RNE and known & NX and not t:
+        if _LO32 <= abs(s) <= _HI32:
+            _F[0] = s                               # (the host rounds to nearest-even)
+            return _I[0], 0
+        return None
+    if -_HI < s < _HI:                              # (not NaN or infinite)
+        return _round32(s, t, rm)
+    return None
+
+
+def add32(a: int, b: int, rm: int, known: int = 0) -> tuple[int, int]:
+    x = _single(a)
+    y = _single(b)
+    s = x + y
+    if rm == RNE and known & NX:                    # (Figueroa: RN32(RN64(x + y)) is right)
+        out = _from64(s, 0.0, rm, known)
+    else:
+        bb = s - x
+        out = _from64(s, (x - (s - bb)) + (y - bb), rm, known)
+    return out if out is not None else add(F32, a, b, rm)
+
+
+def sub32(a: int, b: int, rm: int, known: int = 0) -> tuple[int, int]:
+    return add32(a, b ^ 1 << 31, rm, known)
+
+
+def mul32(a: int, b: int, rm: int, known: int = 0) -> tuple[int, int]:
+    out = _from64(_single(a) * _single(b), 0.0, rm, known)
+    return out if out is not None else mul(F32, a, b, rm)
+
+
+def div32(a: int, b: int, rm: int, known: int = 0) -> tuple[int, int]:
+    y = _single(b)
+    out = _from64(_single(a) / y, 0.0, rm, known) if y else None
+    return out if out is not None else div(F32, a, b, rm)
+
+
+def sqrt32(a: int, rm: int, known: int = 0) -> tuple[int, int]:
+    x = _single(a)
+    out = _from64(_sqrt(x), 0.0, rm, known) if x > 0 else None
+    return out if out is not None else sqrt(F32, a, rm)
+
+
+def fma32(a: int, b: int, c: int, rm: int, known: int = 0) -> tuple[int, int]:
+    p = _single(a) * _single(b)                     # exact: 48 bits
+    z = _single(c)
+    s = p + z
+    bb = s - p
+    out = _from64(s, (p - (s - bb)) + (z - bb), rm, known)
+    return out if out is not None else fma(F32, a, b, c, rm)
+
+
+# -- fast comparisons and conversions: exact wherever the host's float is the value ---------
+def _floats(width: int, a: int, b: int) -> tuple[float, float]:
+    """Two operands as host floats (a single widens exactly)."""
+    if width == 64:
+        _Q[0] = a
+        x = _D[0]
+        _Q[0] = b
+        return x, _D[0]
+    _I[0] = a
+    x = _F[0]
+    _I[0] = b
+    return x, _F[0]
+
+
+def compare(op: str, width: int, a: int, b: int) -> tuple[int, int]:
+    """feq/flt/fle (``op`` "eq", "lt", "le"): two non-NaN values compare as host floats
+    (-0 == +0 there too, and no flag); a NaN takes the reference's way."""
+    x, y = _floats(width, a, b)
+    if x == x and y == y:
+        return int(x == y if op == "eq" else (x < y if op == "lt" else x <= y)), 0
+    return _COMPARE[op](F64 if width == 64 else F32, a, b)
+
+
+_COMPARE = {"eq": eq, "lt": lt, "le": le}
+
+
+def min_max(width: int, a: int, b: int, want_max: bool) -> tuple[int, int]:
+    """fmin/fmax: two different non-NaN values as host floats; NaNs and equal values (-0
+    against +0) as the reference."""
+    x, y = _floats(width, a, b)
+    if x < y or x > y:                          # (both false for a NaN or x == y)
+        return (a if (x > y) == want_max else b), 0
+    return _min_max(F64 if width == 64 else F32, a, b, want_max)
+
+
+_EXACT_INT = {64: 1 << 53, 32: 1 << 24}         # integers each format holds exactly
+
+
+def from_int_fast(width: int, v: int, bits: int, signed: bool, rm: int) -> tuple[int, int]:
+    """fcvt.{s,d}.{w,wu,l,lu}: an integer the format holds exactly converts as a host float."""
+    v &= (1 << bits) - 1
+    if signed and v >> (bits - 1):
+        v -= 1 << bits
+    if -_EXACT_INT[width] <= v <= _EXACT_INT[width]:
+        if width == 64:
+            _D[0] = v
+            return _Q[0], 0
+        _F[0] = v
+        return _I[0], 0
+    return from_int(F64 if width == 64 else F32, v, bits, signed, rm)
+
+
+_TO_INT = {RTZ: int, RNE: round, RDN: math.floor, RUP: math.ceil}   # each exact on a float
+
+
+def to_int_fast(width: int, a: int, bits: int, signed: bool, rm: int) -> tuple[int, int]:
+    """fcvt.{w,wu,l,lu}.{s,d}: a finite value whose rounded integer fits is rounded by the
+    host (exactly: Python's ints are unbounded; round() is to nearest-even); NX when the
+    integer is not the value.  RMM, NaN, infinities and what does not fit: the reference."""
+    x = _floats(width, a, 0)[0]
+    to = _TO_INT.get(rm)
+    if to is not None and -1e300 < x < 1e300:
+        n = to(x)
+        if (-(1 << (bits - 1)) if signed else 0) <= n < 1 << (bits - 1 if signed else bits):
+            return n & ((1 << bits) - 1), (NX if n != x else 0)
+    return to_int(F64 if width == 64 else F32, a, bits, signed, rm)
+
+
+def convert_fast(src: int, dst: int, a: int, rm: int) -> tuple[int, int]:
+    """fcvt.d.s (exact: a single widens as a host float) and fcvt.s.d (rounded by
+    :func:`_round32`); NaNs and what falls outside the fast range: the reference."""
+    if dst == 64:
+        x = _floats(32, a, 0)[0]
+        if x == x:
+            _D[0] = x
+            return _Q[0], 0
+    else:
+        x = _floats(64, a, 0)[0]
+        out = _round32(x, 0.0, rm) if -_HI < x < _HI else None
+        if out is not None:
+            return out
+    return convert(F32 if src == 32 else F64, F64 if dst == 64 else F32, a, rm)
+
+
+def _host_is_ieee() -> bool:
+    """The fast path's premises, probed: binary64, ties to even, gradual underflow (no
+    flush to zero), a correctly rounded square root.  (CPython 3.11 requires IEEE 754;
+    a library built with -ffast-math can still turn flushing to zero on.)"""
+    return (sys.float_info.mant_dig == 53 and 1.0 + 2.0 ** -53 == 1.0
+            and 1.0 + 3 * 2.0 ** -53 == 1.0 + 2.0 ** -51 and 2.0 ** -1022 * 0.5 > 0
+            and 2.0 ** -1074 / 2 == 0 and math.sqrt(2.0) == 1.4142135623730951)
+
+
+def _reference_only() -> dict:
+    """The fast path's functions, each done by the reference alone (for a host that
+    fails :func:`_host_is_ieee`)."""
+    table = {}
+    for fmt, w in ((F64, 64), (F32, 32)):
+        for op in (add, sub, mul, div):
+            table[f"{op.__name__}{w}"] = lambda a, b, rm, known=0, _op=op, _f=fmt: _op(_f, a, b, rm)
+        table[f"sqrt{w}"] = lambda a, rm, known=0, _f=fmt: sqrt(_f, a, rm)
+        table[f"fma{w}"] = lambda a, b, c, rm, known=0, _f=fmt: fma(_f, a, b, c, rm)
+    fmt = {32: F32, 64: F64}
+    table.update(
+        compare=lambda op, w, a, b: _COMPARE[op](fmt[w], a, b),
+        min_max=lambda w, a, b, want_max: _min_max(fmt[w], a, b, want_max),
+        from_int_fast=lambda w, v, bits, signed, rm: from_int(fmt[w], v, bits, signed, rm),
+        to_int_fast=lambda w, a, bits, signed, rm: to_int(fmt[w], a, bits, signed, rm),
+        convert_fast=lambda src, dst, a, rm: convert(fmt[src], fmt[dst], a, rm))
+    return table
+
+
+if not _host_is_ieee():
+    globals().update(_reference_only())
