@@ -468,6 +468,8 @@ _HI32 = 2.0 ** 126
 _SPLIT = 134217729.0                    # 2^27 + 1: Veltkamp's splitting constant
 _ulp = math.ulp
 _sqrt = math.sqrt
+_nextafter = math.nextafter
+_INF = math.inf
 
 
 def _finish64(r: float, err: float, rm: int) -> tuple[int, int]:
@@ -569,7 +571,9 @@ def sqrt64(a: int, rm: int, known: int = 0) -> tuple[int, int]:
 
 
 def fma64(a: int, b: int, c: int, rm: int, known: int = 0) -> tuple[int, int]:
-    """a × b + c rounded once: see the comment above (no flag but NX can arise here)."""
+    """a × b + c rounded once: see the comment above (no flag but NX can arise here).
+    The hottest operation of compiled FP code (-ffp-contract): the nearest-even ending
+    is written out here, not called."""
     _Q[0] = a
     x = _D[0]
     _Q[0] = b
@@ -590,12 +594,14 @@ def fma64(a: int, b: int, c: int, rm: int, known: int = 0) -> tuple[int, int]:
         w = (s - (r - bb)) + (g - bb)           # s + g = r + w: x·y + z = r + w + d
         if _LO <= abs(r) <= _HI:
             err = w + d                         # the sign of x·y + z − r
+            _D[0] = r
             if err == 0:
-                _D[0] = r
                 return _Q[0], 0
-            h = (math.nextafter(r, err * math.inf) - r) * 0.5
+            h = (_nextafter(r, err * _INF) - r) * 0.5
             if abs(err) < abs(h):               # not near a midpoint: r is RN, RMM too
-                return _finish64(r, err, rm & 3)
+                if rm == RNE or rm == RMM:
+                    return _Q[0], NX
+                return _finish64(r, err, rm)
     return fma(F64, a, b, c, rm)
 
 
@@ -689,11 +695,16 @@ def sqrt32(a: int, rm: int, known: int = 0) -> tuple[int, int]:
 
 
 def fma32(a: int, b: int, c: int, rm: int, known: int = 0) -> tuple[int, int]:
-    p = _single(a) * _single(b)                     # exact: 48 bits
-    z = _single(c)
+    _I[0] = a
+    p = _F[0]
+    _I[0] = b
+    p *= _F[0]                                      # exact: 48 bits
+    _I[0] = c
+    z = _F[0]
     s = p + z
     bb = s - p
-    out = _from64(s, (p - (s - bb)) + (z - bb), rm, known)
+    t = (p - (s - bb)) + (z - bb)                   # p + z = s + t
+    out = _from64(s, t, rm, known)
     return out if out is not None else fma(F32, a, b, c, rm)
 
 
