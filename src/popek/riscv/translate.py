@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import re
 
-from popek.riscv import isa
+from popek.riscv import isa, translate_fp
 from popek.riscv.mmu import TLB_KEY
 
 MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: (1 << 64) - 1}
@@ -115,6 +115,14 @@ _LOOP_BEFORE_SLOW = "h.instret = ic"
 _LOOP_LIMIT = "lim = 0 if h.mip & h.mie else h.limit"
 _LOOP_AFTER_SLOW = _LOOP_LIMIT
 _FORGET = "FORGET_PAGES"           # replaced by "p0 = p3 = -1" for the block's access sites
+
+
+def _slow_path(loop: bool):
+    """How a statement that may take a slow path, or trap, is written: in a loop, with
+    instret handed back before it and the limit and the pages read again after."""
+    if not loop:
+        return lambda stmt: stmt
+    return lambda stmt: f"{_LOOP_BEFORE_SLOW}; {stmt}; {_LOOP_AFTER_SLOW}; {_FORGET}"
 
 
 def _memory_access(d: isa.Decoded, values: dict, idx: int, loop: bool) -> list[str]:
@@ -263,6 +271,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
     pc_set = False                  # the last instruction sets the pc on every path
     groups = _access_groups(insns)
     grouped = {k for run in groups.values() for k in run}
+    fp = translate_fp.FpBlock(_slow_path(loop))      # F and D, written inline
     for idx, (pc, d) in enumerate(insns):
         if idx in groups:
             body += _group_access(insns, groups[idx], loop)
@@ -277,6 +286,10 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
             continue
         if i.name == "jal" and not last:           # followed by the block: only links
             body += _statements(_literalize(isa.FOLLOWED_JAL, values))
+            continue
+        fp_lines = fp.statements(d, idx, values)
+        if fp_lines is not None:
+            body += fp_lines
             continue
         stmts = _statements(_literalize(i.body, values))
         target = _branch_target(d, pc)
@@ -322,6 +335,8 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
         lines.append("        rget = h.rtlb.get")
     if any("wget(" in line for line in body):
         lines.append("        wget = h.wtlb.get")
+    if any("fr[" in line for line in body):
+        lines.append("        fr = h.f")
     lines += ["        " + p for p in prologue]
     if loop:
         lines.append("        ic = h.instret; " + _LOOP_LIMIT)
@@ -541,6 +556,7 @@ def translated_before(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int,
 def _instantiate(hart, entry: tuple, insns, stats: TranslationStats):
     code, loop = entry[0], entry[1]
     ns = dict(isa.SEMANTICS_GLOBALS)
+    ns.update(translate_fp.GLOBALS)
     exec(code, ns)
     stats.translated += 1
     stats.self_loops += loop
