@@ -42,4 +42,5 @@ clean:
 	$(MAKE) -C tests/riscv/asm clean
 	$(MAKE) -C tests/riscv/vmm clean
 	$(MAKE) -C tests/riscv/fp clean
+	$(MAKE) -C tests/riscv/virt clean
 	$(MAKE) -C bench/guest clean

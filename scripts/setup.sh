@@ -15,6 +15,8 @@ PACKAGES=(
   qemu-system-x86           # qemu-system-x86_64 -accel kvm, the KVM backend's peer in bench/
   busybox-static            # the userland of the initramfs for Debian's kernel (KVM backend)
   device-tree-compiler      # dtc, to read what --dtb-out writes
+  e2fsprogs                 # mkfs.ext4 and debugfs: the Linux guest's disk in tests
+  debian-archive-keyring    # checks the riscv64 packages fetched for the Linux guest
   python3-venv
 )
 
@@ -61,4 +63,12 @@ if [ ! -f "$KCACHE/.unpacked" ]; then
   dpkg-deb -x "$tmp"/*.deb "$KCACHE"
   rm -rf "$tmp"
   touch "$KCACHE/.unpacked"
+fi
+
+# Debian 13's riscv64 kernel and busybox-static, the simulated machine's Linux guest:
+# fetched with apt from the mirror this machine's apt uses, with a private apt state
+# (the host's apt is untouched), unpacked into .cache/debian-riscv64.
+if [ ! -f .cache/debian-riscv64/.unpacked ]; then
+  python3 scripts/fetch_debian.py --arch riscv64 --suite trixie --dest .cache/debian-riscv64 \
+    linux-image-riscv64 busybox-static
 fi

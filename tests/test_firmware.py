@@ -70,7 +70,7 @@ def check_uboot_session(code, text, con, disk):
 def test_opensbi_then_smode_uboot(opensbi, uboot_smode, disk):
     code, text, con, board = session(opensbi, uboot_smode, disk, COMMANDS)
     assert "OpenSBI v1.1" in text
-    assert "Boot HART Base ISA        : rv64imac" in text
+    assert "Boot HART Base ISA        : rv64imafdc" in text
     assert "Domain0 Next Mode         : S-mode" in text
     check_uboot_session(code, text, con, disk)
     assert board.drives[0].stats["flushes"] >= 0

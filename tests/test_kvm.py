@@ -362,7 +362,7 @@ def test_a_truncated_debian_kernel_is_refused_in_one_line(tmp_path):
     """The reported case: Debian's vmlinuz cut to 1 MB, left to decompress itself,
     ended with exit 1 and no word (its decompressor, after the payload, was gone)."""
     from popek.errors import ImageError
-    from popek.kvm import debian
+    from popek.linux import debian
     try:
         vmlinuz = debian.find_kernel()[0]
     except ImageError as e:

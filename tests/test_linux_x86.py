@@ -12,7 +12,8 @@ import pytest
 
 from popek.console import ScriptedConsole
 from popek.files import write_atomically
-from popek.kvm import debian, initramfs, linux
+from popek.kvm import linux
+from popek.linux import debian, initramfs
 from popek.riscv.loader import read_file
 from tests.test_kvm import REASON, needs_kvm
 

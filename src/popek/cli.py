@@ -170,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="virtio-blk disk: PATH or file=PATH[,format=raw][,readonly=on]"
                           "[,if=virtio|virtio-mmio|virtio-pci] (if=virtio: mmio on riscv, "
                           "pci on kvm)")
-    run.add_argument("--initrd", metavar="FILE", help="initial ramdisk (--backend kvm, Linux)")
+    run.add_argument("--initrd", metavar="FILE",
+                     help="initial ramdisk for Linux (placed as QEMU places it; see "
+                          "`popek initramfs`)")
     run.add_argument("--unpack", choices=("auto", "guest", "vmm"), default="auto",
                      help="--backend kvm, bzImage: who decompresses the kernel: the kernel "
                           "itself (guest), popek, entering the kernel's own 64-bit entry (vmm), "
@@ -243,18 +245,24 @@ def build_parser() -> argparse.ArgumentParser:
                                      "write them, in cycles of the TSC, as a cost profile that "
                                      "`popek run --cost-profile` loads.")
     cal.add_argument("-o", "--output", metavar="FILE", required=True, help="profile to write (JSON)")
-    ird = sub.add_parser("initramfs", help="build an initramfs for Debian's kernel (KVM backend)",
+    ird = sub.add_parser("initramfs", help="build an initramfs for Debian's kernel",
                          description="Pack busybox-static, the virtio kernel modules (with their "
                                      "dependencies) and an /init script into a newc cpio archive.")
     ird.add_argument("-o", "--output", metavar="FILE", required=True, help="archive to write")
+    ird.add_argument("--arch", choices=("x86_64", "riscv64"), default="x86_64",
+                     help="x86_64 (default: for --backend kvm) or riscv64 (for the simulated "
+                          "RISC-V machine: Debian 13's kernel and busybox, fetched by "
+                          "scripts/setup.sh)")
     ird.add_argument("--modules-dir", metavar="DIR",
                      help="the kernel's module tree (default: that of the Debian kernel popek "
-                          "finds in /boot or fetched by scripts/setup.sh)")
+                          "finds in its cache, or for x86_64 in /boot)")
     ird.add_argument("--module", metavar="NAME", action="append",
                      help="a module to include with its dependencies (repeatable; default: "
-                          "virtio_pci virtio_blk virtio_mmio)")
-    ird.add_argument("--busybox", metavar="FILE", default="/bin/busybox",
-                     help="a static busybox (default: Debian's busybox-static)")
+                          "virtio_pci virtio_blk virtio_mmio; riscv64: virtio_mmio virtio_blk "
+                          "ext4)")
+    ird.add_argument("--busybox", metavar="FILE",
+                     help="a static busybox of that architecture (default: Debian's "
+                          "busybox-static: the host's for x86_64, the fetched one for riscv64)")
     ext = sub.add_parser("extract-vmlinux", help="unpack the vmlinux ELF inside a bzImage",
                          description="Decompress a bzImage's payload: the uncompressed vmlinux, "
                                      "which boots through its PVH entry.")
@@ -283,7 +291,7 @@ def _board_config(args):
                        max_instructions=args.max_instructions, engine=args.engine,
                        profile=args.profile, code_cache=_code_cache_dir(args),
                        compile_workers=_compile_workers(args),
-                       cpu=args.cpu or isa.DEFAULT_VARIANT)
+                       cpu=args.cpu or isa.DEFAULT_VARIANT, initrd=args.initrd)
 
 
 def _compile_workers(args) -> int | None:
@@ -463,11 +471,14 @@ def cmd_run(args) -> int:
     if args.backend == "kvm":
         from popek.kvm.commands import cmd_run_kvm
         return cmd_run_kvm(args)
-    if args.initrd or args.timeout is not None or args.smp != 1:
-        raise ConfigError("--initrd, --timeout and --smp are for --backend kvm")
+    if args.timeout is not None or args.smp != 1:
+        raise ConfigError("--timeout and --smp are for --backend kvm")
     from popek.costmodel import CostModel
     costs = CostModel.load(args.cost_profile) if args.cost_profile else CostModel()
     if args.vmm != "none":
+        if args.initrd:
+            raise ConfigError("--initrd is not supported with --vmm yet (the bare simulated "
+                              "machine and --backend kvm take one)")
         return cmd_run_vmm(args, costs)
     if args.vm:
         raise ConfigError("--vm needs --vmm trap-emulate")
@@ -510,7 +521,10 @@ def main(argv=None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
-        if args.command in ("kvm-check", "calibrate", "initramfs", "extract-vmlinux"):
+        if args.command == "initramfs":
+            from popek.linux import initramfs
+            return initramfs.command(args)
+        if args.command in ("kvm-check", "calibrate", "extract-vmlinux"):
             from popek.kvm import commands
             return commands.COMMANDS[args.command](args)
     except PopekError as e:

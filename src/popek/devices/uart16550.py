@@ -14,7 +14,10 @@ Register map (byte registers, reg-shift 0):
 
 Transmission is instant: THR is always empty again by the time software looks.
 The interrupt line is level: (rx data and IER.ERBFI) or (THR empty pending and
-IER.ETBEI).  ``irq`` is a callable taking the new level.
+IER.ETBEI).  ``irq`` is a callable taking the level; as QEMU's serial does, it is
+called at every change of the UART's state, not only when the level changes, so
+that a byte received while a THR-empty interrupt is still unacknowledged is a new
+request to the interrupt controller (riscv/plic.py).
 """
 
 from __future__ import annotations
@@ -115,7 +118,8 @@ class Uart16550:
             self.mcr = value & 0x1F
         elif off == 7:
             self.scr = value
-        self._update()
+        if off <= 2:                 # THR, IER, FCR: what changes the interrupt state
+            self._update()
 
     def _iir(self) -> int:
         if self.ier & IER_RX and self.rx:
@@ -126,6 +130,6 @@ class Uart16550:
 
     def _update(self) -> None:
         level = self._iir() != IIR_NONE
-        if level != self._level:
+        if level or self._level:
             self._level = level
             self.irq(level)

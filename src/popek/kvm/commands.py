@@ -1,5 +1,5 @@
-"""The KVM backend's commands: ``run --backend kvm``, ``kvm-check``, ``calibrate``,
-``initramfs`` and ``extract-vmlinux``."""
+"""The KVM backend's commands: ``run --backend kvm``, ``kvm-check``, ``calibrate``
+and ``extract-vmlinux``."""
 
 from __future__ import annotations
 
@@ -63,17 +63,6 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def cmd_initramfs(args) -> int:
-    from popek.kvm import debian, initramfs
-    modules_dir = args.modules_dir or debian.find_kernel()[1]
-    modules = tuple(args.module) if args.module else initramfs.DEFAULT_MODULES
-    data, order = initramfs.build(modules_dir, modules, args.busybox)
-    write_atomically(args.output, data)
-    print(f"popek: wrote {args.output} ({len(data) >> 10} KiB): busybox, modules "
-          f"{' '.join(order) or '(none)'}", file=sys.stderr)
-    return 0
-
-
 def cmd_extract_vmlinux(args) -> int:
     from popek.kvm import linux
     from popek.riscv.loader import read_file
@@ -87,4 +76,4 @@ def cmd_extract_vmlinux(args) -> int:
 
 
 COMMANDS = {"kvm-check": cmd_kvm_check, "calibrate": cmd_calibrate,
-            "initramfs": cmd_initramfs, "extract-vmlinux": cmd_extract_vmlinux}
+            "extract-vmlinux": cmd_extract_vmlinux}

@@ -36,7 +36,7 @@ from popek.riscv.codecache import CodeCache
 from popek.riscv.compiler import background_compiler
 from popek.riscv.hart import Hart
 from popek.riscv.htif import Htif
-from popek.riscv.loader import load_image
+from popek.riscv.loader import load_blob, load_image
 from popek.riscv.platform import Platform, VirtLayout
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class BoardConfig:
     compile_workers: int | None = None  # processes compiling translations; None: as the host allows
     costs: CostModel | None = None    # modelled cycle costs (costmodel.py); None: the defaults
     cpu: str = isa.DEFAULT_VARIANT    # the ISA variant (isa.variant): rv64imafdc (rv64gc), rv64imac
+    initrd: str | None = None         # an initial ramdisk for Linux (/chosen linux,initrd-*)
 
 
 class ResetRom:
@@ -200,6 +201,9 @@ class VirtBoard(VirtLayout, MachineTime):
             k = load_image(cfg.kernel, ram, self.RAM_BASE)
             images.append(k)
             self.entry = self.kernel_entry = k.entry
+        self.initrd_range = None
+        if cfg.initrd is not None:
+            images.append(self._load_initrd(cfg.initrd, images))
         self.dtb = devicetree.build(self)
         # QEMU's placement: the top of RAM (below 3 GiB), aligned down to 2 MiB.
         top = min(ram.end, self.RAM_BASE + 3072 * MiB)
@@ -212,6 +216,18 @@ class VirtBoard(VirtLayout, MachineTime):
             raise ImageError("RAM too small for the device tree (give more memory with -m)")
         ram.write(self.dtb_addr, self.dtb)
         return images
+
+    def _load_initrd(self, path: str, images):
+        """QEMU's placement (hw/riscv/boot.c): far enough above the kernel that the
+        kernel does not overwrite it, low enough to be reached: kernel + min(RAM / 2,
+        128 MiB)."""
+        start = self.kernel_entry + min(self.config.memory // 2, 128 * MiB)
+        img = load_blob(path, self.ram, start, "initrd")
+        for other in images:
+            if other.low < img.high and img.low < other.high:
+                raise ImageError(f"{path}: the initrd at {start:#x} overlaps {other.path}")
+        self.initrd_range = (img.low, img.high)
+        return img
 
     # --------------------------------------------------------- control
     def shutdown(self, code: int, reason: str) -> None:

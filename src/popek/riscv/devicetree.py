@@ -38,6 +38,10 @@ def build(board) -> bytes:
     chosen = [fdt.PropStrings("stdout-path", f"/soc/serial@{board.UART_BASE:x}")]
     if board.bootargs:
         chosen.append(fdt.PropStrings("bootargs", board.bootargs))
+    initrd = getattr(board, "initrd_range", None)
+    if initrd is not None:                       # 64-bit values: two cells each
+        for name, value in zip(("linux,initrd-start", "linux,initrd-end"), initrd):
+            chosen.append(fdt.PropWords(name, value >> 32, value & 0xFFFFFFFF))
     tree.add_item(_node("chosen", *chosen))
 
     tree.add_item(_node(f"memory@{board.RAM_BASE:x}", fdt.PropStrings("device_type", "memory"),

@@ -91,6 +91,21 @@ def load_image(path: str, ram, raw_addr: int, machine: str = "EM_RISCV") -> Load
     return LoadedImage(path, raw_addr, raw_addr, raw_addr + size, False)
 
 
+def load_blob(path: str, ram, addr: int, what: str) -> LoadedImage:
+    """Load ``path`` as it is at ``addr`` (an initrd): checked to fit first, then copied
+    a chunk at a time."""
+    f, size = _open(path)
+    with f:
+        if not size:
+            raise ImageError(f"{path}: empty file")
+        _check_fits(path, ram, addr, size, what)
+        try:
+            _copy(path, f, 0, size, ram, addr)
+        except OSError as e:
+            raise ImageError(f"{path}: cannot read: {e.strerror}") from None
+    return LoadedImage(path, addr, addr, addr + size, False)
+
+
 def _check_fits(path, ram, addr, length, what):
     """``length`` bytes at ``addr`` inside ``ram`` (Python integers: no wrap-around)."""
     if not ram.contains(addr, length):

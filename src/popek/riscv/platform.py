@@ -14,7 +14,7 @@ from popek.devices.goldfish_rtc import GoldfishRtc
 from popek.devices.syscon import SysCon
 from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
-from popek.devices.virtio.mmio import VirtioMmio
+from popek.devices.virtio.mmio import EmptyVirtioSlot, VirtioMmio
 from popek.errors import ConfigError
 from popek.riscv import plic as plic_mod
 from popek.riscv.plic import Plic
@@ -35,8 +35,10 @@ class VirtLayout:
     TIMEBASE_HZ = TIMEBASE_HZ
 
     def virtio_slots(self):
-        n = len(self.platform.virtio)
-        return [(self.VIRTIO_BASE + 0x1000 * i, self.VIRTIO_IRQ + i) for i in range(n)]
+        """Every virtio-mmio slot, as QEMU's device tree lists them: with a device or
+        empty (DeviceID 0)."""
+        return [(self.VIRTIO_BASE + 0x1000 * i, self.VIRTIO_IRQ + i)
+                for i in range(self.VIRTIO_SLOTS)]
 
 
 class Platform:
@@ -69,7 +71,8 @@ class Platform:
         bus.add(L.RTC_BASE, GoldfishRtc.SIZE, self.rtc, "rtc")
         bus.add(L.PLIC_BASE, L.PLIC_SIZE, self.plic, "plic")
         bus.add(L.UART_BASE, Uart16550.SIZE, self.uart, "uart")
-        for i, dev in enumerate(self.virtio):
+        for i in range(L.VIRTIO_SLOTS):
+            dev = self.virtio[i] if i < len(self.virtio) else EmptyVirtioSlot()
             bus.add(L.VIRTIO_BASE + 0x1000 * i, VirtioMmio.SIZE, dev, f"virtio{i}")
 
     def poll_input(self, console) -> None:

@@ -7,8 +7,16 @@ Register map (offsets from 0x0C00_0000), two contexts per hart (M, then S):
     0x002000 + 0x80*ctx       enable bits of a context
     0x200000 + 0x1000*ctx     priority threshold; +4: claim (read) / complete (write)
 
-Sources are level-triggered: a device raises its line with :meth:`set_level`; a
-claimed source is not pending again until it is completed.
+A device drives its line with :meth:`set_level`, and, as QEMU's virt PLIC
+(sifive_plic) does, every call with the line high is a request: it makes the
+source pending (also while it is claimed: delivered once completed), a low line
+clears it, a claim clears it, and a completion does not latch it again although
+the line may still be high.  Devices call at every change of their state (QEMU's
+16550 does), so a new event while the line is already high is a new request,
+and a kernel that leaves a condition unacknowledged is not stormed by it.
+
+Pending, claimed and enable bits are integers (bit n = source n), so finding the
+best source costs one step per pending source, not one per source.
 """
 
 from __future__ import annotations
@@ -25,26 +33,29 @@ class Plic:
         self.harts = harts
         self.contexts = 2 * len(harts)
         self.priority = [0] * NUM_SOURCES
-        self.level = [False] * NUM_SOURCES
-        self.pending = [False] * NUM_SOURCES
-        self.claimed = [False] * NUM_SOURCES
-        self.enable = [0] * self.contexts       # bitmask over sources
+        self.pending = 0                         # bit masks over sources
+        self.claimed = 0
+        self.enable = [0] * self.contexts
         self.threshold = [0] * self.contexts
 
     def set_level(self, src: int, level: bool) -> None:
-        self.level[src] = level
-        if level and not self.claimed[src]:
-            self.pending[src] = True
-        elif not level:
-            self.pending[src] = False
+        if level:
+            self.pending |= 1 << src
+        else:
+            self.pending &= ~(1 << src)
         self.update()
 
     def _best(self, ctx: int) -> int:
+        """The enabled, pending, unclaimed source of highest priority above the
+        threshold (the lowest number among equals), or 0."""
         best, best_prio = 0, self.threshold[ctx]
-        en = self.enable[ctx]
-        for src in range(1, NUM_SOURCES):
-            if self.pending[src] and en >> src & 1 and self.priority[src] > best_prio:
+        todo = self.pending & ~self.claimed & self.enable[ctx]
+        while todo:
+            low = todo & -todo
+            src = low.bit_length() - 1
+            if self.priority[src] > best_prio:
                 best, best_prio = src, self.priority[src]
+            todo ^= low
         return best
 
     def update(self) -> None:
@@ -60,8 +71,7 @@ class Plic:
             return self.priority[src] if src < NUM_SOURCES else 0
         if off < 0x2000:
             word = (off - 0x1000) // 4
-            return sum(1 << b for b in range(32)
-                       if 32 * word + b < NUM_SOURCES and self.pending[32 * word + b])
+            return self.pending >> (32 * word) & 0xFFFFFFFF
         if off < 0x200000:
             ctx, word = divmod(off - 0x2000, 0x80)
             return (self.enable[ctx] >> (32 * (word // 4))) & 0xFFFFFFFF \
@@ -74,8 +84,8 @@ class Plic:
         if reg == 4:                    # claim
             src = self._best(ctx)
             if src:
-                self.pending[src] = False
-                self.claimed[src] = True
+                self.pending &= ~(1 << src)
+                self.claimed |= 1 << src
                 self.update()
             return src
         return 0
@@ -100,8 +110,6 @@ class Plic:
                 return
             if reg == 0:
                 self.threshold[ctx] = value & PRIORITY_MAX
-            elif reg == 4 and 0 < value < NUM_SOURCES and self.claimed[value]:   # complete
-                self.claimed[value] = False
-                if self.level[value]:
-                    self.pending[value] = True
+            elif reg == 4 and 0 < value < NUM_SOURCES:      # complete: no new request
+                self.claimed &= ~(1 << value)
         self.update()

@@ -22,7 +22,7 @@ Rules that keep translated code exactly equal to the interpreter:
   branch in the middle is a side exit (a ``break`` to the epilogue); a branch back to the
   block's start makes the function loop, and it leaves the loop exactly where the
   dispatcher would look at interrupts and the budget: at every iteration it
-  stops if ``instret`` reached ``h.limit`` or ``mip & mie`` is set.  Those (and
+  stops if ``instret`` reached ``h.limit`` or an interrupt can be taken.  Those (and
   ``instret``) live in locals inside a loop, since only a slow path can change
   them: a loop hands ``instret`` back before a slow path and reads the others
   again after one.
@@ -109,10 +109,12 @@ def _branch_target(d: isa.Decoded, pc: int) -> int | None:
 
 # Around a slow path inside a loop: instret goes back to the hart first (a device
 # may read the clock), and the loop's limit is read again after (a device may have
-# changed limit or raised an interrupt).  A pending enabled interrupt makes the
-# limit 0, so the loop's one test (ic < lim) also hands interrupts to the dispatcher.
+# changed limit or raised an interrupt).  An interrupt the hart would take now makes
+# the limit 0, so the loop's one test (ic < lim) also hands interrupts to the
+# dispatcher; one pending but masked (mstatus.MIE/SIE off: Linux's early boot has
+# SSIP so) does not, or every iteration would go back to the dispatcher for nothing.
 _LOOP_BEFORE_SLOW = "h.instret = ic"
-_LOOP_LIMIT = "lim = 0 if h.mip & h.mie else h.limit"
+_LOOP_LIMIT = "lim = 0 if h.mip & h.mie and h.interrupt_due() else h.limit"
 _LOOP_AFTER_SLOW = _LOOP_LIMIT
 _FORGET = "FORGET_PAGES"           # replaced by "p0 = p3 = -1" for the block's access sites
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from popek.devices.virtio.transport import VirtioTransport
 
 MAGIC = 0x74726976          # "virt"
-VENDOR = 0x4B45504F         # "OPEK"
+VENDOR = 0x554D4551         # "QEMU", as QEMU's virt board: drivers check it
 
 
 class VirtioMmio(VirtioTransport):
@@ -87,3 +87,20 @@ class VirtioMmio(VirtioTransport):
             old = getattr(q, attr)
             new = (old & 0xFFFFFFFF) | (value << 32) if off & 4 else (old & ~0xFFFFFFFF) | value
             setattr(q, attr, new)
+
+
+class EmptyVirtioSlot:
+    """A virtio-mmio window with no device behind it.  QEMU's virt board has eight
+    slots whether or not a device is plugged in; an empty one answers with the magic
+    value, version 2, DeviceID 0 ("no device") and QEMU's VendorID, and ignores
+    writes.  Drivers probe every slot the device tree lists (all eight, as QEMU's),
+    and programs written for QEMU read them directly."""
+    SIZE = 0x1000
+
+    def read(self, off: int, size: int) -> int:
+        if size != 4:
+            return 0
+        return {0x000: MAGIC, 0x004: 2, 0x00C: VENDOR}.get(off, 0)
+
+    def write(self, off: int, size: int, value: int) -> None:
+        pass

@@ -72,12 +72,17 @@ class VirtioTransport:
             self.reset()
             return
         if value & STATUS_FEATURES_OK and not self.status & STATUS_FEATURES_OK:
-            # 3.1.1: the device refuses feature sets it cannot work with.
+            # As QEMU: FEATURES_OK is kept whatever the driver accepted.  A driver that
+            # does not accept VIRTIO_F_VERSION_1 still gets the modern device (drivers
+            # written for QEMU do this and work); features the device did not offer
+            # are masked off (a driver's mistake, logged once).
             unknown = self.driver_features & ~self.device_features
-            if unknown or not self.driver_features & VIRTIO_F_VERSION_1:
-                value &= ~STATUS_FEATURES_OK
-            else:
-                self.device.negotiated(self.driver_features)
+            if unknown:
+                self.warnings.warn("features", "virtio-%s: the driver accepted features the "
+                                   "device does not offer (%#x): ignored", self.device.name,
+                                   unknown)
+                self.driver_features &= self.device_features
+            self.device.negotiated(self.driver_features)
         self.status = (value & 0xFF) | (self.status & STATUS_NEEDS_RESET)
 
     def _notify(self, index: int) -> None:

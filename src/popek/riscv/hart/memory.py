@@ -149,9 +149,16 @@ class HartMemory:
         return pa
 
     def load_slow(self, va: int, size: int) -> int:
-        if va & (size - 1) and (va & 0xFFF) + size > PAGE:
-            # Misaligned across a page boundary: done byte by byte (each byte may fault).
-            return sum(self.load8((va + i) & M64) << (8 * i) for i in range(size))
+        if va & (size - 1):
+            if (va & 0xFFF) + size > PAGE:
+                # Misaligned across a page boundary: byte by byte (each byte may fault).
+                return sum(self.load8((va + i) & M64) << (8 * i) for i in range(size))
+            # Misaligned within a RAM page the TLB knows: no walk (Linux probes the
+            # speed of misaligned accesses at boot, millions of them).
+            o = self.rtlb.get(va & PAGE_BASE)
+            if o is not None:
+                off = va + o
+                return int.from_bytes(self.ram.data[off:off + size], "little")
         pa = self.translate(va, LOAD)
         ram = self.ram
         if ram.base <= pa and pa + size <= ram.end:
@@ -160,10 +167,16 @@ class HartMemory:
         return self._mmio_read(va, pa, size)
 
     def store_slow(self, va: int, size: int, v: int) -> None:
-        if va & (size - 1) and (va & 0xFFF) + size > PAGE:
-            for i in range(size):
-                self.store8((va + i) & M64, v >> (8 * i))
-            return
+        if va & (size - 1):
+            if (va & 0xFFF) + size > PAGE:
+                for i in range(size):
+                    self.store8((va + i) & M64, v >> (8 * i))
+                return
+            o = self.wtlb.get(va & PAGE_BASE)       # (pages with code or watchers are not there)
+            if o is not None:
+                off = va + o
+                self.ram.data[off:off + size] = v.to_bytes(size, "little")
+                return
         pa = self.translate(va, STORE)
         ram = self.ram
         if ram.base <= pa and pa + size <= ram.end:

@@ -86,6 +86,10 @@ class HartPrivileged:
         if self.trace:
             self.trace(epc, f"trap {'irq' if interrupt else 'exc'} cause={cause} tval={tval:#x}")
 
+    def interrupt_due(self) -> bool:
+        """An interrupt is pending, enabled and takeable at this privilege now."""
+        return privilege.pending_interrupt(self) is not None
+
     def check_interrupts(self) -> bool:
         """Take the highest-priority enabled pending interrupt, if any."""
         irq = privilege.pending_interrupt(self)

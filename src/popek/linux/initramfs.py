@@ -3,14 +3,21 @@ virtio devices need (with their dependencies, in load order), and an /init
 script, packed as a newc cpio archive (the format the kernel unpacks; see
 Documentation/driver-api/early-userspace/buffer-format.rst).
 
-Debian's kernel builds virtio-pci and virtio-blk as modules, so without them
-in the initramfs the guest would never see its disk.  Module dependencies come
-from each module's own ``.modinfo`` (``depends=``), so no depmod is needed.
+Debian's kernels build virtio-pci (x86-64), virtio-mmio (riscv64), virtio-blk and
+ext4 as modules, so without them in the initramfs the guest would never see its
+disk.  Module dependencies come from each module's own ``.modinfo``
+(``depends=``), so no depmod is needed; Debian 13 ships modules xz-compressed
+(``.ko.xz``), which are stored decompressed (busybox's insmod takes plain ELF).
+
+The x86-64 /init ends in a shell; the riscv64 one also mounts an ext4 disk on /mnt
+and hands over to busybox's init, so that ``poweroff`` syncs, unmounts and powers
+the machine off.
 """
 
 from __future__ import annotations
 
 import io
+import lzma
 import os
 import stat
 from pathlib import Path
@@ -21,13 +28,14 @@ from elftools.elf.elffile import ELFFile
 from popek.errors import ImageError
 
 DEFAULT_MODULES = ("virtio_pci", "virtio_blk", "virtio_mmio")
+ARCH_MODULES = {"x86_64": DEFAULT_MODULES, "riscv64": ("virtio_mmio", "virtio_blk", "ext4")}
 BUSYBOX = "/bin/busybox"
 
-INIT = """#!/bin/busybox sh
-# popek's initramfs: mount the usual filesystems, load the virtio modules,
-# say so on the console, then give the console a shell.
+# Both /init scripts start the same way: the usual filesystems, the modules (in
+# /etc/modules, in load order), a line saying so.
+_INIT_START = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
-mkdir -p /proc /sys /dev /tmp
+mkdir -p /proc /sys /dev /tmp /mnt
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -35,9 +43,30 @@ for m in $(cat /etc/modules); do
     insmod /lib/modules/$m.ko || echo "popek-initramfs: could not load $m"
 done
 echo "popek-initramfs: up, modules: $(cat /etc/modules | tr '\\n' ' ')"
+"""
+
+# x86-64 (the KVM backend): report the disk, then a shell on the console.
+INIT = _INIT_START + """\
 [ -b /dev/vda ] && echo "popek-initramfs: /dev/vda has $(cat /sys/block/vda/size) sectors"
 exec setsid cttyhack sh
 """
+
+# riscv64 (the simulated machine): mount the disk on /mnt if it holds ext4, then busybox
+# init (/etc/inittab): a shell on the console, and a poweroff that syncs and unmounts.
+INIT_RISCV64 = _INIT_START + """\
+if [ -b /dev/vda ]; then
+    echo "popek-initramfs: /dev/vda has $(cat /sys/block/vda/size) sectors"
+    mount -t ext4 /dev/vda /mnt 2>/dev/null && echo "popek-initramfs: /dev/vda mounted on /mnt"
+fi
+exec /bin/init
+"""
+
+INITTAB = """::respawn:/bin/cttyhack /bin/sh -l
+::shutdown:/bin/sync
+::shutdown:/bin/umount -a -r
+"""
+
+INITS = {"x86_64": INIT, "riscv64": INIT_RISCV64}
 
 
 class Cpio:
@@ -75,19 +104,28 @@ class Cpio:
 
 
 def module_index(modules_dir: Path) -> dict[str, Path]:
-    """Module name (dashes as underscores) → its .ko file."""
+    """Module name (dashes as underscores) → its .ko or .ko.xz file."""
     index = {}
-    for path in modules_dir.rglob("*.ko"):
-        index[path.stem.replace("-", "_")] = path
+    for pattern in ("*.ko", "*.ko.xz"):
+        for path in modules_dir.rglob(pattern):
+            index[path.name.split(".", 1)[0].replace("-", "_")] = path
     return index
+
+
+def module_bytes(path: Path) -> bytes:
+    """The module's ELF (decompressed if it is a .ko.xz)."""
+    try:
+        data = path.read_bytes()
+        return lzma.decompress(data) if path.name.endswith(".xz") else data
+    except (OSError, lzma.LZMAError) as e:
+        raise ImageError(f"{path}: cannot read the module ({e})") from None
 
 
 def module_depends(path: Path) -> list[str]:
     try:
-        with open(path, "rb") as f:
-            sec = ELFFile(f).get_section_by_name(".modinfo")
-            info = sec.data() if sec is not None else b""
-    except (ELFError, OSError) as e:
+        sec = ELFFile(io.BytesIO(module_bytes(path))).get_section_by_name(".modinfo")
+        info = sec.data() if sec is not None else b""
+    except ELFError as e:
         raise ImageError(f"{path}: not a kernel module ({e})") from None
     for item in info.split(b"\0"):
         if item.startswith(b"depends="):
@@ -116,17 +154,22 @@ def load_order(wanted, index: dict[str, Path]) -> list[str]:
     return order
 
 
-def build(modules_dir: str | None, modules=DEFAULT_MODULES, busybox: str = BUSYBOX,
-          init: str = INIT) -> tuple[bytes, list[str]]:
-    """The archive's bytes, and the modules it loads (in order)."""
+def build(modules_dir: str | None, modules=None, busybox: str = BUSYBOX,
+          arch: str = "x86_64", init: str | None = None) -> tuple[bytes, list[str]]:
+    """The archive's bytes, and the modules it loads (in order); the modules and the
+    /init are ``arch``'s unless given."""
+    modules = ARCH_MODULES[arch] if modules is None else modules
+    init = INITS[arch] if init is None else init
     if not os.path.isfile(busybox):
         raise ImageError(f"{busybox}: no busybox (install Debian's busybox-static)")
     cpio = Cpio()
-    for d in ("bin", "dev", "etc", "lib", "lib/modules", "proc", "sys", "tmp", "root"):
+    for d in ("bin", "dev", "etc", "lib", "lib/modules", "proc", "sys", "tmp", "root", "mnt"):
         cpio.directory(d)
     cpio.file("bin/busybox", Path(busybox).read_bytes(), 0o755)
     cpio.symlink("bin/sh", "busybox")
     cpio.file("init", init.encode(), 0o755)
+    if arch == "riscv64":
+        cpio.file("etc/inittab", INITTAB.encode())
     order: list[str] = []
     if modules:
         if not modules_dir or not os.path.isdir(modules_dir):
@@ -134,6 +177,23 @@ def build(modules_dir: str | None, modules=DEFAULT_MODULES, busybox: str = BUSYB
         index = module_index(Path(modules_dir))
         order = load_order(modules, index)
         for name in order:
-            cpio.file(f"lib/modules/{name}.ko", index[name].read_bytes())
+            cpio.file(f"lib/modules/{name}.ko", module_bytes(index[name]))
     cpio.file("etc/modules", "".join(f"{m}\n" for m in order).encode())
     return cpio.finish(), order
+
+
+def command(args) -> int:
+    """``popek initramfs``: build one for Debian's kernel of ``--arch``."""
+    import sys
+
+    from popek.files import write_atomically
+    from popek.linux import debian
+    kernel = None if args.modules_dir and args.busybox else debian.find(args.arch)
+    modules_dir = args.modules_dir or kernel.modules
+    busybox = args.busybox or kernel.busybox
+    data, order = build(modules_dir, tuple(args.module) if args.module else None, busybox,
+                        args.arch)
+    write_atomically(args.output, data)
+    print(f"popek: wrote {args.output} ({len(data) >> 10} KiB): busybox, modules "
+          f"{' '.join(order) or '(none)'}", file=sys.stderr)
+    return 0

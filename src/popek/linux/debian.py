@@ -1,0 +1,70 @@
+"""Where Debian's kernels are, with their modules and a static busybox.
+
+x86-64 (the KVM backend's guest): installed in /boot (linux-image-amd64), or
+unpacked by scripts/setup.sh into ``.cache/debian-kernel``, which needs no root
+and leaves the host's /boot alone; busybox is the host's (busybox-static).
+
+riscv64 (the simulated machine's guest): Debian 13's linux-image-riscv64 and
+busybox-static, fetched by scripts/setup.sh (scripts/fetch_debian.py: apt with a
+private state, from the host's mirror) into ``.cache/debian-riscv64``.  Its kernel
+is an uncompressed Image (``vmlinux-*``, with a PE header), loaded as a raw image.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from popek.errors import ImageError
+
+ROOT = Path(__file__).resolve().parents[3]
+CACHES = {"x86_64": ROOT / ".cache" / "debian-kernel",
+          "riscv64": ROOT / ".cache" / "debian-riscv64"}
+ARCHES = tuple(CACHES)
+
+
+@dataclass(frozen=True)
+class DebianKernel:
+    image: str          # what popek boots: vmlinuz (bzImage) or the riscv64 Image
+    modules: str        # its module tree
+    busybox: str        # a static busybox of the same architecture
+
+
+def _release(image: str) -> str:
+    return os.path.basename(image).split("-", 1)[1]
+
+
+def _modules(root: Path, release: str) -> Path | None:
+    for d in (root / "usr" / "lib" / "modules" / release, root / "lib" / "modules" / release):
+        if d.is_dir():
+            return d
+    return None
+
+
+def find(arch: str = "x86_64") -> DebianKernel:
+    """The newest Debian kernel of ``arch``: from the project's cache first (and for
+    x86-64 then /boot)."""
+    if arch not in CACHES:
+        raise ImageError(f"no Debian kernel for {arch!r} (popek knows {', '.join(ARCHES)})")
+    if arch == "x86_64":
+        roots, pattern = (CACHES[arch], Path("/")), "vmlinuz-*-amd64"
+        busybox = "/bin/busybox"
+    else:
+        roots, pattern = (CACHES[arch],), "vmlinux-*-riscv64"
+        busybox = str(CACHES[arch] / "usr" / "bin" / "busybox")
+    for root in roots:
+        for image in sorted(glob.glob(str(root / "boot" / pattern)), reverse=True):
+            modules = _modules(root, _release(image))
+            if modules is not None and os.access(image, os.R_OK):
+                return DebianKernel(image, str(modules), busybox)
+    how = ("run scripts/setup.sh, or apt-get install linux-image-amd64" if arch == "x86_64"
+           else "run scripts/setup.sh (make setup), which fetches Debian 13's riscv64 kernel")
+    raise ImageError(f"no Debian {arch} kernel found ({how})")
+
+
+def find_kernel() -> tuple[str, str]:
+    """(vmlinuz, its module directory) of the x86-64 kernel."""
+    k = find("x86_64")
+    return k.image, k.modules
