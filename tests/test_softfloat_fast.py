@@ -12,7 +12,10 @@ and values at the edges of the fast range; in all five rounding modes.
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
+import struct
 
 import pytest
 from hypothesis import given, settings
@@ -217,3 +220,28 @@ def test_a_host_without_ieee_binary64_gets_the_reference_alone():
             assert ref["from_int_fast"](width, c, 64, False, rm) == sf.from_int(f, c, 64, False, rm)
             assert ref["convert_fast"](width, 96 - width, a, rm) == \
                 sf.convert(f, FORMAT[96 - width], a, rm)
+
+
+def test_conversions_at_the_integer_limits():
+    """fcvt to and from integers around 0, 2^24, 2^31, 2^32, 2^53, 2^63 and 2^64, ± a
+    half and an ulp, both signs, every width and mode (saturation, NX, ties)."""
+    import math
+    import struct
+    edges = []
+    for base in (0.0, 1.0, 2.0 ** 24, 2.0 ** 31, 2.0 ** 32, 2.0 ** 53, 2.0 ** 63, 2.0 ** 64):
+        for delta in (-1.5, -1, -0.5, -0.25, 0, 0.25, 0.5, 1, 1.5):
+            for v in (base + delta, -(base + delta)):
+                edges += [v, math.nextafter(v, math.inf), math.nextafter(v, -math.inf)]
+    kinds = [(32, True), (32, False), (64, True), (64, False)]
+    for v in edges:
+        for width, fmt in (("d", F64), ("f", F32)):
+            a = struct.unpack("<Q" if width == "d" else "<I", struct.pack("<" + width, v))[0]
+            w = fmt.width
+            for (bits, signed), rm in itertools.product(kinds, range(5)):
+                assert sf.to_int_fast(w, a, bits, signed, rm) == sf.to_int(fmt, a, bits, signed, rm)
+    for n in (0, 1, 2 ** 24, 2 ** 24 + 1, 2 ** 31, 2 ** 32 - 1, 2 ** 53, 2 ** 53 + 1, 2 ** 63,
+              2 ** 64 - 1):
+        for v in (n, -n & ((1 << 64) - 1)):
+            for (bits, signed), rm, w in itertools.product(kinds, range(5), (32, 64)):
+                assert sf.from_int_fast(w, v, bits, signed, rm) == \
+                    sf.from_int(FORMAT[w], v, bits, signed, rm)
