@@ -34,6 +34,7 @@ import re
 
 from popek.riscv import softfloat as sf
 from popek.riscv import traps
+from popek.riscv.fd import FD_INSNS
 from popek.riscv.csrs import MSTATUS_FS
 from popek.riscv.mmu import TLB_KEY
 
@@ -44,6 +45,7 @@ GLOBALS = {f"sf_{op}{w}": getattr(sf, f"{op}{w}") for op in ("add", "sub", "mul"
 
 _CALL = re.compile(r"^(?:x\[rd\] = )?h\.(\w+)\((.*)\)$")
 _HART_CALL = re.compile(r"\bh\.\w+\(")
+_FP_NAMES = {i.name for i in FD_INSNS}          # (the compressed FP loads/stores expand to these)
 _BOX = "0xffffffff00000000"
 _M = "0xffffffffffffffff"
 _VIEW = {4: ("m32", 2), 8: ("m64", 3)}
@@ -70,11 +72,11 @@ class FpBlock:
     def statements(self, d, idx: int, values: dict) -> list[str] | None:
         """The lines for the instruction ``d`` (index ``idx``), or None to run its
         snippet (a call of the hart) as every other instruction's."""
-        m = _CALL.match(d.insn.body)
-        if m is None or not m.group(1).startswith("f"):
+        m = _CALL.match(d.insn.body) if d.insn.name in _FP_NAMES else None
+        if m is None:                                   # not an FP instruction
             if _HART_CALL.search(d.insn.body):          # (a rewrite could emulate a CSR
                 self.fs_on = self.dirty = self.frm = False      # write here: check afresh)
-            return None                                 # not an FP instruction
+            return None
         write = getattr(self, "_" + m.group(1), None)
         body = write(d, idx, values, m.group(2).split(", ")) if write else None
         if body is None:
