@@ -126,32 +126,32 @@ class FpBlock:
             f"{view}[(va + o) >> {shift}] = {value}",
             "else: " + self.slow(f"h.store_at({idx}, va, {size}, {value})")]
 
-    def _call(self, d, idx, width: int, fn: str, operands: list[str]) -> list[str] | None:
-        """rd = fn(operands..., rounding mode, flags raised so far), flags accrued."""
+    def _call(self, d, idx, width: int, fn: str, regs: list[int], negate=()) -> list[str] | None:
+        """rd = fn(operands..., rounding mode, flags raised so far), flags accrued; the
+        operands are FP registers, NaN-unboxed for singles, then negated if in ``negate``."""
         rounding = self._rounding(d, idx)
         if rounding is None:
             return None
         setup, rm = rounding
-        if width == 32:
-            operands = [_unboxed(r) for r in operands]
+        operands = []
+        for k, r in enumerate(regs):
+            op = f"fr[{r}]" if width == 64 else _unboxed(f"fr[{r}]")
+            operands.append(f"{op} ^ {1 << (width - 1):#x}" if k in negate else op)
         call = f"sf_{fn}{width}({', '.join(operands)}, {rm}, h.fflags)"
         result = ([f"fr[{d.rd}], fl = {call}"] if width == 64 else
                   [f"v, fl = {call}", f"fr[{d.rd}] = v | {_BOX}"])
         return setup + result + ["if fl: h.fflags |= fl"]
 
     def _farith(self, d, idx, values, args):
-        return self._call(d, idx, int(args[1]), args[0].strip("'"),
-                          [f"fr[{d.rs1}]", f"fr[{d.rs2}]"])
+        return self._call(d, idx, int(args[1]), args[0].strip("'"), [d.rs1, d.rs2])
 
     def _fsqrt(self, d, idx, values, args):
-        return self._call(d, idx, int(args[0]), "sqrt", [f"fr[{d.rs1}]"])
+        return self._call(d, idx, int(args[0]), "sqrt", [d.rs1])
 
     def _ffma(self, d, idx, values, args):
-        width, neg_product, neg_addend = int(args[0]), int(args[5]), int(args[6])
-        sign = f" ^ {1 << (width - 1):#x}"
-        return self._call(d, idx, width, "fma",
-                          [f"fr[{d.rs1}]" + (sign if neg_product else ""), f"fr[{d.rs2}]",
-                           f"fr[{d.word >> 27}]" + (sign if neg_addend else "")])
+        """fmadd, fmsub, fnmsub, fnmadd: the product's and the addend's signs as the hart's."""
+        negate = [k for k, flag in ((0, args[5]), (2, args[6])) if flag == "1"]
+        return self._call(d, idx, int(args[0]), "fma", [d.rs1, d.rs2, d.word >> 27], negate)
 
     def _fsgnj(self, d, idx, values, args):
         if args[0] != "64":

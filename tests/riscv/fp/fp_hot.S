@@ -7,7 +7,8 @@
 // after have not), a reserved frm (mstatus.FS Dirty exactly when an FP register
 // was written before the trap), access faults of FP loads and stores and of a
 // load after an FP store (FS not made Dirty by them), and a fault in the middle of
-// a self-looping block (instret, compared by tests/test_fp.py with the interpreter).
+// a self-looping block (instret, compared by tests/test_fp.py with the interpreter);
+// the four fused multiply-adds of both widths.
 // Expected values: softfloat.py's integer reference.
 #include "popek_test.h"
 #define HOT 40
@@ -193,6 +194,17 @@ RVTEST_BEGIN
     fmv.x.d a0, f6
     CHECK 45, a0, 0x4039000000000000    // 50 × 0.5 = 25.0
 
+    // -- 8. the four fused multiply-adds, both widths: 2 × 3 ± 1, negated or not --
+    RUN_HOT call fmas
+    CHECK 46, a0, 0x401c000000000000    // fmadd.d: 7
+    CHECK 47, a1, 0x4014000000000000    // fmsub.d: 5
+    CHECK 48, a2, 0xc014000000000000    // fnmsub.d: -5
+    CHECK 49, a3, 0xc01c000000000000    // fnmadd.d: -7
+    CHECK 50, a4, 0xffffffff40e00000    // fmadd.s: 7
+    CHECK 51, a5, 0xffffffff40a00000    // fmsub.s: 5
+    CHECK 52, a6, 0xffffffffc0a00000    // fnmsub.s: -5
+    CHECK 53, a7, 0xffffffffc0e00000    // fnmadd.s: -7
+
     RVTEST_PASS
 
     .text
@@ -265,6 +277,34 @@ fp_load:
 
 fp_store:
     fsd f13, 8(a2)
+    ret
+
+fmas:
+    li t0, 2
+    fcvt.d.l f27, t0
+    fcvt.s.l f28, t0
+    li t0, 3
+    fcvt.d.l f29, t0
+    fcvt.s.l f30, t0
+    li t0, 1
+    fcvt.d.l f31, t0
+    fcvt.s.l f0, t0
+    fmadd.d f1, f27, f29, f31
+    fmsub.d f2, f27, f29, f31
+    fnmsub.d f3, f27, f29, f31
+    fnmadd.d f4, f27, f29, f31
+    fmadd.s f5, f28, f30, f0
+    fmsub.s f6, f28, f30, f0
+    fnmsub.s f7, f28, f30, f0
+    fnmadd.s f8, f28, f30, f0
+    fmv.x.d a0, f1
+    fmv.x.d a1, f2
+    fmv.x.d a2, f3
+    fmv.x.d a3, f4
+    fmv.x.d a4, f5
+    fmv.x.d a5, f6
+    fmv.x.d a6, f7
+    fmv.x.d a7, f8
     ret
 
 walk:                               // t1 pointers from s2: f6 += *p
