@@ -6,7 +6,7 @@ PY := .venv/bin/python
 KERNEL ?= /usr/lib/u-boot/qemu-riscv64_smode/uboot.elf
 VMM ?= trap-emulate
 
-.PHONY: setup run run-linux test bench guest clean
+.PHONY: setup run run-linux run-linux-riscv test bench guest clean
 
 setup:
 	@scripts/setup.sh
@@ -23,6 +23,7 @@ bench: setup
 	$(PY) bench/bench_vmm.py
 	$(PY) bench/bench_kvm.py
 	$(PY) bench/bench_soak.py
+	$(PY) bench/bench_linux.py
 
 # Debian's kernel on the KVM backend, through its PVH entry, with a busybox initramfs.
 LINUX_APPEND ?= console=ttyS0 earlyprintk=serial,ttyS0,115200
@@ -33,6 +34,18 @@ run-linux: setup
 	    -o build/vmlinux
 	$(PY) -m popek run --backend kvm --kernel build/vmlinux --initrd build/initrd.cpio \
 	    --append "$(LINUX_APPEND)" --stats $(ARGS)
+
+# Debian 13's riscv64 kernel on the simulated machine, bare (OpenSBI fw_dynamic), with
+# popek's busybox initramfs and an ext4 disk it mounts on /mnt (build/linux-disk.img, kept).
+RISCV_KERNEL = $$(ls .cache/debian-riscv64/boot/vmlinux-*-riscv64 | tail -1)
+run-linux-riscv: setup
+	@mkdir -p build
+	$(PY) -m popek initramfs --arch riscv64 -o build/initrd-riscv64.cpio
+	@[ -f build/linux-disk.img ] || { truncate -s 64M build/linux-disk.img && \
+	    /sbin/mkfs.ext4 -q -O ^has_journal -L popek build/linux-disk.img; }
+	$(PY) -m popek run --kernel $(RISCV_KERNEL) --initrd build/initrd-riscv64.cpio -m 512M \
+	    --drive build/linux-disk.img --append "console=ttyS0" --icount-ips 1000000000 \
+	    --stats $(ARGS)
 
 guest: setup
 	$(MAKE) -C guests all-flavours

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ASM_DIR = ROOT / "tests" / "riscv" / "asm"
-OPENSBI = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf")
+OPENSBI = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.elf")
 UBOOT_S = Path("/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf")
 UBOOT_M = Path("/usr/lib/u-boot/qemu-riscv64/uboot.elf")
 

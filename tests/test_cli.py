@@ -362,3 +362,22 @@ def test_a_drive_that_is_not_a_file_is_one_line(asm_build, tmp_path):
     for spec in (f"file={fifo},readonly=on", str(fifo), str(tmp_path)):
         assert_one_line_error(popek("run", "--bios", "none", "--kernel", kernel, "--drive", spec,
                                     timeout=60), "not a regular file")
+
+
+def test_initrd_is_placed_as_qemu_places_it(asm_build, tmp_path):
+    """kernel + min(RAM / 2, 128 MiB), and /chosen says where (hw/riscv/boot.c)."""
+    rd = tmp_path / "initrd.cpio"
+    rd.write_bytes(b"070701" + bytes(4090))
+    out = tmp_path / "virt.dtb"
+    kernel = str(asm_build / "rv64i_alu.elf")
+    r = popek("run", "--bios", "none", "--kernel", kernel, "--initrd", str(rd), "-m", "128M",
+              "--dtb-out", str(out))
+    assert r.returncode == 0, r.stderr
+    tree = fdt.parse_dtb(out.read_bytes())
+    start = tree.get_property("linux,initrd-start", "/chosen").data
+    end = tree.get_property("linux,initrd-end", "/chosen").data
+    assert start == [0, 0x80000000 + (64 << 20)] and end == [0, 0x80000000 + (64 << 20) + 4096]
+    big = tmp_path / "big.cpio"
+    big.write_bytes(bytes(65 << 20))
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", kernel, "--initrd",
+                                str(big), "-m", "128M"), "initrd", "does not fit")

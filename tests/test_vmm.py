@@ -198,3 +198,18 @@ def test_exit_m_mode_instruction_is_reflected_as_illegal(idle_vm):
     hv.handle_exit(vm, vm.cpu.exit_from_trap(2, 0x30200073, 0x80200020, False))   # mret
     assert hv.hart.pc == 0x80203000
     assert vm.vcpu.scause == 2 and vm.vcpu.stval == 0x30200073
+
+
+def test_a_vm_takes_an_initrd_as_qemu_places_it(vmm_programs, tmp_path):
+    import fdt
+    rd = tmp_path / "initrd.cpio"
+    rd.write_bytes(b"popek-initrd" + bytes(8180))
+    hv = Hypervisor([VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=16 * MiB,
+                              initrd=str(rd))], ScriptedConsole())
+    vm = hv.vms[0]
+    start, end = vm.initrd_range
+    assert start == 0x80200000 + 8 * MiB and end == start + 8192    # kernel + RAM / 2
+    assert vm.ram.read(start, 12) == b"popek-initrd"
+    chosen = fdt.parse_dtb(vm.dtb)
+    assert chosen.get_property("linux,initrd-start", "/chosen").data == [0, start]
+    hv.close()

@@ -20,7 +20,10 @@ import sys
 from popek import __version__
 from popek.errors import ConfigError, PopekError
 
-DEBIAN_OPENSBI = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf"
+# fw_dynamic, as QEMU boots: it takes the kernel's address and mode from the reset ROM's
+# fw_dynamic_info and leaves the device tree where the board put it (fw_jump moves it
+# to a fixed 0x82200000, which a 31 MB Linux Image overwrites).
+DEBIAN_OPENSBI = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.elf"
 EXIT_BUDGET = 124          # like timeout(1): the instruction budget ran out
 DEFAULT_MEMORY = 128 << 20     # the simulated machine and its VMs, as QEMU's virt
 MAX_ICOUNT_IPS = 10 ** 9       # QEMU's fastest icount (shift=0): an instruction a nanosecond
@@ -163,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "The guest's console is this terminal (Ctrl-A x quits).")
     run.add_argument("--bios", metavar="FILE",
                      help="M-mode firmware (ELF or raw); 'none' starts --kernel in M-mode; "
-                          f"default: Debian's OpenSBI fw_jump ({DEBIAN_OPENSBI})")
+                          f"default: Debian's OpenSBI fw_dynamic ({DEBIAN_OPENSBI})")
     run.add_argument("--kernel", metavar="FILE", help="kernel or bare program (ELF or raw)")
     run.add_argument("--append", metavar="ARGS", default="", help="kernel command line (bootargs)")
     run.add_argument("--drive", metavar="SPEC", action="append", type=parse_drive, default=[],
@@ -202,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --vmm: where device accesses go: emulated (default; device "
                           "models inside the VMM)")
     run.add_argument("--vm", metavar="SPEC", action="append", default=[],
-                     help="with --vmm: another VM, kernel=FILE[,drive=FILE][,append=ARGS]"
+                     help="with --vmm: another VM, kernel=FILE[,initrd=FILE][,drive=FILE]"
+                          "[,append=ARGS]"
                           "[,memory=SIZE][,name=NAME] (repeatable)")
     run.add_argument("--cpu", choices=("rv64gc", "rv64imafdc", "rv64imac"), default=None,
                      help="the simulated hart's ISA: rv64gc (default; the same as rv64imafdc: "
@@ -259,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     ird.add_argument("--module", metavar="NAME", action="append",
                      help="a module to include with its dependencies (repeatable; default: "
                           "virtio_pci virtio_blk virtio_mmio; riscv64: virtio_mmio virtio_blk "
-                          "ext4)")
+                          "crc32c_generic ext4)")
     ird.add_argument("--busybox", metavar="FILE",
                      help="a static busybox of that architecture (default: Debian's "
                           "busybox-static: the host's for x86_64, the fetched one for riscv64)")
@@ -323,7 +327,7 @@ def format_stats(stats: dict) -> str:
 
 
 def parse_vm(text: str, index: int, strategies: dict | None = None):
-    """``kernel=FILE[,drive=FILE][,append=ARGS][,memory=SIZE][,name=NAME]``."""
+    """``kernel=FILE[,initrd=FILE][,drive=FILE][,append=ARGS][,memory=SIZE][,name=NAME]``."""
     from popek.riscv.board import DriveSpec
     from popek.vmm.vm import VmConfig
 
@@ -333,7 +337,7 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
         if not sep:
             raise ConfigError(f"bad --vm option {part!r} (expected key=value)")
         opts.setdefault(key.strip(), []).append(value.strip())
-    unknown = set(opts) - {"kernel", "drive", "append", "memory", "name"}
+    unknown = set(opts) - {"kernel", "initrd", "drive", "append", "memory", "name"}
     if unknown:
         raise ConfigError(f"unknown --vm option(s): {', '.join(sorted(unknown))}")
     if "kernel" not in opts:
@@ -349,6 +353,7 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
     append = opts.get("append", [""])[0]
     check_bootargs(append, f"--vm {name}: append")
     return VmConfig(kernel=opts["kernel"][0], name=name, memory=memory,
+                    initrd=opts.get("initrd", [None])[0],
                     drives=[DriveSpec(d) for d in opts.get("drive", [])],
                     append=append, **(strategies or {}))
 
@@ -375,7 +380,8 @@ def cmd_run_vmm(args, costs) -> int:
     if args.kernel:
         configs.append(VmConfig(kernel=args.kernel, name="vm0",
                                 memory=DEFAULT_MEMORY if args.memory is None else args.memory,
-                                drives=args.drive, append=args.append, **strategies))
+                                drives=args.drive, append=args.append, initrd=args.initrd,
+                                **strategies))
     from_vm = [parse_vm(spec, len(configs) + i, strategies) for i, spec in enumerate(args.vm)]
     if not configs + from_vm:
         raise ConfigError("--vmm needs --kernel (or --vm kernel=...)")
@@ -476,9 +482,6 @@ def cmd_run(args) -> int:
     from popek.costmodel import CostModel
     costs = CostModel.load(args.cost_profile) if args.cost_profile else CostModel()
     if args.vmm != "none":
-        if args.initrd:
-            raise ConfigError("--initrd is not supported with --vmm yet (the bare simulated "
-                              "machine and --backend kvm take one)")
         return cmd_run_vmm(args, costs)
     if args.vm:
         raise ConfigError("--vm needs --vmm trap-emulate")

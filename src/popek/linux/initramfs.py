@@ -28,7 +28,10 @@ from elftools.elf.elffile import ELFFile
 from popek.errors import ImageError
 
 DEFAULT_MODULES = ("virtio_pci", "virtio_blk", "virtio_mmio")
-ARCH_MODULES = {"x86_64": DEFAULT_MODULES, "riscv64": ("virtio_mmio", "virtio_blk", "ext4")}
+# ext4 needs crc32c through the crypto API (a soft dependency, not in depends=): Debian's
+# riscv64 kernel has it as the module crc32c_generic.
+ARCH_MODULES = {"x86_64": DEFAULT_MODULES,
+                "riscv64": ("virtio_mmio", "virtio_blk", "crc32c_generic", "ext4")}
 BUSYBOX = "/bin/busybox"
 
 # Both /init scripts start the same way: the usual filesystems, the modules (in

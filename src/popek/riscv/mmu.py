@@ -40,11 +40,13 @@ PAGE_BASE = TLB_KEY[1]
 
 
 class WalkStats:
-    """Counts for --stats: walks done and PTE memory references made."""
-    __slots__ = ("walks", "pte_reads", "faults")
+    """Counts for --stats: walks done and PTE memory references made; and the level of
+    the last walk's leaf (0: a 4 KiB page, 1: 2 MiB, ...), which a TLB needs to know
+    what a fence of one address must drop."""
+    __slots__ = ("walks", "pte_reads", "faults", "leaf_level")
 
     def __init__(self):
-        self.walks = self.pte_reads = self.faults = 0
+        self.walks = self.pte_reads = self.faults = self.leaf_level = 0
 
 
 def permitted(pte: int, access: int, priv: int, sum_: bool, mxr: bool) -> bool:
@@ -111,6 +113,7 @@ def walk(mem, satp: int, va: int, access: int, priv: int, sum_: bool, mxr: bool,
                 mem.note_write(i << 3, 8)
             low = (1 << (12 + 9 * level)) - 1
             pa = ((ppn << 12) & ~low) | (va & low)
+            stats.leaf_level = level
             return (pa if stage2 is None else stage2(pa, access)), pte
         if level == 0:
             break

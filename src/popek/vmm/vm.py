@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from popek.errors import ConfigError
 from popek.riscv import devicetree
 from popek.riscv.board import MAX_RAM
-from popek.riscv.loader import load_image
+from popek.riscv.loader import load_blob, load_image
 from popek.riscv.platform import Platform, VirtLayout
 from popek.vmm import builder
 from popek.vmm.ledger import Ledger
@@ -27,6 +27,7 @@ class VmConfig:
     memory: int = 128 * MiB
     drives: list = field(default_factory=list)
     append: str = ""
+    initrd: str | None = None         # an initial ramdisk for Linux, placed as QEMU places it
     cpu: str = "trap-emulate"         # the strategies it is assembled from (builder.py)
     paging: str = "shadow"
     io: str = "emulated"
@@ -61,11 +62,20 @@ class VirtualMachine(VirtLayout):
         builder.assemble(self, host_ram, pool_base)
         # The kernel at RAM + 2 MiB (an ELF at its own addresses), the tree at the top.
         img = load_image(cfg.kernel, self.ram, self.RAM_BASE + KERNEL_OFFSET)
+        self.initrd_range = None
+        high = img.high
+        if cfg.initrd is not None:
+            start = img.entry + min(cfg.memory // 2, 128 * MiB)      # hw/riscv/boot.c's rule
+            rd = load_blob(cfg.initrd, self.ram, start, "initrd")
+            if rd.low < img.high:
+                raise ConfigError(f"{cfg.name}: the initrd at {start:#x} overlaps the kernel")
+            self.initrd_range = (rd.low, rd.high)
+            high = rd.high
         self.dtb = devicetree.build(self)
         self.dtb_addr = (self.ram.end - len(self.dtb)) & ~(2 * MiB - 1)
-        if img.high > self.dtb_addr:
-            raise ConfigError(f"{cfg.name}: {cfg.kernel} does not fit below the device tree "
-                              f"(give the VM more memory)")
+        if high > self.dtb_addr:
+            raise ConfigError(f"{cfg.name}: {cfg.kernel} and its initrd do not fit below the "
+                              f"device tree (give the VM more memory)")
         self.ram.write(self.dtb_addr, self.dtb)
         v = self.vcpu
         v.pc = img.entry

@@ -2,28 +2,8 @@
 // faults with their tval, hardware A/D updates, superpages and misaligned
 // superpages, non-canonical addresses, sfence.vma, and MPRV.
 #include "popek_test.h"
-#define PTE_V 0x01
-#define PTE_R 0x02
-#define PTE_W 0x04
-#define PTE_X 0x08
-#define PTE_U 0x10
-#define PTE_A 0x40
-#define PTE_D 0x80
 #define VA_BASE 0x40000000
 
-// \dst = PTE pointing at the address in \src with flags
-.macro MKPTE dst, src, flags
-    srli \dst, \src, 12
-    slli \dst, \dst, 10
-    ori \dst, \dst, \flags
-.endm
-// table[index] = PTE(target, flags)
-.macro SETPTE table, index, target, flags
-    la t0, \target
-    MKPTE t1, t0, \flags
-    la t0, \table
-    sd t1, (8 * \index)(t0)
-.endm
 
 RVTEST_BEGIN
     // Sv39 root: [2] identity gigapage for 0x8000_0000 (S only); [1] → l1 for VA 0x4000_0000

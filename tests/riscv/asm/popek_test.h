@@ -25,6 +25,15 @@
 #define CLINT_MTIMECMP 0x2004000
 #define CLINT_MTIME   0x200bff8
 
+/* Page tables (Sv39/Sv48 tests). */
+#define PTE_V 0x01
+#define PTE_R 0x02
+#define PTE_W 0x04
+#define PTE_X 0x08
+#define PTE_U 0x10
+#define PTE_A 0x40
+#define PTE_D 0x80
+
 .macro RVTEST_BEGIN
     .section .text.init, "ax"
     .globl _start
@@ -143,4 +152,19 @@ stack_top:
     la s8, .Lback\@
     ecall
 .Lback\@:
+.endm
+
+/* Page-table entries, for the paging tests. */
+// \dst = PTE pointing at the address in \src with flags
+.macro MKPTE dst, src, flags
+    srli \dst, \src, 12
+    slli \dst, \dst, 10
+    ori \dst, \dst, \flags
+.endm
+// table[index] = PTE(target, flags)
+.macro SETPTE table, index, target, flags
+    la t0, \target
+    MKPTE t1, t0, \flags
+    la t0, \table
+    sd t1, (8 * \index)(t0)
 .endm

@@ -100,7 +100,9 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDe
         self.wtlb = self.wtlbs[M]
         self.data_priv = M
         self.walk_stats = mmu.WalkStats()
+        self.superpages: set = set()      # (va >> shift, level) of superpage leaves in the TLBs
         self.stats = {"traps": 0, "interrupts": 0, "blocks_built": 0, "tlb_flushes": 0,
+                      "tlb_page_flushes": 0, "block_aliases": 0,
                       "code_invalidations": 0, "block_misses": 0, "fence_i": 0}
         self.trace = None                 # callable(pc, text) when --trace is on
         # The VMM stands where M-mode software would: with a hook set, a trap that

@@ -245,6 +245,8 @@ class HartBlocks:
             pa = pg | (pc & 0xFFF)
             blk = self.blocks.get(pa)
             if blk is None or blk.pc != pc:
+                if blk is not None:     # the same code at another virtual address (ASLR)
+                    self.stats["block_aliases"] += 1
                 blk = self.build_block(pc, pa)
         except Trap as t:
             self.take_trap(t.cause, t.tval, pc)

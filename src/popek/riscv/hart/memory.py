@@ -47,6 +47,30 @@ class HartMemory:
             if not data_only:
                 self.itlbs[p].clear()
                 self.vcaches[p].clear()
+        if not data_only:
+            self.superpages.clear()
+
+    def _flush_page(self, va: int) -> None:
+        """``sfence.vma`` of one address: drop what translated its page, unless a
+        superpage leaf may have (then everything goes: its other 4 KiB pieces are
+        cached under their own keys).  Linux fences one address after every page
+        it maps (update_mmu_cache), so this is most fences: a full flush there cost
+        a fifth of a boot in refilled TLBs and dispatch caches."""
+        sp = self.superpages
+        if sp and any((va >> (12 + 9 * level), level) in sp for level in (1, 2, 3)):
+            self._flush_tlbs()
+            return
+        self.stats["tlb_page_flushes"] += 1
+        key, page = va & PAGE_BASE, va >> 12
+        for p in (U, S):
+            self.rtlbs[p].pop(key, None)
+            self.wtlbs[p].pop(key, None)
+            if self.itlbs[p].pop(page, None) is not None:
+                # Blocks are found through the dispatch cache only while their page is
+                # in the fetch TLB (translate() keeps it so): those of this page go too.
+                vc = self.vcaches[p]
+                for pc in [pc for pc in vc if pc >> 12 == page]:
+                    del vc[pc]
 
     # --------------------------------------------------------- memory: fast
     # Each fast path is one dict lookup and one memoryview index; anything that
@@ -128,6 +152,11 @@ class HartMemory:
                               bool(ms & MSTATUS_MXR), self.walk_stats)[0]
             finally:
                 self.cycle_extra += (self.walk_stats.pte_reads - refs) * self.costs.PAGE_WALK_REF
+            level = self.walk_stats.leaf_level
+            if level:                   # a superpage: a fence of any address in it drops all
+                if len(self.superpages) >= MAX_TLB_ENTRIES:
+                    self._flush_tlbs()
+                self.superpages.add((va >> (12 + 9 * level), level))
         ram = self.ram
         page = pa & ~0xFFF
         if ram.base <= page < ram.end:
@@ -145,6 +174,8 @@ class HartMemory:
                 value = off - key                   # RAM offset = va + value (mmu.py)
             if len(tlb) >= MAX_TLB_ENTRIES:
                 tlb.clear()
+                if access == FETCH:     # the dispatch cache holds only pages the fetch TLB has
+                    self.vcaches[priv].clear()
             tlb[key] = value
         return pa
 

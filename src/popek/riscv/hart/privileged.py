@@ -57,7 +57,10 @@ class HartPrivileged:
         if not privilege.may_sfence_vma(self):
             raise Trap(traps.ILLEGAL_INSN, None)
         self.cycle_extra += self.costs.TLB_FLUSH
-        self._flush_tlbs()
+        if rs1:
+            self._flush_page(va)        # one address (any address space: ASIDs are not kept)
+        else:
+            self._flush_tlbs()
 
     def fence_i(self):
         # Nothing to do: every write to a page holding decoded code (stores, DMA,

@@ -1,0 +1,127 @@
+"""Debian's riscv64 Linux on popek's simulated machine, driven like a person at the
+console: boot to the busybox prompt, type commands, power off.  Shared by the
+end-to-end tests (tests/test_linux_riscv.py) and the benchmark (bench/bench_linux.py).
+
+The kernel and busybox come from .cache/debian-riscv64 (scripts/setup.sh fetches
+them); the initramfs is built once per process; the disk is an ext4 image made
+with mkfs.ext4, which the guest mounts on /mnt.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from popek.console import ScriptedConsole
+from popek.files import write_atomically
+from popek.linux import debian, initramfs
+
+FW_DYNAMIC = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.elf"
+MEMORY = 512 << 20
+APPEND = "console=ttyS0"
+PROMPT = r"~ # "
+# What a healthy boot must not print (the clock issue: soft lockups in the jitter-entropy
+# self-test, crypto self-tests timing out under the VMM).
+TROUBLE = re.compile(r"soft lockup|rcu_sched self-detected|alg: .*(failed|Unexpected)|"
+                     r"Failed to reset rng|hung_task|WARNING: CPU|Oops|BUG:|Kernel panic")
+
+
+def kernel() -> debian.DebianKernel:
+    return debian.find("riscv64")
+
+
+def build_initrd(path: Path) -> Path:
+    k = kernel()
+    data, _ = initramfs.build(k.modules, busybox=k.busybox, arch="riscv64")
+    write_atomically(str(path), data)
+    return path
+
+
+def make_ext4(path: Path, size_mib: int = 16) -> Path:
+    """An empty ext4 image without a journal: what a `sync` wrote is then in place, where
+    the host can read it at once (with a journal it may still be in the journal)."""
+    with open(path, "wb") as f:
+        f.truncate(size_mib << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-L", "popek", str(path)],
+                   check=True, capture_output=True)
+    return path
+
+
+def read_ext4_file(image: Path, name: str) -> bytes:
+    """A file's bytes from an ext4 image, read on the host (debugfs, no mount)."""
+    r = subprocess.run(["debugfs", "-R", f"cat {name}", str(image)], capture_output=True,
+                       check=True)
+    return r.stdout
+
+
+@dataclass
+class Session:
+    """What a boot printed and how long things took."""
+    output: str = ""
+    exit_code: int | None = None
+    prompt_wall: float | None = None            # seconds from power-on to the prompt
+    prompt_instructions: int | None = None
+    wall: float = 0.0
+    stats: dict = field(default_factory=dict)
+
+
+class LinuxConsole(ScriptedConsole):
+    """Plays ``steps``, records when the first prompt appears, and calls each of
+    ``watches`` (pattern, fn) once when its pattern is printed: the guest is stopped
+    meanwhile (the console is called from its run loop), so ``fn`` sees the host's
+    files as the guest left them at that point."""
+
+    def __init__(self, steps, on_prompt, watches=()):
+        super().__init__(steps)
+        self.on_prompt = on_prompt
+        self.prompted = False
+        self.watches = [(re.compile(p.encode()), fn) for p, fn in watches]
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if not self.prompted and PROMPT.encode() in self.output:
+            self.prompted = True
+            self.on_prompt()
+        while self.watches and self.watches[0][0].search(self.output):
+            self.watches.pop(0)[1]()
+
+
+def run_bare(initrd: Path, disk: Path | None, commands=(), engine="translate",
+             code_cache=None, max_instructions=8_000_000_000, ips=None,
+             poweroff=True, watches=()) -> Session:
+    """Boot on the bare machine (OpenSBI fw_dynamic), type ``commands`` one prompt at a
+    time, then ``poweroff`` (or stop at the first prompt)."""
+    from popek.riscv.board import BoardConfig, DriveSpec, VirtBoard
+
+    s = Session()
+    steps = [(PROMPT, c + "\n") for c in commands]
+    if poweroff:
+        steps.append((PROMPT, "poweroff\n"))
+    ref = []
+
+    def at_prompt():
+        b = ref[0]
+        s.prompt_wall = time.perf_counter() - start
+        s.prompt_instructions = b.hart.instret
+        if not poweroff:
+            b.shutdown(0, "prompt reached")
+
+    con = LinuxConsole(steps, at_prompt, watches)
+    cfg = BoardConfig(bios=FW_DYNAMIC, kernel=kernel().image, initrd=str(initrd),
+                      append=APPEND, memory=MEMORY, engine=engine, code_cache=code_cache,
+                      drives=[DriveSpec(str(disk))] if disk else [],
+                      max_instructions=max_instructions, **({"ips": ips} if ips else {}))
+    board = VirtBoard(cfg, console=con)
+    ref.append(board)
+    start = time.perf_counter()
+    try:
+        s.exit_code = board.run()
+    finally:
+        s.wall = time.perf_counter() - start
+        board.close()
+    s.output = con.text()
+    s.stats = board.stats()
+    return s
