@@ -57,7 +57,8 @@ def qemu_prompt(initrd: Path, disk: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--no-warm", action="store_true", help="skip the warm run")
-    ap.add_argument("--ips", type=int, help="the icount clock's rate (default: popek's)")
+    ap.add_argument("--ips", type=int, default=L.IPS,
+                    help=f"the icount clock's rate (default {L.IPS:,}: a 1 GHz hart)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
