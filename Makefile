@@ -35,15 +35,18 @@ run-linux: setup
 	$(PY) -m popek run --backend kvm --kernel build/vmlinux --initrd build/initrd.cpio \
 	    --append "$(LINUX_APPEND)" --stats $(ARGS)
 
-# Debian 13's riscv64 kernel on the simulated machine, bare (OpenSBI fw_dynamic), with
-# popek's busybox initramfs and an ext4 disk it mounts on /mnt (build/linux-disk.img, kept).
+# Debian 13's riscv64 kernel on the simulated machine, bare (OpenSBI fw_dynamic) or, with
+# LINUX_VMM=trap-emulate, as a guest of popek's VMM, with popek's busybox initramfs and an
+# ext4 disk it mounts on /mnt (build/linux-disk.img, kept).
 RISCV_KERNEL = $$(ls .cache/debian-riscv64/boot/vmlinux-*-riscv64 | tail -1)
+LINUX_VMM ?= none
 run-linux-riscv: setup
 	@mkdir -p build
 	$(PY) -m popek initramfs --arch riscv64 -o build/initrd-riscv64.cpio
 	@[ -f build/linux-disk.img ] || { truncate -s 64M build/linux-disk.img && \
 	    /sbin/mkfs.ext4 -q -O ^has_journal -L popek build/linux-disk.img; }
-	$(PY) -m popek run --kernel $(RISCV_KERNEL) --initrd build/initrd-riscv64.cpio -m 512M \
+	$(PY) -m popek run --vmm $(LINUX_VMM) --kernel $(RISCV_KERNEL) \
+	    --initrd build/initrd-riscv64.cpio -m 512M \
 	    --drive build/linux-disk.img --append "console=ttyS0" --icount-ips 1000000000 \
 	    --stats $(ARGS)
 

@@ -70,6 +70,7 @@ class Session:
     prompt_instructions: int | None = None
     wall: float = 0.0
     stats: dict = field(default_factory=dict)
+    machine: object = None                      # the board, or the VMM (its VMs' ledgers)
 
 
 class LinuxConsole(ScriptedConsole):
@@ -93,6 +94,50 @@ class LinuxConsole(ScriptedConsole):
             self.watches.pop(0)[1]()
 
 
+def _steps(commands, poweroff):
+    return [(PROMPT, c + "\n") for c in commands] + ([(PROMPT, "poweroff\n")] if poweroff else [])
+
+
+def _play(make_machine, commands, poweroff, watches) -> Session:
+    """Build the machine (a board or the VMM) around a scripted console, run it to the
+    end, and collect what it printed and when the first prompt came."""
+    s = Session()
+    machine = None
+
+    def at_prompt():
+        s.prompt_wall = time.perf_counter() - start
+        s.prompt_instructions = machine.hart.instret
+        if not poweroff:
+            machine.shutdown(0, "prompt reached")
+
+    con = LinuxConsole(_steps(commands, poweroff), at_prompt, watches)
+    machine = make_machine(con)
+    start = time.perf_counter()
+    try:
+        s.exit_code = machine.run()
+    finally:
+        s.wall = time.perf_counter() - start
+        machine.close()
+    s.output = con.text()
+    s.stats = machine.stats()
+    s.machine = machine
+    return s
+
+
+def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
+            max_instructions=16_000_000_000) -> Session:
+    """The same as :func:`run_bare`, as the only guest of popek's trap-and-emulate VMM
+    (which serves SBI itself: no OpenSBI)."""
+    from popek.riscv.board import DriveSpec
+    from popek.vmm.hypervisor import Hypervisor
+    from popek.vmm.vm import VmConfig
+
+    cfg = VmConfig(kernel=kernel().image, initrd=str(initrd), append=APPEND, memory=MEMORY,
+                   drives=[DriveSpec(str(disk))] if disk else [])
+    return _play(lambda con: Hypervisor([cfg], con, ips=ips, max_instructions=max_instructions),
+                 commands, True, watches)
+
+
 def run_bare(initrd: Path, disk: Path | None, commands=(), engine="translate",
              code_cache=None, max_instructions=8_000_000_000, ips=IPS,
              poweroff=True, watches=()) -> Session:
@@ -100,32 +145,8 @@ def run_bare(initrd: Path, disk: Path | None, commands=(), engine="translate",
     time, then ``poweroff`` (or stop at the first prompt)."""
     from popek.riscv.board import BoardConfig, DriveSpec, VirtBoard
 
-    s = Session()
-    steps = [(PROMPT, c + "\n") for c in commands]
-    if poweroff:
-        steps.append((PROMPT, "poweroff\n"))
-    ref = []
-
-    def at_prompt():
-        b = ref[0]
-        s.prompt_wall = time.perf_counter() - start
-        s.prompt_instructions = b.hart.instret
-        if not poweroff:
-            b.shutdown(0, "prompt reached")
-
-    con = LinuxConsole(steps, at_prompt, watches)
     cfg = BoardConfig(bios=FW_DYNAMIC, kernel=kernel().image, initrd=str(initrd),
                       append=APPEND, memory=MEMORY, engine=engine, code_cache=code_cache,
                       drives=[DriveSpec(str(disk))] if disk else [],
                       max_instructions=max_instructions, ips=ips)
-    board = VirtBoard(cfg, console=con)
-    ref.append(board)
-    start = time.perf_counter()
-    try:
-        s.exit_code = board.run()
-    finally:
-        s.wall = time.perf_counter() - start
-        board.close()
-    s.output = con.text()
-    s.stats = board.stats()
-    return s
+    return _play(lambda con: VirtBoard(cfg, console=con), commands, poweroff, watches)

@@ -23,15 +23,12 @@ def initrd(tmp_path_factory):
     return L.build_initrd(tmp_path_factory.mktemp("linux") / "initrd.cpio")
 
 
-def test_linux_boots_bare_to_a_shell_and_writes_its_disk(initrd, tmp_path):
-    disk = L.make_ext4(tmp_path / "disk.img")
-    seen = {}
-    s = L.run_bare(initrd, disk,
-                   ["cat /proc/cpuinfo",
-                    "echo written-by-linux-on-popek > /mnt/hello.txt && sync && echo SYNCED",
-                    "uname -m"],
-                   watches=[(r"\nSYNCED\r?\n", lambda: seen.update(
-                       after_sync=L.read_ext4_file(disk, "/hello.txt")))])
+COMMANDS = ["cat /proc/cpuinfo",
+            "echo written-by-linux-on-popek > /mnt/hello.txt && sync && echo SYNCED",
+            "uname -m"]
+
+
+def check_session(s, seen):
     out = s.output
     assert s.exit_code == 0, out[-3000:]
     assert "popek-initramfs: /dev/vda mounted on /mnt" in out
@@ -41,3 +38,31 @@ def test_linux_boots_bare_to_a_shell_and_writes_its_disk(initrd, tmp_path):
     assert not L.TROUBLE.search(out), L.TROUBLE.search(out).group(0)
     # On the host's file as soon as the guest's sync returned, before any unmount.
     assert seen["after_sync"] == b"written-by-linux-on-popek\n"
+
+
+def sync_watch(disk, seen):
+    return [(r"\nSYNCED\r?\n",
+             lambda: seen.update(after_sync=L.read_ext4_file(disk, "/hello.txt")))]
+
+
+def test_linux_boots_bare_to_a_shell_and_writes_its_disk(initrd, tmp_path):
+    disk = L.make_ext4(tmp_path / "disk.img")
+    seen = {}
+    s = L.run_bare(initrd, disk, COMMANDS, watches=sync_watch(disk, seen))
+    check_session(s, seen)
+
+
+def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
+    """The same, deprivileged: the kernel runs in the hart's U-mode on shadow page tables,
+    its SBI calls (timer, IPIs, remote fences, console, shutdown) served by the VMM."""
+    disk = L.make_ext4(tmp_path / "disk.img")
+    seen = {}
+    s = L.run_vmm(initrd, disk, COMMANDS, watches=sync_watch(disk, seen))
+    check_session(s, seen)
+    ledger = s.machine.vms[0].ledger
+    counts = ledger.counts
+    for reason in ("csr", "sret", "sbi", "sfence_vma", "page_fault_shadow", "page_fault_guest",
+                   "ecall_user", "interrupt", "mmio_read", "mmio_write"):
+        assert counts.get(reason, 0) > 0, reason
+    assert ledger.details[("sbi", "time")] > 0               # its timer, through SBI
+    assert ledger.details[("sbi", "base")] > 0               # probing the SBI extensions

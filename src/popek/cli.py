@@ -394,7 +394,7 @@ def cmd_run_vmm(args, costs) -> int:
                           f"host's {format_size(host >> 20 << 20)} of RAM")
     console = StdioConsole()
     hv = Hypervisor(configs, console, clock=args.clock, engine=args.engine,
-                    cpu=args.cpu or isa.DEFAULT_VARIANT,
+                    cpu=args.cpu or isa.DEFAULT_VARIANT, ips=args.icount_ips,
                     max_instructions=args.max_instructions, code_cache=_code_cache_dir(args),
                     compile_workers=_compile_workers(args), costs=costs)
     console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
@@ -440,10 +440,9 @@ def check_run_options(args) -> None:
     if args.icount_ips is not None:
         if not 1 <= args.icount_ips <= MAX_ICOUNT_IPS:
             raise ConfigError(f"--icount-ips must be between 1 and {MAX_ICOUNT_IPS:,}")
-        if kvm or vmm:
-            raise ConfigError(f"--icount-ips is not supported with "
-                              f"{'--backend kvm' if kvm else '--vmm'} (only on the bare "
-                              "simulated machine)")
+        if kvm:
+            raise ConfigError("--icount-ips is not supported with --backend kvm (a KVM guest "
+                              "runs on the host's clock)")
         if args.clock != "icount":
             raise ConfigError("--icount-ips sets the speed of --clock icount, not --clock host")
     _compile_workers(args)

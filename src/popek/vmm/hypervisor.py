@@ -61,7 +61,8 @@ class Hypervisor(MachineTime):
     def __init__(self, vm_configs: list[VmConfig], console, clock: str = "icount",
                  engine: str = "translate", max_instructions: int | None = None,
                  code_cache: str | None = None, compile_workers: int | None = None,
-                 costs: CostModel | None = None, cpu: str = isa.DEFAULT_VARIANT):
+                 costs: CostModel | None = None, cpu: str = isa.DEFAULT_VARIANT,
+                 ips: int | None = None):
         if not vm_configs:
             raise ConfigError("no virtual machine to run")
         for c in vm_configs:
@@ -73,7 +74,8 @@ class Hypervisor(MachineTime):
         total = sum(c.memory for c in vm_configs) + sum(pools)
         self.ram = GuestMemory(HOST_RAM_BASE, total)
         self.bus = Bus()                          # nothing: every VM device is emulated
-        self.clock = HostClock() if clock == "host" else InstructionClock()
+        self.clock = HostClock() if clock == "host" else \
+            InstructionClock(ips) if ips else InstructionClock()
         self.rtc_base_ns = time.time_ns()
         self.hart = Hart(self, isa_variant=isa.variant(cpu), costs=self.costs)
         self.hart.translate_blocks = engine == "translate"
