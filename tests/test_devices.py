@@ -201,3 +201,31 @@ def test_features_without_version_1_are_accepted_as_qemu_does(tmp_path):
     assert dev.read(0x070, 4) & STATUS_FEATURES_OK
     assert dev.driver_features == 0
     assert dev.stats()["guest_errors"] == 1
+
+def test_rtc_alarm_is_one_request_not_one_per_poll():
+    """The PLIC takes every raise as a request (as QEMU's): the RTC raises its line
+    when the alarm fires, not again at every poll while it stays unacknowledged."""
+    from popek.devices.goldfish_rtc import GoldfishRtc
+    from popek.riscv.plic import Plic
+
+    class Target:
+        def set_irq_line(self, bit, level):
+            pass
+
+    plic = Plic([Target()])
+    now = [1000]
+    rtc = GoldfishRtc(lambda: now[0], lambda level: plic.set_level(11, level))
+    plic.write(11 * 4, 4, 1)                                # priority
+    plic.write(0x2080, 4, 1 << 11)                         # enabled in hart 0's S context
+    rtc.write(0x10, 4, 1)                                  # alarm interrupt enabled
+    rtc.write(0x0C, 4, 0)
+    rtc.write(0x08, 4, 2000)                               # alarm at t=2000
+    rtc.poll()
+    assert plic.read(0x201004, 4) == 0                     # not yet
+    now[0] = 2500
+    rtc.poll()
+    assert plic.read(0x201004, 4) == 11                    # fired: claimed
+    plic.write(0x201004, 4, 11)                            # completed, line still high
+    for _ in range(3):
+        rtc.poll()
+    assert plic.read(0x201004, 4) == 0                     # no new request without an event

@@ -130,6 +130,19 @@ def test_vmm_options_are_checked():
     assert r.returncode == 1 and "no such file" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_vm_with_more_drives_than_slots_is_refused(vmm_programs, tmp_path):
+    """Nine drives: refused before any is opened (the ninth was opened and locked, and
+    no slot showed it to the guest)."""
+    from popek.errors import ConfigError
+    disks = []
+    for i in range(9):
+        (tmp_path / f"d{i}.img").write_bytes(bytes(4096))
+        disks.append(DriveSpec(str(tmp_path / f"d{i}.img")))
+    with pytest.raises(ConfigError, match="at most 8 drives"):
+        Hypervisor([VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=16 * MiB,
+                             drives=disks)], ScriptedConsole())
+
+
 @pytest.mark.slow
 def test_guest_os_and_uboot_side_by_side(guest_build, uboot_smode, disk, tmp_path):
     """Two unmodified guests at once, each with its own console and disk."""

@@ -53,11 +53,13 @@ class GoldfishRtc:
         elif off == 0x08:
             self.alarm = (self.alarm_high << 32) | value
             self.fired = False
+            self.irq(False)
             self.poll()
         elif off == 0x0C:
             self.alarm_high = value
         elif off == 0x10:
             self.irq_enabled = value & 1
+            self.irq(bool(self.fired and self.irq_enabled))
             self.poll()
         elif off == 0x14:
             self.alarm = None
@@ -66,8 +68,10 @@ class GoldfishRtc:
             self.irq(False)
 
     def poll(self) -> None:
-        """Called periodically by the machine: fire a due alarm."""
+        """Called periodically by the machine (and after the alarm's registers change):
+        fire a due alarm.  The line is driven when something changed, not at every poll:
+        the PLIC takes every raise as a new request (riscv/plic.py), as QEMU's does."""
         if self.alarm is not None and self.time() >= self.alarm:
             self.alarm = None
             self.fired = True
-        self.irq(bool(self.fired and self.irq_enabled))
+            self.irq(bool(self.irq_enabled))

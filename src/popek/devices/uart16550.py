@@ -118,7 +118,9 @@ class Uart16550:
             self.mcr = value & 0x1F
         elif off == 7:
             self.scr = value
-        if off <= 2:                 # THR, IER, FCR: what changes the interrupt state
+        # What changes the interrupt state: THR and IER (not the divisor latch behind
+        # them), and FCR when it empties the receive FIFO.
+        if (off <= 1 and not dlab) or (off == 2 and value & 0x02):
             self._update()
 
     def _iir(self) -> int:

@@ -161,9 +161,18 @@ class X86Machine:
 
     # -- set-up ----------------------------------------------------------------------
     def _irq(self, line: int):
+        """A device's interrupt line into KVM's irqchip.  Devices drive their line at
+        every change of state (for the RISC-V PLIC's sake, riscv/plic.py); KVM's
+        IOAPIC and PIC want level changes only, so the same level twice costs no ioctl."""
         if not self.irqchip:
             return None
-        return lambda level: self.vm.irq_line(line, level)
+        last = [None]
+
+        def set_level(level: bool) -> None:
+            if level != last[0]:
+                last[0] = level
+                self.vm.irq_line(line, level)
+        return set_level
 
     def _build_devices(self, drives) -> None:
         self.ports = Bus()

@@ -50,18 +50,23 @@ def find(arch: str = "x86_64") -> DebianKernel:
         raise ImageError(f"no Debian kernel for {arch!r} (popek knows {', '.join(ARCHES)})")
     if arch == "x86_64":
         roots, pattern = (CACHES[arch], Path("/")), "vmlinuz-*-amd64"
-        busybox = "/bin/busybox"
     else:
         roots, pattern = (CACHES[arch],), "vmlinux-*-riscv64"
-        busybox = str(CACHES[arch] / "usr" / "bin" / "busybox")
     for root in roots:
         for image in sorted(glob.glob(str(root / "boot" / pattern)), reverse=True):
             modules = _modules(root, _release(image))
             if modules is not None and os.access(image, os.R_OK):
-                return DebianKernel(image, str(modules), busybox)
+                return DebianKernel(image, str(modules), busybox(arch))
     how = ("run scripts/setup.sh, or apt-get install linux-image-amd64" if arch == "x86_64"
            else "run scripts/setup.sh (make setup), which fetches Debian 13's riscv64 kernel")
     raise ImageError(f"no Debian {arch} kernel found ({how})")
+
+
+def busybox(arch: str) -> str:
+    """Debian's static busybox of ``arch``: the host's for x86-64, the fetched one for
+    riscv64."""
+    return "/bin/busybox" if arch == "x86_64" else \
+        str(CACHES["riscv64"] / "usr" / "bin" / "busybox")
 
 
 def find_kernel() -> tuple[str, str]:

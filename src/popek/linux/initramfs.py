@@ -191,9 +191,8 @@ def command(args) -> int:
 
     from popek.files import write_atomically
     from popek.linux import debian
-    kernel = None if args.modules_dir and args.busybox else debian.find(args.arch)
-    modules_dir = args.modules_dir or kernel.modules
-    busybox = args.busybox or kernel.busybox
+    modules_dir = args.modules_dir or debian.find(args.arch).modules
+    busybox = args.busybox or debian.busybox(args.arch)
     data, order = build(modules_dir, tuple(args.module) if args.module else None, busybox,
                         args.arch)
     write_atomically(args.output, data)

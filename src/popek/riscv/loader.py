@@ -32,6 +32,7 @@ class LoadedImage:
 CHUNK = 1 << 20                 # bytes copied or zeroed at a time: no segment is built whole
 _ZEROS = bytes(CHUNK)
 EI_DATA, ELFDATA2MSB = 5, 2
+RISCV_IMAGE_MAGIC = b"RSC\x05"     # Documentation/arch/riscv/boot-image-header.rst
 HINT_RAM = 16 << 30             # a segment beyond this much RAM is not a matter of -m
 
 
@@ -88,7 +89,12 @@ def load_image(path: str, ram, raw_addr: int, machine: str = "EM_RISCV") -> Load
             _copy(path, f, 0, size, ram, raw_addr)
         except OSError as e:
             raise ImageError(f"{path}: cannot read: {e.strerror}") from None
-    return LoadedImage(path, raw_addr, raw_addr, raw_addr + size, False)
+    # A RISC-V Linux Image says how much memory it takes once running (its bss too):
+    # what goes above it (an initrd, the device tree) must stay clear of all of that.
+    span = size
+    if head[0x38:0x3C] == RISCV_IMAGE_MAGIC:
+        span = max(size, int.from_bytes(head[0x10:0x18], "little"))
+    return LoadedImage(path, raw_addr, raw_addr, raw_addr + span, False)
 
 
 def load_blob(path: str, ram, addr: int, what: str) -> LoadedImage:

@@ -52,6 +52,9 @@ class Platform:
         self.uart = Uart16550(console_write, self._irq(L.UART_IRQ))
         self.rtc = GoldfishRtc(owner.rtc_ns, self._irq(L.RTC_IRQ))
         self.syscon = SysCon(owner)
+        if len(drives) > L.VIRTIO_SLOTS:      # before any is opened (and locked)
+            raise ConfigError(f"at most {L.VIRTIO_SLOTS} drives (the board's virtio-mmio "
+                              "slots)")
         self.drives = []
         self.pending_input = bytearray()      # typed, not yet taken by the UART
         self.input_dropped = 0

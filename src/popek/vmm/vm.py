@@ -67,7 +67,7 @@ class VirtualMachine(VirtLayout):
         if cfg.initrd is not None:
             start = img.entry + min(cfg.memory // 2, 128 * MiB)      # hw/riscv/boot.c's rule
             rd = load_blob(cfg.initrd, self.ram, start, "initrd")
-            if rd.low < img.high:
+            if rd.low < img.high and img.low < rd.high:
                 raise ConfigError(f"{cfg.name}: the initrd at {start:#x} overlaps the kernel")
             self.initrd_range = (rd.low, rd.high)
             high = rd.high

@@ -113,6 +113,13 @@ _start:
     call check_fp
     bnez a0, fail
 
+    li s11, 12                         # an FP load from a device: the empty virtio
+    li a2, 0x10008000                  # slot's magic value, NaN-boxed
+    flw f8, 0(a2)
+    fmv.x.d a1, f8
+    li t1, 0xFFFFFFFF74726976
+    bne a1, t1, fail
+
     li s11, 11                         # FS := Off: FP traps again
     li t1, FS_MASK
     csrc sstatus, t1
@@ -132,7 +139,7 @@ fail:
     addi a0, s11, '0'
     li t1, 10
     blt s11, t1, 3f
-    li a0, '1'                         # checks 10 and 11
+    li a0, '1'                         # checks 10 to 12
     call putc
     addi a0, s11, '0' - 10
 3:  call putc

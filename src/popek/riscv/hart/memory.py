@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 M64 = (1 << 64) - 1
 PAGE = 0x1000
 MAX_TLB_ENTRIES = 4096  # per TLB (there are 9: fetch/load/store × U/S/M)
+MAX_SCANNED_DISPATCH = 512  # a page fence searches a dispatch cache this big, else empties it
 K1, K2, K4, K8 = (TLB_KEY[size] for size in (1, 2, 4, 8))
 
 
@@ -68,9 +69,14 @@ class HartMemory:
             if self.itlbs[p].pop(page, None) is not None:
                 # Blocks are found through the dispatch cache only while their page is
                 # in the fetch TLB (translate() keeps it so): those of this page go too.
+                # A big cache is emptied rather than searched (a guest fencing its own
+                # code page in a loop would pay a search of 32,768 entries each time).
                 vc = self.vcaches[p]
-                for pc in [pc for pc in vc if pc >> 12 == page]:
-                    del vc[pc]
+                if len(vc) > MAX_SCANNED_DISPATCH:
+                    vc.clear()
+                else:
+                    for pc in [pc for pc in vc if pc >> 12 == page]:
+                        del vc[pc]
 
     # --------------------------------------------------------- memory: fast
     # Each fast path is one dict lookup and one memoryview index; anything that

@@ -42,6 +42,8 @@ from popek.vmm.vcpu import S, U
 ACCESS = {cause: access for access, cause in PAGE_FAULT.items()}     # page-fault cause → access
 SYSTEM_EXITS = {"sret": Sret, "wfi": Wfi, "sfence.vma": TlbFence}
 SSTATUS = 0x100
+FP_ACCESS = {"flw": (4, True), "fld": (8, True), "fsw": (4, False), "fsd": (8, False)}
+FP_BOX = 0xFFFFFFFF00000000
 COUNTERS = {0xC00: "cycle", 0xC01: "time", 0xC02: "instret"}
 IRQ_NAMES = {traps.IRQ_S_EXT: "external", traps.IRQ_S_SOFT: "software",
              traps.IRQ_S_TIMER: "timer"}
@@ -197,22 +199,40 @@ class TrapAndEmulate:
         h = self.hart
         word = vm.memory.guest_fetch(e.pc) if e.access != FETCH else None
         d = h.isa.decode(word) if word is not None else None
-        if d is None or d.insn.mem is None:
+        fp = FP_ACCESS.get(d.insn.name) if d is not None else None
+        if d is None or (d.insn.mem is None and fp is None):
             self.reflect(ACCESS_FAULT[e.access], e.va, e.pc, "exception_reflected")
             return
-        size = d.insn.mem[1]
-        if d.insn.kind == isa.LOAD:
+        if fp is not None:
+            done = self._fp_device_access(vm, e, gpa, d, *fp)
+        elif d.insn.kind == isa.LOAD:
+            size = d.insn.mem[1]
             value = vm.handlers[MmioRead](vm, MmioRead(e.pc, gpa, size))
             done = value is not None
             if done and d.rd:
                 h.x[d.rd] = _load_result(d.insn, value)
         else:
+            size = d.insn.mem[1]
             done = vm.handlers[MmioWrite](vm, MmioWrite(e.pc, gpa, size,
                                                         h.x[d.rs2] & ((1 << (8 * size)) - 1)))
         if not done:
             self.reflect(ACCESS_FAULT[e.access], e.va, e.pc, "exception_reflected")
             return
         h.pc = e.pc + d.length
+
+    def _fp_device_access(self, vm, e: PageFault, gpa: int, d, size: int, load: bool) -> bool:
+        """flw/fld/fsw/fsd (also compressed) to a device: the FP register is the data (the
+        hart checked FS before the access faulted); a single is NaN-boxed."""
+        h = self.hart
+        if load:
+            value = vm.handlers[MmioRead](vm, MmioRead(e.pc, gpa, size))
+            if value is None:
+                return False
+            h.f[d.rd] = value | (FP_BOX if size == 4 else 0)
+            h.mstatus |= csrs.MSTATUS_FS                  # an FP register written: Dirty
+            return True
+        return vm.handlers[MmioWrite](vm, MmioWrite(e.pc, gpa, size,
+                                                    h.f[d.rs2] & ((1 << (8 * size)) - 1)))
 
     def stats(self) -> dict:
         return {}
