@@ -363,6 +363,7 @@ class VirtBoard(VirtLayout, MachineTime):
             "dispatch_cache_entries": caches["dispatch_cache_entries"],
             "code_invalidations": h.stats["code_invalidations"],
             "tlb_entries": caches["tlb_entries"],
+            "tlb_superpages": caches["tlb_superpages"],
             "tlb_flushes": h.stats["tlb_flushes"],
             "tlb_page_flushes": h.stats["tlb_page_flushes"],
             "page_walks": h.walk_stats.walks,

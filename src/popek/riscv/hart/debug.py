@@ -22,6 +22,8 @@ class HartDebug:
                                       f"(at most {MAX_CACHED_BLOCKS:,} per privilege)",
             "tlb_entries": f"{sum(len(t) for t in tlbs):,} "
                            f"(at most {MAX_TLB_ENTRIES:,} in each of {len(tlbs)})",
+            "tlb_superpages": f"{len(self.superpages):,} (at most {MAX_TLB_ENTRIES:,}, then "
+                              "the TLBs are flushed)",
         }
 
     def start_tracing(self, write) -> None:
