@@ -168,3 +168,11 @@ stack_top:
     la t0, \table
     sd t1, (8 * \index)(t0)
 .endm
+
+/* fflags == expect, then cleared (the F and D programs, tests/riscv/fp). */
+.macro FLAGS num, expect
+    li TESTNUM, \num
+    csrrw t5, fflags, zero
+    li t6, \expect
+    bne t5, t6, fail
+.endm

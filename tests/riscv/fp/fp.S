@@ -7,14 +7,6 @@
 #define CANON_D  0x7ff8000000000000
 #define CANON_S  0x7fc00000
 
-// rd(int) = bits of f-register after op; flags checked with CHECK on fflags
-.macro FLAGS num, expect
-    li TESTNUM, \num
-    csrrw t5, fflags, zero
-    li t6, \expect
-    bne t5, t6, fail
-.endm
-
 RVTEST_BEGIN
     // -- FS Off: FP instructions and CSRs are illegal --
     li t0, FS_DIRTY

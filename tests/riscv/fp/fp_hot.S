@@ -16,13 +16,6 @@
 #define FS_CLEAN 0x4000
 #define BAD 0x0                     // no device or memory there: access faults
 
-.macro FLAGS num, expect
-    li TESTNUM, \num
-    csrrw t5, fflags, zero
-    li t6, \expect
-    bne t5, t6, fail
-.endm
-
 .macro FS_IS num, expect            // mstatus.FS == expect (0..3)
     li TESTNUM, \num
     csrr t5, mstatus
