@@ -47,7 +47,7 @@ run-linux-riscv: setup
 	    /sbin/mkfs.ext4 -q -O ^has_journal -L popek build/linux-disk.img; }
 	$(PY) -m popek run --vmm $(LINUX_VMM) --kernel $(RISCV_KERNEL) \
 	    --initrd build/initrd-riscv64.cpio -m 512M \
-	    --drive build/linux-disk.img --append "console=ttyS0" --icount-ips 1000000000 \
+	    --drive build/linux-disk.img --append "console=ttyS0" \
 	    --stats $(ARGS)
 
 guest: setup

@@ -106,7 +106,7 @@ def _play(make_machine, commands, poweroff, watches) -> Session:
 
     def at_prompt():
         s.prompt_wall = time.perf_counter() - start
-        s.prompt_instructions = machine.hart.instret
+        s.prompt_instructions = machine.retired()
         if not poweroff:
             machine.shutdown(0, "prompt reached")
 
@@ -140,7 +140,7 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
 
 def run_bare(initrd: Path, disk: Path | None, commands=(), engine="translate",
              code_cache=None, max_instructions=8_000_000_000, ips=IPS,
-             poweroff=True, watches=()) -> Session:
+             poweroff=True, watches=(), smp=1) -> Session:
     """Boot on the bare machine (OpenSBI fw_dynamic), type ``commands`` one prompt at a
     time, then ``poweroff`` (or stop at the first prompt)."""
     from popek.riscv.board import BoardConfig, DriveSpec, VirtBoard
@@ -148,5 +148,5 @@ def run_bare(initrd: Path, disk: Path | None, commands=(), engine="translate",
     cfg = BoardConfig(bios=FW_DYNAMIC, kernel=kernel().image, initrd=str(initrd),
                       append=APPEND, memory=MEMORY, engine=engine, code_cache=code_cache,
                       drives=[DriveSpec(str(disk))] if disk else [],
-                      max_instructions=max_instructions, ips=ips)
+                      max_instructions=max_instructions, ips=ips, smp=smp)
     return _play(lambda con: VirtBoard(cfg, console=con), commands, poweroff, watches)

@@ -25,7 +25,7 @@ def initrd(tmp_path_factory):
 
 COMMANDS = ["cat /proc/cpuinfo",
             "echo written-by-linux-on-popek > /mnt/hello.txt && sync && echo SYNCED",
-            "uname -m"]
+            "uname -m", "nproc"]
 
 
 def check_session(s, seen):
@@ -33,7 +33,7 @@ def check_session(s, seen):
     assert s.exit_code == 0, out[-3000:]
     assert "popek-initramfs: /dev/vda mounted on /mnt" in out
     assert "isa\t\t: rv64imafdc" in out                  # /proc/cpuinfo: F and D (issue 15)
-    assert "riscv64" in out.split("uname -m", 1)[1]
+    assert "riscv64" in out.split("uname -m", 1)[1].split("nproc", 1)[0]
     assert "reboot: Power down" in out
     assert not L.TROUBLE.search(out), L.TROUBLE.search(out).group(0)
     # On the host's file as soon as the guest's sync returned, before any unmount.
@@ -45,11 +45,19 @@ def sync_watch(disk, seen):
              lambda: seen.update(after_sync=L.read_ext4_file(disk, "/hello.txt")))]
 
 
-def test_linux_boots_bare_to_a_shell_and_writes_its_disk(initrd, tmp_path):
+def test_linux_boots_bare_with_two_harts_to_a_shell_and_writes_its_disk(initrd, tmp_path):
+    """--smp 2: OpenSBI starts the second hart for Linux through SBI HSM; both run (in
+    popek's deterministic round robin), and the shell counts two processors."""
     disk = L.make_ext4(tmp_path / "disk.img")
     seen = {}
-    s = L.run_bare(initrd, disk, COMMANDS, watches=sync_watch(disk, seen))
+    s = L.run_bare(initrd, disk, COMMANDS, watches=sync_watch(disk, seen), smp=2)
     check_session(s, seen)
+    out = s.output
+    assert "smp: Brought up 1 node, 2 CPUs" in out
+    assert out.count("processor\t: ") == 2
+    assert out.split("nproc", 1)[1].split()[0] == "2"
+    harts = s.machine.harts
+    assert all(h.instret > 10_000_000 for h in harts)     # the second hart worked too
 
 
 def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):

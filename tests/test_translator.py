@@ -15,7 +15,11 @@ from popek.riscv import isa, translate
 from popek.riscv.board import BoardConfig, DriveSpec, VirtBoard
 from tests.conftest import ASM_DIR, ROOT
 
-PROGRAMS = sorted(p.stem for p in ASM_DIR.glob("*.S") if p.stem != "selftest_fail")
+# (The SMP program runs on both engines in test_conformance.py: how harts interleave
+# depends on where blocks end, so the two engines need not agree instruction by
+# instruction there.)
+PROGRAMS = sorted(p.stem for p in ASM_DIR.glob("*.S")
+                  if p.stem != "selftest_fail" and not p.stem.startswith("smp_"))
 
 
 def final_state(board):

@@ -18,6 +18,7 @@ import re
 import sys
 
 from popek import __version__
+from popek.clock import DEFAULT_IPS
 from popek.errors import ConfigError, PopekError
 
 # fw_dynamic, as QEMU boots: it takes the kernel's address and mode from the reset ROM's
@@ -181,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "itself (guest), popek, entering the kernel's own 64-bit entry (vmm), "
                           "or auto: vmm on a software KVM (PVM), guest elsewhere")
     run.add_argument("--smp", metavar="N", type=int, default=1,
-                     help="--backend kvm: number of vCPUs (default 1), listed in an MP table")
+                     help="number of harts (simulated machine, 1 to 8, run in a deterministic "
+                          "round robin) or vCPUs (--backend kvm, listed in an MP table); "
+                          "default 1")
     run.add_argument("-m", "--memory", metavar="SIZE", type=parse_size, default=None,
                      help="guest RAM (default 128M; with --backend kvm 64M, or 512M for Linux; "
                           "a bare number means MiB)")
@@ -190,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "host: the host's real time")
     run.add_argument("--icount-ips", metavar="N", type=int,
                      help="nominal guest instructions per second of the icount clock "
-                          f"(1 to {MAX_ICOUNT_IPS:,}; default 2,000,000)")
+                          f"(1 to {MAX_ICOUNT_IPS:,}; default {DEFAULT_IPS:,}: a 1 GHz hart)")
     run.add_argument("--backend", choices=("riscv", "kvm"), default="riscv",
                      help="riscv: the simulated RV64 machine (default); kvm: real x86-64 "
                           "hardware through /dev/kvm (--kernel: a bzImage, a vmlinux, or a "
@@ -295,7 +298,8 @@ def _board_config(args):
                        max_instructions=args.max_instructions, engine=args.engine,
                        profile=args.profile, code_cache=_code_cache_dir(args),
                        compile_workers=_compile_workers(args),
-                       cpu=args.cpu or isa.DEFAULT_VARIANT, initrd=args.initrd)
+                       cpu=args.cpu or isa.DEFAULT_VARIANT, initrd=args.initrd,
+                       smp=args.smp)
 
 
 def _compile_workers(args) -> int | None:
@@ -476,11 +480,14 @@ def cmd_run(args) -> int:
     if args.backend == "kvm":
         from popek.kvm.commands import cmd_run_kvm
         return cmd_run_kvm(args)
-    if args.timeout is not None or args.smp != 1:
-        raise ConfigError("--timeout and --smp are for --backend kvm")
+    if args.timeout is not None:
+        raise ConfigError("--timeout is for --backend kvm")
     from popek.costmodel import CostModel
     costs = CostModel.load(args.cost_profile) if args.cost_profile else CostModel()
     if args.vmm != "none":
+        if args.smp != 1:
+            raise ConfigError("--smp with --vmm: the VMM runs on one hart, and its VMs have "
+                              "one vCPU each")
         return cmd_run_vmm(args, costs)
     if args.vm:
         raise ConfigError("--vm needs --vmm trap-emulate")
@@ -511,9 +518,9 @@ def cmd_run(args) -> int:
         print(format_stats(board.stats()), file=sys.stderr)
     if args.profile:
         print(board.profile_report(), file=sys.stderr)
-    h = board.hart
-    return exit_code(code, _cut_short(board, board.retired_before_reset + h.instret,
-                                      board.traps_before_reset + h.stats["traps"], "exceptions"))
+    return exit_code(code, _cut_short(board, board.retired_before_reset + board.retired(),
+                                      board.traps_before_reset
+                                      + sum(h.stats["traps"] for h in board.harts), "exceptions"))
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,8 @@ Both give ``mtime`` in ticks of the timebase (10 MHz, as on QEMU virt).
 * :class:`InstructionClock` (the default): time advances by ``timebase / ips``
   ticks per retired instruction, ``ips`` being a nominal guest speed.  Runs and
   their measurements repeat exactly.  When the hart sleeps in wfi with nothing
-  pending, the clock jumps to the next timer event instead of spinning.
+  pending, the clock jumps to the next timer event instead of spinning; a loop
+  polling the time CSR has its wait skipped too (MachineTime.guest_time).
 * :class:`HostClock`: ``mtime`` follows the host's monotonic clock, like QEMU
   without -icount; a sleeping hart really sleeps.
 """
@@ -15,10 +16,13 @@ from __future__ import annotations
 import time
 
 TIMEBASE_HZ = 10_000_000
-# Nominal guest speed of the deterministic clock.  Chosen near popek's real
-# interpreter speed so that a guest second takes roughly a wall second (firmware
-# countdowns and timeouts then behave as their authors expect).
-DEFAULT_IPS = 2_000_000
+# Nominal guest speed of the deterministic clock: a 1 GHz hart, one instruction a
+# cycle.  Linux measures itself against time (watchdogs, the crypto self-tests'
+# limits, jitter entropy) and at popek's real speed (~2 M a second, the old default)
+# saw a machine so slow that it warned of soft lockups and failed self-tests.  Waits
+# cost little at this rate: wfi skips to the next deadline, and so do polling loops
+# (MachineTime.guest_time).
+DEFAULT_IPS = 1_000_000_000
 
 
 class InstructionClock:
@@ -29,8 +33,10 @@ class InstructionClock:
             raise ValueError("instructions per second must be positive")
         self.ips = ips
         self.timebase = timebase
-        self.skipped = 0          # instructions' worth of time skipped while idle
+        self.skipped = 0          # instructions' worth of time skipped while idle or polling
         self.offset = 0           # ticks added by guest writes to mtime
+        self.polls_skipped = 0    # polling-loop reads that moved time on (MachineTime.guest_time)
+        self.poll_skipped_ticks = 0
 
     def mtime(self, instret: int) -> int:
         return (instret + self.skipped) * self.timebase // self.ips + self.offset
@@ -51,6 +57,15 @@ class InstructionClock:
         need = self.instret_at(ticks)
         if need > instret:
             self.skipped += need - instret
+
+    def skip_to(self, instret: int, ticks: int) -> None:
+        """Move time on to ``ticks`` (a polling loop's wait: MachineTime.guest_time)."""
+        need = self.instret_at(ticks)
+        if need > instret:
+            before = self.mtime(instret)
+            self.skipped += need - instret
+            self.polls_skipped += 1
+            self.poll_skipped_ticks += self.mtime(instret) - before
 
     def ns(self, instret: int) -> int:
         return (instret + self.skipped) * 1_000_000_000 // self.ips
@@ -101,18 +116,87 @@ def slice_limit(clock, instret: int, length: int, deadline: int | None = None,
     return limit
 
 
+# Polling loops (see MachineTime.guest_time): a read of the time CSR at the same
+# place as the previous one, at most this many of the hart's instructions later, is
+# a poll; and a polling loop's time jumps by at most this many ticks at a time.
+POLL_WINDOW = 256
+MAX_WARP_TICKS = TIMEBASE_HZ // 1000          # 1 ms
+
+
+class PollState:
+    """One hart's last read of the time CSR: where, when, and since when it polls."""
+    __slots__ = ("site", "at", "since")
+
+    def __init__(self):
+        self.site = None
+        self.at = 0
+        self.since = None
+
+
 class MachineTime:
     """Time as a machine's devices see it, for a machine with ``clock``, ``hart``
-    and ``rtc_base_ns`` (the board, and the VMM's host)."""
+    and ``rtc_base_ns`` (the board, and the VMM's host), and ``next_wake()``: the
+    next timer or alarm deadline in mtime ticks, or None."""
+
+    def retired(self) -> int:
+        """The instructions the clock counts (a machine with several harts: all of
+        theirs, riscv/smp.py)."""
+        return self.hart.instret
 
     def mtime(self) -> int:
-        return self.clock.mtime(self.hart.instret)
+        return self.clock.mtime(self.retired())
 
     def set_mtime(self, value: int) -> None:
-        self.clock.set_mtime(self.hart.instret, value)
+        self.clock.set_mtime(self.retired(), value)
+
+    def guest_time(self, p: PollState, site: int, count: int) -> int:
+        """The time CSR, read by a (virtual) hart whose reads ``p`` records, at pc
+        ``site``, when it has retired ``count`` instructions.
+
+        A guest that busy-waits reads the time in a short loop until a deadline
+        passes (udelay, a firmware's countdown).  At a nominal 1 GHz every guest
+        millisecond of such a loop would cost a million interpreted instructions
+        for nothing.  So a read at the same site within ``POLL_WINDOW``
+        instructions of the previous one is a poll, and from the second poll on
+        time jumps ahead by as much as the loop has already waited (doubling the
+        wait each time, so a wait of any length costs a few dozen polls), by at
+        most ``MAX_WARP_TICKS``, and never past the next timer deadline, so
+        interrupts come exactly when they are due.  It is as if the hart had
+        slept between two reads, which a real one may do; it depends only on
+        what the guest executes, so runs still repeat exactly.  Host time
+        (``--clock host``) is never skipped."""
+        now = self.mtime()
+        if not self.clock.deterministic:
+            return now
+        if p.site == site and count - p.at <= POLL_WINDOW:
+            if p.since is None:
+                p.since = now
+            else:
+                target = now + max(1, min(now - p.since, MAX_WARP_TICKS))
+                wake = self.next_wake()
+                if wake is not None and wake > now:
+                    target = min(target, wake)
+                if target > now:
+                    self.clock.skip_to(self.retired(), target)
+                    now = self.mtime()
+                    self.hart.limit = 0     # the slice was sized for the old time: size
+                                            # it again (a deadline reached raises its irq)
+        else:
+            p.since = None
+        p.site, p.at = site, count
+        return now
 
     def rtc_ns(self) -> int:
-        return self.rtc_base_ns + self.clock.ns(self.hart.instret)
+        return self.rtc_base_ns + self.clock.ns(self.retired())
+
+    def clock_stats(self) -> dict:
+        """For --stats: the icount rate, and the waits of polling loops skipped."""
+        c = self.clock
+        if not c.deterministic:
+            return {}
+        return {"icount_ips": c.ips,
+                "time_polls_skipped": f"{c.polls_skipped:,} "
+                                      f"({c.poll_skipped_ticks / c.timebase:.3f} guest s)"}
 
     def rtc_alarm_ticks(self, rtc) -> int | None:
         """When (in mtime ticks) the goldfish RTC's alarm is due, if it is armed: a

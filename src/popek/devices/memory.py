@@ -42,6 +42,10 @@ class GuestMemory:
         # code (to invalidate it) or a device register living in RAM (HTIF's
         # tohost).  CPUs keep watched pages out of their fast store paths.
         self.watchers: dict[int, list] = {}
+        # Called with no arguments when a page becomes watched: the CPUs that cache
+        # fast store translations drop them (a watched page must not be written past
+        # its watchers).
+        self.on_watch: list = []
 
     def contains(self, addr: int, length: int = 1) -> bool:
         return self.base <= addr and addr + length <= self.end and length >= 0
@@ -65,6 +69,7 @@ class GuestMemory:
         w.m8, w.m16, w.m32, w.m64 = self.m8, self.m16, self.m32, self.m64  # index: addr - base + data_offset
         w.parent = self
         w.watchers = {}
+        w.on_watch = []
         return w
 
     # -- bulk access (loaders, DMA) ----------------------------------------
@@ -89,7 +94,12 @@ class GuestMemory:
 
     def watch(self, page: int, callback) -> None:
         """Call ``callback(offset, length)`` after every write that touches ``page``."""
-        self.watchers.setdefault(page, []).append(callback)
+        fns = self.watchers.get(page)
+        if fns is None:
+            fns = self.watchers[page] = []
+            for forget in self.on_watch:
+                forget()
+        fns.append(callback)
 
     def unwatch(self, page: int, callback) -> None:
         fns = self.watchers.get(page)

@@ -38,6 +38,7 @@ from popek.riscv.hart import Hart
 from popek.riscv.htif import Htif
 from popek.riscv.loader import load_blob, load_image
 from popek.riscv.platform import Platform, VirtLayout
+from popek.riscv.smp import MAX_HARTS, QUANTUM, HartScheduler
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class BoardConfig:
     costs: CostModel | None = None    # modelled cycle costs (costmodel.py); None: the defaults
     cpu: str = isa.DEFAULT_VARIANT    # the ISA variant (isa.variant): rv64imafdc (rv64gc), rv64imac
     initrd: str | None = None         # an initial ramdisk for Linux (/chosen linux,initrd-*)
+    smp: int = 1                      # harts (smp.py: a deterministic round robin)
 
 
 class ResetRom:
@@ -115,6 +117,9 @@ class VirtBoard(VirtLayout, MachineTime):
             raise ConfigError("nothing to run: give --bios or --kernel")
         if len(config.drives) > self.VIRTIO_SLOTS:
             raise ConfigError(f"at most {self.VIRTIO_SLOTS} drives")
+        if not 1 <= config.smp <= MAX_HARTS:
+            raise ConfigError(f"--smp takes 1 to {MAX_HARTS} harts on the simulated machine "
+                              f"(got {config.smp})")
         self.config = config
         self.bootargs = config.append
         self.console = console or StdioConsole(on_quit=lambda: self.shutdown(0, "quit from console"))
@@ -153,16 +158,25 @@ class VirtBoard(VirtLayout, MachineTime):
             raise ConfigError(f"unknown clock {cfg.clock!r} (use icount or host)")
         if cfg.engine not in ("translate", "interpret"):
             raise ConfigError(f"unknown engine {cfg.engine!r} (use translate or interpret)")
-        self.hart = Hart(self, isa_variant=isa.variant(cfg.cpu), costs=cfg.costs)
+        variant = isa.variant(cfg.cpu)
+        profile = {}
+        self.harts = [Hart(self, hartid=i, isa_variant=variant, costs=cfg.costs)
+                      for i in range(cfg.smp)]
+        for h in self.harts:
+            h.translate_blocks = cfg.engine == "translate"
+            h.code_cache = self.code_cache
+            h.compiler = self.compiler
+            h.peers = self.harts            # they share the compiler: its replies go to all
+            if cfg.profile:
+                h.profile = profile         # one for all harts: blocks by pc
+            if self.trace is not None:
+                h.start_tracing(self.trace)
+        # ``hart`` is the one running now (or last); the others' instructions count
+        # for the clock too (smp.py).
+        self.hart = self.harts[0]
         self.isa = self.hart.isa
-        self.hart.translate_blocks = cfg.engine == "translate"
-        self.hart.code_cache = self.code_cache
-        self.hart.compiler = self.compiler
-        if cfg.profile:
-            self.hart.profile = {}
-        if self.trace is not None:
-            self.hart.start_tracing(self.trace)
-        self.harts = [self.hart]
+        self.scheduler = HartScheduler(self.harts)
+        self.instret_others = 0
         self.rtc_base_ns = time.time_ns()
         p = self.platform = Platform(self, self.ram, self.console.write, cfg.drives, self.harts,
                                      self.bus)
@@ -180,7 +194,8 @@ class VirtBoard(VirtLayout, MachineTime):
         for img in images:
             if "tohost" in img.symbols:
                 self.htif = Htif(self, img.symbols["tohost"], img.symbols.get("fromhost"))
-        self.hart.reset(self.ROM_BASE)
+        for h in self.harts:                # every hart starts in the reset ROM, as on QEMU
+            h.reset(self.ROM_BASE)
         self.clint.update()
 
     def _load_images(self):
@@ -239,7 +254,8 @@ class VirtBoard(VirtLayout, MachineTime):
     def trace_to(self, write) -> None:
         """``--trace``: ``write(pc, text)`` for every instruction that runs and every trap."""
         self.trace = write
-        self.hart.start_tracing(write)
+        for h in self.harts:
+            h.start_tracing(write)
 
     def request_reset(self) -> None:
         self.reset_requested = True
@@ -259,38 +275,55 @@ class VirtBoard(VirtLayout, MachineTime):
         with gcpolicy.guest_running():
             return self._run()
 
+    def next_wake(self) -> int | None:
+        """The next timer or RTC alarm deadline, in mtime ticks (clock.MachineTime)."""
+        wakes = [t for t in (self.clint.next_deadline(), self.rtc_alarm_ticks(self.rtc))
+                 if t is not None]
+        return min(wakes, default=None)
+
+    def retired(self) -> int:
+        """Instructions retired by all harts since power-on: what the clock counts."""
+        return self.instret_others + self.hart.instret
+
+    def _retired_and_traps(self) -> int:
+        """What the budget counts: instructions and exceptions since the first power-on
+        (both are work, and a guest stuck trapping retires no instructions at all)."""
+        return (self.retired_before_reset + self.traps_before_reset + self.retired()
+                + sum(h.stats["traps"] for h in self.harts))
+
     def _run(self) -> int | None:
-        hart, clock = self.hart, self.clock
+        clock = self.clock
         budget = self.config.max_instructions
+        quantum = SLICE if len(self.harts) == 1 else QUANTUM
         self.wall_start = time.perf_counter()
         try:
             while self.exit_code is None:
                 if self.reset_requested:
                     self.reset_requested = False
-                    self.retired_before_reset += hart.instret
-                    self.traps_before_reset += hart.stats["traps"]
+                    self.retired_before_reset += self.retired()
+                    self.traps_before_reset += sum(h.stats["traps"] for h in self.harts)
                     self._power_on()
-                    hart, clock = self.hart, self.clock
+                    clock = self.clock
                 self._service()
-                if hart.waiting:
-                    if hart.mip & hart.mie:
-                        hart.waiting = False
-                    else:
-                        wakes = [t for t in (self.clint.next_deadline(),
-                                             self.rtc_alarm_ticks(self.rtc)) if t is not None]
-                        if not wakes and not self.console.input_possible():
-                            self.idle_for_ever = True       # nothing can wake it: stop
-                            return None
-                        clock.idle_until(hart.instret, min(wakes, default=None),
-                                         self._wait_input)
-                        continue
-                # The budget counts instructions and exceptions: both are work, and a
-                # guest stuck trapping retires no instructions at all.
-                before = self.retired_before_reset + self.traps_before_reset + hart.stats["traps"]
-                if budget is not None and hart.instret + before >= budget:
+                hart = self.scheduler.pick()
+                total = self.retired()
+                if hart is None:            # every hart sleeps in wfi
+                    wake = self.next_wake()
+                    if wake is None and not self.console.input_possible():
+                        self.idle_for_ever = True       # nothing can wake it: stop
+                        return None
+                    clock.idle_until(total, wake, self._wait_input)
+                    continue
+                self.hart = hart
+                self.instret_others = total - hart.instret
+                done = self._retired_and_traps()
+                if budget is not None and done >= budget:
                     return None
-                hart.limit = slice_limit(clock, hart.instret, SLICE, self.clint.next_deadline(),
-                                         None if budget is None else budget - before)
+                # The slice ends after a quantum, at the instruction where a timer is
+                # due (counted over all harts), or at the budget.
+                end = slice_limit(clock, total, quantum, self.clint.next_deadline(),
+                                  None if budget is None else total + budget - done)
+                hart.limit = hart.instret + end - total
                 if hart.profile is None:
                     hart.run()          # (traced too: a traced hart's ops write the trace)
                 else:
@@ -305,10 +338,21 @@ class VirtBoard(VirtLayout, MachineTime):
         self.hart.stop_translating()
 
     # --------------------------------------------------------- reporting
+    def _hart_counts(self) -> dict:
+        """The harts' event counters, summed over all harts."""
+        out = {}
+        for h in self.harts:
+            for k, v in h.stats.items():
+                out[k] = out.get(k, 0) + v
+            for obj in (h.tstats, h.walk_stats):
+                for k in type(obj).__slots__:
+                    out[k] = out.get(k, 0) + getattr(obj, k)
+        return out
+
     def profile_report(self, top: int = 15) -> str:
         """--profile: where the guest's time went, by block."""
-        h = self.hart
-        prof = h.profile or {}
+        prof = self.hart.profile or {}
+        c = self._hart_counts()
         st = self.stats()
         total = sum(e[2] for e in prof.values()) or 1e-9
         dispatches = sum(e[0] for e in prof.values())
@@ -316,10 +360,10 @@ class VirtBoard(VirtLayout, MachineTime):
                  f"  {st['instructions']:,} instructions in {st['wall_seconds']:.2f} s "
                  f"({st['mips']:.2f} MIPS; timing every block slows popek down)",
                  f"  block dispatches {dispatches:,}: cache hits "
-                 f"{dispatches - h.stats['block_misses']:,}, misses {h.stats['block_misses']:,}",
-                 f"  blocks built {h.stats['blocks_built']:,}, translated {h.tstats.translated:,} "
-                 f"({h.tstats.self_loops:,} self-loops), invalidated "
-                 f"{h.stats['code_invalidations']:,}"]
+                 f"{dispatches - c['block_misses']:,}, misses {c['block_misses']:,}",
+                 f"  blocks built {c['blocks_built']:,}, translated {c['translated']:,} "
+                 f"({c['self_loops']:,} self-loops), invalidated "
+                 f"{c['code_invalidations']:,}"]
         if self.code_cache is not None:
             cc = self.code_cache
             lines.append(f"  code cache ({cc.path or 'in memory'}): {cc.hits:,} translations "
@@ -340,34 +384,41 @@ class VirtBoard(VirtLayout, MachineTime):
 
 
     def stats(self) -> dict:
-        h = self.hart
+        c = self._hart_counts()
+        instret = self.retired()
         wall = (self.wall_end or time.perf_counter()) - (self.wall_start or time.perf_counter())
-        caches = h.cache_stats()
-        return {
-            "instructions": h.instret,
+        caches = self.hart.cache_stats(self.harts)
+        out = {
+            "instructions": instret,
             "wall_seconds": wall,
-            "mips": h.instret / wall / 1e6 if wall > 0 else 0.0,
-            "guest_seconds": self.clock.ns(h.instret) / 1e9,
-            "exceptions": h.stats["traps"],
-            "interrupts": h.stats["interrupts"],
+            "mips": instret / wall / 1e6 if wall > 0 else 0.0,
+            "guest_seconds": self.clock.ns(instret) / 1e9,
+            **self.clock_stats(),
+            "exceptions": c["traps"],
+            "interrupts": c["interrupts"],
             "blocks_cached": caches["blocks_cached"],
-            "blocks_built": h.stats["blocks_built"],
+            "blocks_built": c["blocks_built"],
             "interpreter_ops_cached": caches["interpreter_ops_cached"],
-            "blocks_translated": h.tstats.translated,
-            "translated_self_loops": h.tstats.self_loops,
-            "translated_source_lines": h.tstats.source_lines,
+            "blocks_translated": c["translated"],
+            "translated_self_loops": c["self_loops"],
+            "translated_source_lines": c["source_lines"],
             **(self.code_cache.stats() if self.code_cache else {}),
             **(self.compiler.stats() if self.compiler else {}),
-            "block_lookup_misses": h.stats["block_misses"],
-            "block_aliases": h.stats["block_aliases"],
+            "block_lookup_misses": c["block_misses"],
+            "block_aliases": c["block_aliases"],
             "dispatch_cache_entries": caches["dispatch_cache_entries"],
-            "code_invalidations": h.stats["code_invalidations"],
+            "code_invalidations": c["code_invalidations"],
             "tlb_entries": caches["tlb_entries"],
             "tlb_superpages": caches["tlb_superpages"],
-            "tlb_flushes": h.stats["tlb_flushes"],
-            "tlb_page_flushes": h.stats["tlb_page_flushes"],
-            "page_walks": h.walk_stats.walks,
-            "pte_reads": h.walk_stats.pte_reads,
+            "tlb_flushes": c["tlb_flushes"],
+            "tlb_page_flushes": c["tlb_page_flushes"],
+            "page_walks": c["walks"],
+            "pte_reads": c["pte_reads"],
             "uart_tx_bytes": self.uart.tx_bytes,
             "disk": self.platform.disk_stats(),
         }
+        if len(self.harts) > 1:
+            out["harts"] = ", ".join(f"{h.hartid}: {h.instret:,} instructions"
+                                     for h in self.harts)
+            out["hart_switches"] = self.scheduler.switches
+        return out

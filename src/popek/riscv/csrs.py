@@ -105,9 +105,12 @@ class CsrFile:
         self.by_number[self.numbers[name]].write(cpu, value & M64)
 
 
-def access(cpu, num: int, op: int, value: int, do_read: bool, do_write: bool) -> int:
+def access(cpu, num: int, op: int, value: int, do_read: bool, do_write: bool,
+           pc: int = 0) -> int:
     """csrrw (op 0), csrrs (1) or csrrc (2) of CSR ``num`` on ``cpu`` at its privilege:
-    the old value, or :class:`Trap` (illegal instruction) where the access is not allowed."""
+    the old value, or :class:`Trap` (illegal instruction) where the access is not allowed.
+    ``pc`` is the instruction's (a read of time uses it: clock.py, polling loops)."""
+    cpu.csr_pc = pc
     c = cpu.csrs.by_number.get(num)
     priv = cpu.priv
     if c is None or (num >> 8) & 3 > priv or (do_write and num >> 10 == 3):

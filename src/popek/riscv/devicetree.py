@@ -13,6 +13,17 @@ import fdt
 PH_CPU0, PH_INTC0, PH_PLIC, PH_TEST = 1, 2, 3, 4
 
 
+def _ph_cpu(hart: int) -> int:
+    """Hart ``hart``'s phandle; its interrupt controller's is the next one."""
+    return PH_CPU0 if hart == 0 else PH_TEST + 2 * hart - 1
+
+
+def _per_hart(nharts: int, *causes: int) -> list[int]:
+    """interrupts-extended cells: each cause on each hart's interrupt controller, hart
+    by hart (the order the PLIC's contexts and the CLINT's registers have)."""
+    return [c for i in range(nharts) for cause in causes for c in (_ph_cpu(i) + 1, cause)]
+
+
 def _reg(base: int, size: int) -> fdt.PropWords:
     return fdt.PropWords("reg", base >> 32, base & 0xFFFFFFFF, size >> 32, size & 0xFFFFFFFF)
 
@@ -48,25 +59,28 @@ def build(board) -> bytes:
                         _reg(board.RAM_BASE, board.ram.size)))
 
     isa_ext = [e for e in "imafdc" if e.upper() in board.isa.extensions] + ["zicsr", "zifencei"]
-    cpu = _node("cpu@0",
-                fdt.PropWords("phandle", PH_CPU0),
-                fdt.PropStrings("device_type", "cpu"),
-                fdt.PropWords("reg", 0),
-                fdt.PropStrings("status", "okay"),
-                fdt.PropStrings("compatible", "riscv"),
-                fdt.PropStrings("riscv,isa", board.isa.isa_string),
-                fdt.PropStrings("riscv,isa-base", "rv64i"),
-                fdt.PropStrings("riscv,isa-extensions", *isa_ext),
-                fdt.PropStrings("mmu-type", "riscv,sv48"),
-                children=[_node("interrupt-controller",
-                                fdt.PropWords("#interrupt-cells", 1),
-                                fdt.Property("interrupt-controller"),
-                                fdt.PropStrings("compatible", "riscv,cpu-intc"),
-                                fdt.PropWords("phandle", PH_INTC0))])
+    nharts = len(getattr(board, "harts", ())) or 1
+    cpus = []
+    for i in range(nharts):
+        cpus.append(_node(f"cpu@{i}",
+                          fdt.PropWords("phandle", _ph_cpu(i)),
+                          fdt.PropStrings("device_type", "cpu"),
+                          fdt.PropWords("reg", i),
+                          fdt.PropStrings("status", "okay"),
+                          fdt.PropStrings("compatible", "riscv"),
+                          fdt.PropStrings("riscv,isa", board.isa.isa_string),
+                          fdt.PropStrings("riscv,isa-base", "rv64i"),
+                          fdt.PropStrings("riscv,isa-extensions", *isa_ext),
+                          fdt.PropStrings("mmu-type", "riscv,sv48"),
+                          children=[_node("interrupt-controller",
+                                          fdt.PropWords("#interrupt-cells", 1),
+                                          fdt.Property("interrupt-controller"),
+                                          fdt.PropStrings("compatible", "riscv,cpu-intc"),
+                                          fdt.PropWords("phandle", _ph_cpu(i) + 1))]))
+    cores = [_node(f"core{i}", fdt.PropWords("cpu", _ph_cpu(i))) for i in range(nharts)]
     cpus = _node("cpus", fdt.PropWords("#address-cells", 1), fdt.PropWords("#size-cells", 0),
                  fdt.PropWords("timebase-frequency", board.TIMEBASE_HZ),
-                 children=[cpu, _node("cpu-map", children=[
-                     _node("cluster0", children=[_node("core0", fdt.PropWords("cpu", PH_CPU0))])])])
+                 children=[*cpus, _node("cpu-map", children=[_node("cluster0", children=cores)])])
     tree.add_item(cpus)
 
     tree.add_item(_node("poweroff", fdt.PropWords("value", 0x5555), fdt.PropWords("offset", 0),
@@ -95,12 +109,14 @@ def build(board) -> bytes:
     soc.append(_node(f"plic@{board.PLIC_BASE:x}", fdt.PropWords("phandle", PH_PLIC),
                      fdt.PropWords("riscv,ndev", board.PLIC_NDEV),
                      _reg(board.PLIC_BASE, board.PLIC_SIZE),
-                     fdt.PropWords("interrupts-extended", PH_INTC0, 11, PH_INTC0, 9),
+                     fdt.PropWords("interrupts-extended",
+                                   *_per_hart(nharts, 11, 9)),       # M, S external
                      fdt.Property("interrupt-controller"),
                      fdt.PropStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0"),
                      fdt.PropWords("#address-cells", 0), fdt.PropWords("#interrupt-cells", 1)))
     soc.append(_node(f"clint@{board.CLINT_BASE:x}",
-                     fdt.PropWords("interrupts-extended", PH_INTC0, 3, PH_INTC0, 7),
+                     fdt.PropWords("interrupts-extended",
+                                   *_per_hart(nharts, 3, 7)),        # M software, M timer
                      _reg(board.CLINT_BASE, 0x10000),
                      fdt.PropStrings("compatible", "sifive,clint0", "riscv,clint0")))
     tree.add_item(_node("soc", fdt.PropWords("#address-cells", 2), fdt.PropWords("#size-cells", 2),

@@ -199,13 +199,14 @@ insn("fence.i", "NONE", _enc(op=0x0F, f3=1), "h.fence_i()", kind=FENCE, ends=Tru
 
 # --- Zicsr -----------------------------------------------------------------
 # x[rd] is assigned after the access, so csrrw x5, csr, x5 reads the old value first.
+# PC tells a read of the time CSR where it was made (clock.py: polling loops).
 for _n, _f3, _body in (
-        ("csrrw", 1, "x[rd] = h.csr_access(csr, 0, x[rs1], rd != 32, True)"),
-        ("csrrs", 2, "x[rd] = h.csr_access(csr, 1, x[rs1], True, rs1 != 0)"),
-        ("csrrc", 3, "x[rd] = h.csr_access(csr, 2, x[rs1], True, rs1 != 0)"),
-        ("csrrwi", 5, "x[rd] = h.csr_access(csr, 0, imm, rd != 32, True)"),
-        ("csrrsi", 6, "x[rd] = h.csr_access(csr, 1, imm, True, imm != 0)"),
-        ("csrrci", 7, "x[rd] = h.csr_access(csr, 2, imm, True, imm != 0)")):
+        ("csrrw", 1, "x[rd] = h.csr_access(csr, 0, x[rs1], rd != 32, True, PC)"),
+        ("csrrs", 2, "x[rd] = h.csr_access(csr, 1, x[rs1], True, rs1 != 0, PC)"),
+        ("csrrc", 3, "x[rd] = h.csr_access(csr, 2, x[rs1], True, rs1 != 0, PC)"),
+        ("csrrwi", 5, "x[rd] = h.csr_access(csr, 0, imm, rd != 32, True, PC)"),
+        ("csrrsi", 6, "x[rd] = h.csr_access(csr, 1, imm, True, imm != 0, PC)"),
+        ("csrrci", 7, "x[rd] = h.csr_access(csr, 2, imm, True, imm != 0, PC)")):
     insn(_n, "CSRI" if _n.endswith("i") else "CSR", _enc(op=0x73, f3=_f3), _body,
          kind=CSR, ends=True, trap=True, alone=True)
 

@@ -99,6 +99,16 @@ class Hypervisor(MachineTime):
     def charge_cycles(self, cycles: int) -> None:
         self.hart.cycle_extra += cycles
 
+    def next_wake(self) -> int | None:
+        """What can wake a VM, in mtime ticks: a timer still to come (one already past
+        with its interrupt masked wakes nobody: waiting for it spun for ever), an RTC
+        alarm (clock.MachineTime)."""
+        now = self.mtime()
+        alive = [vm for vm in self.vms if vm.exit_code is None]
+        wakes = [vm.vcpu.timer for vm in alive if now < vm.vcpu.timer != M64]
+        wakes += [t for vm in alive if (t := self.rtc_alarm_ticks(vm.platform.rtc)) is not None]
+        return min(wakes, default=None)
+
     # -- scheduling ------------------------------------------------------------
     def switch_to(self, vm: VirtualMachine) -> None:
         """Put ``vm`` on the hart (its registers, pc and translation)."""
@@ -149,16 +159,11 @@ class Hypervisor(MachineTime):
                         vm.vcpu.waiting = False
                 runnable = [vm for vm in alive if not vm.vcpu.waiting]
                 if not runnable:
-                    # What can wake one: a timer still to come (one already past with its
-                    # interrupt masked wakes nobody: waiting for it spun for ever), an
-                    # RTC alarm, host input.
-                    wakes = [vm.vcpu.timer for vm in alive if now < vm.vcpu.timer != M64]
-                    wakes += [t for vm in alive
-                              if (t := self.rtc_alarm_ticks(vm.platform.rtc)) is not None]
-                    if not wakes and not self.console.input_possible():
+                    wake = self.next_wake()
+                    if wake is None and not self.console.input_possible():
                         self.idle_for_ever = True       # nothing can wake any of them
                         return None
-                    clock.idle_until(h.instret, min(wakes, default=None), self.console.wait)
+                    clock.idle_until(h.instret, wake, self.console.wait)
                     continue
                 vm = runnable[rr % len(runnable)]
                 rr += 1
@@ -209,6 +214,7 @@ class Hypervisor(MachineTime):
         out = {"instructions": h.instret, "wall_seconds": self.wall,
                "mips": h.instret / self.wall / 1e6 if self.wall else 0.0,
                "vm_switches": self.switches,
+               **self.clock_stats(),
                "blocks_translated": h.tstats.translated,
                **h.cache_stats(),
                **(self.code_cache.stats() if self.code_cache else {}),

@@ -35,6 +35,7 @@ sstatus write (SUM and MXR live there; see ``set_mstatus``).
 
 from __future__ import annotations
 
+from popek.clock import PollState
 from popek.riscv import csrs
 from popek.riscv.csrs import MIP_SEIP, MIP_STIP, MSTATUS_FS, S, S_INTERRUPTS, U
 
@@ -62,6 +63,8 @@ class VCpu:
         self.stvec = self.sscratch = self.sepc = self.scause = self.stval = 0
         self.satp = 0
         self.scounteren = 0
+        self.poll = PollState()               # its last time read (clock.py: polling loops)
+        self.csr_pc = 0                       # where the CSR access being emulated is
         self.senvcfg = 0
         self.timer = M64                      # SBI set_timer deadline, in mtime ticks
         self.waiting = False                  # in wfi with nothing pending
@@ -92,7 +95,7 @@ class VCpu:
     # -- the state hooks the CSRs and privilege.py call ---------------------------
     @property
     def mip(self) -> int:
-        return self.mip_sw | self.irq_lines | (MIP_STIP if self.read_time() >= self.timer else 0)
+        return self.mip_sw | self.irq_lines | (MIP_STIP if self.vm.vmm.mtime() >= self.timer else 0)
 
     def set_priv(self, p: int) -> None:
         if p != self.priv:
@@ -118,7 +121,10 @@ class VCpu:
         self.mip_sw = v
 
     def read_time(self) -> int:
-        return self.vm.vmm.mtime()
+        """The guest reads its time CSR (the VMM emulates it): a polling loop has its
+        wait skipped as on the bare machine (clock.MachineTime.guest_time)."""
+        vmm = self.vm.vmm
+        return vmm.guest_time(self.poll, self.csr_pc, vmm.hart.instret)
 
     def read_cycle(self) -> int:
         return self.vm.vmm.hart.read_cycle()

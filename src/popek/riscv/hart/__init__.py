@@ -19,6 +19,7 @@ translator riscv/translate.py.  See docs/ARCHITECTURE.md for the picture.
 from __future__ import annotations
 
 from popek import costmodel
+from popek.clock import PollState
 from popek.riscv import csrs, isa, mmu, translate
 from popek.riscv.csrs import M, MSTATUS_MPP, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, S, U
 from popek.riscv.hart.blocks import MAX_BLOCK, MAX_CACHED_BLOCKS, TRANSLATE_AFTER, Block, HartBlocks
@@ -51,6 +52,9 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDe
         self.costs = costs or costmodel.CostModel()
         ram = self.ram
         self.m8, self.m16, self.m32, self.m64 = ram.m8, ram.m16, ram.m32, ram.m64
+        # A page that becomes watched (code decoded from it, by this hart or another)
+        # must leave this hart's write TLBs: its stores must be seen.
+        ram.on_watch.append(self._forget_fast_stores)
         self.x = [0] * 33                 # x0..x31, and 32: where writes to x0 go
         self.pc = 0
         self.priv = M
@@ -80,6 +84,8 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDe
         self.pmpcfg = [0] * (csrs.PMP_COUNT // 8)
         self.pmpaddr = [0] * csrs.PMP_COUNT
         self.reservation = None
+        self.poll = PollState()           # its last read of the time CSR (clock.py: polling)
+        self.csr_pc = 0                   # where the CSR instruction running now is
         # Run control: the executor runs while instret < limit; anything may set
         # limit = 0 to make it return at the next block boundary.
         self.limit = 0
@@ -112,6 +118,7 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDe
         self.tstats = translate.TranslationStats()
         self.code_cache = None            # codecache.CodeCache: compiled blocks, maybe kept on disk
         self.compiler = None              # compiler.BackgroundCompiler, if blocks compile elsewhere
+        self.peers = [self]               # the harts sharing that compiler (its replies are theirs)
         self.awaiting: dict[tuple, list[Block]] = {}   # block key -> blocks awaiting its code
         self.tidx = 0                     # translated code: index of the instruction in a slow path
         self.op_cache: dict[tuple, object] = {}   # (pc, bits, ends block) -> interpreter op
@@ -163,7 +170,7 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDe
 
     # ---------------------------------------------------------------- counters
     def read_time(self) -> int:
-        return self.machine.mtime()
+        return self.machine.guest_time(self.poll, self.csr_pc, self.instret)
 
     def read_cycle(self) -> int:
         return (self.instret + self.cycle_offset + self.cycle_extra) & M64

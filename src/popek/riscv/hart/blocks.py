@@ -15,7 +15,6 @@ blocks it overlaps.
 from __future__ import annotations
 
 from popek.riscv import isa, translate, traps
-from popek.riscv.csrs import M, S, U
 from popek.riscv.mmu import FETCH
 from popek.riscv.traps import Trap
 
@@ -165,9 +164,7 @@ class HartBlocks:
                     lst.remove(old)         # same code seen at another virtual address
                 if lst is None:
                     lst = self.blocks_by_page[page] = []
-                    ram.watch(page, self._code_written)
-                    for p in (U, S, M):           # the page must leave the write TLBs
-                        self.wtlbs[p].clear()
+                    ram.watch(page, self._code_written)     # (leaves every write TLB)
                 lst.append(blk)
         return blk
 

@@ -9,21 +9,27 @@ import time
 class HartDebug:
     """Mixed into :class:`~popek.riscv.hart.Hart`."""
 
-    def cache_stats(self) -> dict:
-        """The hart's caches for --stats, each with its bound: every table a guest can
-        grow has one (and is emptied, as QEMU's tb_flush, when it is reached)."""
+    def cache_stats(self, harts=None) -> dict:
+        """The caches of this hart (or of all ``harts``, summed) for --stats, each with
+        its bound: every table a guest can grow has one (and is emptied, as QEMU's
+        tb_flush, when it is reached).  The bounds are per hart."""
         from popek.riscv.hart.blocks import MAX_CACHED_BLOCKS, MAX_CACHED_OPS
         from popek.riscv.hart.memory import MAX_TLB_ENTRIES
-        tlbs = [t for tlbs in (self.itlbs, self.rtlbs, self.wtlbs) for t in tlbs.values()]
+        harts = harts or [self]
+        each = "" if len(harts) == 1 else " per hart"
+        tlbs = [t for h in harts for tlbs in (h.itlbs, h.rtlbs, h.wtlbs) for t in tlbs.values()]
         return {
-            "blocks_cached": f"{len(self.blocks):,} (at most {MAX_CACHED_BLOCKS:,})",
-            "interpreter_ops_cached": f"{len(self.op_cache):,} (at most {MAX_CACHED_OPS:,})",
-            "dispatch_cache_entries": f"{sum(len(v) for v in self.vcaches.values()):,} "
-                                      f"(at most {MAX_CACHED_BLOCKS:,} per privilege)",
+            "blocks_cached": f"{sum(len(h.blocks) for h in harts):,} "
+                             f"(at most {MAX_CACHED_BLOCKS:,}{each})",
+            "interpreter_ops_cached": f"{sum(len(h.op_cache) for h in harts):,} "
+                                      f"(at most {MAX_CACHED_OPS:,}{each})",
+            "dispatch_cache_entries": f"{sum(len(v) for h in harts for v in h.vcaches.values()):,} "
+                                      f"(at most {MAX_CACHED_BLOCKS:,} per privilege{each})",
             "tlb_entries": f"{sum(len(t) for t in tlbs):,} "
-                           f"(at most {MAX_TLB_ENTRIES:,} in each of {len(tlbs)})",
-            "tlb_superpages": f"{len(self.superpages):,} (at most {MAX_TLB_ENTRIES:,}, then "
-                              "the TLBs are flushed)",
+                           f"(at most {MAX_TLB_ENTRIES:,} in each of {len(tlbs) // len(harts)}"
+                           f"{each})",
+            "tlb_superpages": f"{sum(len(h.superpages) for h in harts):,} (at most "
+                              f"{MAX_TLB_ENTRIES:,}{each}, then the TLBs are flushed)",
         }
 
     def start_tracing(self, write) -> None:

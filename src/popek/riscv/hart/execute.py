@@ -60,7 +60,7 @@ class HartExecution:
         kept on disk (the next run finds it), stop the worker, and save the code cache."""
         cache = self.code_cache
         if self.compiler is not None:
-            if self.awaiting and cache is not None and cache.path:
+            if any(h.awaiting for h in self.peers) and cache is not None and cache.path:
                 self.install_translations(wait=1.0)
             self.compiler.close()
         if cache is not None:
@@ -72,9 +72,11 @@ class HartExecution:
         are translated here."""
         c = self.compiler
         done, failed = c.drain(wait) if wait else c.poll()
-        awaiting = self.awaiting
-        for key, code, loop, lines in done:
-            translate.install(self, key, code, loop, lines, awaiting.pop(key, ()))
-        for key in failed:
-            for blk in awaiting.pop(key, ()):
-                blk.fn = translate.translate(self, blk.insns, blk.pc, self.tstats, self.flavour)
+        for h in self.peers:            # a reply is for the hart that asked (each keeps its own)
+            awaiting = h.awaiting
+            for key, code, loop, lines in done:
+                if key in awaiting:
+                    translate.install(h, key, code, loop, lines, awaiting.pop(key))
+            for key in failed:
+                for blk in awaiting.pop(key, ()):
+                    blk.fn = translate.translate(h, blk.insns, blk.pc, h.tstats, h.flavour)

@@ -51,6 +51,12 @@ class HartMemory:
         if not data_only:
             self.superpages.clear()
 
+    def _forget_fast_stores(self) -> None:
+        """A RAM page became watched: no write TLB may hold it.  (The TLBs are keyed by
+        virtual address, so all of them go; code pages are decoded rarely.)"""
+        for tlb in self.wtlbs.values():
+            tlb.clear()
+
     def _flush_page(self, va: int) -> None:
         """``sfence.vma`` of one address: drop what translated its page, unless a
         superpage leaf may have (then everything goes: its other 4 KiB pieces are

@@ -137,7 +137,7 @@ class TrapAndEmulate:
         if status:
             vm.vcpu.fs_from_hart(h)
         try:
-            old = csrs.access(vm.vcpu, d.csr, op, src, True, writes)
+            old = csrs.access(vm.vcpu, d.csr, op, src, True, writes, e.pc)
             if status:
                 vm.vcpu.fs_to_hart(h)
         except Trap:
