@@ -125,7 +125,7 @@ def _play(make_machine, commands, poweroff, watches) -> Session:
 
 
 def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
-            max_instructions=16_000_000_000) -> Session:
+            max_instructions=16_000_000_000, smp=1) -> Session:
     """The same as :func:`run_bare`, as the only guest of popek's trap-and-emulate VMM
     (which serves SBI itself: no OpenSBI)."""
     from popek.riscv.board import DriveSpec
@@ -133,7 +133,7 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
     from popek.vmm.vm import VmConfig
 
     cfg = VmConfig(kernel=kernel().image, initrd=str(initrd), append=APPEND, memory=MEMORY,
-                   drives=[DriveSpec(str(disk))] if disk else [])
+                   drives=[DriveSpec(str(disk))] if disk else [], smp=smp)
     return _play(lambda con: Hypervisor([cfg], con, ips=ips, max_instructions=max_instructions),
                  commands, True, watches)
 

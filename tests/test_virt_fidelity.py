@@ -23,6 +23,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+import fdt
 import pytest
 
 from popek.console import ScriptedConsole
@@ -76,3 +77,37 @@ def test_qemu_prints_the_same(fidelity):
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     assert r.stdout.replace("\r\n", "\n") == EXPECTED
+
+
+def _hart_wiring(dtb: bytes) -> tuple[list, list, list]:
+    """Per hart (by the cpu node's reg): the causes the PLIC and the CLINT wire to its
+    interrupt controller, in the order of their interrupts-extended cells."""
+    tree = fdt.parse_dtb(dtb)
+    intc = {}
+    for cpu in tree.get_node("/cpus").nodes:
+        if cpu.name.startswith("cpu@"):
+            ph = cpu.get_subnode("interrupt-controller").get_property("phandle").value
+            intc[ph] = cpu.get_property("reg").value
+    cells = {}
+    for node in tree.get_node("/soc").nodes:
+        for kind in ("plic", "clint"):
+            if node.name.startswith(kind + "@"):
+                d = list(node.get_property("interrupts-extended").data)
+                cells[kind] = [(intc[d[i]], d[i + 1]) for i in range(0, len(d), 2)]
+    return sorted(intc.values()), cells["plic"], cells["clint"]
+
+
+def test_harts_are_wired_as_on_qemu(fidelity, tmp_path):
+    """--smp 4: four cpu nodes, and the PLIC's contexts (M then S, hart by hart) and the
+    CLINT's msip/mtimecmp wired to each hart's interrupt controller in QEMU's order."""
+    qemu_dtb = tmp_path / "qemu.dtb"
+    r = subprocess.run([QEMU, "-M", f"virt,dumpdtb={qemu_dtb}", "-smp", "4", "-m", "128M",
+                        "-nographic", "-bios", "none"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    board = VirtBoard(BoardConfig(bios=None, kernel=str(fidelity[0]), smp=4),
+                      console=ScriptedConsole())
+    board.close()
+    ours = _hart_wiring(board.dtb)
+    assert ours == _hart_wiring(qemu_dtb.read_bytes())
+    assert ours[0] == [0, 1, 2, 3]
+    assert ours[1][:4] == [(0, 11), (0, 9), (1, 11), (1, 9)]

@@ -183,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "or auto: vmm on a software KVM (PVM), guest elsewhere")
     run.add_argument("--smp", metavar="N", type=int, default=1,
                      help="number of harts (simulated machine, 1 to 8, run in a deterministic "
-                          "round robin) or vCPUs (--backend kvm, listed in an MP table); "
-                          "default 1")
+                          "round robin), of the VM's vCPUs (--vmm, started by SBI HSM), or "
+                          "of vCPUs (--backend kvm, listed in an MP table); default 1")
     run.add_argument("-m", "--memory", metavar="SIZE", type=parse_size, default=None,
                      help="guest RAM (default 128M; with --backend kvm 64M, or 512M for Linux; "
                           "a bare number means MiB)")
@@ -331,7 +331,8 @@ def format_stats(stats: dict) -> str:
 
 
 def parse_vm(text: str, index: int, strategies: dict | None = None):
-    """``kernel=FILE[,initrd=FILE][,drive=FILE][,append=ARGS][,memory=SIZE][,name=NAME]``."""
+    """``kernel=FILE[,initrd=FILE][,drive=FILE][,append=ARGS][,memory=SIZE][,name=NAME]
+    [,smp=N]``."""
     from popek.riscv.board import DriveSpec
     from popek.vmm.vm import VmConfig
 
@@ -341,7 +342,7 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
         if not sep:
             raise ConfigError(f"bad --vm option {part!r} (expected key=value)")
         opts.setdefault(key.strip(), []).append(value.strip())
-    unknown = set(opts) - {"kernel", "initrd", "drive", "append", "memory", "name"}
+    unknown = set(opts) - {"kernel", "initrd", "drive", "append", "memory", "name", "smp"}
     if unknown:
         raise ConfigError(f"unknown --vm option(s): {', '.join(sorted(unknown))}")
     if "kernel" not in opts:
@@ -356,7 +357,10 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
                           "characters")
     append = opts.get("append", [""])[0]
     check_bootargs(append, f"--vm {name}: append")
-    return VmConfig(kernel=opts["kernel"][0], name=name, memory=memory,
+    smp = opts.get("smp", ["1"])[0]
+    if not (smp.isascii() and smp.isdigit() and len(smp) <= 3):       # (range: VmConfig)
+        raise ConfigError(f"--vm {name}: smp={smp[:20]!r}: give a number of vCPUs")
+    return VmConfig(kernel=opts["kernel"][0], name=name, memory=memory, smp=int(smp),
                     initrd=opts.get("initrd", [None])[0],
                     drives=[DriveSpec(d) for d in opts.get("drive", [])],
                     append=append, **(strategies or {}))
@@ -385,7 +389,7 @@ def cmd_run_vmm(args, costs) -> int:
         configs.append(VmConfig(kernel=args.kernel, name="vm0",
                                 memory=DEFAULT_MEMORY if args.memory is None else args.memory,
                                 drives=args.drive, append=args.append, initrd=args.initrd,
-                                **strategies))
+                                smp=args.smp, **strategies))
     from_vm = [parse_vm(spec, len(configs) + i, strategies) for i, spec in enumerate(args.vm)]
     if not configs + from_vm:
         raise ConfigError("--vmm needs --kernel (or --vm kernel=...)")
@@ -485,9 +489,6 @@ def cmd_run(args) -> int:
     from popek.costmodel import CostModel
     costs = CostModel.load(args.cost_profile) if args.cost_profile else CostModel()
     if args.vmm != "none":
-        if args.smp != 1:
-            raise ConfigError("--smp with --vmm: the VMM runs on one hart, and its VMs have "
-                              "one vCPU each")
         return cmd_run_vmm(args, costs)
     if args.vm:
         raise ConfigError("--vm needs --vmm trap-emulate")

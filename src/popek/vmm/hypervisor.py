@@ -100,26 +100,30 @@ class Hypervisor(MachineTime):
         self.hart.cycle_extra += cycles
 
     def next_wake(self) -> int | None:
-        """What can wake a VM, in mtime ticks: a timer still to come (one already past
-        with its interrupt masked wakes nobody: waiting for it spun for ever), an RTC
-        alarm (clock.MachineTime)."""
+        """What can wake a vCPU, in mtime ticks: a timer still to come (one already
+        past with its interrupt masked wakes nobody: waiting for it spun for ever), an
+        RTC alarm (clock.MachineTime)."""
         now = self.mtime()
         alive = [vm for vm in self.vms if vm.exit_code is None]
-        wakes = [vm.vcpu.timer for vm in alive if now < vm.vcpu.timer != M64]
+        wakes = [v.timer for vm in alive for v in vm.vcpus if v.started and now < v.timer != M64]
         wakes += [t for vm in alive if (t := self.rtc_alarm_ticks(vm.platform.rtc)) is not None]
         return min(wakes, default=None)
 
     # -- scheduling ------------------------------------------------------------
-    def switch_to(self, vm: VirtualMachine) -> None:
-        """Put ``vm`` on the hart (its registers, pc and translation)."""
+    def switch_to(self, vm: VirtualMachine, vcpu=None) -> None:
+        """Put ``vm``'s ``vcpu`` (default: its current one) on the hart: its registers,
+        pc and translation.  Every such world switch, between VMs or between the vCPUs
+        of one, is counted."""
         h = self.hart
-        if self.current is vm:
+        vcpu = vcpu or vm.vcpu
+        if self.current is vm and vm.vcpu is vcpu:
             return
         if self.current is not None:
             self._save(self.current)
             self.switches += 1
         self.current = vm
-        vm.vcpu.load_onto(h)
+        vm.vcpu = vcpu
+        vcpu.load_onto(h)
         vm.cpu.activate()
         vm.memory.activate()
 
@@ -136,15 +140,27 @@ class Hypervisor(MachineTime):
         with gcpolicy.guest_running():
             return self._run(until)
 
+    def _runnable(self) -> list:
+        """The (VM, vCPU) pairs that can run now: started, and not waiting for an
+        interrupt (one pending wakes it)."""
+        out = []
+        for vm in self.vms:
+            if vm.exit_code is not None:
+                continue
+            for v in vm.vcpus:
+                if v.started:
+                    if v.waiting and v.pending_enabled():
+                        v.waiting = False
+                    if not v.waiting:
+                        out.append((vm, v))
+        return out
+
     def _run(self, until) -> int | None:
         h, clock = self.hart, self.clock
         start = time.perf_counter()
         rr = 0
         try:
-            while True:
-                alive = [vm for vm in self.vms if vm.exit_code is None]
-                if not alive:
-                    break
+            while any(vm.exit_code is None for vm in self.vms):
                 if until is not None and until():
                     return None
                 # The budget counts guest instructions and VMM exits: both are work, and a
@@ -153,11 +169,7 @@ class Hypervisor(MachineTime):
                         h.instret + self.exits >= self.max_instructions:
                     return None
                 self._service()
-                now = self.mtime()
-                for vm in alive:
-                    if vm.vcpu.waiting and vm.vcpu.pending_enabled():
-                        vm.vcpu.waiting = False
-                runnable = [vm for vm in alive if not vm.vcpu.waiting]
+                runnable = self._runnable()
                 if not runnable:
                     wake = self.next_wake()
                     if wake is None and not self.console.input_possible():
@@ -165,14 +177,16 @@ class Hypervisor(MachineTime):
                         return None
                     clock.idle_until(h.instret, wake, self.console.wait)
                     continue
-                vm = runnable[rr % len(runnable)]
+                vm, vcpu = runnable[rr % len(runnable)]
                 rr += 1
-                self.switch_to(vm)
+                self.switch_to(vm, vcpu)
                 vm.cpu.deliver_interrupts()
-                timer = vm.vcpu.timer
                 budget = self.max_instructions
-                h.limit = slice_limit(clock, h.instret, SLICE,
-                                      timer if timer != M64 and timer > now else None,
+                # The slice ends when a timer of this VM's vCPUs is due, so it is
+                # delivered at the same instruction every run.
+                now = self.mtime()
+                due = [v.timer for v in vm.vcpus if v.started and now < v.timer != M64]
+                h.limit = slice_limit(clock, h.instret, SLICE, min(due, default=None),
                                       None if budget is None else budget - self.exits)
                 h.run()
             return self._exit_code()

@@ -1,7 +1,7 @@
 """SBI v2.0 for guests: the paravirtual interface of the VMM (SBI spec v2.0).
 
 Implemented: BASE (4), legacy console putchar/getchar, set_timer, shutdown (5),
-TIME (6), IPI (7), RFENCE (8), HSM (9, one hart), SRST (10), DBCN (12), and
+TIME (6), IPI (7), RFENCE (8), HSM (9: start, stop, status), SRST (10), DBCN (12), and
 popek's own hypercalls for the paravirtual guest kernel (firmware-specific
 range; guests/kernel/popek_hypercall.h and docs/guest.md).
 
@@ -67,21 +67,25 @@ def handle(vm, x) -> str:
         vm.shutdown(0, "SBI legacy shutdown")
         return name
     elif ext == EXT_IPI and fid == 0:
-        if _targets_hart0(a0, a1):
-            v.set_mip_sw(v.mip_sw | MIP_SSIP)
-        err = SBI_SUCCESS
+        targets = _targets(vm, a0, a1)
+        if targets is None:
+            err = SBI_ERR_INVALID_PARAM
+        else:
+            for t in targets:                                # SSIP: the target's next run
+                t.set_mip_sw(t.mip_sw | MIP_SSIP)            # takes it (or wakes from wfi)
+            err = SBI_SUCCESS
     elif ext == EXT_RFENCE:
-        if fid == 0:                                         # remote fence.i: coherent already
+        targets = _targets(vm, a0, a1)
+        if targets is None:
+            err = SBI_ERR_INVALID_PARAM
+        elif fid == 0:                                       # remote fence.i: coherent already
             err = SBI_SUCCESS
         elif fid in (1, 2):                                  # remote sfence.vma (.asid)
-            if _targets_hart0(a0, a1):
-                vm.memory.fence()
+            if targets:                                      # (the vCPUs share the VM's
+                vm.memory.fence()                            # shadow tables: one fence)
             err = SBI_SUCCESS
     elif ext == EXT_HSM:
-        if fid == 2:                                         # hart_get_status
-            err, val = (SBI_SUCCESS, 0) if a0 == 0 else (SBI_ERR_INVALID_PARAM, 0)
-        elif fid == 0:                                       # hart_start: there is one hart
-            err = SBI_ERR_INVALID_PARAM if a0 != 0 else -6   # ALREADY_AVAILABLE
+        err, val = _hsm(vm, fid, a0, a1, a2)
     elif ext == EXT_SRST and fid == 0:
         if a0 in (0, 1, 2):
             vm.shutdown(0 if a1 == 0 else 1,
@@ -97,10 +101,42 @@ def handle(vm, x) -> str:
     return name
 
 
-def _targets_hart0(mask: int, base: int) -> bool:
+def _targets(vm, mask: int, base: int):
+    """The vCPUs a hart mask names (SBI 3.2: ``base`` -1 means all), or None if it
+    names a hart the VM does not have."""
+    vcpus = vm.vcpus
     if base == M64:
-        return True
-    return base == 0 and bool(mask & 1)
+        return list(vcpus)
+    if base >= len(vcpus) or mask >> (len(vcpus) - base):
+        return None
+    return [vcpus[base + i] for i in range(len(vcpus) - base) if mask >> i & 1]
+
+
+HSM_STARTED, HSM_STOPPED = 0, 1
+SBI_ERR_ALREADY_AVAILABLE = -6
+
+
+def _hsm(vm, fid, hartid, addr, opaque):
+    """Hart state management for the VM's vCPUs: start, stop, status (SBI chapter 9)."""
+    if fid == 1:                                             # hart_stop: the caller
+        vm.vcpu.started = False
+        vm.vmm.vm_stopped(vm)                                # (off the hart now)
+        return SBI_SUCCESS, 0
+    if fid == 3:                                             # hart_suspend: not offered
+        return SBI_ERR_NOT_SUPPORTED, 0
+    if hartid >= len(vm.vcpus):
+        return SBI_ERR_INVALID_PARAM, 0
+    target = vm.vcpus[hartid]
+    if fid == 2:                                             # hart_get_status
+        return SBI_SUCCESS, HSM_STARTED if target.started else HSM_STOPPED
+    if fid == 0:                                             # hart_start
+        if target.started:
+            return SBI_ERR_ALREADY_AVAILABLE, 0
+        if not vm.ram.contains(addr, 2):
+            return SBI_ERR_INVALID_ADDRESS, 0
+        target.start(addr, opaque)
+        return SBI_SUCCESS, 0
+    return SBI_ERR_NOT_SUPPORTED, 0
 
 
 def _dbcn(vm, fid, a0, a1, a2):

@@ -45,8 +45,10 @@ M64 = (1 << 64) - 1
 
 
 class VCpu:
-    def __init__(self, vm):
+    def __init__(self, vm, hartid: int = 0):
         self.vm = vm
+        self.hartid = hartid
+        self.started = False                  # SBI HSM: started, or stopped (sbi.py)
         self.csrs = csrs.csr_file(csrs.SUPERVISOR_CSRS)
         self.x = [0] * 33                     # registers while not on the hart
         self.pc = 0
@@ -68,6 +70,17 @@ class VCpu:
         self.senvcfg = 0
         self.timer = M64                      # SBI set_timer deadline, in mtime ticks
         self.waiting = False                  # in wfi with nothing pending
+
+    def start(self, pc: int, opaque: int) -> None:
+        """SBI HSM hart_start: begin at ``pc`` in S-mode, translation and interrupts off,
+        a0 = hart id, a1 = ``opaque`` (SBI spec, 9.1)."""
+        self.pc = pc
+        self.x[10], self.x[11] = self.hartid, opaque
+        self.priv = S
+        self.satp = 0
+        self.mstatus &= ~csrs.MSTATUS_SIE
+        self.waiting = False
+        self.started = True
 
     # -- on and off the hart ---------------------------------------------------------
     def load_onto(self, hart) -> None:

@@ -12,6 +12,7 @@ from popek.riscv import devicetree
 from popek.riscv.board import MAX_RAM
 from popek.riscv.loader import load_blob, load_image
 from popek.riscv.platform import Platform, VirtLayout
+from popek.riscv.smp import MAX_HARTS
 from popek.vmm import builder
 from popek.vmm.ledger import Ledger
 from popek.vmm.vcpu import VCpu
@@ -31,6 +32,7 @@ class VmConfig:
     cpu: str = "trap-emulate"         # the strategies it is assembled from (builder.py)
     paging: str = "shadow"
     io: str = "emulated"
+    smp: int = 1                      # vCPUs (the first starts; SBI HSM starts the others)
 
     def check(self) -> None:
         """One clear error for a configuration no VM can have (before any memory is
@@ -39,6 +41,8 @@ class VmConfig:
             raise ConfigError(f"{self.name}: memory must be a whole number of MiB, at least 4")
         if self.memory > MAX_RAM:
             raise ConfigError(f"{self.name}: memory must be at most {MAX_RAM >> 30} GiB")
+        if not 1 <= self.smp <= MAX_HARTS:
+            raise ConfigError(f"{self.name}: smp takes 1 to {MAX_HARTS} vCPUs (got {self.smp})")
         builder.check(self.cpu, self.paging, self.io)
 
 
@@ -54,8 +58,13 @@ class VirtualMachine(VirtLayout):
         self.exit_reason = ""
         self.host_base = host_base
         self.ram = host_ram.window(self.RAM_BASE, host_base, cfg.memory)
-        self.vcpu = VCpu(self)
-        self.platform = Platform(self, self.ram, self.console_write, cfg.drives, [self.vcpu])
+        # Its vCPUs; ``vcpu`` is the one on the hart now (or last).  Only the first
+        # starts; the guest starts the others through SBI HSM (sbi.py).
+        self.vcpus = [VCpu(self, i) for i in range(cfg.smp)]
+        self.harts = self.vcpus               # (what the device tree lists)
+        self.vcpu = self.vcpus[0]
+        self.vcpu.started = True
+        self.platform = Platform(self, self.ram, self.console_write, cfg.drives, self.vcpus)
         self.bus = self.platform.bus
         self.uart = self.platform.uart
         self.ledger = Ledger(vmm.charge_cycles, costs=vmm.costs)
