@@ -62,11 +62,15 @@ def test_linux_boots_bare_with_two_harts_to_a_shell_and_writes_its_disk(initrd, 
 
 def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
     """The same, deprivileged: the kernel runs in the hart's U-mode on shadow page tables,
-    its SBI calls (timer, IPIs, remote fences, console, shutdown) served by the VMM."""
+    its SBI calls (timer, IPIs, remote fences, console, shutdown, hart start) served by
+    the VMM; the VM has two vCPUs, multiplexed on the VMM's hart."""
     disk = L.make_ext4(tmp_path / "disk.img")
     seen = {}
-    s = L.run_vmm(initrd, disk, COMMANDS, watches=sync_watch(disk, seen))
+    s = L.run_vmm(initrd, disk, COMMANDS, watches=sync_watch(disk, seen), smp=2)
     check_session(s, seen)
+    out = s.output
+    assert "smp: Brought up 1 node, 2 CPUs" in out
+    assert out.split("nproc", 1)[1].split()[0] == "2"
     ledger = s.machine.vms[0].ledger
     counts = ledger.counts
     for reason in ("csr", "sret", "sbi", "sfence_vma", "page_fault_shadow", "page_fault_guest",
@@ -74,3 +78,5 @@ def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
         assert counts.get(reason, 0) > 0, reason
     assert ledger.details[("sbi", "time")] > 0               # its timer, through SBI
     assert ledger.details[("sbi", "base")] > 0               # probing the SBI extensions
+    assert ledger.details[("sbi", "hsm")] > 0                # starting the second vCPU
+    assert ledger.details[("sbi", "ipi")] > 0                # and talking to it

@@ -170,7 +170,7 @@ class VirtBoard(VirtLayout, MachineTime):
             if cfg.profile:
                 h.profile = profile         # one for all harts: blocks by pc
             if self.trace is not None:
-                h.start_tracing(self.trace)
+                h.start_tracing(self._trace_for(h))
         # ``hart`` is the one running now (or last); the others' instructions count
         # for the clock too (smp.py).
         self.hart = self.harts[0]
@@ -255,7 +255,14 @@ class VirtBoard(VirtLayout, MachineTime):
         """``--trace``: ``write(pc, text)`` for every instruction that runs and every trap."""
         self.trace = write
         for h in self.harts:
-            h.start_tracing(write)
+            h.start_tracing(self._trace_for(h))
+
+    def _trace_for(self, hart):
+        """The trace writer of ``hart``: with several harts each line names its hart."""
+        if self.config.smp == 1:
+            return self.trace
+        write, tag = self.trace, f"[hart {hart.hartid}] "
+        return lambda pc, text: write(pc, tag + text)
 
     def request_reset(self) -> None:
         self.reset_requested = True
