@@ -381,3 +381,16 @@ def test_initrd_is_placed_as_qemu_places_it(asm_build, tmp_path):
     big.write_bytes(bytes(65 << 20))
     assert_one_line_error(popek("run", "--bios", "none", "--kernel", kernel, "--initrd",
                                 str(big), "-m", "128M"), "initrd", "does not fit")
+
+
+def test_smp_counts_out_of_range_or_ignored_are_one_line(asm_build, vmm_programs):
+    bare = ("run", "--bios", "none", "--kernel", str(asm_build / "rv64m.elf"))
+    assert_one_line_error(popek(*bare, "--smp", "9"), "--smp takes 1 to 8")
+    assert_one_line_error(popek(*bare, "--smp", "0"), "--smp takes 1 to 8")
+    vm = f"kernel={vmm_programs / 'smp_guest.elf'}"
+    for bad, words in (("smp=9", ("1 to 8", "got 9")), ("smp=99999", ("1 to 8", "99999")),
+                       ("smp=two", ("give a number",)), ("smp=", ("give a number",))):
+        assert_one_line_error(popek("run", "--vmm", "trap-emulate", "--vm", f"{vm},{bad}"),
+                              *words)
+    assert_one_line_error(popek("run", "--vmm", "trap-emulate", "--smp", "2", "--vm", vm),
+                          "give each --vm its own smp=N")

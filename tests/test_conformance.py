@@ -59,6 +59,14 @@ def test_smp_harts_share_memory_atomics_ipis_and_timers(asm_build, engine):
     assert runs[0] == runs[1]                         # and the same way every time
 
 
+def test_a_polling_hart_does_not_starve_a_busy_one(asm_build):
+    """smp_poll.S: hart 0 polls the time for 1 ms while hart 1 counts; hart 1 must get
+    its share of that millisecond (polls are skipped only while the others sleep)."""
+    code, board = run_program(asm_build / "smp_poll.elf", smp=2)
+    assert code == 0, f"check {code} failed"
+    assert board.clock.polls_skipped == 0
+
+
 def test_failing_check_is_reported(asm_build):
     """The framework itself can fail: selftest_fail fails its check number 5."""
     code, _ = run_program(asm_build / "selftest_fail.elf")

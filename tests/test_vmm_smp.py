@@ -49,3 +49,14 @@ def test_vms_with_several_vcpus_side_by_side(vmm_programs):
     """Two such VMs: each one's HSM, IPIs and counter are its own."""
     code, out, hv = run(vmm_programs, n_vms=2)
     assert code == 0 and out.count("smp ok") == 2, out
+
+
+def test_a_reservation_does_not_outlive_its_vcpus_turn(vmm_programs):
+    """lrsc_vcpus.S: vCPU 1 stores to the word vCPU 0 reserved, with no exit between;
+    vCPU 0's SC must fail (the hart is one, its reservation is dropped at a switch)."""
+    con = ScriptedConsole()
+    hv = Hypervisor([VmConfig(kernel=str(vmm_programs / "lrsc_vcpus.elf"), memory=16 * MiB,
+                              smp=2)], con, max_instructions=5_000_000)
+    code = hv.run()
+    hv.close()
+    assert code == 0, "the SC succeeded after another vCPU's store"

@@ -358,8 +358,11 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
     append = opts.get("append", [""])[0]
     check_bootargs(append, f"--vm {name}: append")
     smp = opts.get("smp", ["1"])[0]
-    if not (smp.isascii() and smp.isdigit() and len(smp) <= 3):       # (range: VmConfig)
+    if not (smp.isascii() and smp.isdigit()):
         raise ConfigError(f"--vm {name}: smp={smp[:20]!r}: give a number of vCPUs")
+    if len(smp) > 3:                        # (VmConfig.check says the range of the rest)
+        from popek.riscv.smp import MAX_HARTS
+        raise ConfigError(f"{name}: smp takes 1 to {MAX_HARTS} vCPUs (got {smp[:20]})")
     return VmConfig(kernel=opts["kernel"][0], name=name, memory=memory, smp=int(smp),
                     initrd=opts.get("initrd", [None])[0],
                     drives=[DriveSpec(d) for d in opts.get("drive", [])],
@@ -393,6 +396,9 @@ def cmd_run_vmm(args, costs) -> int:
     from_vm = [parse_vm(spec, len(configs) + i, strategies) for i, spec in enumerate(args.vm)]
     if not configs + from_vm:
         raise ConfigError("--vmm needs --kernel (or --vm kernel=...)")
+    if args.smp != 1 and not args.kernel:
+        raise ConfigError("--smp gives the VM of --kernel its vCPUs: give each --vm its own "
+                          "smp=N")
     for c in from_vm:
         check_memory(c.memory, f"{c.name}: memory", MAX_RAM, "a VM")
     configs += from_vm

@@ -135,8 +135,9 @@ class PollState:
 
 class MachineTime:
     """Time as a machine's devices see it, for a machine with ``clock``, ``hart``
-    and ``rtc_base_ns`` (the board, and the VMM's host), and ``next_wake()``: the
-    next timer or alarm deadline in mtime ticks, or None."""
+    and ``rtc_base_ns`` (the board, and the VMM's host), ``next_wake()``: the next
+    timer or alarm deadline still to come, in mtime ticks, or None, and
+    ``others_asleep()``: whether every hart but the running one sleeps."""
 
     def retired(self) -> int:
         """The instructions the clock counts (a machine with several harts: all of
@@ -163,10 +164,12 @@ class MachineTime:
         most ``MAX_WARP_TICKS``, and never past the next timer deadline, so
         interrupts come exactly when they are due.  It is as if the hart had
         slept between two reads, which a real one may do; it depends only on
-        what the guest executes, so runs still repeat exactly.  Host time
-        (``--clock host``) is never skipped."""
+        what the guest executes, so runs still repeat exactly.  Only while every
+        other (virtual) hart sleeps, though: with another one busy, the poller
+        burns its turn as a real CPU would, and the busy one keeps its share of
+        guest time.  Host time (``--clock host``) is never skipped."""
         now = self.mtime()
-        if not self.clock.deterministic:
+        if not self.clock.deterministic or not self.others_asleep():
             return now
         if p.site == site and count - p.at <= POLL_WINDOW:
             if p.since is None:

@@ -284,9 +284,15 @@ class VirtBoard(VirtLayout, MachineTime):
 
     def next_wake(self) -> int | None:
         """The next timer or RTC alarm deadline, in mtime ticks (clock.MachineTime)."""
+        now = self.mtime()
         wakes = [t for t in (self.clint.next_deadline(), self.rtc_alarm_ticks(self.rtc))
-                 if t is not None]
+                 if t is not None and t > now]
         return min(wakes, default=None)
+
+    def others_asleep(self) -> bool:
+        """Whether every hart but the running one sleeps in wfi with nothing pending
+        (clock.MachineTime.guest_time skips a poll's wait only then)."""
+        return all(h.waiting and not h.mip & h.mie for h in self.harts if h is not self.hart)
 
     def retired(self) -> int:
         """Instructions retired by all harts since power-on: what the clock counts."""

@@ -106,8 +106,16 @@ class Hypervisor(MachineTime):
         now = self.mtime()
         alive = [vm for vm in self.vms if vm.exit_code is None]
         wakes = [v.timer for vm in alive for v in vm.vcpus if v.started and now < v.timer != M64]
-        wakes += [t for vm in alive if (t := self.rtc_alarm_ticks(vm.platform.rtc)) is not None]
+        wakes += [t for vm in alive
+                  if (t := self.rtc_alarm_ticks(vm.platform.rtc)) is not None and t > now]
         return min(wakes, default=None)
+
+    def others_asleep(self) -> bool:
+        """Whether every started vCPU but the running one waits in wfi with nothing
+        pending (clock.MachineTime.guest_time skips a poll's wait only then)."""
+        return all(v.waiting and not v.pending_enabled()
+                   for vm in self.vms if vm.exit_code is None
+                   for v in vm.vcpus if v.started and v is not self.current.vcpu)
 
     # -- scheduling ------------------------------------------------------------
     def switch_to(self, vm: VirtualMachine, vcpu=None) -> None:
@@ -121,6 +129,9 @@ class Hypervisor(MachineTime):
         if self.current is not None:
             self._save(self.current)
             self.switches += 1
+            # The hart is one, the vCPUs many: an LR's reservation must not outlive its
+            # vCPU's turn, or another vCPU's store could let its SC succeed.
+            h.reservation = None
         self.current = vm
         vm.vcpu = vcpu
         vcpu.load_onto(h)

@@ -102,14 +102,17 @@ def handle(vm, x) -> str:
 
 
 def _targets(vm, mask: int, base: int):
-    """The vCPUs a hart mask names (SBI 3.2: ``base`` -1 means all), or None if it
-    names a hart the VM does not have."""
+    """The started vCPUs a hart mask names (SBI 3.2: ``base`` -1 means all), or None
+    if it names a hart the VM does not have.  A stopped vCPU is passed over, as
+    OpenSBI passes over a stopped hart: an IPI must not wait in it for its start."""
     vcpus = vm.vcpus
     if base == M64:
-        return list(vcpus)
-    if base >= len(vcpus) or mask >> (len(vcpus) - base):
+        named = vcpus
+    elif base >= len(vcpus) or mask >> (len(vcpus) - base):
         return None
-    return [vcpus[base + i] for i in range(len(vcpus) - base) if mask >> i & 1]
+    else:
+        named = [vcpus[base + i] for i in range(len(vcpus) - base) if mask >> i & 1]
+    return [v for v in named if v.started]
 
 
 HSM_STARTED, HSM_STOPPED = 0, 1
@@ -120,6 +123,8 @@ def _hsm(vm, fid, hartid, addr, opaque):
     """Hart state management for the VM's vCPUs: start, stop, status (SBI chapter 9)."""
     if fid == 1:                                             # hart_stop: the caller
         vm.vcpu.started = False
+        if not any(v.started for v in vm.vcpus):             # nothing left to run it
+            vm.shutdown(0, "every vCPU stopped (SBI HSM hart_stop)")
         vm.vmm.vm_stopped(vm)                                # (off the hart now)
         return SBI_SUCCESS, 0
     if fid == 3:                                             # hart_suspend: not offered
@@ -132,7 +137,7 @@ def _hsm(vm, fid, hartid, addr, opaque):
     if fid == 0:                                             # hart_start
         if target.started:
             return SBI_ERR_ALREADY_AVAILABLE, 0
-        if not vm.ram.contains(addr, 2):
+        if addr & 1 or not vm.ram.contains(addr, 2):        # (no hart has an odd pc)
             return SBI_ERR_INVALID_ADDRESS, 0
         target.start(addr, opaque)
         return SBI_SUCCESS, 0

@@ -108,7 +108,7 @@ class TrapAndEmulate:
         if type(e) is HostInterrupt:
             return
         self.hart.x[0] = 0
-        if self.vm.exit_code is None:
+        if self.vm.exit_code is None and self.vm.vcpu.started:   # (not after hart_stop)
             self.deliver_interrupts()
 
     # -- the virtual CPU's own traps --------------------------------------------------
