@@ -45,32 +45,32 @@ def sync_watch(disk, seen):
              lambda: seen.update(after_sync=L.read_ext4_file(disk, "/hello.txt")))]
 
 
-def test_linux_boots_bare_with_two_harts_to_a_shell_and_writes_its_disk(initrd, tmp_path):
-    """--smp 2: OpenSBI starts the second hart for Linux through SBI HSM; both run (in
-    popek's deterministic round robin), and the shell counts two processors."""
+def boot_with_two_cpus(run, initrd, tmp_path):
+    """Boot with ``run`` (bare or under the VMM) on two harts or vCPUs, type COMMANDS,
+    and check the session, and that Linux brought up and counts both CPUs."""
     disk = L.make_ext4(tmp_path / "disk.img")
     seen = {}
-    s = L.run_bare(initrd, disk, COMMANDS, watches=sync_watch(disk, seen), smp=2)
+    s = run(initrd, disk, COMMANDS, watches=sync_watch(disk, seen), smp=2)
     check_session(s, seen)
     out = s.output
     assert "smp: Brought up 1 node, 2 CPUs" in out
     assert out.count("processor\t: ") == 2
     assert out.split("nproc", 1)[1].split()[0] == "2"
-    harts = s.machine.harts
-    assert all(h.instret > 10_000_000 for h in harts)     # the second hart worked too
+    return s
+
+
+def test_linux_boots_bare_with_two_harts_to_a_shell_and_writes_its_disk(initrd, tmp_path):
+    """--smp 2: OpenSBI starts the second hart for Linux through SBI HSM; both run (in
+    popek's deterministic round robin), and the shell counts two processors."""
+    s = boot_with_two_cpus(L.run_bare, initrd, tmp_path)
+    assert all(h.instret > 10_000_000 for h in s.machine.harts)     # the second one worked
 
 
 def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
     """The same, deprivileged: the kernel runs in the hart's U-mode on shadow page tables,
     its SBI calls (timer, IPIs, remote fences, console, shutdown, hart start) served by
     the VMM; the VM has two vCPUs, multiplexed on the VMM's hart."""
-    disk = L.make_ext4(tmp_path / "disk.img")
-    seen = {}
-    s = L.run_vmm(initrd, disk, COMMANDS, watches=sync_watch(disk, seen), smp=2)
-    check_session(s, seen)
-    out = s.output
-    assert "smp: Brought up 1 node, 2 CPUs" in out
-    assert out.split("nproc", 1)[1].split()[0] == "2"
+    s = boot_with_two_cpus(L.run_vmm, initrd, tmp_path)
     ledger = s.machine.vms[0].ledger
     counts = ledger.counts
     for reason in ("csr", "sret", "sbi", "sfence_vma", "page_fault_shadow", "page_fault_guest",
