@@ -169,15 +169,15 @@ class MachineTime:
         burns its turn as a real CPU would, and the busy one keeps its share of
         guest time.  Host time (``--clock host``) is never skipped."""
         now = self.mtime()
-        if not self.clock.deterministic or not self.others_asleep():
+        if not self.clock.deterministic:
             return now
         if p.site == site and count - p.at <= POLL_WINDOW:
             if p.since is None:
                 p.since = now
-            else:
+            elif self.others_asleep():
                 target = now + max(1, min(now - p.since, MAX_WARP_TICKS))
-                wake = self.next_wake()
-                if wake is not None and wake > now:
+                wake = self.next_wake()             # (a deadline still to come)
+                if wake is not None:
                     target = min(target, wake)
                 if target > now:
                     self.clock.skip_to(self.retired(), target)
