@@ -22,9 +22,9 @@ from popek.linux import debian, initramfs
 FW_DYNAMIC = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.elf"
 MEMORY = 512 << 20
 APPEND = "console=ttyS0"
-# The icount clock as a 1 GHz hart: at popek's default (2 M instructions a guest second,
-# set for firmware that busy-waits on the timer) Linux's timed self-tests (jitter entropy)
-# run into soft-lockup warnings.
+# The icount clock as a 1 GHz hart, popek's default (clock.DEFAULT_IPS), named here because
+# the tests depend on it: at the old default (2 M instructions a guest second) Linux's
+# timed self-tests (jitter entropy) ran into soft-lockup warnings.
 IPS = 1_000_000_000
 PROMPT = r"~ # "
 # What a healthy boot must not print (the clock issue: soft lockups in the jitter-entropy
