@@ -525,9 +525,7 @@ def cmd_run(args) -> int:
         print(format_stats(board.stats()), file=sys.stderr)
     if args.profile:
         print(board.profile_report(), file=sys.stderr)
-    return exit_code(code, _cut_short(board, board.retired_before_reset + board.retired(),
-                                      board.traps_before_reset
-                                      + sum(h.stats["traps"] for h in board.harts), "exceptions"))
+    return exit_code(code, _cut_short(board, *board.work_done(), "exceptions"))
 
 
 def main(argv=None) -> int:

@@ -298,11 +298,15 @@ class VirtBoard(VirtLayout, MachineTime):
         """Instructions retired by all harts since power-on: what the clock counts."""
         return self.instret_others + self.hart.instret
 
-    def _retired_and_traps(self) -> int:
-        """What the budget counts: instructions and exceptions since the first power-on
-        (both are work, and a guest stuck trapping retires no instructions at all)."""
-        return (self.retired_before_reset + self.traps_before_reset + self.retired()
-                + sum(h.stats["traps"] for h in self.harts))
+    def traps(self) -> int:
+        """Exceptions taken by all harts since power-on."""
+        return sum(h.stats["traps"] for h in self.harts)
+
+    def work_done(self) -> tuple[int, int]:
+        """Instructions and exceptions since the first power-on (a reset builds new
+        harts): what the budget counts, as both are work, and a guest stuck trapping
+        retires no instructions at all."""
+        return self.retired_before_reset + self.retired(), self.traps_before_reset + self.traps()
 
     def _run(self) -> int | None:
         clock = self.clock
@@ -314,7 +318,7 @@ class VirtBoard(VirtLayout, MachineTime):
                 if self.reset_requested:
                     self.reset_requested = False
                     self.retired_before_reset += self.retired()
-                    self.traps_before_reset += sum(h.stats["traps"] for h in self.harts)
+                    self.traps_before_reset += self.traps()
                     self._power_on()
                     clock = self.clock
                 self._service()
@@ -329,7 +333,7 @@ class VirtBoard(VirtLayout, MachineTime):
                     continue
                 self.hart = hart
                 self.instret_others = total - hart.instret
-                done = self._retired_and_traps()
+                done = sum(self.work_done())
                 if budget is not None and done >= budget:
                     return None
                 # The slice ends after a quantum, at the instruction where a timer is

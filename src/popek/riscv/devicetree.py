@@ -10,7 +10,7 @@ from __future__ import annotations
 import fdt
 
 
-PH_CPU0, PH_INTC0, PH_PLIC, PH_TEST = 1, 2, 3, 4
+PH_CPU0, PH_PLIC, PH_TEST = 1, 3, 4      # (2: hart 0's interrupt controller, _ph_cpu)
 
 
 def _ph_cpu(hart: int) -> int:

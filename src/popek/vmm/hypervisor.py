@@ -41,6 +41,11 @@ SLICE = 20_000                      # instructions a vCPU runs before the VMM lo
 M64 = (1 << 64) - 1
 
 
+def _timers_to_come(vm: VirtualMachine, now: int) -> list[int]:
+    """The SBI timer deadlines of ``vm``'s started vCPUs still in the future."""
+    return [v.timer for v in vm.vcpus if v.started and now < v.timer != M64]
+
+
 class PrefixedConsole:
     """One VM's output on a shared console, each line prefixed with its name."""
 
@@ -105,7 +110,7 @@ class Hypervisor(MachineTime):
         RTC alarm (clock.MachineTime)."""
         now = self.mtime()
         alive = [vm for vm in self.vms if vm.exit_code is None]
-        wakes = [v.timer for vm in alive for v in vm.vcpus if v.started and now < v.timer != M64]
+        wakes = [t for vm in alive for t in _timers_to_come(vm, now)]
         wakes += [t for vm in alive
                   if (t := self.rtc_alarm_ticks(vm.platform.rtc)) is not None and t > now]
         return min(wakes, default=None)
@@ -195,9 +200,8 @@ class Hypervisor(MachineTime):
                 budget = self.max_instructions
                 # The slice ends when a timer of this VM's vCPUs is due, so it is
                 # delivered at the same instruction every run.
-                now = self.mtime()
-                due = [v.timer for v in vm.vcpus if v.started and now < v.timer != M64]
-                h.limit = slice_limit(clock, h.instret, SLICE, min(due, default=None),
+                due = min(_timers_to_come(vm, self.mtime()), default=None)
+                h.limit = slice_limit(clock, h.instret, SLICE, due,
                                       None if budget is None else budget - self.exits)
                 h.run()
             return self._exit_code()
