@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ASM_DIR = ROOT / "tests" / "riscv" / "asm"
+H_DIR = ROOT / "tests" / "riscv" / "h"
 OPENSBI = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.elf")
 UBOOT_S = Path("/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf")
 UBOOT_M = Path("/usr/lib/u-boot/qemu-riscv64/uboot.elf")
@@ -48,6 +49,15 @@ def asm_build() -> Path:
     if r.returncode != 0:
         pytest.fail(f"building the RISC-V test programs failed:\n{r.stdout}{r.stderr}")
     return ASM_DIR / "build"
+
+
+@pytest.fixture(scope="session")
+def h_build() -> Path:
+    """Build tests/riscv/h (the H extension's programs); return the build directory."""
+    r = subprocess.run(["make", "-s", "-C", str(H_DIR)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"building the H extension's programs failed:\n{r.stdout}{r.stderr}")
+    return H_DIR / "build"
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,7 @@ and values at the edges of the fast range; in all five rounding modes.
 from __future__ import annotations
 
 import itertools
-import math
 import random
-import struct
 
 import pytest
 from hypothesis import given, settings

@@ -116,12 +116,13 @@ def test_walk_sets_ad_unless_told_not_to():
 
 def test_walk_applies_a_stage2_step_to_every_access():
     """A two-stage walk: the tables live at guest-physical 0x0, which stage 2 maps to
-    host 0x80000000; every PTE address and the result go through it."""
+    host 0x80000000; every PTE address and the result go through it, and the leaf's
+    A-bit update as a store (the G-stage must allow writing it)."""
     mem = GuestMemory(0x80000000, 1 * MiB)
     satp, _ = _one_page_table(mem, 0x80000000)
     seen = []
 
-    def stage2(addr, access):
+    def stage2(addr, access, implicit):
         seen.append((addr, access))
         return addr + 0x80000000
 
@@ -136,7 +137,10 @@ def test_walk_applies_a_stage2_step_to_every_access():
     pa, _ = mmu.walk(mem, guest_satp, 0x1008, mmu.LOAD, 0, False, False, mmu.WalkStats(),
                      stage2=stage2)
     assert pa == 0x80005008
-    assert [a for a, k in seen] == [0x0, 0x1000, 0x2008, 0x5008]
+    assert [a for a, k in seen] == [0x0, 0x1000, 0x2008, 0x2008, 0x5008]
+    assert [k for a, k in seen] == [mmu.LOAD] * 3 + [mmu.STORE, mmu.LOAD]
+    seen.clear()                # A is set now: no store the second time
+    mmu.walk(mem, guest_satp, 0x1008, mmu.LOAD, 0, False, False, mmu.WalkStats(), stage2=stage2)
     assert [k for a, k in seen] == [mmu.LOAD] * 4
 
 

@@ -211,10 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --vmm: another VM, kernel=FILE[,initrd=FILE][,drive=FILE]"
                           "[,append=ARGS]"
                           "[,memory=SIZE][,name=NAME] (repeatable)")
-    run.add_argument("--cpu", choices=("rv64gc", "rv64imafdc", "rv64imac"), default=None,
+    run.add_argument("--cpu", choices=("rv64gc", "rv64imafdc", "rv64gch", "rv64imafdch",
+                                       "rv64imac"), default=None,
                      help="the simulated hart's ISA: rv64gc (default; the same as rv64imafdc: "
-                          "with the F and D extensions, as QEMU's virt board) or rv64imac "
-                          "(without them)")
+                          "with the F and D extensions, as QEMU's virt board), rv64gch "
+                          "(= rv64imafdch: and the H extension, hypervisor support) or "
+                          "rv64imac (without F and D)")
     run.add_argument("--engine", choices=("translate", "interpret"), default="translate",
                      help="translate: hot blocks become Python functions (default); "
                           "interpret: decoded closures only (the reference)")

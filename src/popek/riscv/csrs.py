@@ -93,16 +93,29 @@ class CsrFile:
     def __init__(self):
         self.by_number: dict[int, Csr] = {}
         self.numbers: dict[str, int] = {}
+        # (H) S-level CSRs whose view from VS-mode is not the current register (hcsrs.py).
+        self.virtual: dict[int, Csr] = {}
 
     def add(self, number: int, name: str, read, write=None, check=None, rmw=None) -> None:
         assert number not in self.by_number, name
         self.by_number[number] = Csr(name, read, write, check, rmw)
         self.numbers[name] = number
 
+    def replace(self, number: int, name: str, read, write=None, check=None, rmw=None) -> None:
+        """An extension widens a CSR registered before it (H: medeleg, mideleg, mie, ...)."""
+        assert number in self.by_number, name
+        del self.by_number[number]
+        self.add(number, name, read, write, check, rmw)
+
     def write(self, cpu, name: str, value: int) -> None:
         """Write CSR ``name`` as the hardware would, without an instruction's checks
         (a hypercall that stands for ``csrw``)."""
         self.by_number[self.numbers[name]].write(cpu, value & M64)
+
+
+# The privilege a CSR needs, by its address bits 9:8: U, S, and (2) the hypervisor and VS
+# CSRs, which HS-mode reaches; M.
+_LEVEL = (U, S, S, M)
 
 
 def access(cpu, num: int, op: int, value: int, do_read: bool, do_write: bool,
@@ -112,10 +125,11 @@ def access(cpu, num: int, op: int, value: int, do_read: bool, do_write: bool,
     ``pc`` is the instruction's (a read of time uses it: clock.py, polling loops)."""
     cpu.csr_pc = pc
     c = cpu.csrs.by_number.get(num)
-    priv = cpu.priv
-    if c is None or (num >> 8) & 3 > priv or (do_write and num >> 10 == 3):
+    if cpu.virt:                        # VS- or VU-mode (H): rules of their own
+        c = hcsrs.virtual_access(cpu, num, c, do_write)
+    elif c is None or _LEVEL[(num >> 8) & 3] > cpu.priv or (do_write and num >> 10 == 3):
         raise Trap(traps.ILLEGAL_INSN, None)
-    if c.check is not None and not c.check(cpu):
+    elif c.check is not None and not c.check(cpu):
         raise Trap(traps.ILLEGAL_INSN, None)
     old = c.read(cpu)
     if do_write:
@@ -127,7 +141,7 @@ def access(cpu, num: int, op: int, value: int, do_read: bool, do_write: bool,
     return old
 
 
-def _field(attr: str, mask: int = M64):
+def field(attr: str, mask: int = M64):
     """A plain storage CSR backed by attribute ``attr`` of the CPU, writable bits ``mask``."""
     def read(h):
         return getattr(h, attr)
@@ -152,7 +166,7 @@ def _status(h, visible: int) -> int:
 
 
 def _write_mstatus(h, v):
-    writable = MSTATUS_WRITABLE | h.fs_writable
+    writable = MSTATUS_WRITABLE | h.fs_writable | h.mstatus_h
     new = (h.mstatus & ~writable) | (v & writable)
     if (new & MSTATUS_MPP) == (2 << MSTATUS_MPP_SHIFT):      # reserved mode: keep old MPP
         new = (new & ~MSTATUS_MPP) | (h.mstatus & MSTATUS_MPP)
@@ -194,7 +208,7 @@ def machine_csrs(f: CsrFile) -> None:
     f.add(0xF15, "mconfigptr", lambda h: 0)
     f.add(0x300, "mstatus", lambda h: _status(h, M64), _write_mstatus)
     f.add(0x301, "misa", lambda h: h.isa.misa, lambda h, v: None)   # WARL: nothing switchable
-    f.add(0x302, "medeleg", *_field("medeleg", MEDELEG_WRITABLE))
+    f.add(0x302, "medeleg", *field("medeleg", MEDELEG_WRITABLE))
     f.add(0x303, "mideleg", lambda h: h.mideleg, lambda h, v: h.set_mideleg(v & S_INTERRUPTS))
     f.add(0x304, "mie", lambda h: h.mie, lambda h, v: h.set_mie(v & ALL_INTERRUPTS))
     # A read-modify-write of mip sees software's SEIP only, not the PLIC's line.
@@ -202,13 +216,13 @@ def machine_csrs(f: CsrFile) -> None:
           lambda h, v: h.set_mip_sw((h.mip_sw & ~MIP_SW_WRITABLE) | (v & MIP_SW_WRITABLE)),
           rmw=lambda h: (h.mip & ~MIP_SEIP) | (h.mip_sw & MIP_SEIP))
     f.add(0x305, "mtvec", *_tvec("mtvec"))
-    f.add(0x306, "mcounteren", *_field("mcounteren", 0xFFFFFFFF))
-    f.add(0x30A, "menvcfg", *_field("menvcfg", 1))     # FIOM only; no Sstc/Svpbmt/Zicbo*
-    f.add(0x320, "mcountinhibit", *_field("mcountinhibit", 0xFFFFFFFD))
-    f.add(0x340, "mscratch", *_field("mscratch"))
-    f.add(0x341, "mepc", *_field("mepc", M64 & ~1))
-    f.add(0x342, "mcause", *_field("mcause"))
-    f.add(0x343, "mtval", *_field("mtval"))
+    f.add(0x306, "mcounteren", *field("mcounteren", 0xFFFFFFFF))
+    f.add(0x30A, "menvcfg", *field("menvcfg", 1))     # FIOM only; no Sstc/Svpbmt/Zicbo*
+    f.add(0x320, "mcountinhibit", *field("mcountinhibit", 0xFFFFFFFD))
+    f.add(0x340, "mscratch", *field("mscratch"))
+    f.add(0x341, "mepc", *field("mepc", M64 & ~1))
+    f.add(0x342, "mcause", *field("mcause"))
+    f.add(0x343, "mtval", *field("mtval"))
     # PMP: registers that hold what was written (not enforced).  RV64: even-numbered
     # pmpcfg CSRs only, 8 entries each; those beyond PMP_COUNT read zero.
     for i in range(8):
@@ -239,13 +253,20 @@ def _write_sstatus(h, v):
     h.set_mstatus((h.mstatus & ~writable) | (v & writable))
 
 
-def _write_satp(h, v):
+def legal_satp(v: int, old: int) -> int:
+    """What a write of ``v`` leaves in satp (or vsatp): WARL, an unsupported mode leaves it
+    unchanged; Bare zeroes it all."""
     mode = v >> 60
     if mode not in (SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48):
-        return                  # WARL: an unsupported mode leaves satp unchanged
+        return old
     if mode == SATP_MODE_BARE:
-        v = 0
-    h.set_satp(v & ((0xF << 60) | (((1 << SATP_ASID_BITS) - 1) << 44) | ((1 << 44) - 1)))
+        return 0
+    return v & ((0xF << 60) | (((1 << SATP_ASID_BITS) - 1) << 44) | ((1 << 44) - 1))
+
+
+def _write_satp(h, v):
+    if v >> 60 in (SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48):    # (else: unchanged)
+        h.set_satp(legal_satp(v, h.satp))
 
 
 def supervisor_csrs(f: CsrFile) -> None:
@@ -258,12 +279,12 @@ def supervisor_csrs(f: CsrFile) -> None:
           lambda h, v: h.set_mip_sw((h.mip_sw & ~(MIP_SSIP & h.mideleg))
                                     | (v & MIP_SSIP & h.mideleg)))
     f.add(0x105, "stvec", *_tvec("stvec"))
-    f.add(0x106, "scounteren", *_field("scounteren", 0xFFFFFFFF))
-    f.add(0x10A, "senvcfg", *_field("senvcfg", 1))
-    f.add(0x140, "sscratch", *_field("sscratch"))
-    f.add(0x141, "sepc", *_field("sepc", M64 & ~1))
-    f.add(0x142, "scause", *_field("scause"))
-    f.add(0x143, "stval", *_field("stval"))
+    f.add(0x106, "scounteren", *field("scounteren", 0xFFFFFFFF))
+    f.add(0x10A, "senvcfg", *field("senvcfg", 1))
+    f.add(0x140, "sscratch", *field("sscratch"))
+    f.add(0x141, "sepc", *field("sepc", M64 & ~1))
+    f.add(0x142, "scause", *field("scause"))
+    f.add(0x143, "stval", *field("stval"))
     # TVM: S-mode may not touch satp (privileged spec 3.1.6.5).
     f.add(0x180, "satp", lambda h: h.satp, _write_satp,
           check=lambda h: not (h.priv == S and h.mstatus & MSTATUS_TVM))
@@ -310,9 +331,10 @@ def fp_csrs(f: CsrFile) -> None:
           lambda h, v: _write_fp(h, v, v >> 5), check=_fp_enabled)
 
 
-# What each privilege level or extension brings to a CPU's CSR file.
+# What each privilege level or extension brings to a CPU's CSR file (H after M and S,
+# whose CSRs it widens).
 REGISTER = {"M": machine_csrs, "S": supervisor_csrs, "Zicntr": counter_csrs, "Zihpm": hpm_csrs,
-            "F": fp_csrs}
+            "F": fp_csrs, "H": lambda f: hcsrs.hypervisor_csrs(f)}
 
 
 def csr_file(parts) -> CsrFile:
@@ -327,8 +349,12 @@ def hart_parts(variant) -> tuple:
     """What a hart of ISA ``variant`` (isa.Isa) registers: M mode always, S where the
     variant has it, the counters."""
     return ("M",) + (("S",) if "S" in variant.extensions else ()) + ("Zicntr", "Zihpm") \
-        + (("F",) if "F" in variant.extensions else ())
+        + (("F",) if "F" in variant.extensions else ()) \
+        + (("H",) if "H" in variant.extensions else ())
 
 
 # The VMM's virtual CPU: a supervisor-only CPU (S and U modes), counters without hpm.
 SUPERVISOR_CSRS = ("S", "Zicntr")
+
+
+from popek.riscv import hcsrs  # noqa: E402  (it builds on this module's names)

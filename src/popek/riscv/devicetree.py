@@ -58,7 +58,7 @@ def build(board) -> bytes:
     tree.add_item(_node(f"memory@{board.RAM_BASE:x}", fdt.PropStrings("device_type", "memory"),
                         _reg(board.RAM_BASE, board.ram.size)))
 
-    isa_ext = [e for e in "imafdc" if e.upper() in board.isa.extensions] + ["zicsr", "zifencei"]
+    isa_ext = [e for e in "imafdch" if e.upper() in board.isa.extensions] + ["zicsr", "zifencei"]
     nharts = len(getattr(board, "harts", ())) or 1
     cpus = []
     for i in range(nharts):

@@ -364,6 +364,7 @@ def variant(name: str) -> Isa:
     if name not in ISAS:
         import importlib
         importlib.import_module("popek.riscv.fd")       # rv64imafdc
+        importlib.import_module("popek.riscv.hext")     # rv64imafdch
     if name not in ISAS:
         raise KeyError(name)
     return ISAS[name]
@@ -372,7 +373,7 @@ BASE = Isa("rv64imac", INSNS)
 # What a machine is unless told otherwise: RV64GC (riscv/fd.py), as QEMU's virt
 # board and Debian's riscv64 userland (lp64d) expect.
 DEFAULT_VARIANT = "rv64imafdc"
-ALIASES = {"rv64gc": "rv64imafdc"}
+ALIASES = {"rv64gc": "rv64imafdc", "rv64gch": "rv64imafdch"}
 decode = BASE.decode
 decode32 = BASE.decode32
 

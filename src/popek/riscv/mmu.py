@@ -1,4 +1,5 @@
-"""Stage-1 address translation: the Sv39 and Sv48 page-table walk.
+"""Address translation: the Sv39 and Sv48 page-table walk, and the H extension's
+G-stage (Sv39x4, Sv48x4), which is the same walk with a wider root.
 
 Privileged spec v1.12, section 4.3.2 ("Virtual Address Translation Process"),
 step by step.  A/D bits are updated by the walk (the spec allows either that or
@@ -25,6 +26,8 @@ PPN_MASK = (1 << 44) - 1
 
 PAGE_FAULT = {FETCH: traps.INSN_PAGE_FAULT, LOAD: traps.LOAD_PAGE_FAULT,
               STORE: traps.STORE_PAGE_FAULT}
+GUEST_PAGE_FAULT = {FETCH: traps.INSN_GUEST_PAGE_FAULT, LOAD: traps.LOAD_GUEST_PAGE_FAULT,
+                    STORE: traps.STORE_GUEST_PAGE_FAULT}
 ACCESS_FAULT = {FETCH: traps.INSN_ACCESS_FAULT, LOAD: traps.LOAD_ACCESS_FAULT,
                 STORE: traps.STORE_ACCESS_FAULT}
 
@@ -65,15 +68,23 @@ def permitted(pte: int, access: int, priv: int, sum_: bool, mxr: bool) -> bool:
 
 
 def walk(mem, satp: int, va: int, access: int, priv: int, sum_: bool, mxr: bool,
-         stats: WalkStats, update_ad: bool = True, stage2=None) -> tuple[int, int]:
+         stats: WalkStats, update_ad: bool = True, stage2=None, g_stage: bool = False,
+         perm: int | None = None) -> tuple[int, int]:
     """Translate ``va`` for ``access`` at privilege ``priv`` through the tables rooted
     at ``satp`` in ``mem``; return (physical address, leaf PTE as it now stands).
 
     Raises :class:`Trap` with the page-fault (or, for a PTE outside ``mem``, the
     access-fault) cause of ``access`` and tval ``va``.  ``update_ad``: set A (and D
     for a store) in the leaf as hardware does; a debug or introspection walk passes
-    False.  ``stage2``: for a two-stage walk, a function (address, access) → address
-    applied to every PTE address (an implicit load) and to the final address.
+    False.  ``stage2``: for a two-stage walk, a function (address, access, implicit) →
+    address applied to every PTE address (an implicit load, and an implicit store where
+    A/D are set) and to the final address (not implicit).
+
+    ``g_stage``: this is the H extension's G-stage walk of a guest-physical address
+    (``satp`` is hgatp): the address is not sign-extended but must fit the root, which
+    is four times as big (two more index bits); every access counts as U-mode's (a
+    leaf needs U); faults are guest-page faults.  ``perm``: the access whose
+    permission is checked, when not ``access`` (HLVX: a load that needs execute).
 
     The one page walk: the hart's MMU, the VMM's shadow fill and its look at a
     guest's instruction all call it.
@@ -81,18 +92,29 @@ def walk(mem, satp: int, va: int, access: int, priv: int, sum_: bool, mxr: bool,
     levels = LEVELS[satp >> 60]
     stats.walks += 1
     va_bits = 12 + 9 * levels
-    # The address must be sign-extended from its top translated bit.
-    top = va >> (va_bits - 1)
-    if top != 0 and top != (1 << (65 - va_bits)) - 1:
-        stats.faults += 1
-        raise Trap(PAGE_FAULT[access], va)
+    fault = PAGE_FAULT
+    perm = access if perm is None else perm
+    root_index = 0x1FF
+    if g_stage:
+        fault, priv, sum_, root_index = GUEST_PAGE_FAULT, 0, False, 0x7FF
+        if va >> (va_bits + 2):
+            stats.faults += 1
+            raise Trap(fault[access], va)
+    else:
+        # The address must be sign-extended from its top translated bit.
+        top = va >> (va_bits - 1)
+        if top != 0 and top != (1 << (65 - va_bits)) - 1:
+            stats.faults += 1
+            raise Trap(fault[access], va)
     table = (satp & PPN_MASK) << 12
     level = levels - 1
+    index = root_index
     m64, base = mem.m64, mem.base - mem.data_offset
     while True:
-        pte_addr = table + ((va >> (12 + 9 * level)) & 0x1FF) * 8
+        pte_gpa = pte_addr = table + ((va >> (12 + 9 * level)) & index) * 8
+        index = 0x1FF
         if stage2 is not None:
-            pte_addr = stage2(pte_addr, LOAD)
+            pte_addr = stage2(pte_addr, LOAD, True)
         if not mem.contains(pte_addr, 8):
             raise Trap(ACCESS_FAULT[access], va)
         i = (pte_addr - base) >> 3
@@ -104,20 +126,22 @@ def walk(mem, satp: int, va: int, access: int, priv: int, sum_: bool, mxr: bool,
             ppn = (pte >> 10) & PPN_MASK
             if level and ppn & ((1 << (9 * level)) - 1):
                 break                                   # misaligned superpage
-            if not permitted(pte, access, priv, sum_, mxr):
+            if not permitted(pte, perm, priv, sum_, mxr):
                 break
             want = PTE_A | (PTE_D if access == STORE else 0)
             if update_ad and pte & want != want:
+                if stage2 is not None:
+                    stage2(pte_gpa, STORE, True)        # the update is a store, G-stage too
                 pte |= want
                 m64[i] = pte
                 mem.note_write(i << 3, 8)
             low = (1 << (12 + 9 * level)) - 1
             pa = ((ppn << 12) & ~low) | (va & low)
             stats.leaf_level = level
-            return (pa if stage2 is None else stage2(pa, access)), pte
+            return (pa if stage2 is None else stage2(pa, perm, False)), pte
         if level == 0:
             break
         level -= 1
         table = ((pte >> 10) & PPN_MASK) << 12
     stats.faults += 1
-    raise Trap(PAGE_FAULT[access], va)
+    raise Trap(fault[access], va)

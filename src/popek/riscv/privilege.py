@@ -5,12 +5,13 @@ every level (privileged spec 3.1.6, 3.3.2, 4.1.1): the level's cause, epc and
 tval registers, and its stack of enable bits in the status word (xPIE ← xIE,
 xIE ← 0, xPP ← the old privilege; back: the reverse).  A :class:`Level` names
 those registers and bits; M and S are two instances (the H extension's VS level
-will be a third), as Spike's and QEMU's VS state is a second instance of S's.
+is S's, on swapped registers: hart/virt.py), as in QEMU.
 
 They work on any *CPU*: the simulated hart, or the VMM's virtual CPU
 (vmm/vcpu.py), which is a supervisor-only instance of the same state.  What they
 need of a CPU: ``priv``, ``mstatus``, ``mip``, ``mie``, ``mideleg``, the level's
-registers, and ``set_priv``.
+registers, ``set_priv``, and the H extension's ``virt`` (V) and ``hideleg`` (False and
+0 on a CPU without it).
 """
 
 from __future__ import annotations
@@ -104,7 +105,12 @@ def vector(tvec: int, cause: int, interrupt: bool) -> int:
 def pending_interrupt(cpu) -> int | None:
     """The interrupt ``cpu`` takes now, if any (privileged spec 3.1.9): M-level ones
     (not delegated) when below M or with MIE set; else delegated ones when below S
-    or in S with SIE set; the highest priority first."""
+    or in S with SIE set; the highest priority first.
+
+    With the H extension (hypervisor chapter, "interrupts"): HS-level interrupts are
+    always enabled while V=1; VS-level ones (those hideleg passes on) are taken only
+    while V=1, in VU-mode or in VS-mode with the guest's SIE set (the live SIE then
+    is the guest's: hcsrs.py), and never while V=0."""
     pending = cpu.mip & cpu.mie
     if not pending:
         return None
@@ -112,8 +118,15 @@ def pending_interrupt(cpu) -> int | None:
     m_pending = pending & ~cpu.mideleg
     if m_pending and (priv != M or ms & MSTATUS_MIE):
         pending = m_pending
-    else:
+    elif cpu.virt:
         pending &= cpu.mideleg
+        hs = pending & ~cpu.hideleg
+        if hs:
+            pending = hs
+        elif priv == S and not ms & MSTATUS_SIE:
+            return None
+    else:
+        pending &= cpu.mideleg & ~cpu.hideleg
         if not pending or priv == M or (priv == S and not ms & MSTATUS_SIE):
             return None
     for irq in IRQ_PRIORITY:

@@ -45,6 +45,10 @@ M64 = (1 << 64) - 1
 
 
 class VCpu:
+    # A virtual CPU has no H extension: never in a virtual mode, nothing for one.
+    virt = False
+    hideleg = 0
+
     def __init__(self, vm, hartid: int = 0):
         self.vm = vm
         self.hartid = hartid

@@ -89,9 +89,11 @@ fail:
     .align 6
     .globl tohost
 tohost: .dword 0
+    .size tohost, 8                 /* (QEMU's HTIF wants the sizes: -M spike runs these too) */
     .align 6
     .globl fromhost
 fromhost: .dword 0
+    .size fromhost, 8
     .section .bss
     .align 4
 stack_bottom: .skip 4096

@@ -7,6 +7,8 @@
     hart/blocks.py      decoding code into blocks, finding them, invalidating them
     hart/execute.py     the run loop (dispatcher) and background-compiled translations
     hart/fp.py          the floating-point unit (F and D: riscv/fd.py, riscv/softfloat.py)
+    hart/virt.py        the H extension: V, the VS register bank, two-stage translation,
+                        HLV/HSV/HFENCE
     hart/debug.py       --profile and --trace
 
 The class is one (its fast paths are attribute lookups on ``self``), split by
@@ -22,12 +24,14 @@ from popek import costmodel
 from popek.clock import PollState
 from popek.riscv import csrs, isa, mmu, translate
 from popek.riscv.csrs import M, MSTATUS_MPP, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, S, U
+from popek.riscv.hcsrs import MSTATUS_MPV
 from popek.riscv.hart.blocks import MAX_BLOCK, MAX_CACHED_BLOCKS, TRANSLATE_AFTER, Block, HartBlocks
 from popek.riscv.hart.debug import HartDebug
 from popek.riscv.hart.execute import HartExecution
 from popek.riscv.hart.fp import HartFp
 from popek.riscv.hart.memory import MAX_TLB_ENTRIES, HartMemory
 from popek.riscv.hart.privileged import HartPrivileged
+from popek.riscv.hart.virt import VIRTUAL, VS, VU, HartVirtualization
 
 __all__ = ["Hart", "Block", "MAX_BLOCK", "MAX_CACHED_BLOCKS", "TRANSLATE_AFTER",
            "MAX_TLB_ENTRIES", "U", "S", "M"]
@@ -35,7 +39,8 @@ __all__ = ["Hart", "Block", "MAX_BLOCK", "MAX_CACHED_BLOCKS", "TRANSLATE_AFTER",
 M64 = (1 << 64) - 1
 
 
-class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDebug):
+class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartVirtualization,
+           HartDebug):
     def __init__(self, machine, hartid: int = 0, isa_variant: isa.Isa = isa.BASE,
                  costs: costmodel.CostModel | None = None):
         self.machine = machine
@@ -77,6 +82,7 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDe
         self.mcounteren = self.scounteren = self.mcountinhibit = 0
         self.menvcfg = self.senvcfg = 0
         self.satp = 0
+        self.init_virtualization()        # H: V, the hypervisor CSRs, the VS bank
         # F and D: the FP registers and fcsr, and whether mstatus.FS exists.
         self.f = [0] * 32
         self.fflags = self.frm = 0
@@ -91,20 +97,21 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDe
         self.limit = 0
         self.waiting = False              # in wfi with nothing pending
         self.slice_traps = 0              # traps taken in this slice (privileged.SLICE_TRAPS)
-        # Caches.
+        # Caches, per mode key: the privilege, plus VIRTUAL when V=1 (hart/virt.py).
         self.blocks: dict[int, Block] = {}
         self.blocks_by_page: dict[int, list[Block]] = {}
-        self.itlbs = {U: {}, S: {}, M: {}}
-        self.rtlbs = {U: {}, S: {}, M: {}}
-        self.wtlbs = {U: {}, S: {}, M: {}}
+        modes = (U, S, M, VU, VS)
+        self.itlbs = {k: {} for k in modes}
+        self.rtlbs = {k: {} for k in modes}
+        self.wtlbs = {k: {} for k in modes}
         self.itlb = self.itlbs[M]
-        # Virtual pc → block, per privilege: what the dispatcher looks up.  It holds
+        # Virtual pc → block, per mode: what the dispatcher looks up.  It holds
         # only what the fetch TLB would translate, so it is flushed with it.
-        self.vcaches = {U: {}, S: {}, M: {}}
+        self.vcaches = {k: {} for k in modes}
         self.vcache = self.vcaches[M]
         self.rtlb = self.rtlbs[M]
         self.wtlb = self.wtlbs[M]
-        self.data_priv = M
+        self.mode_key = self.data_key = M  # the TLBs' mode of fetches, and of loads/stores
         self.walk_stats = mmu.WalkStats()
         self.superpages: set = set()      # (va >> shift, level) of superpage leaves in the TLBs
         self.stats = {"traps": 0, "interrupts": 0, "blocks_built": 0, "tlb_flushes": 0,
@@ -131,8 +138,9 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDe
 
     def set_priv(self, p: int) -> None:
         self.priv = p
-        self.itlb = self.itlbs[p]
-        self.vcache = self.vcaches[p]
+        key = self.mode_key = p | VIRTUAL if self.virt else p
+        self.itlb = self.itlbs[key]
+        self.vcache = self.vcaches[key]
         self._select_data_tlbs()
 
     def set_mstatus(self, v: int) -> None:
@@ -140,7 +148,7 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDe
         self.mstatus = v
         if (old ^ v) & (MSTATUS_SUM | MSTATUS_MXR):
             self._flush_tlbs(data_only=True)
-        if (old ^ v) & (MSTATUS_MPRV | MSTATUS_MPP):
+        if (old ^ v) & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_MPV):
             self._select_data_tlbs()
 
     def set_satp(self, v: int) -> None:
@@ -170,7 +178,8 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartDe
 
     # ---------------------------------------------------------------- counters
     def read_time(self) -> int:
-        return self.machine.guest_time(self.poll, self.csr_pc, self.instret)
+        t = self.machine.guest_time(self.poll, self.csr_pc, self.instret)
+        return (t + self.htimedelta) & M64 if self.virt else t     # (H: a guest's offset)
 
     def read_cycle(self) -> int:
         return (self.instret + self.cycle_offset + self.cycle_extra) & M64

@@ -75,7 +75,7 @@ class HartBlocks:
             m = self.bus.find(pa)
             if m is None or not hasattr(m.device, "fetch"):
                 raise Trap(traps.INSN_ACCESS_FAULT, pc)
-            self.itlbs[self.priv][pc >> 12] = pa & ~0xFFF
+            self.itlbs[self.mode_key][pc >> 12] = pa & ~0xFFF
         return pa & ~0xFFF
 
     def _read_code(self, pa: int, size: int, va: int) -> int:
@@ -246,7 +246,7 @@ class HartBlocks:
                     self.stats["block_aliases"] += 1
                 blk = self.build_block(pc, pa)
         except Trap as t:
-            self.take_trap(t.cause, t.tval, pc)
+            self.take_trap(t.cause, t.tval, pc, False, t.gpa, t.gva, t.tinst)
             return None
         if self.blocks.get(blk.pa) is blk:
             vc = self.vcache

@@ -36,7 +36,7 @@ class HartExecution:
                     fn()                            # it sets the pc on every way out
                 except Trap as t:
                     self.instret += t.idx
-                    self.take_trap(t.cause, t.tval, t.pc)
+                    self.take_trap(t.cause, t.tval, t.pc, False, t.gpa, t.gva, t.tinst)
                 continue
             self.pc = blk.next_pc                   # ops set it only at a jump or branch
             ops = blk.ops
@@ -49,7 +49,7 @@ class HartExecution:
                     self.instret += blk.n
             except Trap as t:
                 self.instret += blk.index_of(t.pc)  # the instructions before it retired
-                self.take_trap(t.cause, t.tval, t.pc)
+                self.take_trap(t.cause, t.tval, t.pc, False, t.gpa, t.gva, t.tinst)
             if blk.heat:
                 blk.heat -= 1
                 if not blk.heat:

@@ -16,6 +16,8 @@ import logging
 from popek.riscv import mmu, traps
 from popek.riscv.csrs import M, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, \
     MSTATUS_SUM, S, U
+from popek.riscv.hart.virt import VIRTUAL, VS, VU
+from popek.riscv.hcsrs import MSTATUS_MPV
 from popek.riscv.mmu import FETCH, LOAD, PAGE_BASE, STORE, TLB_KEY
 from popek.riscv.traps import Trap
 
@@ -23,9 +25,10 @@ log = logging.getLogger(__name__)
 
 M64 = (1 << 64) - 1
 PAGE = 0x1000
-MAX_TLB_ENTRIES = 4096  # per TLB (there are 9: fetch/load/store × U/S/M)
+MAX_TLB_ENTRIES = 4096  # per TLB (fetch/load/store × U/S/M, and with H, VU/VS)
 MAX_SCANNED_DISPATCH = 512  # a page fence searches a dispatch cache this big, else empties it
 K1, K2, K4, K8 = (TLB_KEY[size] for size in (1, 2, 4, 8))
+TRANSLATED_MODES = (U, S, VU, VS)       # the mode keys whose TLBs hold translations
 
 
 class HartMemory:
@@ -33,16 +36,22 @@ class HartMemory:
 
     # ------------------------------------------------------------------ TLBs
     def _select_data_tlbs(self) -> None:
+        """Loads and stores use the TLBs of the effective mode: M-mode with MPRV set
+        accesses memory as MPP (and, with H, MPV) says."""
         ms = self.mstatus
-        dp = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT if (self.priv == M and ms & MSTATUS_MPRV) \
-            else self.priv
-        self.data_priv = dp
-        self.rtlb = self.rtlbs[dp]
-        self.wtlb = self.wtlbs[dp]
+        if self.priv == M and ms & MSTATUS_MPRV:
+            key = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
+            if ms & MSTATUS_MPV and key != M:
+                key |= VIRTUAL
+        else:
+            key = self.mode_key
+        self.data_key = key
+        self.rtlb = self.rtlbs[key]
+        self.wtlb = self.wtlbs[key]
 
     def _flush_tlbs(self, data_only: bool = False) -> None:
         self.stats["tlb_flushes"] += 1
-        for p in (U, S):
+        for p in TRANSLATED_MODES:
             self.rtlbs[p].clear()
             self.wtlbs[p].clear()
             if not data_only:
@@ -69,7 +78,7 @@ class HartMemory:
             return
         self.stats["tlb_page_flushes"] += 1
         key, page = va & PAGE_BASE, va >> 12
-        for p in (U, S):
+        for p in TRANSLATED_MODES:
             self.rtlbs[p].pop(key, None)
             self.wtlbs[p].pop(key, None)
             if self.itlbs[p].pop(page, None) is not None:
@@ -153,8 +162,14 @@ class HartMemory:
 
     def translate(self, va: int, access: int) -> int:
         """Virtual → physical for ``access``, filling the TLB for RAM pages."""
-        priv = self.priv if access == FETCH else self.data_priv
-        if priv == M or not self.satp >> 60:
+        priv = self.mode_key if access == FETCH else self.data_key
+        if priv & VIRTUAL:                  # V=1 (or MPRV with MPV): two stages (hart/virt.py)
+            refs = self.walk_stats.pte_reads
+            try:
+                pa = self.translate_virtual(va, access, priv & ~VIRTUAL)
+            finally:
+                self.cycle_extra += (self.walk_stats.pte_reads - refs) * self.costs.PAGE_WALK_REF
+        elif priv == M or not self.satp >> 60:
             pa = va
         else:
             ms = self.mstatus
@@ -202,7 +217,10 @@ class HartMemory:
             if o is not None:
                 off = va + o
                 return int.from_bytes(self.ram.data[off:off + size], "little")
-        pa = self.translate(va, LOAD)
+        return self.read_physical(va, self.translate(va, LOAD), size)
+
+    def read_physical(self, va: int, pa: int, size: int) -> int:
+        """The ``size`` bytes at physical ``pa`` (``va``: for a fault's tval): RAM or a device."""
         ram = self.ram
         if ram.base <= pa and pa + size <= ram.end:
             off = pa - ram.base
@@ -220,7 +238,11 @@ class HartMemory:
                 off = va + o
                 self.ram.data[off:off + size] = v.to_bytes(size, "little")
                 return
-        pa = self.translate(va, STORE)
+        self.write_physical(va, self.translate(va, STORE), size, v)
+
+    def write_physical(self, va: int, pa: int, size: int, v: int) -> None:
+        """Store ``v`` at physical ``pa`` (``va``: for a fault's tval): RAM (telling the
+        page's watchers: code, devices) or a device."""
         ram = self.ram
         if ram.base <= pa and pa + size <= ram.end:
             off = pa - ram.base

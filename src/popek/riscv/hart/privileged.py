@@ -11,7 +11,8 @@ anywhere and taken here, in :meth:`take_trap`, the one place that knows delegati
 from __future__ import annotations
 
 from popek.riscv import csrs, privilege, traps
-from popek.riscv.csrs import M
+from popek.riscv.csrs import M, S
+from popek.riscv.hcsrs import HSTATUS_GVA, HSTATUS_SPV, HSTATUS_SPVP, MSTATUS_GVA, MSTATUS_MPV
 from popek.riscv.traps import Trap
 
 M64 = (1 << 64) - 1
@@ -29,31 +30,52 @@ class HartPrivileged:
 
     # ------------------------------------------------------- privileged ops
     def ecall(self):
+        if self.virt:                   # (H) from VS-mode 10, from VU-mode 8
+            raise Trap(traps.ECALL_FROM_VS if self.priv == S else traps.ECALL_FROM_U, 0)
         raise Trap(traps.ECALL_FROM_U + self.priv, 0)
 
     def mret(self):
         if self.priv != M:
             raise Trap(traps.ILLEGAL_INSN, None)
-        self._trap_return(privilege.MACHINE)
+        # (H) back to a virtual mode if the trap came from one: V ← MPV, MPV ← 0.
+        virt = False
+        if self.has_h:
+            virt = bool(self.mstatus & MSTATUS_MPV) and \
+                (self.mstatus & csrs.MSTATUS_MPP) >> csrs.MSTATUS_MPP_SHIFT != M
+            self.mstatus &= ~MSTATUS_MPV
+        self._trap_return(privilege.MACHINE, virt)
 
     def sret(self):
+        if self.virt:
+            self.virtual_sret()         # VS-mode returns within the guest: V stays 1
+            self._trap_return(privilege.SUPERVISOR, True)
+            return
         if not privilege.may_sret(self):
             raise Trap(traps.ILLEGAL_INSN, None)
-        self._trap_return(privilege.SUPERVISOR)
+        # (H) HS-mode returns into the guest if it trapped from it: V ← SPV, SPV ← 0.
+        virt = bool(self.hstatus & HSTATUS_SPV)
+        self.hstatus &= ~HSTATUS_SPV
+        self._trap_return(privilege.SUPERVISOR, virt)
 
-    def _trap_return(self, level) -> None:
+    def _trap_return(self, level, virt: bool = False) -> None:
         self.reservation = None
         self.cycle_extra += self.costs.TRAP_RETURN
-        self.pc = privilege.trap_return(self, level)
+        self.pc = privilege.trap_return(self, level)   # (on the registers of the mode left)
+        self.set_virt(virt)
 
     def wfi(self):
-        if not privilege.may_wfi(self):
+        if self.virt:
+            self.virtual_wfi()
+        elif not privilege.may_wfi(self):
             raise Trap(traps.ILLEGAL_INSN, None)
         if not self.mip & self.mie:
             self.waiting = True
             self.limit = 0
 
     def sfence_vma(self, va, rs1, asid, rs2):
+        if self.virt:
+            self.virtual_sfence()
+            return
         if not privilege.may_sfence_vma(self):
             raise Trap(traps.ILLEGAL_INSN, None)
         self.cycle_extra += self.costs.TLB_FLUSH
@@ -69,8 +91,17 @@ class HartPrivileged:
         self.stats["fence_i"] += 1
 
     # ------------------------------------------------------------- traps
-    def take_trap(self, cause: int, tval: int, epc: int, interrupt: bool = False) -> None:
-        """Enter the trap handler for ``cause``: the one place that knows delegation."""
+    def take_trap(self, cause: int, tval: int, epc: int, interrupt: bool = False,
+                  gpa: int = 0, gva: bool = False, tinst: int = 0) -> None:
+        """Enter the trap handler for ``cause``: the one place that knows delegation.
+
+        Without H: M-mode, or S-mode where medeleg/mideleg delegate from below M.  With
+        H, a trap from a virtual mode that HS-mode delegates on (hedeleg/hideleg) goes
+        to VS-mode and V stays 1; any other leaves the virtual modes, and tells its
+        handler where it came from (mstatus.MPV or hstatus.SPV/SPVP), whether tval is
+        a guest virtual address (GVA: ``gva``, or any address trap from V=1), and a
+        guest-page fault's guest-physical address (``gpa`` >> 2 in mtval2 or htval) and
+        ``tinst`` (htinst or mtinst)."""
         self.stats["interrupts" if interrupt else "traps"] += 1
         self.slice_traps += 1
         if self.slice_traps >= SLICE_TRAPS:
@@ -84,8 +115,37 @@ class HartPrivileged:
             self.m_trap_hook(cause, tval & M64, epc, interrupt)     # charges its own costs
             return
         self.cycle_extra += self.costs.TRAP_ENTRY
+        if self.has_h:
+            if to_s and self.virt and ((self.hideleg if interrupt else self.hedeleg) >> cause) & 1:
+                # Into VS-mode (V stays 1); a VS-level interrupt is seen there as its
+                # S-level counterpart (VSSIP 2 → SSIP 1, ...).
+                self.pc = privilege.trap_entry(self, privilege.SUPERVISOR,
+                                               cause - 1 if interrupt else cause, tval, epc,
+                                               interrupt)
+                self._trace_trap(epc, cause, tval, interrupt)
+                return
+            self._leave_virtual(to_s, gpa, tinst, gva or (self.virt and not interrupt
+                                                          and cause in traps.ADDRESS_CAUSES))
         level = privilege.SUPERVISOR if to_s else privilege.MACHINE
         self.pc = privilege.trap_entry(self, level, cause, tval, epc, interrupt)
+        self._trace_trap(epc, cause, tval, interrupt)
+
+    def _leave_virtual(self, to_hs: bool, gpa: int, tinst: int, gva: bool) -> None:
+        """(H) A trap into HS- or M-mode: record V (and, into HS, the virtual
+        privilege), GVA, and the guest-physical address; then V ← 0."""
+        if to_hs:
+            hs = self.hstatus & ~(HSTATUS_SPV | HSTATUS_GVA)
+            if self.virt:
+                hs = (hs & ~HSTATUS_SPVP) | HSTATUS_SPV | (HSTATUS_SPVP if self.priv == S else 0)
+            self.hstatus = hs | (HSTATUS_GVA if gva else 0)
+            self.htval, self.htinst = gpa >> 2, tinst
+        else:
+            ms = self.mstatus & ~(MSTATUS_MPV | MSTATUS_GVA)
+            self.mstatus = ms | (MSTATUS_MPV if self.virt else 0) | (MSTATUS_GVA if gva else 0)
+            self.mtval2, self.mtinst = gpa >> 2, tinst
+        self.set_virt(False)
+
+    def _trace_trap(self, epc, cause, tval, interrupt) -> None:
         if self.trace:
             self.trace(epc, f"trap {'irq' if interrupt else 'exc'} cause={cause} tval={tval:#x}")
 
