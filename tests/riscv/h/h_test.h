@@ -67,13 +67,23 @@ h_trap_handler:
  *    says illegal.
  *  - mret with MPP = M and MPV set stays in M-mode with V=0; QEMU 7.2 sets V (skipped).
  *  - hstatus.VTVM traps VS-mode's satp accesses too; QEMU 7.2 only its sfence.vma (skipped).
+ *  - HS-mode's mstatus.MXR applies to both stages, vsstatus.MXR to the VS-stage only; QEMU
+ *    7.2 uses the guest's at the G-stage (skipped).
  *  - an exception 2, 6 or 10 delegated to VS-mode keeps its cause; QEMU 7.2 takes one off
  *    as it does for the VS interrupts (an illegal instruction arrives as 1).
+ *  - a G-stage fault on the VS-stage walk's own access is reported for the original
+ *    access (a store: 23); QEMU 7.2 always reports a load's (21; fixed in QEMU 8.1).
+ *  - a VS-stage page fault of HLV is a load page fault (13); QEMU 7.2 raises a load access
+ *    fault (5); and HLVX of an execute-only page reads it, where QEMU faults (skipped).
  * (And QEMU's spike board has no time source, so htimedelta is illegal there: skipped.) */
 #ifdef QEMU_ORACLE
 #define VU_S_CAUSE 2
 #define VS_ILLEGAL_CAUSE 1
+#define WALK_STORE_GPF_CAUSE 21
+#define HLV_PAGE_FAULT_CAUSE 5
 #else
 #define VU_S_CAUSE 22
 #define VS_ILLEGAL_CAUSE 2
+#define WALK_STORE_GPF_CAUSE 23
+#define HLV_PAGE_FAULT_CAUSE 13
 #endif
