@@ -96,3 +96,11 @@ def uboot_smode() -> Path:
 @pytest.fixture(scope="session")
 def uboot_mmode() -> Path:
     return require(UBOOT_M, "u-boot-qemu")
+
+
+@pytest.fixture
+def disk(tmp_path):
+    """A 4 MiB disk image for a VM, marked at its start (the VMM tests)."""
+    img = tmp_path / "guest.img"
+    img.write_bytes(b"POPEK-VMM-DISK!!" + bytes((4 << 20) - 16))
+    return img

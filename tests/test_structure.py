@@ -196,12 +196,15 @@ def test_exit_from_trap_types(vm):
 
 # -- strategies chosen and refused ----------------------------------------------------
 
-def test_builder_refuses_unknown_strategies_and_bad_combinations(monkeypatch):
-    with pytest.raises(ConfigError, match="--paging nested: unknown"):
-        builder.check("trap-emulate", "nested", "emulated")
-    monkeypatch.setitem(builder.PAGING, "nested", object)
+def test_builder_refuses_unknown_strategies_and_bad_combinations():
+    with pytest.raises(ConfigError, match="--paging inverted: unknown"):
+        builder.check("trap-emulate", "inverted", "emulated")
+    with pytest.raises(ConfigError, match="--vmm bt: unknown"):
+        builder.check("bt", "shadow", "emulated")
     with pytest.raises(ConfigError, match="does not work with --vmm trap-emulate"):
         builder.check("trap-emulate", "nested", "emulated")
+    with pytest.raises(ConfigError, match="does not work with --vmm hw"):
+        builder.check("hw", "shadow", "emulated")
 
 
 def test_cli_strategy_errors_are_one_line(vmm_programs):

@@ -27,13 +27,6 @@ def run_vms(configs, steps=(), max_instructions=None, until=None):
     return code, con.text(), hv
 
 
-@pytest.fixture
-def disk(tmp_path):
-    img = tmp_path / "guest.img"
-    img.write_bytes(b"POPEK-VMM-DISK!!" + bytes((4 << 20) - 16))
-    return img
-
-
 def test_ledger_counts_exits_exactly(vmm_programs):
     """1000 `csrr sstatus` in the guest kernel are 1000 CSR exits, not one more."""
     code, _, hv = run_vms([VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=16 * MiB)])

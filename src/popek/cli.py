@@ -198,12 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="riscv: the simulated RV64 machine (default); kvm: real x86-64 "
                           "hardware through /dev/kvm (--kernel: a bzImage, a vmlinux, or a "
                           "64-bit ELF)")
-    run.add_argument("--vmm", choices=("none", "trap-emulate"), default="none",
+    run.add_argument("--vmm", choices=("none", "trap-emulate", "hw"), default="none",
                      help="none: bare metal (default); trap-emulate: run the kernel as a guest "
-                          "of popek's VMM (deprivileged, shadow page tables, SBI by the VMM)")
+                          "of popek's VMM (deprivileged, shadow page tables, SBI by the VMM); "
+                          "hw: as a guest in the H extension's VS-mode (hardware assist, "
+                          "nested paging; the hart gets H)")
     run.add_argument("--paging", metavar="STRATEGY", default=None,
-                     help="with --vmm: how guest memory is virtualized: shadow (default; "
-                          "shadow page tables filled from the guest's own)")
+                     help="with --vmm: how guest memory is virtualized: shadow (shadow page "
+                          "tables filled from the guest's own; trap-emulate's default) or "
+                          "nested (the H extension's G-stage; hw's)")
     run.add_argument("--io", metavar="STRATEGY", default=None,
                      help="with --vmm: where device accesses go: emulated (default; device "
                           "models inside the VMM)")
@@ -374,7 +377,8 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
 def _strategies(args) -> dict:
     """The VM strategies the options chose (vmm/builder.py), checked."""
     from popek.vmm import builder
-    chosen = {"cpu": args.vmm, "paging": args.paging or "shadow", "io": args.io or "emulated"}
+    chosen = {"cpu": args.vmm, "paging": args.paging or builder.DEFAULT_PAGING.get(args.vmm),
+              "io": args.io or "emulated"}
     builder.check(**chosen)
     return chosen
 
@@ -499,7 +503,7 @@ def cmd_run(args) -> int:
     if args.vmm != "none":
         return cmd_run_vmm(args, costs)
     if args.vm:
-        raise ConfigError("--vm needs --vmm trap-emulate")
+        raise ConfigError("--vm needs --vmm (trap-emulate or hw)")
     if args.paging or args.io:
         raise ConfigError("--paging and --io choose how the VMM virtualizes a guest: they "
                           "need --vmm")

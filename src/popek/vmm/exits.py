@@ -8,12 +8,17 @@ from the strategies it was assembled from (vmm/builder.py); tests construct exit
 and feed them to that table without running any guest code.
 
     exit            payload                       made by
-    CsrAccess       the decoded csrr*/csrw* insn   trap-and-emulate (illegal insn)
-    Sret, Wfi,      the decoded instruction        trap-and-emulate (illegal insn)
-    TlbFence
-    IllegalInsn     the instruction bits           trap-and-emulate (illegal insn)
-    Ecall           -                              trap-and-emulate (ecall from U)
+    CsrAccess       the decoded csrr*/csrw* insn   trap-and-emulate (illegal insn); hardware
+                                                   assist (virtual insn: a trapped counter)
+    Sret, Wfi,      the decoded instruction        trap-and-emulate (illegal insn); Wfi also
+    TlbFence                                       hardware assist (virtual insn: VTW)
+    IllegalInsn     the instruction bits           both (what the guest may not do)
+    Ecall           -                              trap-and-emulate (ecall from U), hardware
+                                                   assist (ecall from VS)
     PageFault       access (fetch/load/store), va  trap-and-emulate (page fault)
+    GuestPageFault  access, va, guest-physical     hardware assist (a G-stage fault)
+                    address, whether the VS-stage
+                    walk's own access faulted
     GuestException  cause, tval                    trap-and-emulate (any other)
     HostInterrupt   irq                            trap-and-emulate (M-level interrupt)
     MmioRead        address, size                  trap-and-emulate (a page fault the
@@ -74,6 +79,14 @@ class Ecall(Exit):
 class PageFault(Exit):
     access: int                  # mmu.FETCH / LOAD / STORE
     va: int
+
+
+@dataclass(slots=True)
+class GuestPageFault(Exit):
+    access: int                  # the guest's access (mmu.FETCH / LOAD / STORE)
+    va: int                      # its guest virtual address
+    gpa: int                     # the guest-physical address the G-stage had no entry for
+    implicit: bool               # the VS-stage walk's own access (a page-table entry)
 
 
 @dataclass(slots=True)

@@ -41,6 +41,21 @@ SLICE = 20_000                      # instructions a vCPU runs before the VMM lo
 M64 = (1 << 64) - 1
 
 
+def _isas(cpu: str, needs_h: bool) -> tuple:
+    """The hart's ISA and the one its guests see: with hardware assist the hart has
+    the H extension (``cpu`` plus H), and its guests the same without it (no nested
+    virtualization)."""
+    variant = isa.variant(cpu)
+    if not needs_h:
+        return variant, variant
+    base = variant.name.removesuffix("h")
+    try:
+        return isa.variant(base + "h"), isa.variant(base)
+    except KeyError:
+        raise ConfigError(f"--vmm hw needs a hart with the H extension, which --cpu {cpu} "
+                          f"cannot have (use rv64gc)") from None
+
+
 def _timers_to_come(vm: VirtualMachine, now: int) -> list[int]:
     """The SBI timer deadlines of ``vm``'s started vCPUs still in the future."""
     return [v.timer for v in vm.vcpus if v.started and now < v.timer != M64]
@@ -82,7 +97,8 @@ class Hypervisor(MachineTime):
         self.clock = HostClock() if clock == "host" else \
             InstructionClock(ips) if ips else InstructionClock()
         self.rtc_base_ns = time.time_ns()
-        self.hart = Hart(self, isa_variant=isa.variant(cpu), costs=self.costs)
+        hart_isa, self.guest_isa = _isas(cpu, any(c.cpu in builder.NEEDS_H for c in vm_configs))
+        self.hart = Hart(self, isa_variant=hart_isa, costs=self.costs)
         self.hart.translate_blocks = engine == "translate"
         self.code_cache = CodeCache(code_cache) if self.hart.translate_blocks else None
         self.hart.code_cache = self.code_cache
@@ -144,6 +160,7 @@ class Hypervisor(MachineTime):
         vm.memory.activate()
 
     def _save(self, vm: VirtualMachine) -> None:
+        vm.cpu.deactivate()
         vm.vcpu.save_from(self.hart)
 
     def vm_stopped(self, vm: VirtualMachine) -> None:

@@ -33,13 +33,18 @@ REASON_COSTS = {
     "ecall_user": ("REFLECT_TRAP",),
     "interrupt": ("REFLECT_TRAP",),
     "counter": ("EMULATE_CSR",),
+    "page_fault_nested": ("NESTED_FILL",),
 }
+# What getting to the VMM and back costs, by CPU strategy: a trap to M-mode and its
+# return (trap-and-emulate), or a VM exit and entry (hardware assist).
+TRAP_SWITCH = ("TRAP_ENTRY", "TRAP_RETURN")
+VM_SWITCH = ("VM_EXIT", "VM_ENTRY")
 
 
-def exit_cost(costs: CostModel, reason: str) -> int:
+def exit_cost(costs: CostModel, reason: str, switch: tuple = TRAP_SWITCH) -> int:
     """Modelled cycles of one exit for ``reason``: entry, emulation, return."""
-    return costs.TRAP_ENTRY + sum(costs[n] for n in REASON_COSTS.get(reason, ("EMULATE_CSR",))) \
-        + costs.TRAP_RETURN
+    return costs[switch[0]] + sum(costs[n] for n in REASON_COSTS.get(reason, ("EMULATE_CSR",))) \
+        + costs[switch[1]]
 
 
 class Ledger:
@@ -49,13 +54,14 @@ class Ledger:
     the KVM backend (``measured=True``) records the host time each exit really took
     to handle."""
 
-    def __init__(self, charge=None, measured: bool = False, costs: CostModel | None = None):
+    def __init__(self, charge=None, measured: bool = False, costs: CostModel | None = None,
+                 switch: tuple = TRAP_SWITCH):
         self.charge = charge              # callable(cycles): the CPU's cycle counter counts them
         self.measured = measured
         costs = costs or CostModel()
         # Priced once: record() runs on every exit.
-        self._costs = {reason: exit_cost(costs, reason) for reason in REASON_COSTS}
-        self._other_cost = exit_cost(costs, "")
+        self._costs = {reason: exit_cost(costs, reason, switch) for reason in REASON_COSTS}
+        self._other_cost = exit_cost(costs, "", switch)
         self.counts: dict[str, int] = {}
         self.cycles: dict[str, float] = {}    # modelled cycles, or measured seconds
         self.details: dict[tuple[str, str], int] = {}

@@ -48,7 +48,7 @@ class VmConfig:
 
 class VirtualMachine(VirtLayout):
     def __init__(self, vmm, cfg: VmConfig, host_ram, host_base: int, pool_base: int, console):
-        self.isa = vmm.hart.isa
+        self.isa = vmm.guest_isa              # (the hart's, without H: what the guest sees)
         self.vmm = vmm
         self.cfg = cfg
         self.name = cfg.name
@@ -67,7 +67,8 @@ class VirtualMachine(VirtLayout):
         self.platform = Platform(self, self.ram, self.console_write, cfg.drives, self.vcpus)
         self.bus = self.platform.bus
         self.uart = self.platform.uart
-        self.ledger = Ledger(vmm.charge_cycles, costs=vmm.costs)
+        self.ledger = Ledger(vmm.charge_cycles, costs=vmm.costs,
+                             switch=builder.CPU[cfg.cpu].SWITCH)
         builder.assemble(self, host_ram, pool_base)
         # The kernel at RAM + 2 MiB (an ELF at its own addresses), the tree at the top.
         img = load_image(cfg.kernel, self.ram, self.RAM_BASE + KERNEL_OFFSET)

@@ -138,7 +138,7 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartVi
 
     def set_priv(self, p: int) -> None:
         self.priv = p
-        key = self.mode_key = p | VIRTUAL if self.virt else p
+        key = self.mode_key = p | VIRTUAL if self.virt and p != M else p
         self.itlb = self.itlbs[key]
         self.vcache = self.vcaches[key]
         self._select_data_tlbs()

@@ -112,6 +112,10 @@ class HartPrivileged:
         deleg = self.mideleg if interrupt else self.medeleg
         to_s = priv != M and (deleg >> cause) & 1
         if self.m_trap_hook is not None and not to_s:
+            if self.virt:
+                # (H) The VMM stands in HS-mode (vmm/cpu/hw.py): what a trap into HS-mode
+                # tells its handler about a guest-page fault, it is told.
+                self.htval, self.htinst = gpa >> 2, tinst
             self.m_trap_hook(cause, tval & M64, epc, interrupt)     # charges its own costs
             return
         self.cycle_extra += self.costs.TRAP_ENTRY

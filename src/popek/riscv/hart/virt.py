@@ -50,6 +50,8 @@ class HartVirtualization:
         self.htval = self.htinst = self.hgatp = 0
         self.mtval2 = self.mtinst = 0
         self.vs_bank = VsBank()
+        if self.has_h:
+            self.mideleg |= hcsrs.VS_INTERRUPTS     # read-only one
 
     # ------------------------------------------------------------------ V
     def set_virt(self, v: bool) -> None:

@@ -29,21 +29,21 @@ After each exit, an interrupt the guest can now take is injected.
 from __future__ import annotations
 
 from popek.riscv import csrs, isa, traps
-from popek.riscv.mmu import ACCESS_FAULT, FETCH, PAGE_FAULT
+from popek.riscv.mmu import FETCH, PAGE_FAULT
 from popek.riscv.privilege import (may_sfence_vma, may_sret, may_wfi, pending_interrupt,
                                    supervisor_return, supervisor_trap)
 from popek.riscv.traps import Trap
 from popek.vmm import sbi
+from popek.vmm.cpu import mmio
 from popek.vmm.exits import (CsrAccess, Ecall, Exit, GuestException, HostInterrupt,
-                             IllegalInsn, MmioRead, MmioWrite, PageFault, Sret, TlbFence, Wfi)
+                             IllegalInsn, PageFault, Sret, TlbFence, Wfi)
+from popek.vmm.ledger import TRAP_SWITCH
 from popek.vmm.memory import Device, Filled
 from popek.vmm.vcpu import S, U
 
 ACCESS = {cause: access for access, cause in PAGE_FAULT.items()}     # page-fault cause → access
 SYSTEM_EXITS = {"sret": Sret, "wfi": Wfi, "sfence.vma": TlbFence}
 SSTATUS = 0x100
-FP_ACCESS = {"flw": (4, True), "fld": (8, True), "fsw": (4, False), "fsd": (8, False)}
-FP_BOX = 0xFFFFFFFF00000000
 COUNTERS = {0xC00: "cycle", 0xC01: "time", 0xC02: "instret"}
 IRQ_NAMES = {traps.IRQ_S_EXT: "external", traps.IRQ_S_SOFT: "software",
              traps.IRQ_S_TIMER: "timer"}
@@ -72,6 +72,7 @@ def exit_from_trap(cause: int, tval: int, epc: int, interrupt: bool,
 class TrapAndEmulate:
     """The CPU strategy of one VM."""
     name = "trap-emulate"
+    SWITCH = TRAP_SWITCH             # what reaching the VMM and back costs (ledger.py)
 
     def __init__(self, vm):
         self.vm = vm
@@ -102,6 +103,9 @@ class TrapAndEmulate:
         """The VM is about to run: the hart runs it in U-mode, its M-mode traps are exits."""
         self.hart.m_trap_hook = self.vmm.on_trap
         self.hart.set_priv(U)
+
+    def deactivate(self) -> None:
+        """The VM leaves the hart: everything of its vCPU is in the vCPU already."""
 
     def resume(self, e: Exit) -> None:
         """After an exit: x0 is zero again, and an interrupt the guest can take now is taken."""
@@ -194,57 +198,12 @@ class TrapAndEmulate:
             self.reflect(out.cause, e.va, e.pc, out.reason)
 
     def device_access(self, vm, e: PageFault, gpa: int) -> None:
-        """A load or store to a device: decode the instruction, make it an MMIO exit
-        for the I/O strategy, and finish the instruction with what it returns."""
-        h = self.hart
+        """A load or store to a device: emulated (cpu/mmio.py), or an access fault."""
         word = vm.memory.guest_fetch(e.pc) if e.access != FETCH else None
-        d = h.isa.decode(word) if word is not None else None
-        fp = FP_ACCESS.get(d.insn.name) if d is not None else None
-        if d is None or (d.insn.mem is None and fp is None):
-            self.reflect(ACCESS_FAULT[e.access], e.va, e.pc, "exception_reflected")
-            return
-        if fp is not None:
-            done = self._fp_device_access(vm, e, gpa, d, *fp)
-        elif d.insn.kind == isa.LOAD:
-            size = d.insn.mem[1]
-            value = vm.handlers[MmioRead](vm, MmioRead(e.pc, gpa, size))
-            done = value is not None
-            if done and d.rd:
-                h.x[d.rd] = _load_result(d.insn, value)
-        else:
-            size = d.insn.mem[1]
-            done = vm.handlers[MmioWrite](vm, MmioWrite(e.pc, gpa, size,
-                                                        h.x[d.rs2] & ((1 << (8 * size)) - 1)))
-        if not done:
-            self.reflect(ACCESS_FAULT[e.access], e.va, e.pc, "exception_reflected")
-            return
-        h.pc = e.pc + d.length
-
-    def _fp_device_access(self, vm, e: PageFault, gpa: int, d, size: int, load: bool) -> bool:
-        """flw/fld/fsw/fsd (also compressed) to a device: the FP register is the data (the
-        hart checked FS before the access faulted); a single is NaN-boxed."""
-        h = self.hart
-        if load:
-            value = vm.handlers[MmioRead](vm, MmioRead(e.pc, gpa, size))
-            if value is None:
-                return False
-            h.f[d.rd] = value | (FP_BOX if size == 4 else 0)
-            h.mstatus |= csrs.MSTATUS_FS                  # an FP register written: Dirty
-            return True
-        return vm.handlers[MmioWrite](vm, MmioWrite(e.pc, gpa, size,
-                                                    h.f[d.rs2] & ((1 << (8 * size)) - 1)))
+        fault = mmio.device_access(vm, self.hart, e.pc, e.access, word, gpa)
+        if fault is not None:
+            self.reflect(fault, e.va, e.pc, "exception_reflected")
 
     def stats(self) -> dict:
         return {}
 
-
-_LOAD_RESULT = {}
-
-
-def _load_result(insn, raw: int) -> int:
-    """The value a load instruction writes to rd, from the raw bytes (its snippet)."""
-    fn = _LOAD_RESULT.get(insn.body)
-    if fn is None:
-        expr = insn.body.split("=", 1)[1].strip()          # "x[rd] = <expr of v>"
-        fn = _LOAD_RESULT[insn.body] = eval(f"lambda v: {expr}", dict(isa.SEMANTICS_GLOBALS))
-    return fn(raw)
