@@ -39,7 +39,7 @@ from popek.riscv.mmu import ACCESS_FAULT, GUEST_PAGE_FAULT
 from popek.riscv.privilege import supervisor_trap
 from popek.riscv.traps import Trap
 from popek.vmm import sbi
-from popek.vmm.cpu import mmio
+from popek.vmm.cpu import mmio, wait_for_interrupt
 from popek.vmm.exits import (CsrAccess, Ecall, Exit, GuestException, GuestPageFault,
                              HostInterrupt, IllegalInsn, Wfi)
 from popek.vmm.ledger import VM_SWITCH
@@ -185,11 +185,7 @@ class HardwareAssist:
                 self.reflect(fault, e.va, e.pc, "exception_reflected")
 
     def wfi(self, vm, e: Wfi) -> None:
-        self.hart.pc = e.pc + e.insn.length
-        vm.ledger.record("wfi")
-        if not vm.vcpu.pending_enabled():
-            vm.vcpu.waiting = True
-            self.hart.limit = 0
+        wait_for_interrupt(vm, self.hart, e)
 
     def csr(self, vm, e: CsrAccess) -> None:
         """A counter read hcounteren traps (time, with trap_time): emulated on the

@@ -34,7 +34,7 @@ from popek.riscv.privilege import (may_sfence_vma, may_sret, may_wfi, pending_in
                                    supervisor_return, supervisor_trap)
 from popek.riscv.traps import Trap
 from popek.vmm import sbi
-from popek.vmm.cpu import mmio
+from popek.vmm.cpu import mmio, wait_for_interrupt
 from popek.vmm.exits import (CsrAccess, Ecall, Exit, GuestException, HostInterrupt,
                              IllegalInsn, PageFault, Sret, TlbFence, Wfi)
 from popek.vmm.ledger import TRAP_SWITCH
@@ -158,11 +158,7 @@ class TrapAndEmulate:
         vm.ledger.record("sret")
 
     def wfi(self, vm, e: Wfi) -> None:
-        self.hart.pc = e.pc + e.insn.length
-        vm.ledger.record("wfi")
-        if not vm.vcpu.pending_enabled():
-            vm.vcpu.waiting = True
-            self.hart.limit = 0
+        wait_for_interrupt(vm, self.hart, e)
 
     def tlb_fence(self, vm, e: TlbFence) -> None:
         self.hart.pc = e.pc + e.insn.length
