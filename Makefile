@@ -21,6 +21,7 @@ bench: setup
 	$(PY) bench/bench_riscv.py $(ARGS)
 	$(PY) bench/bench_fp.py
 	$(PY) bench/bench_vmm.py
+	$(PY) bench/bench_timer.py
 	$(PY) bench/bench_kvm.py
 	$(PY) bench/bench_soak.py
 	$(PY) bench/bench_linux.py

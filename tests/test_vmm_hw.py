@@ -163,3 +163,23 @@ def test_hw_needs_a_hart_that_can_have_h(vmm_programs):
     with pytest.raises(ConfigError, match="H extension"):
         Hypervisor([VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=16 * MiB,
                              **HW)], None, cpu="rv64imac")
+
+
+def _bench_timer():
+    import importlib.util
+    from tests.conftest import ROOT
+    spec = importlib.util.spec_from_file_location("bench_timer", ROOT / "bench" / "bench_timer.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_the_articles_timer_loop(guest_build, opensbi):
+    """A loop reading the time: 25x slower or worse when each read traps (a VM exit),
+    about as fast as bare metal when the hardware serves it (htimedelta)."""
+    from popek.costmodel import CostModel
+    m = _bench_timer().measure(CostModel())
+    assert m["hw, time trapped"][1] >= 25, m
+    assert m["trap-and-emulate"][1] >= 25, m
+    assert m["hw, time not trapped"][1] <= 1.2, m

@@ -194,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--icount-ips", metavar="N", type=int,
                      help="nominal guest instructions per second of the icount clock "
                           f"(1 to {MAX_ICOUNT_IPS:,}; default {DEFAULT_IPS:,}: a 1 GHz hart)")
+    run.add_argument("--icount-sleep", choices=("on", "off"), default=None,
+                     help="on (default): a polling loop's wait for the time is skipped, as if "
+                          "the hart slept between its reads; off: time strictly follows "
+                          "instructions (what a benchmark of reading the time needs)")
     run.add_argument("--backend", choices=("riscv", "kvm"), default="riscv",
                      help="riscv: the simulated RV64 machine (default); kvm: real x86-64 "
                           "hardware through /dev/kvm (--kernel: a bzImage, a vmlinux, or a "
@@ -300,6 +304,7 @@ def _board_config(args):
     memory = DEFAULT_MEMORY if args.memory is None else args.memory
     return BoardConfig(bios=bios, kernel=args.kernel, append=args.append, drives=args.drive,
                        memory=memory, clock=args.clock, ips=args.icount_ips or 0,
+                       icount_sleep=args.icount_sleep != "off",
                        max_instructions=args.max_instructions, engine=args.engine,
                        profile=args.profile, code_cache=_code_cache_dir(args),
                        compile_workers=_compile_workers(args),
@@ -415,6 +420,7 @@ def cmd_run_vmm(args, costs) -> int:
     console = StdioConsole()
     hv = Hypervisor(configs, console, clock=args.clock, engine=args.engine,
                     cpu=args.cpu or isa.DEFAULT_VARIANT, ips=args.icount_ips,
+                    icount_sleep=args.icount_sleep != "off",
                     max_instructions=args.max_instructions, code_cache=_code_cache_dir(args),
                     compile_workers=_compile_workers(args), costs=costs)
     console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
@@ -465,6 +471,8 @@ def check_run_options(args) -> None:
                               "runs on the host's clock)")
         if args.clock != "icount":
             raise ConfigError("--icount-ips sets the speed of --clock icount, not --clock host")
+    if args.icount_sleep is not None and (kvm or args.clock != "icount"):
+        raise ConfigError("--icount-sleep is for --clock icount on the simulated machine")
     _compile_workers(args)
     if args.cpu is not None and kvm:
         raise ConfigError("--cpu is for the simulated RISC-V machine, not --backend kvm "

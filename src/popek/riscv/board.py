@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from popek import gcpolicy
-from popek.clock import HostClock, InstructionClock, MachineTime, slice_limit
+from popek.clock import DEFAULT_IPS, HostClock, InstructionClock, MachineTime, slice_limit
 from popek.console import StdioConsole
 from popek.costmodel import CostModel
 from popek.devices.bus import Bus
@@ -65,6 +65,7 @@ class BoardConfig:
     memory: int = 128 * MiB
     clock: str = "icount"             # icount | host
     ips: int = 0                      # nominal instructions/second of the icount clock
+    icount_sleep: bool = True         # skip polling loops' waits (clock.MachineTime.guest_time)
     max_instructions: int | None = None
     engine: str = "translate"         # translate | interpret
     profile: bool = False
@@ -153,7 +154,7 @@ class VirtBoard(VirtLayout, MachineTime):
         if cfg.clock == "host":
             self.clock = HostClock()
         elif cfg.clock == "icount":
-            self.clock = InstructionClock(cfg.ips) if cfg.ips else InstructionClock()
+            self.clock = InstructionClock(cfg.ips or DEFAULT_IPS, sleep=cfg.icount_sleep)
         else:
             raise ConfigError(f"unknown clock {cfg.clock!r} (use icount or host)")
         if cfg.engine not in ("translate", "interpret"):

@@ -21,7 +21,7 @@ import logging
 import time
 
 from popek import gcpolicy
-from popek.clock import HostClock, InstructionClock, MachineTime, slice_limit
+from popek.clock import DEFAULT_IPS, HostClock, InstructionClock, MachineTime, slice_limit
 from popek.costmodel import CostModel
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
@@ -82,7 +82,7 @@ class Hypervisor(MachineTime):
                  engine: str = "translate", max_instructions: int | None = None,
                  code_cache: str | None = None, compile_workers: int | None = None,
                  costs: CostModel | None = None, cpu: str = isa.DEFAULT_VARIANT,
-                 ips: int | None = None):
+                 ips: int | None = None, icount_sleep: bool = True):
         if not vm_configs:
             raise ConfigError("no virtual machine to run")
         for c in vm_configs:
@@ -95,7 +95,7 @@ class Hypervisor(MachineTime):
         self.ram = GuestMemory(HOST_RAM_BASE, total)
         self.bus = Bus()                          # nothing: every VM device is emulated
         self.clock = HostClock() if clock == "host" else \
-            InstructionClock(ips) if ips else InstructionClock()
+            InstructionClock(ips or DEFAULT_IPS, sleep=icount_sleep)
         self.rtc_base_ns = time.time_ns()
         hart_isa, self.guest_isa = _isas(cpu, any(c.cpu in builder.NEEDS_H for c in vm_configs))
         self.hart = Hart(self, isa_variant=hart_isa, costs=self.costs)

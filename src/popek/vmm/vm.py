@@ -33,6 +33,7 @@ class VmConfig:
     paging: str = "shadow"
     io: str = "emulated"
     smp: int = 1                      # vCPUs (the first starts; SBI HSM starts the others)
+    trap_time: bool = False           # hw: the guest's reads of time exit (hcounteren.TM clear)
 
     def check(self) -> None:
         """One clear error for a configuration no VM can have (before any memory is

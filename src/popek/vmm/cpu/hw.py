@@ -79,13 +79,13 @@ class HardwareAssist:
     # VS-mode, guest-page faults or virtual instructions: those are the exits).
     GUEST_EXCEPTIONS = HEDELEG_WRITABLE
 
-    def __init__(self, vm, trap_time: bool = False):
+    def __init__(self, vm):
         self.vm = vm
         self.vmm = vm.vmm
         self.hart = vm.vmm.hart
         # hcounteren.TM clear: the guest's reads of time exit and are emulated (the
         # article's trapped RDTSC); set (default), they run in hardware with htimedelta.
-        self.trap_time = trap_time
+        self.trap_time = vm.cfg.trap_time
 
     def exit_from_trap(self, cause: int, tval: int, epc: int, interrupt: bool) -> Exit:
         self.save_vcpu()              # the handlers work on the vCPU's copy of its state
