@@ -67,3 +67,34 @@ def test_program_under_qemu(tmp_path, name):
     q = subprocess.run([QEMU, "-M", "spike", "-bios", "none", "-kernel", str(elf),
                         "-nographic", "-monitor", "none"], capture_output=True, timeout=60)
     assert q.returncode == 0, f"{name}: check {q.returncode} failed under QEMU"
+
+
+def test_a_two_dimensional_walk_makes_15_references(h_build):
+    """Sv39 over Sv39x4, every table in 4 KiB pages: each of the 3 VS-stage entries is
+    read after a 3-step G-stage walk of its address, and the result takes one more:
+    (3 + 1)(3 + 1) - 1 = 15 memory references, each charged PAGE_WALK_REF."""
+    from popek.console import ScriptedConsole
+    from popek.riscv.board import BoardConfig, VirtBoard
+    from popek.riscv.mmu import LOAD, PTE_A, PTE_D, PTE_R, PTE_U, PTE_V, PTE_W, PTE_X
+
+    board = VirtBoard(BoardConfig(bios=None, kernel=str(h_build / "hext.elf"), cpu=CPU),
+                      console=ScriptedConsole())
+    h, ram = board.hart, board.ram
+
+    def pte(addr, flags):
+        return ((addr >> 12) << 10) | flags
+    g_root, g_l1, g_l0, host = 0x80100000, 0x80104000, 0x80105000, 0x80200000
+    ram.write_int(g_root, 8, pte(g_l1, PTE_V))                 # GPA 0..1 GiB
+    ram.write_int(g_l1, 8, pte(g_l0, PTE_V))                   # GPA 0..2 MiB
+    for i in range(16):                                        # GPA page i → host + i pages
+        ram.write_int(g_l0 + 8 * i, 8, pte(host + 0x1000 * i, PTE_V | PTE_R | PTE_W | PTE_X
+                                           | PTE_U | PTE_A | PTE_D))
+    ram.write_int(host + 0x1000, 8, pte(0x2000, PTE_V))        # VS root at GPA 0x1000
+    ram.write_int(host + 0x2000, 8, pte(0x3000, PTE_V))        # VS l1 at GPA 0x2000
+    ram.write_int(host + 0x3000 + 8 * 5, 8, pte(0x6000, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D))
+    h.hgatp = (8 << 60) | (g_root >> 12)
+    h.vs_bank.satp = (8 << 60) | (0x1000 >> 12)
+    refs = h.walk_stats.pte_reads
+    assert h.translate_virtual(0x5008, LOAD, 1) == host + 0x6008
+    assert h.walk_stats.pte_reads - refs == 15
+    board.close()

@@ -7,6 +7,8 @@ each entry of the profile says which it is and where its number came from:
 
 * TRAP_ENTRY, TRAP_RETURN: half each of an exit handled inside KVM and resumed
   (CPUID from ring 0); hardware cannot tell the two halves apart;
+* VM_EXIT, VM_ENTRY (what ``--vmm hw``'s exits cost): the same round trip, which on
+  this host *is* a VM exit and entry, halved the same way;
 * EMULATE_SBI: a hypercall handled by the user-space VMM: a port-I/O exit handled
   in Python from ring 0, minus the in-kernel round trip already charged;
 * EMULATE_MMIO: an MMIO exit handled in Python from ring 0, minus that round trip;
@@ -53,6 +55,8 @@ def profile(measured: dict[tuple[str, int], float], khz: int) -> dict:
     derived = {
         "TRAP_ENTRY": (round_trip / 2, "half of a CPUID exit from ring 0, handled in KVM"),
         "TRAP_RETURN": (round_trip / 2, "half of a CPUID exit from ring 0, handled in KVM"),
+        "VM_EXIT": (round_trip / 2, "half of a CPUID exit from ring 0, handled in KVM"),
+        "VM_ENTRY": (round_trip / 2, "half of a CPUID exit from ring 0, handled in KVM"),
         "EMULATE_SBI": (measured[(PIO, 0)] - round_trip,
                         "port-I/O exit handled in Python, minus the in-kernel round trip"),
         "EMULATE_MMIO": (measured[(MMIO, 0)] - round_trip,

@@ -432,6 +432,8 @@ class VirtBoard(VirtLayout, MachineTime):
             "tlb_page_flushes": c["tlb_page_flushes"],
             "page_walks": c["walks"],
             "pte_reads": c["pte_reads"],
+            **({"two_stage_walks": c["two_stage_walks"],
+                "two_stage_pte_reads": c["two_stage_pte_reads"]} if self.hart.has_h else {}),
             "uart_tx_bytes": self.uart.tx_bytes,
             "disk": self.platform.disk_stats(),
         }

@@ -116,7 +116,8 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartVi
         self.superpages: set = set()      # (va >> shift, level) of superpage leaves in the TLBs
         self.stats = {"traps": 0, "interrupts": 0, "blocks_built": 0, "tlb_flushes": 0,
                       "tlb_page_flushes": 0, "block_aliases": 0,
-                      "code_invalidations": 0, "block_misses": 0, "fence_i": 0}
+                      "code_invalidations": 0, "block_misses": 0, "fence_i": 0,
+                      "two_stage_walks": 0, "two_stage_pte_reads": 0}
         self.trace = None                 # callable(pc, text) when --trace is on
         # The VMM stands where M-mode software would: with a hook set, a trap that
         # reaches M-mode calls it (cause, tval, epc, interrupt) instead of mtvec.

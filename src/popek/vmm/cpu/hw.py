@@ -32,7 +32,7 @@ machine.
 from __future__ import annotations
 
 from popek.riscv import csrs, isa, traps
-from popek.riscv.csrs import MIP_SSIP, S_INTERRUPTS
+from popek.riscv.csrs import MIP_SSIP, MSTATUS_MXR, MSTATUS_SUM, S_INTERRUPTS
 from popek.riscv.hcsrs import (HEDELEG_WRITABLE, HSTATUS_VSXL, HSTATUS_VTW, HCOUNTEREN_TM,
                                MIP_VSSIP, SSTATUS_BANKED, VS_INTERRUPTS)
 from popek.riscv.mmu import ACCESS_FAULT, GUEST_PAGE_FAULT
@@ -114,15 +114,21 @@ class HardwareAssist:
     def deactivate(self) -> None:
         self.save_vcpu()
 
-    def load_vcpu(self) -> None:
-        """The vCPU's supervisor state onto the hart (V=1: its live registers are VS's)."""
+    def load_vcpu(self, switched: bool = True) -> None:
+        """The vCPU's supervisor state onto the hart (V=1: its live registers are VS's).
+        After a world switch (``switched``) the guest translations the hart holds are
+        another vCPU's: they go; after an exit only if the handler changed satp or the
+        SUM/MXR bits (a PV hypercall) of this one."""
         h, v = self.hart, self.vm.vcpu
+        stale = switched or h.satp != v.satp \
+            or (h.mstatus ^ v.mstatus) & (MSTATUS_SUM | MSTATUS_MXR)
         for name in BANKED:
             setattr(h, name, getattr(v, name))
         h.mstatus = (h.mstatus & ~SSTATUS_BANKED) | (v.mstatus & SSTATUS_BANKED)
         h.mie = (h.mie & ~VS_INTERRUPTS) | ((v.mie & S_INTERRUPTS) << 1)
         self._interrupt_lines()
-        h.flush_virtual_tlbs()        # (its satp, or another vCPU's, may differ)
+        if stale:
+            h.flush_virtual_tlbs()
         h.set_priv(v.priv)
 
     def save_vcpu(self) -> None:
@@ -155,7 +161,7 @@ class HardwareAssist:
         """After an exit: the vCPU's state (as the handler left it) back on the hart."""
         self.hart.x[0] = 0
         if self.vm.exit_code is None and self.vm.vcpu.started:
-            self.load_vcpu()
+            self.load_vcpu(switched=False)
 
     # -- exits --------------------------------------------------------------------------
     def reflect(self, cause: int, tval: int, epc: int, reason: str) -> None:
