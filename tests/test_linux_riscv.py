@@ -1,7 +1,8 @@
 """Debian 13's own riscv64 Linux on popek's simulated machine (issue 16): from
 power-on through OpenSBI to the busybox shell, commands typed at the console, a file
 written to the ext4 file system on the virtio disk and found in the host's image
-after `sync`, and `poweroff` ending popek with 0.  The kernel, busybox and modules
+after `sync`, and `poweroff` ending popek with 0; bare, and as a guest of the VMM by
+trap-and-emulate and by hardware assist (the H extension).  The kernel, busybox and modules
 are Debian's (scripts/setup.sh fetches them); the initramfs is popek's
 (`popek initramfs --arch riscv64`)."""
 
@@ -80,3 +81,38 @@ def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
     assert ledger.details[("sbi", "base")] > 0               # probing the SBI extensions
     assert ledger.details[("sbi", "hsm")] > 0                # starting the second vCPU
     assert ledger.details[("sbi", "ipi")] > 0                # and talking to it
+
+
+def test_linux_runs_in_vs_mode_under_hardware_assist(tmp_path):
+    """Debian's kernel as a guest of `--vmm hw`: in the H extension's VS-mode, on nested
+    paging.  Its own traps, CSR accesses, sret, fences and page tables never exit: what
+    does is SBI, the first touch of its memory, its devices and its idle wfi.  (A lean
+    initramfs, the virtio modules only, keeps this boot to a few minutes: the disk is
+    written raw, and read back from the host image after `sync`.)"""
+    from popek.linux import initramfs
+    from popek.files import write_atomically
+    k = L.kernel()
+    data, _ = initramfs.build(k.modules, busybox=k.busybox, arch="riscv64",
+                              modules=["virtio_mmio", "virtio_blk"])
+    initrd = tmp_path / "lean.cpio"
+    write_atomically(str(initrd), data)
+    disk = tmp_path / "raw.img"
+    disk.write_bytes(bytes(4 << 20))
+    seen = {}
+    watch = [(r"\nRAW-SYNCED\r?\n", lambda: seen.update(after_sync=disk.read_bytes()[:16]))]
+    s = L.run_vmm(initrd, disk, ["cat /proc/cpuinfo",
+                                 "echo popek-vs-mode > /dev/vda && sync && echo RAW-SYNCED"],
+                  watches=watch, cpu="hw")
+    out = s.output
+    assert s.exit_code == 0, out[-3000:]
+    assert "isa\t\t: rv64imafdc_" in out                  # the guest's hart has no H
+    assert seen["after_sync"] == b"popek-vs-mode\n" + bytes(2)
+    assert "reboot: Power down" in out
+    assert not L.TROUBLE.search(out), L.TROUBLE.search(out).group(0)
+    counts = s.machine.vms[0].ledger.counts
+    for reason in ("sbi", "page_fault_nested", "mmio_read", "mmio_write", "wfi"):
+        assert counts.get(reason, 0) > 0, reason
+    for reason in ("csr", "sret", "sfence_vma", "page_fault_shadow", "page_fault_guest",
+                   "ecall_user", "interrupt", "counter", "exception_reflected"):
+        assert reason not in counts, reason
+    assert sum(counts.values()) < 100_000                  # trap-and-emulate: millions
