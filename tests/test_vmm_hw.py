@@ -183,3 +183,85 @@ def test_the_articles_timer_loop(guest_build, opensbi):
     assert m["hw, time trapped"][1] >= 25, m
     assert m["trap-and-emulate"][1] >= 25, m
     assert m["hw, time not trapped"][1] <= 1.2, m
+
+
+FAR_TABLES_S = r"""
+    .section .text
+    .globl _start
+_start:
+    la t0, trapped
+    csrw stvec, t0
+    la t0, root                      # a page table 2 MiB away: no load or store of the
+    srli t0, t0, 12                  # guest ever touched it (the VMM loaded it), so the
+    li t1, 8                         # G-stage first meets it in the hart's own walk
+    slli t1, t1, 60
+    or t0, t0, t1
+    csrw satp, t0
+    sfence.vma
+    nop
+    li a7, 0x53525354                # SBI shutdown: passed
+    li a6, 0
+    li a0, 0
+    li a1, 0
+    ecall
+1:  j 1b
+trapped:
+    li a7, 0x53525354                # SBI system failure: the walk faulted
+    li a6, 0
+    li a0, 0
+    li a1, 1
+    ecall
+2:  j 2b
+    .section .pt, "aw"
+    .balign 4096
+root:
+    .dword 0
+    .dword 0
+    .dword (0x80000000 >> 12 << 10) | 0xCF
+    .fill 509, 8, 0
+"""
+FAR_TABLES_LD = """OUTPUT_ARCH("riscv")
+ENTRY(_start)
+SECTIONS { . = 0x80200000; .text : { *(.text*) } . = 0x80400000; .pt : { *(.pt*) } }
+"""
+
+
+def test_the_walk_finds_guest_memory_the_guest_never_touched(tmp_path):
+    """A guest whose page table is in memory only the hart's walk reads: the walk's
+    G-stage miss is memory to map (not a device, not a fault for the guest)."""
+    import subprocess
+    (tmp_path / "far.S").write_text(FAR_TABLES_S)
+    (tmp_path / "far.ld").write_text(FAR_TABLES_LD)
+    elf = tmp_path / "far.elf"
+    subprocess.run(["riscv64-unknown-elf-gcc", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
+                    "-nostdlib", "-nostartfiles", "-static", "-T", str(tmp_path / "far.ld"),
+                    "-Wl,--no-warn-rwx-segments", "-o", str(elf), str(tmp_path / "far.S")],
+                   check=True)
+    code, _, hv = run_vms([VmConfig(kernel=str(elf), memory=16 * MiB, **HW)],
+                          max_instructions=1_000_000)
+    assert code == 0
+    assert "exception_reflected" not in hv.vms[0].ledger.counts
+
+
+def test_vms_of_any_size_keep_their_megapages(vmm_programs):
+    """A VM of an odd number of MiB before another: the next one's RAM still starts 2 MiB
+    aligned in host memory, so nested paging maps it with megapages."""
+    configs = [VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=5 * MiB, name="a",
+                        **HW),
+               VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=16 * MiB, name="b",
+                        **HW)]
+    code, _, hv = run_vms(configs)
+    assert code == 0
+    for vm in hv.vms:
+        assert vm.host_base % (2 * MiB) == 0, hex(vm.host_base)
+    assert hv.vms[1].memory.megapages == hv.vms[1].memory.fills > 0
+
+
+def test_hw_and_trap_and_emulate_vms_side_by_side(vmm_programs):
+    """A hw VM leaves the hart as trap-and-emulate expects it (V=0, nothing delegated)."""
+    configs = [VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=16 * MiB, name="a",
+                        **HW),
+               VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=16 * MiB, name="b")]
+    code, _, hv = run_vms(configs, max_instructions=2_000_000)
+    assert code == 0 and [vm.exit_code for vm in hv.vms] == [0, 0]
+    assert hv.vms[1].ledger.counts["csr"] == 1000

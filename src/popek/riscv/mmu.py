@@ -52,13 +52,16 @@ class WalkStats:
         self.walks = self.pte_reads = self.faults = self.leaf_level = 0
 
 
-def permitted(pte: int, access: int, priv: int, sum_: bool, mxr: bool) -> bool:
+def permitted(pte: int, access: int, priv: int, sum_: bool, mxr: bool,
+              perm: int | None = None) -> bool:
     """Whether a leaf ``pte`` allows ``access`` at privilege ``priv`` (0 U, 1 S; spec
     4.3.2 step 5): R/W/X by access (MXR: executable counts as readable), U pages
-    only from U, or from S for loads and stores with SUM, never S fetches."""
-    if access == FETCH:
+    only from U, or from S for loads and stores with SUM, never S fetches.  ``perm``:
+    the R/W/X permission checked instead of ``access``'s (HLVX: a load needing X)."""
+    need = access if perm is None else perm
+    if need == FETCH:
         ok = pte & PTE_X
-    elif access == LOAD:
+    elif need == LOAD:
         ok = pte & PTE_R or (mxr and pte & PTE_X)
     else:
         ok = pte & PTE_W
@@ -126,7 +129,7 @@ def walk(mem, satp: int, va: int, access: int, priv: int, sum_: bool, mxr: bool,
             ppn = (pte >> 10) & PPN_MASK
             if level and ppn & ((1 << (9 * level)) - 1):
                 break                                   # misaligned superpage
-            if not permitted(pte, perm, priv, sum_, mxr):
+            if not permitted(pte, access, priv, sum_, mxr, perm):
                 break
             want = PTE_A | (PTE_D if access == STORE else 0)
             if update_ad and pte & want != want:

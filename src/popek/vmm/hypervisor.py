@@ -41,14 +41,20 @@ SLICE = 20_000                      # instructions a vCPU runs before the VMM lo
 M64 = (1 << 64) - 1
 
 
+MEGA = 2 << 20
+
+
+def _round_up(n: int, align: int) -> int:
+    return -(-n // align) * align
+
+
 def _isas(cpu: str, needs_h: bool) -> tuple:
     """The hart's ISA and the one its guests see: with hardware assist the hart has
-    the H extension (``cpu`` plus H), and its guests the same without it (no nested
-    virtualization)."""
+    the H extension (``cpu`` plus H); the guests never do (no nested virtualization)."""
     variant = isa.variant(cpu)
-    if not needs_h:
-        return variant, variant
     base = variant.name.removesuffix("h")
+    if not needs_h:
+        return variant, isa.variant(base)
     try:
         return isa.variant(base + "h"), isa.variant(base)
     except KeyError:
@@ -90,7 +96,10 @@ class Hypervisor(MachineTime):
         self.console = console
         self.max_instructions = max_instructions
         self.costs = costs or CostModel()
-        pools = [builder.pool_pages(c.paging) * 4096 for c in vm_configs]
+        # Each VM's RAM starts 2 MiB aligned in host memory (its pool is rounded up), so
+        # nested paging can map it with megapages whatever the sizes of the VMs before.
+        pools = [_round_up(c.memory + builder.pool_pages(c.paging) * 4096, MEGA) - c.memory
+                 for c in vm_configs]
         total = sum(c.memory for c in vm_configs) + sum(pools)
         self.ram = GuestMemory(HOST_RAM_BASE, total)
         self.bus = Bus()                          # nothing: every VM device is emulated

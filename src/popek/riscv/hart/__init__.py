@@ -23,7 +23,8 @@ from __future__ import annotations
 from popek import costmodel
 from popek.clock import PollState
 from popek.riscv import csrs, isa, mmu, translate
-from popek.riscv.csrs import M, MSTATUS_MPP, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, S, U
+from popek.riscv.csrs import (M, MSTATUS_FS, MSTATUS_MPP, MSTATUS_MPRV, MSTATUS_MXR,
+                              MSTATUS_SUM, S, U)
 from popek.riscv.hcsrs import MSTATUS_MPV
 from popek.riscv.hart.blocks import MAX_BLOCK, MAX_CACHED_BLOCKS, TRANSLATE_AFTER, Block, HartBlocks
 from popek.riscv.hart.debug import HartDebug
@@ -147,6 +148,10 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartVi
     def set_mstatus(self, v: int) -> None:
         old = self.mstatus
         self.mstatus = v
+        if self.virt and old & MSTATUS_FS == MSTATUS_FS and v & MSTATUS_FS != MSTATUS_FS:
+            # (H) A guest cleaning its FS: the FP state it dirtied is HS-mode's to save
+            # too (FP work dirties both FS fields; HS's waits in the bank meanwhile).
+            self.vs_bank.status |= MSTATUS_FS
         if (old ^ v) & (MSTATUS_SUM | MSTATUS_MXR):
             self._flush_tlbs(data_only=True)
         if (old ^ v) & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_MPV):

@@ -15,8 +15,8 @@ import logging
 
 from popek.riscv import mmu, traps
 from popek.riscv.csrs import M, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, \
-    MSTATUS_SUM, S, U
-from popek.riscv.hart.virt import VIRTUAL, VS, VU
+    MSTATUS_SUM
+from popek.riscv.hart.virt import VIRTUAL
 from popek.riscv.hcsrs import MSTATUS_MPV
 from popek.riscv.mmu import FETCH, LOAD, PAGE_BASE, STORE, TLB_KEY
 from popek.riscv.traps import Trap
@@ -28,7 +28,6 @@ PAGE = 0x1000
 MAX_TLB_ENTRIES = 4096  # per TLB (fetch/load/store × U/S/M, and with H, VU/VS)
 MAX_SCANNED_DISPATCH = 512  # a page fence searches a dispatch cache this big, else empties it
 K1, K2, K4, K8 = (TLB_KEY[size] for size in (1, 2, 4, 8))
-TRANSLATED_MODES = (U, S, VU, VS)       # the mode keys whose TLBs hold translations
 
 
 class HartMemory:
@@ -51,7 +50,7 @@ class HartMemory:
 
     def _flush_tlbs(self, data_only: bool = False) -> None:
         self.stats["tlb_flushes"] += 1
-        for p in TRANSLATED_MODES:
+        for p in self.translated_modes:
             self.rtlbs[p].clear()
             self.wtlbs[p].clear()
             if not data_only:
@@ -78,7 +77,7 @@ class HartMemory:
             return
         self.stats["tlb_page_flushes"] += 1
         key, page = va & PAGE_BASE, va >> 12
-        for p in TRANSLATED_MODES:
+        for p in self.translated_modes:
             self.rtlbs[p].pop(key, None)
             self.wtlbs[p].pop(key, None)
             if self.itlbs[p].pop(page, None) is not None:

@@ -50,6 +50,9 @@ class HartVirtualization:
         self.htval = self.htinst = self.hgatp = 0
         self.mtval2 = self.mtinst = 0
         self.vs_bank = VsBank()
+        # The mode keys whose TLBs hold translations (hart/memory.py's flushes go through
+        # them): VU and VS only on a hart with H.
+        self.translated_modes = (U, S, VU, VS) if self.has_h else (U, S)
         if self.has_h:
             self.mideleg |= hcsrs.VS_INTERRUPTS     # read-only one
 
@@ -102,8 +105,10 @@ class HartVirtualization:
             if not hgatp >> 60:
                 return gpa                  # Bare: guest-physical is host-physical
             try:
-                return mmu.walk(ram, hgatp, gpa, need, U, False, hs_mxr, stats,
-                                g_stage=True)[0]
+                # (MXR makes execute-only pages readable to explicit loads only, not to
+                # the VS-stage walk's own reads.)
+                return mmu.walk(ram, hgatp, gpa, need, U, False, hs_mxr and not implicit,
+                                stats, g_stage=True)[0]
             except Trap as t:
                 # Reported as the original access's fault, at the guest virtual address;
                 # a fault of the VS-stage walk's own access says which (htinst).

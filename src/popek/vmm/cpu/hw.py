@@ -32,7 +32,7 @@ machine.
 from __future__ import annotations
 
 from popek.riscv import csrs, isa, traps
-from popek.riscv.csrs import MIP_SSIP, MSTATUS_MXR, MSTATUS_SUM, S_INTERRUPTS
+from popek.riscv.csrs import MIP_SSIP, MSTATUS_FS, MSTATUS_MXR, MSTATUS_SUM, S_INTERRUPTS
 from popek.riscv.hcsrs import (HEDELEG_WRITABLE, HSTATUS_VSXL, HSTATUS_VTW, HCOUNTEREN_TM,
                                MIP_VSSIP, SSTATUS_BANKED, VS_INTERRUPTS)
 from popek.riscv.mmu import ACCESS_FAULT, GUEST_PAGE_FAULT
@@ -59,8 +59,11 @@ def exit_from_trap(hart, cause: int, tval: int, epc: int, interrupt: bool) -> Ex
         return Ecall(epc)
     access = ACCESS.get(cause)
     if access is not None:
-        return GuestPageFault(epc, access, tval, (hart.htval << 2) | (tval & 3),
-                              hart.htinst in (traps.TINST_PTE_READ, traps.TINST_PTE_WRITE))
+        # htval has the address >> 2: the access's own low bits are tval's, but a fault of
+        # the VS-stage walk's own access (htinst says so) is at an 8-byte-aligned entry.
+        implicit = hart.htinst in (traps.TINST_PTE_READ, traps.TINST_PTE_WRITE)
+        return GuestPageFault(epc, access, tval,
+                              (hart.htval << 2) | (0 if implicit else tval & 3), implicit)
     if cause == traps.VIRTUAL_INSN:
         d = hart.isa.decode(tval)
         if d.insn.name == "wfi":
@@ -109,10 +112,18 @@ class HardwareAssist:
         h.hcounteren = 0xFFFFFFFF & ~(HCOUNTEREN_TM if self.trap_time else 0)
         h.htimedelta = 0
         h.set_virt(True)
+        h.vs_bank.status |= MSTATUS_FS          # HS-mode's FS (banked while V=1): on
         self.load_vcpu()
 
     def deactivate(self) -> None:
+        """The VM leaves the hart: its state into the vCPU, and the hart out of the
+        virtual modes, with nothing delegated (a VM of another strategy may come next)."""
         self.save_vcpu()
+        h = self.hart
+        h.set_virt(False)
+        h.medeleg = h.hedeleg = h.hideleg = 0
+        h.hgatp = 0
+        h.flush_virtual_tlbs()
 
     def load_vcpu(self, switched: bool = True) -> None:
         """The vCPU's supervisor state onto the hart (V=1: its live registers are VS's).
@@ -176,14 +187,13 @@ class HardwareAssist:
         self.hart.pc = e.pc + 4
 
     def guest_page_fault(self, vm, e: GuestPageFault) -> None:
-        if e.implicit:
-            # The guest's own page tables point outside its RAM: its walk faults.
-            self.reflect(ACCESS_FAULT[e.access], e.va, e.pc, "exception_reflected")
-            return
         out = vm.memory.guest_page_fault(e.gpa)
         if type(out) is Filled:
             vm.ledger.record(out.reason)
             self.hart.pc = e.pc                     # retry the access
+        elif e.implicit:
+            # The guest's own page tables point outside its RAM: its walk faults.
+            self.reflect(ACCESS_FAULT[e.access], e.va, e.pc, "exception_reflected")
         elif type(out) is Device:
             word = vm.memory.guest_fetch(e.pc)
             fault = mmio.device_access(vm, self.hart, e.pc, e.access, word, out.gpa)
