@@ -38,6 +38,11 @@ def test_ledger_prices_exits_as_vm_exits(vmm_programs):
     assert led.counts["sbi"] == 1
     assert led.cycles["sbi"] == 1000 + 250 + 700
     assert led.counts["page_fault_nested"] >= 1                # its memory, first touched
+    # Its page walks were the hardware's (two-dimensional: the G-stage of every access),
+    # no exits, but in the ledger with their cost.
+    hw = led.hardware
+    assert hw["two_stage_walks"] > 0 and hw["walk_references"] >= hw["two_stage_walks"]
+    assert hw["walk_cycles"] == 20 * hw["walk_references"]
 
 
 @pytest.mark.slow

@@ -66,6 +66,9 @@ class Ledger:
         self.cycles: dict[str, float] = {}    # modelled cycles, or measured seconds
         self.details: dict[tuple[str, str], int] = {}
         self._detail_count: dict[str, int] = {}      # distinct details per reason
+        # What the hardware did for the VM without an exit, and what it cost (hardware
+        # assist: two-dimensional page walks), reported beside the exits.
+        self.hardware: dict[str, int] = {}
 
     def record(self, reason: str, detail: str = "", seconds: float = 0.0) -> None:
         if self.measured:
@@ -92,6 +95,9 @@ class Ledger:
                 self._detail_count[reason] = kinds + 1
         self.details[key] = (count or 0) + n
 
+    def add_hardware(self, name: str, n: int) -> None:
+        self.hardware[name] = self.hardware.get(name, 0) + n
+
     def total(self) -> tuple[int, float]:
         return sum(self.counts.values()), sum(self.cycles.values())
 
@@ -109,6 +115,9 @@ class Ledger:
             for reason in sorted(self.counts, key=lambda r: -self.cycles[r]):
                 lines.append(f"  {reason:22s} {self.counts[reason]:10,d} "
                              f"{self.cycles[reason]:14,d}")
+        if self.hardware:
+            lines.append("  in hardware, no exit: " + ", ".join(f"{k} {v:,}"
+                                                            for k, v in self.hardware.items()))
         top = sorted(self.details.items(), key=lambda kv: -kv[1])[:8]
         if top:
             lines.append("  most frequent: " + ", ".join(f"{r}:{d} {c:,}" for (r, d), c in top))

@@ -89,6 +89,7 @@ class HardwareAssist:
         # hcounteren.TM clear: the guest's reads of time exit and are emulated (the
         # article's trapped RDTSC); set (default), they run in hardware with htimedelta.
         self.trap_time = vm.cfg.trap_time
+        self._walks_before = (0, 0)
 
     def exit_from_trap(self, cause: int, tval: int, epc: int, interrupt: bool) -> Exit:
         self.save_vcpu()              # the handlers work on the vCPU's copy of its state
@@ -113,6 +114,7 @@ class HardwareAssist:
         h.htimedelta = 0
         h.set_virt(True)
         h.vs_bank.status |= MSTATUS_FS          # HS-mode's FS (banked while V=1): on
+        self._walks_before = (h.stats["two_stage_walks"], h.stats["two_stage_pte_reads"])
         self.load_vcpu()
 
     def deactivate(self) -> None:
@@ -120,6 +122,13 @@ class HardwareAssist:
         virtual modes, with nothing delegated (a VM of another strategy may come next)."""
         self.save_vcpu()
         h = self.hart
+        # The two-dimensional walks of its turn, for its ledger (no exits: the hardware's).
+        walks = h.stats["two_stage_walks"] - self._walks_before[0]
+        refs = h.stats["two_stage_pte_reads"] - self._walks_before[1]
+        led = self.vm.ledger
+        led.add_hardware("two_stage_walks", walks)
+        led.add_hardware("walk_references", refs)
+        led.add_hardware("walk_cycles", refs * h.costs.PAGE_WALK_REF)
         h.set_virt(False)
         h.medeleg = h.hedeleg = h.hideleg = 0
         h.hgatp = 0
