@@ -125,7 +125,8 @@ def _play(make_machine, commands, poweroff, watches) -> Session:
 
 
 def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
-            max_instructions=16_000_000_000, smp=1, cpu="trap-emulate") -> Session:
+            max_instructions=16_000_000_000, smp=1, cpu="trap-emulate",
+            append=APPEND) -> Session:
     """The same as :func:`run_bare`, as the only guest of popek's VMM (which serves SBI
     itself: no OpenSBI), by the CPU strategy ``cpu`` (trap-emulate, hw) and its paging."""
     from popek.riscv.board import DriveSpec
@@ -133,7 +134,7 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
     from popek.vmm.hypervisor import Hypervisor
     from popek.vmm.vm import VmConfig
 
-    cfg = VmConfig(kernel=kernel().image, initrd=str(initrd), append=APPEND, memory=MEMORY,
+    cfg = VmConfig(kernel=kernel().image, initrd=str(initrd), append=append, memory=MEMORY,
                    drives=[DriveSpec(str(disk))] if disk else [], smp=smp, cpu=cpu,
                    paging=builder.DEFAULT_PAGING[cpu])
     return _play(lambda con: Hypervisor([cfg], con, ips=ips, max_instructions=max_instructions),
