@@ -253,20 +253,21 @@ def _write_sstatus(h, v):
     h.set_mstatus((h.mstatus & ~writable) | (v & writable))
 
 
-def legal_satp(v: int, old: int) -> int:
-    """What a write of ``v`` leaves in satp (or vsatp): WARL, an unsupported mode leaves it
-    unchanged; Bare zeroes it all."""
+def legal_satp(v: int) -> int | None:
+    """What a write of ``v`` puts in satp (or vsatp), or None: WARL, a write with an
+    unsupported mode is ignored; Bare zeroes it all."""
     mode = v >> 60
     if mode not in (SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48):
-        return old
+        return None
     if mode == SATP_MODE_BARE:
         return 0
     return v & ((0xF << 60) | (((1 << SATP_ASID_BITS) - 1) << 44) | ((1 << 44) - 1))
 
 
 def _write_satp(h, v):
-    if v >> 60 in (SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48):    # (else: unchanged)
-        h.set_satp(legal_satp(v, h.satp))
+    new = legal_satp(v)
+    if new is not None:
+        h.set_satp(new)
 
 
 def supervisor_csrs(f: CsrFile) -> None:

@@ -101,8 +101,10 @@ def _write_vsstatus(h, v):
 
 
 def _write_vsatp(h, v):
-    h.vs_bank.satp = csrs.legal_satp(v, h.vs_bank.satp)
-    h.flush_virtual_tlbs()
+    new = csrs.legal_satp(v)
+    if new is not None:
+        h.vs_bank.satp = new
+        h.flush_virtual_tlbs()
 
 
 def _write_vstvec(h, v):
