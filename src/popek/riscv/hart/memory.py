@@ -163,16 +163,7 @@ class HartMemory:
         """Virtual → physical for ``access``, filling the TLB for RAM pages."""
         priv = self.mode_key if access == FETCH else self.data_key
         if priv & VIRTUAL:                  # V=1 (or MPRV with MPV): two stages (hart/virt.py)
-            refs = self.walk_stats.pte_reads
-            try:
-                pa = self.translate_virtual(va, access, priv & ~VIRTUAL)
-            finally:
-                # Every reference of the two-dimensional walk is charged: up to 15 for
-                # Sv39 over Sv39x4, 24 for Sv48 over Sv48x4 ((n+1)(m+1) - 1).
-                refs = self.walk_stats.pte_reads - refs
-                self.cycle_extra += refs * self.costs.PAGE_WALK_REF
-                self.stats["two_stage_walks"] += 1
-                self.stats["two_stage_pte_reads"] += refs
+            pa = self.two_stage_walk(va, access, priv & ~VIRTUAL)
         elif priv == M or not self.satp >> 60:
             pa = va
         else:
