@@ -327,11 +327,16 @@ class VirtBoard(VirtLayout, MachineTime):
                 total = self.retired()
                 if hart is None:            # every hart sleeps in wfi
                     wake = self.next_wake()
-                    if wake is None and not self.console.input_possible():
+                    if wake is not None or self.console.input_possible():
+                        clock.idle_until(total, wake, self._wait_input)
+                        continue
+                    # A deadline may have passed since the devices were serviced (host
+                    # time runs on meanwhile): service them once more before giving up.
+                    self._service()
+                    hart = self.scheduler.pick()
+                    if hart is None:
                         self.idle_for_ever = True       # nothing can wake it: stop
                         return None
-                    clock.idle_until(total, wake, self._wait_input)
-                    continue
                 self.hart = hart
                 self.instret_others = total - hart.instret
                 done = sum(self.work_done())

@@ -215,6 +215,10 @@ class Hypervisor(MachineTime):
                 if not runnable:
                     wake = self.next_wake()
                     if wake is None and not self.console.input_possible():
+                        # (A deadline that passed since _runnable looked, host time running
+                        # on, has made its vCPU runnable: look once more before giving up.)
+                        if self._runnable():
+                            continue
                         self.idle_for_ever = True       # nothing can wake any of them
                         return None
                     clock.idle_until(h.instret, wake, self.console.wait)
