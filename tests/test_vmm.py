@@ -19,9 +19,9 @@ from tests.test_guest import BENCH_LINE, BENCHMARKS, integrity_pattern, INTEGRIT
 MiB = 1 << 20
 
 
-def run_vms(configs, steps=(), max_instructions=None, until=None):
+def run_vms(configs, steps=(), max_instructions=None, until=None, **kwargs):
     con = ScriptedConsole(steps)
-    hv = Hypervisor(configs, con, max_instructions=max_instructions)
+    hv = Hypervisor(configs, con, max_instructions=max_instructions, **kwargs)
     code = hv.run(until=until and (lambda: until(hv)))
     hv.close()
     return code, con.text(), hv

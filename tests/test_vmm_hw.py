@@ -116,6 +116,8 @@ def test_paravirtual_guest_os_in_vs_mode(guest_build, disk):
     code, out, hv = run_vms([VmConfig(kernel=str(guest_build / "kernel-pv.elf"),
                                       drives=[DriveSpec(str(disk))], **HW)])
     assert "popek guest kernel (paravirtual)" in out
+    # Its registers are the hart's VS registers: no vCPU page (vcpu_page.py), and none needed.
+    assert "pv: no vCPU page" in out
     assert "SELFTEST PASS 9/9" in out, out[-2000:]
     assert code == 0
     assert hv.vms[0].ledger.details[("sbi", "popek")] > 0

@@ -1,5 +1,7 @@
 # Boot entry, trap entry/return, and the context switch.
 #include "asm.h"
+#include "memlayout.h"
+#include "popek_hypercall.h"
 
     .section .text.entry, "ax"
     .globl _start
@@ -18,15 +20,48 @@ _start:
 
 # ---------------------------------------------------------------------------
 # Traps.  sscratch holds the current process's trapframe while it runs in
-# U-mode, and 0 while the kernel runs.
+# U-mode, and 0 while the kernel runs.  The paravirtual kernel under a VMM that
+# shares the vCPU page (pv.c) keeps sscratch there: its entry and return are the
+# same code with the page's field for the CSR (TRAPS pv=1).
+
+# sp <-> sscratch
+.macro SWAP_SP_SCRATCH pv
+.if \pv
+    sd t0, PV_FIELD(PV_SPARE)(zero)
+    ld t0, PV_FIELD(PV_SSCRATCH)(zero)
+    sd sp, PV_FIELD(PV_SSCRATCH)(zero)
+    mv sp, t0
+    ld t0, PV_FIELD(PV_SPARE)(zero)
+.else
+    csrrw sp, sscratch, sp
+.endif
+.endm
+
+.macro READ_SCRATCH reg, pv
+.if \pv
+    ld \reg, PV_FIELD(PV_SSCRATCH)(zero)
+.else
+    csrr \reg, sscratch
+.endif
+.endm
+
+.macro WRITE_SCRATCH reg, pv
+.if \pv
+    sd \reg, PV_FIELD(PV_SSCRATCH)(zero)
+.else
+    csrw sscratch, \reg
+.endif
+.endm
+
+.macro TRAPS entry, ret, pv
     .section .text
     .align 4
-    .globl trap_entry
-trap_entry:
-    csrrw sp, sscratch, sp
-    bnez sp, from_user
+    .globl \entry
+\entry:
+    SWAP_SP_SCRATCH \pv
+    bnez sp, \entry\()_from_user
     # From the kernel: sp was 0 after the swap; take the kernel sp back.
-    csrrw sp, sscratch, sp
+    SWAP_SP_SCRATCH \pv
     addi sp, sp, -TF_SIZE
     SAVE_REGS sp
     addi t0, sp, TF_SIZE
@@ -37,25 +72,31 @@ trap_entry:
     addi sp, sp, TF_SIZE
     sret
 
-from_user:
+\entry\()_from_user:
     # sp = trapframe; sscratch = user sp.
     SAVE_REGS sp
-    csrr t0, sscratch
+    READ_SCRATCH t0, \pv
     sd t0, TF_SP(sp)
-    csrw sscratch, zero
+    WRITE_SCRATCH zero, \pv
     mv a0, sp
     ld sp, TF_KSTACK(sp)
     call user_trap
     # user_trap does not return: it ends in user_return.
 
 # void user_return(struct trapframe *tf): to U-mode with tf's registers.
-    .globl user_return
-user_return:
-    csrw sscratch, a0
+    .globl \ret
+\ret:
+    WRITE_SCRATCH a0, \pv
     mv sp, a0
     RESTORE_REGS_EXCEPT_SP sp
     ld sp, TF_SP(sp)
     sret
+.endm
+
+    TRAPS trap_entry, user_return, 0
+#ifdef PV
+    TRAPS trap_entry_pv, user_return_pv, 1
+#endif
 
 # void swtch(struct context *old, struct context *new)
     .globl swtch

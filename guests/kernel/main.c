@@ -12,8 +12,7 @@
 
 extern char end[];                           /* from kernel.ld */
 extern const char user_elf[], user_elf_end[];
-extern void trap_entry(void);
-void timer_arm(void);
+void timer_arm(void), timer_check(void);
 
 #ifdef PV
 #define FLAVOUR "paravirtual"
@@ -35,15 +34,17 @@ void kmain(u64 hartid, const void *dtb) {
             (int)(sbi_spec_version() & 0xffffff));
     kalloc_init((u64)end, boot_info.ram_base + boot_info.ram_size);   /* free pages */
     vm_init();                               /* kernel page table, paging on */
+    pv_init();                               /* PV: the vCPU page */
     if (virtio_blk_init() == 0)              /* the disk, if there is one */
         kprintf("virtio-blk: %d sectors\n", (int)virtio_blk_capacity());
     else
         kprintf("virtio-blk: no device\n");
     proc_init();
-    csr_write(stvec, (u64)trap_entry);       /* traps */
+    set_trap_vector();                       /* traps */
     csr_write(scounteren, 7);                /* user may read cycle, time, instret */
     csr_set(sie, SIE_STIE);                  /* timer interrupts (taken in U-mode) */
     timer_arm();
+    timer_check();
     const char *args = boot_info.bootargs[0] ? boot_info.bootargs : "all";
     kprintf("kernel: %d free pages; starting init with '%s'\n", (int)kfree_pages(), args);
     proc_spawn_init(user_elf, user_elf_end - user_elf, args);

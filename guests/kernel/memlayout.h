@@ -9,9 +9,11 @@
  *   0x0000_0000_7fff_f000      user stack top (a guard page above)
  *   0x0000_0000_8000_0000      RAM, identity: OpenSBI, then      kernel
  *   0x0000_0000_8020_0000      this kernel, then free pages to the end of RAM
+ *   0xffff_ffff_ffff_f000      PV only: the vCPU page shared with   kernel
+ *                              the VMM (popek_hypercall.h)
  *
  * Every address space (one per process) shares the kernel's mappings (root
- * entries 0 and 2, without the U bit), so traps need no page-table switch.
+ * entries 0, 2 and, PV, 511, without the U bit), so traps need no page-table switch.
  */
 #pragma once
 
@@ -24,3 +26,6 @@
 #define USER_STACK_TOP 0x7FFFF000UL
 #define USER_STACK_LOW (USER_STACK_TOP - 0x100000UL)
 #define USER_END 0x80000000UL
+#define VCPU_PAGE_VA 0xFFFFFFFFFFFFF000UL
+/* A field of the vCPU page as an offset from x0 (the page's top half: -2048..-1). */
+#define PV_FIELD(off) (-2048 + (off))

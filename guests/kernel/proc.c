@@ -17,9 +17,6 @@ static char kstacks[NPROC][KSTACK_SIZE] __attribute__((aligned(16)));
 static int next_pid = 1;
 int init_exit_code = -1;
 extern void swtch(struct context *old, struct context *new);
-extern void user_return(struct trapframe *tf) __attribute__((noreturn));
-extern void trap_entry(void);
-pagetable_t vm_kernel(void);
 
 u64 current_heap_start(void) { return current ? current->heap_start : 0; }
 
@@ -99,11 +96,12 @@ extern void fp_save(struct fpstate *fp), fp_restore(struct fpstate *fp);
 
 static void fp_switch_to(struct proc *p) {
     u64 fs = 0;
-    if ((csr_read(sstatus) & SSTATUS_FS) == SSTATUS_FS_DIRTY)
+    if ((status_read() & SSTATUS_FS) == SSTATUS_FS_DIRTY)
         fp_dirty = 1;              /* only the owner runs with FS on: its registers changed */
     if (p->fp_used) {
         if (fp_owner != p) {
-            csr_set(sstatus, SSTATUS_FS_CLEAN);        /* FS on, to reach the registers */
+            status_set(SSTATUS_FS_CLEAN);              /* FS on, to reach the registers */
+            status_sync();
             if (fp_owner && fp_dirty) {
                 fp_save(&fp_owner->fp);
                 fp_saves++;
@@ -115,8 +113,8 @@ static void fp_switch_to(struct proc *p) {
         }
         fs = SSTATUS_FS_CLEAN;
     }
-    csr_clear(sstatus, SSTATUS_FS);
-    csr_set(sstatus, fs);
+    status_clear(SSTATUS_FS);
+    status_set(fs);
 }
 
 /* An FP instruction: F and D, their loads and stores (also compressed), the FP CSRs. */
@@ -146,13 +144,11 @@ int fp_first_use(u32 insn) {
 void return_to_user(void) {
     struct proc *p = current;
     fp_switch_to(p);
-    csr_write(stvec, (u64)trap_entry);
-    csr_write(sepc, p->tf.regs[0]);
-    u64 s = csr_read(sstatus);
-    s &= ~SSTATUS_SPP;                                 /* to U-mode ... */
-    s |= SSTATUS_SPIE;                                 /* ... with interrupts on */
-    csr_write(sstatus, s);
-    user_return(&p->tf);
+    set_trap_vector();
+    set_trap_pc(p->tf.regs[0]);
+    status_clear(SSTATUS_SPP);                         /* to U-mode ... */
+    status_set(SSTATUS_SPIE);                          /* ... with interrupts on */
+    enter_user(&p->tf);
 }
 
 void scheduler(void) {
@@ -199,7 +195,7 @@ void proc_exit(int code) {
     if (fp_owner == p) {               /* its registers are nobody's now */
         fp_owner = NULL;
         fp_dirty = 0;
-        csr_clear(sstatus, SSTATUS_FS);
+        status_clear(SSTATUS_FS);
     }
     if (p->pid == 1) init_exit_code = code;
     for (int i = 0; i < NPROC; i++) {  /* orphans are reaped by nobody: free them */

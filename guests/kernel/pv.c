@@ -1,10 +1,17 @@
 /* Sensitive operations, native or paravirtual (see pv.h). */
 #include "pv.h"
 #include "lib.h"
+#include "memlayout.h"
 #include "popek_hypercall.h"
 #include "sbi.h"
+#include "vm.h"
+#include "kalloc.h"
 
 u64 pv_hypercalls, pv_batched_ptes;
+int pv_vcpu_page;
+extern void trap_entry(void), trap_entry_pv(void);
+extern void user_return(void *tf) __attribute__((noreturn));
+extern void user_return_pv(void *tf) __attribute__((noreturn));
 
 void tlb_remote_flush(u64 va, u64 size) {
     sbi_remote_sfence_vma(1, 0, va, size);           /* hart mask: hart 0 */
@@ -12,8 +19,34 @@ void tlb_remote_flush(u64 va, u64 size) {
 
 void set_timer(u64 when) { sbi_set_timer(when); }
 
+/* The supervisor registers: the CSRs themselves, or (PV, where the VMM shares it)
+ * the vCPU page mapped at VCPU_PAGE_VA. */
+#define FIELD(off) (*(volatile u64 *)(VCPU_PAGE_VA + POPEK_VCPU_FIELDS + (off)))
+#ifdef PV
+#define PAGE pv_vcpu_page
+#else
+#define PAGE 0
+#endif
+u64 status_read(void) { return PAGE ? FIELD(PV_SSTATUS) : csr_read(sstatus); }
+void status_set(u64 bits) { if (PAGE) FIELD(PV_SSTATUS) |= bits; else csr_set(sstatus, bits); }
+void status_clear(u64 bits) { if (PAGE) FIELD(PV_SSTATUS) &= ~bits; else csr_clear(sstatus, bits); }
+u64 trap_cause(void) { return PAGE ? FIELD(PV_SCAUSE) : csr_read(scause); }
+u64 trap_value(void) { return PAGE ? FIELD(PV_STVAL) : csr_read(stval); }
+u64 trap_pc(void) { return PAGE ? FIELD(PV_SEPC) : csr_read(sepc); }
+void set_trap_pc(u64 pc) { if (PAGE) FIELD(PV_SEPC) = pc; else csr_write(sepc, pc); }
+void set_trap_vector(void) {
+    if (PAGE) FIELD(PV_STVEC) = (u64)trap_entry_pv;
+    else csr_write(stvec, (u64)trap_entry);
+}
+void enter_user(void *tf) {
+    if (PAGE) user_return_pv(tf);
+    user_return(tf);
+}
+
 #ifndef PV
 /* Native: the privileged instructions themselves. */
+void pv_init(void) {}
+void status_sync(void) {}
 void pte_set(u64 *pte, u64 value) { *pte = value; }
 void pte_commit(void) {}
 void tlb_flush(u64 va) { asm volatile("sfence.vma %0, zero" :: "r"(va) : "memory"); }
@@ -54,6 +87,36 @@ void pte_set(u64 *pte, u64 value) {
 void tlb_flush(u64 va) { pte_commit(); hypercall(POPEK_FID_TLB_FLUSH, va, 0); }
 void tlb_flush_all(void) { pte_commit(); hypercall(POPEK_FID_TLB_FLUSH, 0, 1); }
 void set_address_space(u64 satp) { pte_commit(); hypercall(POPEK_FID_SET_SATP, satp, 0); }
-void irq_enable(void) { hypercall(POPEK_FID_IRQ_ENABLE, 1, 0); }
-void irq_disable(void) { hypercall(POPEK_FID_IRQ_ENABLE, 0, 0); }
+
+/* Interrupt enable: a store to the vCPU page, and a hypercall only if an interrupt
+ * is waiting for it (Xen's evtchn_upcall_mask and upcall_pending). */
+void irq_enable(void) {
+    if (!pv_vcpu_page) { hypercall(POPEK_FID_IRQ_ENABLE, 1, 0); return; }
+    FIELD(PV_SSTATUS) |= SSTATUS_SIE;
+    if (FIELD(PV_PENDING)) hypercall(POPEK_FID_SYNC, 0, 0);
+}
+void irq_disable(void) {
+    if (!pv_vcpu_page) { hypercall(POPEK_FID_IRQ_ENABLE, 0, 0); return; }
+    FIELD(PV_SSTATUS) &= ~SSTATUS_SIE;
+}
+void status_sync(void) { if (pv_vcpu_page) hypercall(POPEK_FID_SYNC, 0, 0); }
+
+/* The vCPU page: one page of RAM, mapped at the top of every address space (root
+ * entry 511, shared like the kernel's), and given to the VMM.  The registers move
+ * there: the trap vector first, as the VMM will read it from the page from now on. */
+void pv_init(void) {
+    void *page = kalloc();
+    if (!page) panic("no page for the vCPU page");
+    if (vm_map(vm_kernel(), VCPU_PAGE_VA, (u64)page, PTE_R | PTE_W) < 0)
+        panic("cannot map the vCPU page");
+    pte_commit();
+    tlb_flush(VCPU_PAGE_VA);
+    struct sbiret r = hypercall(POPEK_FID_VCPU_PAGE, (u64)page, 0);
+    if (r.error) {
+        kprintf("pv: no vCPU page (SBI error %d): supervisor registers by CSR\n", (int)r.error);
+        return;
+    }
+    pv_vcpu_page = 1;
+    kprintf("pv: vCPU page at %p\n", (u64)page);
+}
 #endif

@@ -23,6 +23,7 @@ void vm_destroy(pagetable_t pt);
 void vm_activate(pagetable_t pt);                  /* satp + sfence.vma */
 pte_t *vm_walk(pagetable_t pt, u64 va, int alloc);
 int vm_map(pagetable_t pt, u64 va, u64 pa, u64 perm);
+pagetable_t vm_kernel(void);                 /* the kernel's own table */
 void vm_unmap(pagetable_t pt, u64 va, u64 npages, int free);
 int vm_fork(pagetable_t from, pagetable_t to);     /* COW-share every user page */
 int vm_fault(pagetable_t pt, u64 va, int write, u64 brk);   /* 0: fixed, -1: kill */

@@ -21,6 +21,10 @@ from popek import __version__
 from popek.clock import DEFAULT_IPS
 from popek.errors import ConfigError, PopekError
 
+# What --cpu accepts: riscv/isa.py's variants and aliases (riscv/fd.py, hext.py, holes.py).
+CPU_CHOICES = ("rv64gc", "rv64imafdc", "rv64gch", "rv64imafdch", "rv64imac",
+               "rv64gc-readhole", "rv64gc-writehole")
+
 # fw_dynamic, as QEMU boots: it takes the kernel's address and mode from the reset ROM's
 # fw_dynamic_info and leaves the device tree where the board put it (fw_jump moves it
 # to a fixed 0x82200000, which a 31 MB Linux Image overwrites).
@@ -218,12 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --vmm: another VM, kernel=FILE[,initrd=FILE][,drive=FILE]"
                           "[,append=ARGS]"
                           "[,memory=SIZE][,name=NAME] (repeatable)")
-    run.add_argument("--cpu", choices=("rv64gc", "rv64imafdc", "rv64gch", "rv64imafdch",
-                                       "rv64imac"), default=None,
+    run.add_argument("--cpu", choices=CPU_CHOICES, default=None,
                      help="the simulated hart's ISA: rv64gc (default; the same as rv64imafdc: "
                           "with the F and D extensions, as QEMU's virt board), rv64gch "
-                          "(= rv64imafdch: and the H extension, hypervisor support) or "
-                          "rv64imac (without F and D)")
+                          "(= rv64imafdch: and the H extension, hypervisor support), "
+                          "rv64imac (without F and D), or RV64GC with a virtualization "
+                          "hole: rv64gc-readhole (sstatus readable from U-mode), "
+                          "rv64gc-writehole (sstatus writes from U-mode dropped)")
     run.add_argument("--engine", choices=("translate", "interpret"), default="translate",
                      help="translate: hot blocks become Python functions (default); "
                           "interpret: decoded closures only (the reference)")
@@ -279,6 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
     ird.add_argument("--busybox", metavar="FILE",
                      help="a static busybox of that architecture (default: Debian's "
                           "busybox-static: the host's for x86_64, the fetched one for riscv64)")
+    ana = sub.add_parser("analyze", help="analyze a machine: is it virtualizable?",
+                         description="Questions about machines, answered by running them.")
+    ana_sub = ana.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
+    vz = ana_sub.add_parser("virtualizable",
+                            help="Popek–Goldberg: run every instruction form in S- and U-mode "
+                                 "and decide whether trap-and-emulate can work",
+                            description="Run every instruction form of the ISA variant (the "
+                                        "CSR instructions for every CSR number) on the "
+                                        "simulated hart in S- and U-mode from two states, "
+                                        "classify each (privileged, control-sensitive, "
+                                        "behaviour-sensitive), and give Popek and Goldberg's "
+                                        "verdicts (Theorems 1 and 3). Exit status 3 when the "
+                                        "variant is not virtualizable.")
+    vz.add_argument("--cpu", choices=CPU_CHOICES, default="rv64gc",
+                    help="the ISA variant to analyze (default rv64gc)")
     ext = sub.add_parser("extract-vmlinux", help="unpack the vmlinux ELF inside a bzImage",
                          description="Decompress a bzImage's payload: the uncompressed vmlinux, "
                                      "which boots through its PVH entry.")
@@ -549,6 +569,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "analyze":
+            from popek import analyze
+            return analyze.command(args)
         if args.command == "initramfs":
             from popek.linux import initramfs
             return initramfs.command(args)

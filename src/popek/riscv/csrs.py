@@ -21,6 +21,7 @@ Fields follow the privileged spec v1.12 for RV64 with S and U modes, no F/D/V.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -79,12 +80,15 @@ class Csr:
     CSR; ``check(cpu)``, if any, is a condition of this CSR's own beyond the privilege
     rule of its address, checked at every privilege (counter enables, TVM, FS for the
     floating-point CSRs); ``rmw(cpu)``,
-    if any, is what a read-modify-write starts from when that is not what a read returns."""
+    if any, is what a read-modify-write starts from when that is not what a read returns.
+    ``hole``, on a CPU with a virtualization hole only (riscv/holes.py), is what an
+    access from below the CSR's privilege does instead of trapping."""
     name: str
     read: Callable
     write: Callable | None = None
     check: Callable | None = None
     rmw: Callable | None = None
+    hole: object = None
 
 
 class CsrFile:
@@ -107,6 +111,12 @@ class CsrFile:
         del self.by_number[number]
         self.add(number, name, read, write, check, rmw)
 
+    def open_hole(self, name: str, hole) -> None:
+        """Make CSR ``name`` answer accesses from below its privilege as ``hole`` says
+        (holes.Hole) instead of trapping: a CPU that is not virtualizable."""
+        number = self.numbers[name]
+        self.by_number[number] = dataclasses.replace(self.by_number[number], hole=hole)
+
     def write(self, cpu, name: str, value: int) -> None:
         """Write CSR ``name`` as the hardware would, without an instruction's checks
         (a hypercall that stands for ``csrw``)."""
@@ -122,13 +132,19 @@ def access(cpu, num: int, op: int, value: int, do_read: bool, do_write: bool,
            pc: int = 0) -> int:
     """csrrw (op 0), csrrs (1) or csrrc (2) of CSR ``num`` on ``cpu`` at its privilege:
     the old value, or :class:`Trap` (illegal instruction) where the access is not allowed.
-    ``pc`` is the instruction's (a read of time uses it: clock.py, polling loops)."""
+    ``do_read``: the value goes to a register (rd is not x0); ``do_write``: the
+    instruction writes.  ``pc`` is the instruction's (a read of time uses it:
+    clock.py, polling loops)."""
     cpu.csr_pc = pc
     c = cpu.csrs.by_number.get(num)
     if cpu.virt:                        # VS- or VU-mode (H): rules of their own
         c = hcsrs.virtual_access(cpu, num, c, do_write)
-    elif c is None or _LEVEL[(num >> 8) & 3] > cpu.priv or (do_write and num >> 10 == 3):
+    elif c is None or (do_write and num >> 10 == 3):
         raise Trap(traps.ILLEGAL_INSN, None)
+    elif _LEVEL[(num >> 8) & 3] > cpu.priv:
+        if c.hole is None:              # the rule that makes RISC-V virtualizable
+            raise Trap(traps.ILLEGAL_INSN, None)
+        return c.hole.access(cpu, c, op, value, do_read, do_write)
     elif c.check is not None and not c.check(cpu):
         raise Trap(traps.ILLEGAL_INSN, None)
     old = c.read(cpu)
@@ -336,6 +352,7 @@ def fp_csrs(f: CsrFile) -> None:
 # whose CSRs it widens).
 REGISTER = {"M": machine_csrs, "S": supervisor_csrs, "Zicntr": counter_csrs, "Zihpm": hpm_csrs,
             "F": fp_csrs, "H": lambda f: hcsrs.hypervisor_csrs(f)}
+# Holes (riscv/holes.py adds its parts here): registered last, over the CSRs they open.
 
 
 def csr_file(parts) -> CsrFile:
@@ -351,7 +368,7 @@ def hart_parts(variant) -> tuple:
     variant has it, the counters."""
     return ("M",) + (("S",) if "S" in variant.extensions else ()) + ("Zicntr", "Zihpm") \
         + (("F",) if "F" in variant.extensions else ()) \
-        + (("H",) if "H" in variant.extensions else ())
+        + (("H",) if "H" in variant.extensions else ()) + tuple(variant.holes)
 
 
 # The VMM's virtual CPU: a supervisor-only CPU (S and U modes), counters without hpm.

@@ -199,14 +199,16 @@ insn("fence.i", "NONE", _enc(op=0x0F, f3=1), "h.fence_i()", kind=FENCE, ends=Tru
 
 # --- Zicsr -----------------------------------------------------------------
 # x[rd] is assigned after the access, so csrrw x5, csr, x5 reads the old value first.
+# The fourth argument says whether the value read goes anywhere (rd is not x0, whose
+# writes go to slot 32): reads have no side effects here, so only a hole looks at it.
 # PC tells a read of the time CSR where it was made (clock.py: polling loops).
 for _n, _f3, _body in (
         ("csrrw", 1, "x[rd] = h.csr_access(csr, 0, x[rs1], rd != 32, True, PC)"),
-        ("csrrs", 2, "x[rd] = h.csr_access(csr, 1, x[rs1], True, rs1 != 0, PC)"),
-        ("csrrc", 3, "x[rd] = h.csr_access(csr, 2, x[rs1], True, rs1 != 0, PC)"),
+        ("csrrs", 2, "x[rd] = h.csr_access(csr, 1, x[rs1], rd != 32, rs1 != 0, PC)"),
+        ("csrrc", 3, "x[rd] = h.csr_access(csr, 2, x[rs1], rd != 32, rs1 != 0, PC)"),
         ("csrrwi", 5, "x[rd] = h.csr_access(csr, 0, imm, rd != 32, True, PC)"),
-        ("csrrsi", 6, "x[rd] = h.csr_access(csr, 1, imm, True, imm != 0, PC)"),
-        ("csrrci", 7, "x[rd] = h.csr_access(csr, 2, imm, True, imm != 0, PC)")):
+        ("csrrsi", 6, "x[rd] = h.csr_access(csr, 1, imm, rd != 32, imm != 0, PC)"),
+        ("csrrci", 7, "x[rd] = h.csr_access(csr, 2, imm, rd != 32, imm != 0, PC)")):
     insn(_n, "CSRI" if _n.endswith("i") else "CSR", _enc(op=0x73, f3=_f3), _body,
          kind=CSR, ends=True, trap=True, alone=True)
 
@@ -288,10 +290,13 @@ class Isa:
     different table, not a change to the hart."""
 
     def __init__(self, name: str, insns: list[Insn], extensions: str = "ACIMSU",
-                 isa_string: str = "rv64imac_zicsr_zifencei"):
+                 isa_string: str = "rv64imac_zicsr_zifencei", holes: tuple = ()):
         self.name = name
         self.insns = insns
         self.extensions = extensions
+        # Virtualization holes (riscv/holes.py): parts of the CSR file that behave
+        # differently from U-mode instead of trapping.  Invisible in misa and the ISA string.
+        self.holes = holes
         self.isa_string = isa_string
         # misa: MXL=2 (RV64) and exactly the extensions implemented.
         self.misa = (2 << 62) | sum(1 << (ord(e) - ord("A")) for e in extensions)
@@ -365,6 +370,7 @@ def variant(name: str) -> Isa:
         import importlib
         importlib.import_module("popek.riscv.fd")       # rv64imafdc
         importlib.import_module("popek.riscv.hext")     # rv64imafdch
+        importlib.import_module("popek.riscv.holes")    # rv64imafdc-readhole, -writehole
     if name not in ISAS:
         raise KeyError(name)
     return ISAS[name]
@@ -373,7 +379,8 @@ BASE = Isa("rv64imac", INSNS)
 # What a machine is unless told otherwise: RV64GC (riscv/fd.py), as QEMU's virt
 # board and Debian's riscv64 userland (lp64d) expect.
 DEFAULT_VARIANT = "rv64imafdc"
-ALIASES = {"rv64gc": "rv64imafdc", "rv64gch": "rv64imafdch"}
+ALIASES = {"rv64gc": "rv64imafdc", "rv64gch": "rv64imafdch",
+           "rv64gc-readhole": "rv64imafdc-readhole", "rv64gc-writehole": "rv64imafdc-writehole"}
 decode = BASE.decode
 decode32 = BASE.decode32
 

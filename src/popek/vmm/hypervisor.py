@@ -123,6 +123,7 @@ class Hypervisor(MachineTime):
         self.wall = 0.0
         self.exits = 0                            # all VMs, for the budget
         self.switches = 0                         # world switches between VMs
+        self.stuck_skips = 0                      # slices that retired nothing (_stuck_slice)
         self.idle_for_ever = False                # every VM waits; nothing can wake one
 
     # -- what the hart calls (and mtime/rtc_ns from MachineTime) ---------------
@@ -233,13 +234,26 @@ class Hypervisor(MachineTime):
                 due = min(_timers_to_come(vm, self.mtime()), default=None)
                 h.limit = slice_limit(clock, h.instret, SLICE, due,
                                       None if budget is None else budget - self.exits)
+                before = h.instret
                 h.run()
+                if h.instret == before and clock.deterministic:
+                    self._stuck_slice()
             return self._exit_code()
         finally:
             if self.current is not None:
                 self._save(self.current)
             self.wall += time.perf_counter() - start
             self.console.close()
+
+    def _stuck_slice(self) -> None:
+        """A slice that retired no instruction: its vCPU traps in a loop (a guest whose
+        trap handler faults too).  Time follows retired instructions, so it would stop
+        for every VM; instead it moves on to the next timer deadline, as if the loop
+        had taken that long, and a VM waiting for its timer is not starved."""
+        wake = self.next_wake()
+        if wake is not None:
+            self.stuck_skips += 1
+            self.clock.idle_until(self.hart.instret, wake, self.console.wait)
 
     def _exit_code(self) -> int:
         codes = [vm.exit_code or 0 for vm in self.vms]
@@ -273,6 +287,7 @@ class Hypervisor(MachineTime):
         out = {"instructions": h.instret, "wall_seconds": self.wall,
                "mips": h.instret / self.wall / 1e6 if self.wall else 0.0,
                "vm_switches": self.switches,
+               **({"stuck_slice_skips": self.stuck_skips} if self.stuck_skips else {}),
                **self.clock_stats(),
                "page_walks": h.walk_stats.walks, "pte_reads": h.walk_stats.pte_reads,
                **({"two_stage_walks": h.stats["two_stage_walks"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from popek.errors import GuestMemoryError
 from popek.riscv.csrs import MIP_SSIP, MSTATUS_SIE
+from popek.vmm.vcpu_page import VcpuPage
 
 SBI_SUCCESS, SBI_ERR_FAILED, SBI_ERR_NOT_SUPPORTED, SBI_ERR_INVALID_PARAM = 0, -1, -2, -3
 SBI_ERR_INVALID_ADDRESS = -5
@@ -203,5 +204,17 @@ def _popek(vm, fid, a0, a1):
             v.mstatus |= MSTATUS_SIE
         else:
             v.mstatus &= ~MSTATUS_SIE
+        return SBI_SUCCESS, 0
+    if fid == 5:                                             # VCPU_PAGE (vcpu_page.py)
+        if not vm.cpu.VCPU_PAGE:
+            return SBI_ERR_NOT_SUPPORTED, 0
+        if a0 == 0:
+            v.page = None
+            return SBI_SUCCESS, 0
+        if a0 % 4096 or not vm.ram.contains(a0, 4096):
+            return SBI_ERR_INVALID_ADDRESS, 0
+        v.page = VcpuPage(vm.ram, a0)           # (written when the guest resumes)
+        return SBI_SUCCESS, 0
+    if fid == 6:                                             # SYNC: the exit itself did it
         return SBI_SUCCESS, 0
     return SBI_ERR_NOT_SUPPORTED, 0

@@ -74,6 +74,7 @@ class VCpu:
         self.senvcfg = 0
         self.timer = M64                      # SBI set_timer deadline, in mtime ticks
         self.waiting = False                  # in wfi with nothing pending
+        self.page = None                      # a PV guest's vCPU page (vcpu_page.py)
 
     def start(self, pc: int, opaque: int) -> None:
         """SBI HSM hart_start: begin at ``pc`` in S-mode, translation and interrupts off,

@@ -78,6 +78,9 @@ class HardwareAssist:
     """The CPU strategy of one VM."""
     name = "hw"
     SWITCH = VM_SWITCH               # what reaching the VMM and back costs (ledger.py)
+    # No vCPU page for PV guests (vcpu_page.py): the guest's registers are the hart's VS
+    # registers, which it reads and writes without exits anyway.
+    VCPU_PAGE = False
     # The guest takes every exception it can itself (hedeleg cannot pass on ecalls from
     # VS-mode, guest-page faults or virtual instructions: those are the exits).
     GUEST_EXCEPTIONS = HEDELEG_WRITABLE

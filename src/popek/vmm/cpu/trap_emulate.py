@@ -72,6 +72,9 @@ def exit_from_trap(cause: int, tval: int, epc: int, interrupt: bool,
 class TrapAndEmulate:
     """The CPU strategy of one VM."""
     name = "trap-emulate"
+    # A PV guest may keep its supervisor registers in a vCPU page (vcpu_page.py): they
+    # are the vCPU's here, so the VMM can read the page at exits and write it at entries.
+    VCPU_PAGE = True
     SWITCH = TRAP_SWITCH             # what reaching the VMM and back costs (ledger.py)
 
     def __init__(self, vm):
@@ -80,6 +83,9 @@ class TrapAndEmulate:
         self.hart = vm.vmm.hart
 
     def exit_from_trap(self, cause: int, tval: int, epc: int, interrupt: bool) -> Exit:
+        page = self.vm.vcpu.page
+        if page is not None:          # a PV guest's stores to its vCPU page (vcpu_page.py)
+            page.pull(self.vm.vcpu, self.hart)
         return exit_from_trap(cause, tval, epc, interrupt, self.hart.isa.decode)
 
     def handlers(self) -> dict:
@@ -108,12 +114,15 @@ class TrapAndEmulate:
         """The VM leaves the hart: everything of its vCPU is in the vCPU already."""
 
     def resume(self, e: Exit) -> None:
-        """After an exit: x0 is zero again, and an interrupt the guest can take now is taken."""
-        if type(e) is HostInterrupt:
-            return
-        self.hart.x[0] = 0
-        if self.vm.exit_code is None and self.vm.vcpu.started:   # (not after hart_stop)
-            self.deliver_interrupts()
+        """After an exit: x0 is zero again, an interrupt the guest can take now is
+        taken, and a PV guest's vCPU page shows its registers."""
+        v = self.vm.vcpu
+        if type(e) is not HostInterrupt:
+            self.hart.x[0] = 0
+            if self.vm.exit_code is None and v.started:     # (not after hart_stop)
+                self._inject()
+        if v.page is not None:
+            v.page.push(v, self.hart)
 
     # -- the virtual CPU's own traps --------------------------------------------------
     def reflect(self, cause: int, tval: int, epc: int, reason: str) -> None:
@@ -122,6 +131,16 @@ class TrapAndEmulate:
         self.vm.ledger.record(reason, traps.EXCEPTION_NAMES.get(cause, str(cause)))
 
     def deliver_interrupts(self) -> None:
+        """Before a slice (the VMM's run loop)."""
+        v = self.vm.vcpu
+        if v.page is None:
+            self._inject()
+            return
+        v.page.pull(v, self.hart)     # (SIE may have been set by a store since the last exit)
+        self._inject()
+        v.page.push(v, self.hart)
+
+    def _inject(self) -> None:
         v = self.vm.vcpu
         irq = pending_interrupt(v)
         if irq is not None:
@@ -201,5 +220,9 @@ class TrapAndEmulate:
             self.reflect(fault, e.va, e.pc, "exception_reflected")
 
     def stats(self) -> dict:
-        return {}
+        pages = [v.page for v in self.vm.vcpus if v.page is not None]
+        if not pages:
+            return {}
+        return {"vcpu_page_pulls": sum(p.pulls for p in pages),
+                "vcpu_page_pushes": sum(p.pushes for p in pages)}
 

@@ -1,0 +1,81 @@
+"""The vCPU page: supervisor registers a paravirtual guest reads and writes with plain
+loads and stores instead of trapping CSR instructions, as Xen's vcpu_info.
+
+A PV guest gives the VMM one page of its RAM per vCPU (hypercall VCPU_PAGE,
+guests/kernel/popek_hypercall.h); the fields start at byte 2048 of it, so a guest
+that maps the page at the top of its address space reaches each with an offset
+from x0 (its trap entry has no free register):
+
+    offset  field      who writes it
+    0       sstatus    SIE SPIE SPP FS: the guest (interrupt enable, sret's stack,
+                       FP state), the VMM (trap entry, injection)
+    8       sepc       both (the guest steps past an ecall; trap entry sets it)
+    16      scause     the VMM (trap entry)
+    24      stval      the VMM (trap entry)
+    32      sscratch   the guest (its trap entry's stack swap)
+    40      stvec      the guest
+    48      pending    the VMM: interrupts pending and enabled in sie, which the
+                       guest must ask for (any hypercall) when it sets SIE
+    56      (spare)    the guest's own: its trap entry saves a register there
+
+The registers' truth is the vCPU's (vmm/vcpu.py) whenever the VMM runs: the page
+is read into it at every exit and before each slice (:meth:`pull`), and written
+back when the guest resumes (:meth:`push`).  FS is the hart's while the guest
+runs (FP work dirties it there): a pull takes the page's FS only if the guest
+changed it since the last push.  Only a VMM whose guest's registers are the
+vCPU's (trap-and-emulate) offers the page; under hardware assist they are the
+hart's VS registers, which the guest reads without exits anyway.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from popek.riscv.csrs import (MSTATUS_FS, MSTATUS_MXR, MSTATUS_SIE, MSTATUS_SPIE, MSTATUS_SPP,
+                              MSTATUS_SUM)
+
+FIELDS_OFFSET = 2048
+LAYOUT = struct.Struct("<7Q")          # sstatus sepc scause stval sscratch stvec pending
+GUEST_STATUS = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP      # what the page's sstatus carries
+M64 = (1 << 64) - 1
+
+
+class VcpuPage:
+    def __init__(self, ram, gpa: int):
+        self.ram = ram
+        self.addr = gpa + FIELDS_OFFSET
+        self.pushed = None              # the fields as last written, to see the guest's stores
+        self.pulls = self.pushes = 0
+
+    def pull(self, vcpu, hart) -> None:
+        """The guest's stores since the last push, into the vCPU."""
+        data = self.ram.read(self.addr, LAYOUT.size)
+        if data == self.pushed:
+            vcpu.fs_from_hart(hart)
+            return
+        self.pulls += 1
+        status, sepc, scause, stval, sscratch, stvec, _ = LAYOUT.unpack(data)
+        old = vcpu.mstatus
+        new = (old & ~GUEST_STATUS) | (status & GUEST_STATUS)
+        if self.pushed is not None and (status ^ LAYOUT.unpack(self.pushed)[0]) & MSTATUS_FS \
+                and vcpu.fs_writable:
+            new = (new & ~MSTATUS_FS) | (status & MSTATUS_FS)      # the guest's FS store
+            vcpu.mstatus = new
+            vcpu.fs_to_hart(hart)
+        else:
+            vcpu.mstatus = new
+            vcpu.fs_from_hart(hart)
+        if (old ^ vcpu.mstatus) & (MSTATUS_SUM | MSTATUS_MXR):
+            vcpu.set_mstatus(vcpu.mstatus)      # (never from the page; kept for safety)
+        vcpu.sepc, vcpu.scause, vcpu.stval = sepc & ~1, scause, stval
+        vcpu.sscratch, vcpu.stvec = sscratch, stvec & ~2 & M64
+
+    def push(self, vcpu, hart) -> None:
+        """The vCPU's registers as the guest must see them when it resumes."""
+        vcpu.fs_from_hart(hart)
+        data = LAYOUT.pack(vcpu.mstatus & (GUEST_STATUS | MSTATUS_FS), vcpu.sepc, vcpu.scause,
+                           vcpu.stval, vcpu.sscratch, vcpu.stvec, vcpu.pending_enabled())
+        if data != self.pushed:
+            self.ram.write(self.addr, data)
+            self.pushed = data
+            self.pushes += 1
