@@ -30,6 +30,7 @@ from popek.riscv import isa
 from popek.riscv.codecache import CodeCache
 from popek.riscv.compiler import background_compiler
 from popek.riscv.hart import Hart
+from popek.riscv.hart.privileged import SLICE_TRAPS
 from popek.vmm import builder
 from popek.vmm.exits import Exit
 from popek.vmm.vm import VirtualMachine, VmConfig
@@ -236,7 +237,7 @@ class Hypervisor(MachineTime):
                                       None if budget is None else budget - self.exits)
                 before = h.instret
                 h.run()
-                if h.instret == before and clock.deterministic:
+                if h.instret == before and h.slice_traps >= SLICE_TRAPS and clock.deterministic:
                     self._stuck_slice()
             return self._exit_code()
         finally:
@@ -246,8 +247,8 @@ class Hypervisor(MachineTime):
             self.console.close()
 
     def _stuck_slice(self) -> None:
-        """A slice that retired no instruction: its vCPU traps in a loop (a guest whose
-        trap handler faults too).  Time follows retired instructions, so it would stop
+        """A slice that retired no instruction in SLICE_TRAPS traps: its vCPU traps in a
+        loop (a guest whose trap handler faults too).  Time follows retired instructions, so it would stop
         for every VM; instead it moves on to the next timer deadline, as if the loop
         had taken that long, and a VM waiting for its timer is not starved."""
         wake = self.next_wake()
