@@ -199,8 +199,10 @@ def test_exit_from_trap_types(vm):
 def test_builder_refuses_unknown_strategies_and_bad_combinations():
     with pytest.raises(ConfigError, match="--paging inverted: unknown"):
         builder.check("trap-emulate", "inverted", "emulated")
-    with pytest.raises(ConfigError, match="--vmm bt: unknown"):
-        builder.check("bt", "shadow", "emulated")
+    with pytest.raises(ConfigError, match="--vmm dbt: unknown"):
+        builder.check("dbt", "shadow", "emulated")
+    with pytest.raises(ConfigError, match="does not work with --vmm bt"):
+        builder.check("bt", "nested", "emulated")
     with pytest.raises(ConfigError, match="does not work with --vmm trap-emulate"):
         builder.check("trap-emulate", "nested", "emulated")
     with pytest.raises(ConfigError, match="does not work with --vmm hw"):

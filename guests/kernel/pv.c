@@ -19,27 +19,13 @@ void tlb_remote_flush(u64 va, u64 size) {
 
 void set_timer(u64 when) { sbi_set_timer(when); }
 
-/* The supervisor registers: the CSRs themselves, or (PV, where the VMM shares it)
- * the vCPU page mapped at VCPU_PAGE_VA. */
-#define FIELD(off) (*(volatile u64 *)(VCPU_PAGE_VA + POPEK_VCPU_FIELDS + (off)))
-#ifdef PV
-#define PAGE pv_vcpu_page
-#else
-#define PAGE 0
-#endif
-u64 status_read(void) { return PAGE ? FIELD(PV_SSTATUS) : csr_read(sstatus); }
-void status_set(u64 bits) { if (PAGE) FIELD(PV_SSTATUS) |= bits; else csr_set(sstatus, bits); }
-void status_clear(u64 bits) { if (PAGE) FIELD(PV_SSTATUS) &= ~bits; else csr_clear(sstatus, bits); }
-u64 trap_cause(void) { return PAGE ? FIELD(PV_SCAUSE) : csr_read(scause); }
-u64 trap_value(void) { return PAGE ? FIELD(PV_STVAL) : csr_read(stval); }
-u64 trap_pc(void) { return PAGE ? FIELD(PV_SEPC) : csr_read(sepc); }
-void set_trap_pc(u64 pc) { if (PAGE) FIELD(PV_SEPC) = pc; else csr_write(sepc, pc); }
+#define FIELD PV_PAGE_FIELD
 void set_trap_vector(void) {
-    if (PAGE) FIELD(PV_STVEC) = (u64)trap_entry_pv;
+    if (PV_PAGE) FIELD(PV_STVEC) = (u64)trap_entry_pv;
     else csr_write(stvec, (u64)trap_entry);
 }
 void enter_user(void *tf) {
-    if (PAGE) user_return_pv(tf);
+    if (PV_PAGE) user_return_pv(tf);
     user_return(tf);
 }
 

@@ -23,17 +23,42 @@ void irq_disable(void);
 void set_timer(u64 when);
 void pv_init(void);                      /* PV: share the vCPU page (after vm_init) */
 
-/* The supervisor registers of trap handling. */
-u64 status_read(void);                   /* sstatus */
-void status_set(u64 bits);
-void status_clear(u64 bits);
 void status_sync(void);                  /* PV: the VMM applies the page's sstatus now */
-u64 trap_cause(void);                    /* scause */
-u64 trap_value(void);                    /* stval */
-u64 trap_pc(void);                       /* sepc */
-void set_trap_pc(u64 pc);
 void set_trap_vector(void);              /* stvec = the trap entry (entry.S) */
 void enter_user(void *tf) __attribute__((noreturn));   /* entry.S's user_return */
 
 extern u64 pv_hypercalls, pv_batched_ptes;
 extern int pv_vcpu_page;                 /* PV: the VMM shares the vCPU page */
+
+/* The supervisor registers of trap handling: the CSRs themselves, or (PV, where the
+ * VMM shares it) the vCPU page mapped at VCPU_PAGE_VA.  Inline: in the native build
+ * each is the one CSR instruction it always was. */
+#include "memlayout.h"
+#include "popek_hypercall.h"
+#define PV_PAGE_FIELD(off) (*(volatile u64 *)(VCPU_PAGE_VA + POPEK_VCPU_FIELDS + (off)))
+#ifdef PV
+#define PV_PAGE pv_vcpu_page
+#else
+#define PV_PAGE 0
+#endif
+static inline u64 status_read(void) {                    /* sstatus */
+    return PV_PAGE ? PV_PAGE_FIELD(PV_SSTATUS) : csr_read(sstatus);
+}
+static inline void status_set(u64 bits) {
+    if (PV_PAGE) PV_PAGE_FIELD(PV_SSTATUS) |= bits; else csr_set(sstatus, bits);
+}
+static inline void status_clear(u64 bits) {
+    if (PV_PAGE) PV_PAGE_FIELD(PV_SSTATUS) &= ~bits; else csr_clear(sstatus, bits);
+}
+static inline u64 trap_cause(void) {                     /* scause */
+    return PV_PAGE ? PV_PAGE_FIELD(PV_SCAUSE) : csr_read(scause);
+}
+static inline u64 trap_value(void) {                     /* stval */
+    return PV_PAGE ? PV_PAGE_FIELD(PV_STVAL) : csr_read(stval);
+}
+static inline u64 trap_pc(void) {                        /* sepc */
+    return PV_PAGE ? PV_PAGE_FIELD(PV_SEPC) : csr_read(sepc);
+}
+static inline void set_trap_pc(u64 pc) {
+    if (PV_PAGE) PV_PAGE_FIELD(PV_SEPC) = pc; else csr_write(sepc, pc);
+}

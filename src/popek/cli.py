@@ -206,9 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="riscv: the simulated RV64 machine (default); kvm: real x86-64 "
                           "hardware through /dev/kvm (--kernel: a bzImage, a vmlinux, or a "
                           "64-bit ELF)")
-    run.add_argument("--vmm", choices=("none", "trap-emulate", "hw"), default="none",
+    run.add_argument("--vmm", choices=("none", "trap-emulate", "bt", "hw"), default="none",
                      help="none: bare metal (default); trap-emulate: run the kernel as a guest "
                           "of popek's VMM (deprivileged, shadow page tables, SBI by the VMM); "
+                          "bt: the same, its sensitive instructions rewritten into calls of "
+                          "the VMM (binary translation: no traps for them); "
                           "hw: as a guest in the H extension's VS-mode (hardware assist, "
                           "nested paging; the hart gets H)")
     run.add_argument("--paging", metavar="STRATEGY", default=None,

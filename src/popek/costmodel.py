@@ -12,7 +12,9 @@ few GHz, chosen so that relative costs are right, not absolute ones:
   loads/stores of saved state (a few hundred cycles in a C hypervisor; KVM's
   exit handlers on RISC-V are of that order);
 * one memory reference of a page walk: an L2 hit (~20 cycles);
-* a TLB flush: the flush itself plus refills it causes later (~100).
+* a TLB flush: the flush itself plus refills it causes later (~100);
+* a binary translator's callout: a call from translated code into the VMM and
+  back, without a trap (~30).
 
 ``popek calibrate`` measures real exit costs on this host's KVM and writes them,
 in TSC cycles, into a profile (JSON); :meth:`CostModel.load` makes a new model
@@ -45,6 +47,12 @@ DEFAULTS = {
     "VM_EXIT": 1000,           # hardware: guest → hypervisor (instead of TRAP_ENTRY)
     "VM_ENTRY": 700,           # hardware: hypervisor → guest (instead of TRAP_RETURN)
     "NESTED_FILL": 250,        # mapping guest-physical memory in the G-stage tables
+    # Binary translation (--vmm bt): a sensitive instruction in the translation cache is
+    # a call into the VMM's emulation, in the same address space and privilege: the
+    # guest registers it clobbers saved, a call and a return; no pipeline flush, no
+    # trap vector (a function call of a few dozen instructions).
+    "CALLOUT_ENTRY": 20,       # translation cache → VMM emulation (instead of TRAP_ENTRY)
+    "CALLOUT_RETURN": 10,      # and back (instead of TRAP_RETURN)
 }
 PROFILE_FORMAT = "popek-cost-profile/1"
 DEFAULT_SOURCE = "built-in defaults (costmodel.py)"

@@ -35,6 +35,9 @@ SX = M ^ W               # the bits a negative 32-bit value gets when sign-exten
 # Instruction classes: they decide block boundaries and the cost model's class.
 ALU, BRANCH, JUMP, LOAD, STORE, AMO, CSR, SYSTEM, FENCE, MULDIV = (
     "alu", "branch", "jump", "load", "store", "amo", "csr", "system", "fence", "muldiv")
+# Not in any table: what a VMM's rewrite makes of a sensitive instruction (a call of
+# its emulation, vmm/cpu/bt.py), which sets the pc itself.
+CALLOUT = "callout"
 
 
 @dataclass

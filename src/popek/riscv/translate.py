@@ -325,7 +325,7 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
         # Running off the end: the function sets the next pc itself (the dispatcher
         # does not, for translated blocks), unless the last instruction always has.
         last_pc, last = insns[-1]
-        if not pc_set and last.insn.name not in _SETS_PC:
+        if not pc_set and last.insn.name not in _SETS_PC and last.insn.kind != isa.CALLOUT:
             body.append(f"h.pc = {(last_pc + last.length) & isa.M:#x}")
         body.append(f"n = {n}")
     body.append("break")

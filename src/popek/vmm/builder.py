@@ -1,7 +1,8 @@
 """The VM builder: a VM is assembled from one strategy of each kind.
 
     kind      option      strategies (module)
-    cpu       --vmm       trap-emulate (vmm/cpu/trap_emulate.py), hw (vmm/cpu/hw.py)
+    cpu       --vmm       trap-emulate (vmm/cpu/trap_emulate.py), bt (vmm/cpu/bt.py),
+                          hw (vmm/cpu/hw.py)
     paging    --paging    shadow (vmm/memory/shadow.py), nested (vmm/memory/nested.py)
     io        --io        emulated (vmm/io/emulated.py)
 
@@ -14,6 +15,7 @@ handled by exactly one of them).
 from __future__ import annotations
 
 from popek.errors import ConfigError
+from popek.vmm.cpu.bt import BinaryTranslation
 from popek.vmm.cpu.hw import HardwareAssist
 from popek.vmm.cpu.trap_emulate import TrapAndEmulate
 from popek.vmm.exits import handler_table
@@ -21,14 +23,14 @@ from popek.vmm.io.emulated import EmulatedIo
 from popek.vmm.memory.nested import NestedPaging
 from popek.vmm.memory.shadow import ShadowPaging
 
-CPU = {"trap-emulate": TrapAndEmulate, "hw": HardwareAssist}
+CPU = {"trap-emulate": TrapAndEmulate, "bt": BinaryTranslation, "hw": HardwareAssist}
 PAGING = {"shadow": ShadowPaging, "nested": NestedPaging}
 IO = {"emulated": EmulatedIo}
 KINDS = {"cpu": (CPU, "--vmm"), "paging": (PAGING, "--paging"), "io": (IO, "--io")}
 # Which paging each CPU strategy can work with: trap-and-emulate has no second stage
 # of translation in hardware (only shadow tables); hardware assist has the G-stage.
-PAGING_FOR_CPU = {"trap-emulate": {"shadow"}, "hw": {"nested"}}
-DEFAULT_PAGING = {"trap-emulate": "shadow", "hw": "nested"}
+PAGING_FOR_CPU = {"trap-emulate": {"shadow"}, "bt": {"shadow"}, "hw": {"nested"}}
+DEFAULT_PAGING = {"trap-emulate": "shadow", "bt": "shadow", "hw": "nested"}
 # CPU strategies that need the hart's H extension.
 NEEDS_H = {"hw"}
 

@@ -166,6 +166,8 @@ class Hypervisor(MachineTime):
             h.reservation = None
         self.current = vm
         vm.vcpu = vcpu
+        if h.rewrite_name != vm.cpu.REWRITE:     # (binary translation: another flavour of code)
+            h.set_rewrite(vm.cpu.REWRITE)
         vcpu.load_onto(h)
         vm.cpu.activate()
         vm.memory.activate()

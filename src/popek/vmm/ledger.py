@@ -5,6 +5,13 @@ Each exit a handler finishes is recorded under a *reason* (``csr``, ``sret``,
 which device); reasons are charged the named costs of the VM's cost model
 (costmodel.py) and the guest's cycle counter counts them.
 
+A binary-translating VMM (vmm/cpu/bt.py) emulates most sensitive instructions with
+*callouts* from its translation cache instead of exits: they are recorded under the
+same reasons, in a table of their own, charged a callout's switch (``CALLOUT_ENTRY``
++ ``CALLOUT_RETURN``) instead of a trap's; a callout *coalesced* into the one before
+it (a run of sensitive instructions handled in one VMM call) is charged its
+emulation only.
+
 Reasons are the VMM's own words, but details can be the guest's (an SBI extension
 number, an MMIO address on KVM): a reason keeps at most ``MAX_DETAILS`` of them,
 and counts the rest under ``other``, so no guest can grow the ledger.
@@ -39,12 +46,16 @@ REASON_COSTS = {
 # return (trap-and-emulate), or a VM exit and entry (hardware assist).
 TRAP_SWITCH = ("TRAP_ENTRY", "TRAP_RETURN")
 VM_SWITCH = ("VM_EXIT", "VM_ENTRY")
+CALLOUT_SWITCH = ("CALLOUT_ENTRY", "CALLOUT_RETURN")
+# Where record() counts: an exit (default), a callout, a callout coalesced into the last.
+EXIT, CALLOUT, COALESCED = 0, 1, 2
 
 
-def exit_cost(costs: CostModel, reason: str, switch: tuple = TRAP_SWITCH) -> int:
-    """Modelled cycles of one exit for ``reason``: entry, emulation, return."""
-    return costs[switch[0]] + sum(costs[n] for n in REASON_COSTS.get(reason, ("EMULATE_CSR",))) \
-        + costs[switch[1]]
+def exit_cost(costs: CostModel, reason: str, switch: tuple | None = TRAP_SWITCH) -> int:
+    """Modelled cycles of one exit for ``reason``: entry, emulation, return (``switch``
+    None: the emulation alone)."""
+    emulation = sum(costs[n] for n in REASON_COSTS.get(reason, ("EMULATE_CSR",)))
+    return emulation if switch is None else costs[switch[0]] + emulation + costs[switch[1]]
 
 
 class Ledger:
@@ -59,9 +70,12 @@ class Ledger:
         self.charge = charge              # callable(cycles): the CPU's cycle counter counts them
         self.measured = measured
         costs = costs or CostModel()
-        # Priced once: record() runs on every exit.
-        self._costs = {reason: exit_cost(costs, reason, switch) for reason in REASON_COSTS}
-        self._other_cost = exit_cost(costs, "", switch)
+        # Priced once: record() runs on every exit.  By channel: exit, callout, coalesced.
+        self._priced = [({reason: exit_cost(costs, reason, sw) for reason in REASON_COSTS},
+                         exit_cost(costs, "", sw))
+                        for sw in (switch, CALLOUT_SWITCH, None)]
+        self._costs, self._other_cost = self._priced[EXIT]
+        self.channel = EXIT               # set by a callout while it emulates (vmm/cpu/bt.py)
         self.counts: dict[str, int] = {}
         self.cycles: dict[str, float] = {}    # modelled cycles, or measured seconds
         self.details: dict[tuple[str, str], int] = {}
@@ -69,19 +83,41 @@ class Ledger:
         # What the hardware did for the VM without an exit, and what it cost (hardware
         # assist: two-dimensional page walks), reported beside the exits.
         self.hardware: dict[str, int] = {}
+        # Callouts (binary translation): by reason, counts and modelled cycles, and how
+        # many were coalesced into the callout before them.
+        self.callouts: dict[str, int] = {}
+        self.callout_cycles: dict[str, int] = {}
+        self.coalesced = 0
 
     def record(self, reason: str, detail: str = "", seconds: float = 0.0) -> None:
         if self.measured:
             cost = seconds
-        else:
+        elif self.channel == EXIT:
             cost = self._costs.get(reason, self._other_cost)
             if self.charge is not None:
                 self.charge(cost)
+        else:
+            self._callout(reason)
+            if detail:
+                self.note(reason, detail)
+            return
         self.counts[reason] = self.counts.get(reason, 0) + 1
         self.cycles[reason] = self.cycles.get(reason, 0) + cost
         if detail:
             self.note(reason, detail)
 
+    def _callout(self, reason: str) -> None:
+        costs, other = self._priced[self.channel]
+        cost = costs.get(reason, other)
+        if self.charge is not None:
+            self.charge(cost)
+        if self.channel == COALESCED:
+            self.coalesced += 1
+        self.callouts[reason] = self.callouts.get(reason, 0) + 1
+        self.callout_cycles[reason] = self.callout_cycles.get(reason, 0) + cost
+
+    def callout_total(self) -> tuple[int, int]:
+        return sum(self.callouts.values()), sum(self.callout_cycles.values())
     def note(self, reason: str, detail: str, n: int = 1) -> None:
         """Count ``n`` under (reason, detail) without charging an exit (e.g. batched PTEs)."""
         key = (reason, detail)
@@ -115,6 +151,12 @@ class Ledger:
             for reason in sorted(self.counts, key=lambda r: -self.cycles[r]):
                 lines.append(f"  {reason:22s} {self.counts[reason]:10,d} "
                              f"{self.cycles[reason]:14,d}")
+        if self.callouts:
+            c, cc = self.callout_total()
+            lines.append(f"  callouts (binary translation, no exit): {c:,}, {cc:,} modelled "
+                         f"cycles; {self.coalesced:,} of them coalesced into the one before")
+            lines.append("    " + ", ".join(f"{r} {self.callouts[r]:,}" for r in
+                                           sorted(self.callouts, key=lambda r: -self.callouts[r])))
         if self.hardware:
             lines.append("  in hardware, no exit: " + ", ".join(f"{k} {v:,}"
                                                             for k, v in self.hardware.items()))

@@ -53,7 +53,9 @@ class VCpu:
         self.vm = vm
         self.hartid = hartid
         self.started = False                  # SBI HSM: started, or stopped (sbi.py)
-        self.csrs = csrs.csr_file(csrs.SUPERVISOR_CSRS)
+        # (With the holes of the VM's CPU: a guest's user code meets them as on its
+        # hardware where the VMM emulates its CSR accesses, binary translation.)
+        self.csrs = csrs.csr_file(csrs.SUPERVISOR_CSRS + tuple(vm.isa.holes))
         self.x = [0] * 33                     # registers while not on the hart
         self.pc = 0
         self.priv = S

@@ -54,6 +54,7 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartVi
         # translation: translate.py's rewrite hook); ``flavour`` names the ISA and the
         # rewrite, and is part of every translation's key.
         self.rewrite = None
+        self.rewrite_name = None
         self.flavour = translate.flavour(self.isa)
         self.costs = costs or costmodel.CostModel()
         ram = self.ram
@@ -123,6 +124,9 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartVi
         # The VMM stands where M-mode software would: with a hook set, a trap that
         # reaches M-mode calls it (cause, tval, epc, interrupt) instead of mtvec.
         self.m_trap_hook = None
+        # A binary-translating VMM's emulation, which its rewritten instructions call
+        # (privileged.py's callout).
+        self.callout_hook = None
         self.translate_blocks = True      # False: interpret only (--engine interpret)
         self.tstats = translate.TranslationStats()
         self.code_cache = None            # codecache.CodeCache: compiled blocks, maybe kept on disk

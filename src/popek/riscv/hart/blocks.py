@@ -220,6 +220,7 @@ class HartBlocks:
         (``"module:function"``, translate.py's rewrite hook), or stop (None); the code
         decoded so far is dropped, and the flavour names the rewrite."""
         self.rewrite = translate.rewrite_function(name) if name else None
+        self.rewrite_name = name
         self.flavour = translate.flavour(self.isa, name)
         self.invalidate_all_code()
 

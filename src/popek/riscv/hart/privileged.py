@@ -34,6 +34,12 @@ class HartPrivileged:
             raise Trap(traps.ECALL_FROM_VS if self.priv == S else traps.ECALL_FROM_U, 0)
         raise Trap(traps.ECALL_FROM_U + self.priv, 0)
 
+    def callout(self, pc: int, word: int) -> None:
+        """A sensitive instruction a VMM rewrote (translate.py's rewrite hook: binary
+        translation, vmm/cpu/bt.py) calls the VMM's emulation in-line, without a trap:
+        ``callout_hook(pc, word)`` sets the pc."""
+        self.callout_hook(pc, word)
+
     def mret(self):
         if self.priv != M:
             raise Trap(traps.ILLEGAL_INSN, None)

@@ -81,6 +81,7 @@ class HardwareAssist:
     # No vCPU page for PV guests (vcpu_page.py): the guest's registers are the hart's VS
     # registers, which it reads and writes without exits anyway.
     VCPU_PAGE = False
+    REWRITE = None
     # The guest takes every exception it can itself (hedeleg cannot pass on ecalls from
     # VS-mode, guest-page faults or virtual instructions: those are the exits).
     GUEST_EXCEPTIONS = HEDELEG_WRITABLE

@@ -75,6 +75,7 @@ class TrapAndEmulate:
     # A PV guest may keep its supervisor registers in a vCPU page (vcpu_page.py): they
     # are the vCPU's here, so the VMM can read the page at exits and write it at entries.
     VCPU_PAGE = True
+    REWRITE = None                   # runs the guest's code as it is (bt.py rewrites it)
     SWITCH = TRAP_SWITCH             # what reaching the VMM and back costs (ledger.py)
 
     def __init__(self, vm):
