@@ -97,7 +97,7 @@ def run_vmm(kernel, disk, engine="translate", cpu="trap-emulate", append="bench"
     con = TimedConsole()
     hv = Hypervisor([VmConfig(kernel=str(kernel), append=append, drives=[DriveSpec(str(disk))],
                               cpu=cpu, paging="nested" if cpu == "hw" else "shadow")],
-                    con, engine=engine, icount_sleep=False, cpu=variant)
+                    con, engine=engine, icount_sleep=append == "selftest", cpu=variant)
     con.vm = hv.vms[0]
     code = hv.run()
     hv.close()

@@ -301,6 +301,19 @@ def build_parser() -> argparse.ArgumentParser:
                                         "variant is not virtualizable.")
     vz.add_argument("--cpu", choices=CPU_CHOICES, default="rv64gc",
                     help="the ISA variant to analyze (default rv64gc)")
+    x86 = ana_sub.add_parser("x86", help="count Robin and Irvine's sensitive, unprivileged "
+                                         "instructions in an x86-64 ELF (e.g. a vmlinux)",
+                             description="Disassemble every executable section of an x86-64 "
+                                         "ELF (capstone) and count the instructions that made "
+                                         "x86 unvirtualizable before VT-x (Robin & Irvine "
+                                         "2000), by kind, section and function.")
+    x86.add_argument("file", metavar="FILE", help="an x86-64 ELF, or a bzImage (its vmlinux "
+                                                  "is unpacked)")
+    x86.add_argument("--system-map", metavar="MAP",
+                     help="function names from this System.map (default: the ELF's own "
+                          "symbols, or the System.map-RELEASE beside a vmlinuz-RELEASE)")
+    x86.add_argument("--top", metavar="N", type=int, default=15,
+                     help="functions to list (default 15)")
     ext = sub.add_parser("extract-vmlinux", help="unpack the vmlinux ELF inside a bzImage",
                          description="Decompress a bzImage's payload: the uncompressed vmlinux, "
                                      "which boots through its PVH entry.")
