@@ -433,3 +433,36 @@ def test_the_budget_that_ended_a_kvm_run_is_named(x86_guests):
               "--max-instructions", "100", "--timeout", "60")
     assert r.returncode == 124
     assert r.stderr.strip().endswith("(--max-instructions)"), r.stderr
+
+
+_SENSITIVE = re.compile(r"^ring (\d): sgdt (\S+) sidt (\S+) smsw (\S+) str (\S+) sldt (\S+) "
+                        r"pushf (\S+) popf\(IF=0\) (\S+)$", re.M)
+
+
+@needs_kvm
+def test_robin_irvine_instructions_under_kvm(x86_guests):
+    """SGDT, SIDT, SMSW, STR, SLDT, PUSHF and POPF in ring 0 and ring 3 of a KVM guest
+    (guests/x86/sensitive.c): hardware assist (or KVM's software stand-in) gives the
+    guest its own descriptor tables, task register and CR0, in both rings."""
+    from popek.kvm import x86
+    from popek.kvm import layout
+    r = popek("run", "--backend", "kvm", "--kernel", str(x86_guests / "sensitive.elf"),
+              "--timeout", "60")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rings = {int(m.group(1)): m.groups()[1:] for m in _SENSITIVE.finditer(r.stdout)}
+    assert set(rings) == {0, 3}, r.stdout
+    sgdt, sidt, smsw, tr, ldt, pushf, popf = rings[0]
+    assert int(sgdt.split("/")[0], 16) == layout.GDT           # popek's GDT, the guest's own
+    assert int(sidt.split("/")[1], 16) == 32 * 16 - 1          # the guest's own IDT
+    assert int(smsw, 16) & 1                                   # CR0.PE
+    assert int(tr, 16) == x86.TSS_SEL
+    assert int(popf, 16) & 0x200 == 0                          # ring 0: popf clears IF
+    for value, ring3 in zip(rings[0][:4], rings[3][:4]):       # the same view from ring 3
+        assert ring3 == value or ring3.startswith("fault"), (value, ring3)
+    # Ring 3 with IOPL 3 (set by the guest's iretq): popf may change IF, and pushf shows
+    # IOPL 3. A software virtualizer that runs ring 3 natively on a host ring 3 of IOPL 0
+    # (PVM) shows IOPL 0 and leaves IF alone: POPF's and PUSHF's holes themselves.
+    # Either way the two agree.
+    flags3, after3 = int(rings[3][5], 16), int(rings[3][6], 16)
+    iopl3 = (flags3 >> 12) & 3 == 3
+    assert (after3 & 0x200 == 0) == iopl3, (hex(flags3), hex(after3))
