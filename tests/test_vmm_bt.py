@@ -104,3 +104,21 @@ def test_translated_and_untranslated_vms_share_one_hart(guest_build, tmp_path):
     bt, te = hv.vms
     assert bt.ledger.callouts and not te.ledger.callouts
     assert te.ledger.counts["csr"] > 0 and "csr" not in bt.ledger.counts
+
+
+@pytest.mark.slow
+def test_a_bt_vm_resumes_after_its_budget(guest_build, disk):
+    """run() may stop at a budget and be called again: the VM is switched to afresh, so
+    its strategy is active again (its callouts had no hook to call before)."""
+    from popek.console import ScriptedConsole
+    from popek.vmm.hypervisor import Hypervisor
+    con = ScriptedConsole()
+    hv = Hypervisor([VmConfig(kernel=str(guest_build / "kernel.elf"), append="selftest",
+                              drives=[DriveSpec(str(disk))], **BT)], con,
+                    max_instructions=300_000)
+    assert hv.run() is None                         # the budget ran out
+    hv.max_instructions = None
+    code = hv.run()
+    hv.close()
+    assert "SELFTEST PASS 9/9" in con.text(), con.text()[-2000:]
+    assert code == 0

@@ -17,8 +17,9 @@
  *   5    VCPU_PAGE       a0 = gpa of a page (0: none)      share a vCPU page with the VMM
  *                                                          (below); NOT_SUPPORTED where the
  *                                                          VMM cannot (hardware assist)
- *   6    SYNC            -                                 nothing but the exit: the VMM
- *                                                          reads the vCPU page now
+ *   6    SYNC            a0 = 1: the page's FS as it is    nothing but the exit: the VMM
+ *                                                          reads the vCPU page now (FS
+ *                                                          only if changed, unless a0 = 1)
  *
  * The vCPU page (as Xen's vcpu_info): the supervisor registers of the calling vCPU,
  * which the guest reads and writes with loads and stores instead of CSR instructions.

@@ -96,6 +96,7 @@ extern void fp_save(struct fpstate *fp), fp_restore(struct fpstate *fp);
 
 static void fp_switch_to(struct proc *p) {
     u64 fs = 0;
+    int fp_work = 0;
     if ((status_read() & SSTATUS_FS) == SSTATUS_FS_DIRTY)
         fp_dirty = 1;              /* only the owner runs with FS on: its registers changed */
     if (p->fp_used) {
@@ -110,11 +111,13 @@ static void fp_switch_to(struct proc *p) {
             fp_restores++;
             fp_owner = p;
             fp_dirty = 0;
+            fp_work = 1;
         }
         fs = SSTATUS_FS_CLEAN;
     }
     status_clear(SSTATUS_FS);
     status_set(fs);
+    if (fp_work) status_sync_fs();     /* PV: Clean, though the restore dirtied the hart */
 }
 
 /* An FP instruction: F and D, their loads and stores (also compressed), the FP CSRs. */

@@ -33,6 +33,7 @@ void enter_user(void *tf) {
 /* Native: the privileged instructions themselves. */
 void pv_init(void) {}
 void status_sync(void) {}
+void status_sync_fs(void) {}
 void pte_set(u64 *pte, u64 value) { *pte = value; }
 void pte_commit(void) {}
 void tlb_flush(u64 va) { asm volatile("sfence.vma %0, zero" :: "r"(va) : "memory"); }
@@ -86,6 +87,7 @@ void irq_disable(void) {
     FIELD(PV_SSTATUS) &= ~SSTATUS_SIE;
 }
 void status_sync(void) { if (pv_vcpu_page) hypercall(POPEK_FID_SYNC, 0, 0); }
+void status_sync_fs(void) { if (pv_vcpu_page) hypercall(POPEK_FID_SYNC, 1, 0); }
 
 /* The vCPU page: one page of RAM, mapped at the top of every address space (root
  * entry 511, shared like the kernel's), and given to the VMM.  The registers move

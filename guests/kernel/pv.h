@@ -24,6 +24,7 @@ void set_timer(u64 when);
 void pv_init(void);                      /* PV: share the vCPU page (after vm_init) */
 
 void status_sync(void);                  /* PV: the VMM applies the page's sstatus now */
+void status_sync_fs(void);               /* ... and its FS, even if unchanged (after FP work) */
 void set_trap_vector(void);              /* stvec = the trap entry (entry.S) */
 void enter_user(void *tf) __attribute__((noreturn));   /* entry.S's user_return */
 

@@ -5,8 +5,9 @@
  *   sldt, str    the LDT and task register selectors
  *   smsw         CR0's low 16 bits
  *   pushf        RFLAGS (IF, IOPL)
- *   popf         clearing IF: kept in ring 0, silently ignored in ring 3 (IOPL < 3 ...
- *                here IOPL is 3 for the UART, so it is the ring-3 CLI rule that holds)
+ *   popf         clearing IF: done in ring 0; in ring 3 only where CPL <= IOPL, else
+ *                silently ignored (this guest's ring 3 runs with IOPL 3, for the UART,
+ *                so IF should clear there too: docs/holes.md tells what PVM does)
  *
  * Before hardware assist, a deprivileged guest kernel executing these saw the host's
  * values or had its writes ignored, without a trap.  Under VT-x/AMD-V the guest's

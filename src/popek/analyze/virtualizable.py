@@ -34,7 +34,8 @@ that S-mode sees its ``sie`` and ``sip``; none is pending).  Then, for each run 
   TLB flushes);
 * it is behaviour-sensitive if what it leaves the program (x and f registers,
   fcsr, pc, the data page) differs between S and U from the same state, or
-  between A and B in the same mode.
+  between A and B in the same mode, or if it traps from one of A and B and not
+  from the other.
 
 Instructions that trap in every run (ecall, ebreak, mret, M-mode CSRs) are not
 holes: the VMM gets control.  The verdict names every sensitive instruction that
@@ -251,6 +252,8 @@ class Checker:
             if (mode, "A") in outcome and (mode, "B") in outcome \
                     and outcome[(mode, "A")] != outcome[(mode, "B")]:
                 r.behaviour.add(mode)
+            if (r.traps[(mode, "A")] is None) != (r.traps[(mode, "B")] is None):
+                r.behaviour.add(mode)         # whether it traps depends on privileged state
         return r
 
 
@@ -318,8 +321,10 @@ def _offenders(results: list) -> str:
 def format_report(report: Report) -> str:
     rows = _row_groups(report)
     always = sorted({r.insn for r in report.results if r.always_traps and r.csr is None})
-    always_csrs = len({r.csr for r in report.results if r.csr and r.always_traps
-                       and not r.csr.startswith("0x")})
+    named = {r.csr for r in report.results if r.csr and not r.csr.startswith("0x")}
+    runs_somewhere = {r.csr for r in report.results if r.csr and not r.always_traps}
+    always_csrs = len(named - runs_somewhere)
+    unimplemented = len({r.csr for r in report.results if r.csr and r.csr.startswith("0x")})
     innocuous = sum(1 for r in report.results if not r.sensitive and not r.trapped(U))
     w = max(len("instruction / CSR"), *(len(label) for label, _ in rows)) + 2
     lines = [f"Popek–Goldberg analysis of {report.variant}: {len(report.results):,} instruction "
@@ -331,8 +336,9 @@ def format_report(report: Report) -> str:
         s_col = "runs" if any(not r.trapped(S) for r in results) else "traps"
         lines.append(f"  {label.ljust(w)}{s_col:11}{_u_column(results):28}{_kinds(results)}")
     lines += ["",
-              f"  trap in both modes (the VMM gets them): {' '.join(always)}, and the "
-              f"instructions of {always_csrs} M-mode and unimplemented CSRs",
+              f"  trap in both modes (the VMM gets them): {' '.join(always)}; the CSR "
+              f"instructions on {always_csrs} CSRs (M-mode's, and the counters mcounteren "
+              f"hides) and on the {unimplemented:,} numbers no CSR has",
               f"  innocuous (run in U-mode, not sensitive): {innocuous:,} forms", ""]
     t1, t3 = report.theorem1_violations, report.theorem3_violations
     lines.append("Theorem 1 (every sensitive instruction is privileged: a trap-and-emulate VMM "

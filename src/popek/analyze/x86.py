@@ -45,6 +45,7 @@ BY_MNEMONIC = {"sgdt": "sgdt/sidt", "sidt": "sgdt/sidt", "sldt": "sldt/str", "st
                "smsw": "smsw", "pushf": "pushf", "pushfd": "pushf", "pushfq": "pushf",
                "popf": "popf", "popfd": "popf", "popfq": "popf", "lar": "lar/lsl",
                "lsl": "lar/lsl", "verr": "verr/verw", "verw": "verr/verw", "retf": "far control",
+               "retfq": "far control",
                "lcall": "far control", "ljmp": "far control"}
 KINDS = ("sgdt/sidt", "sldt/str", "smsw", "pushf", "popf", "lar/lsl", "verr/verw",
          "push/pop seg", "mov seg", "far control")

@@ -19,8 +19,8 @@ the register that holds the interrupt enable (like x86's EFLAGS.IF):
 A hole is data: a part of the CSR file (:data:`csrs.REGISTER`) that gives a CSR a
 :class:`Hole`, and an ISA variant listing that part; ``csrs.access`` consults a
 CSR's hole where it would otherwise trap for privilege.  Nothing in the hart knows.
-``popek analyze virtualizable`` (vmm/analyze.py) finds the holes from the machine
-itself; docs/holes.md tells what they do to each VMM.
+``popek analyze virtualizable`` (analyze/virtualizable.py) finds the holes from the
+machine itself; docs/holes.md tells what they do to each VMM.
 """
 
 from __future__ import annotations

@@ -245,18 +245,24 @@ class Hypervisor(MachineTime):
         finally:
             if self.current is not None:
                 self._save(self.current)
+                self.current = None     # (a later run() switches to it afresh: activate())
             self.wall += time.perf_counter() - start
             self.console.close()
 
     def _stuck_slice(self) -> None:
         """A slice that retired no instruction in SLICE_TRAPS traps: its vCPU traps in a
-        loop (a guest whose trap handler faults too).  Time follows retired instructions, so it would stop
-        for every VM; instead it moves on to the next timer deadline, as if the loop
-        had taken that long, and a VM waiting for its timer is not starved."""
+        loop (a guest whose trap handler faults too).  Time follows retired
+        instructions, so it would stop for every VM; instead it moves on by what those
+        traps cost (their entries and returns, in modelled cycles: one cycle, one
+        instruction's time), at most to the next timer deadline, so a VM waiting for its
+        timer is not starved, nor are the others' clocks run fast."""
+        h, costs = self.hart, self.costs
         wake = self.next_wake()
         if wake is not None:
+            spent = self.clock.mtime(h.instret + SLICE_TRAPS * (costs.TRAP_ENTRY
+                                                                + costs.TRAP_RETURN))
             self.stuck_skips += 1
-            self.clock.idle_until(self.hart.instret, wake, self.console.wait)
+            self.clock.idle_until(h.instret, min(wake, spent), self.console.wait)
 
     def _exit_code(self) -> int:
         codes = [vm.exit_code or 0 for vm in self.vms]

@@ -47,8 +47,9 @@ REASON_COSTS = {
 TRAP_SWITCH = ("TRAP_ENTRY", "TRAP_RETURN")
 VM_SWITCH = ("VM_EXIT", "VM_ENTRY")
 CALLOUT_SWITCH = ("CALLOUT_ENTRY", "CALLOUT_RETURN")
-# Where record() counts: an exit (default), a callout, a callout coalesced into the last.
-EXIT, CALLOUT, COALESCED = 0, 1, 2
+# Where record() counts: an exit (default), a callout, a callout coalesced into the last,
+# or more work of the callout being made (an interrupt injected as it returns).
+EXIT, CALLOUT, COALESCED, WITHIN = 0, 1, 2, 3
 
 
 def exit_cost(costs: CostModel, reason: str, switch: tuple | None = TRAP_SWITCH) -> int:
@@ -73,7 +74,7 @@ class Ledger:
         # Priced once: record() runs on every exit.  By channel: exit, callout, coalesced.
         self._priced = [({reason: exit_cost(costs, reason, sw) for reason in REASON_COSTS},
                          exit_cost(costs, "", sw))
-                        for sw in (switch, CALLOUT_SWITCH, None)]
+                        for sw in (switch, CALLOUT_SWITCH, None, None)]
         self._costs, self._other_cost = self._priced[EXIT]
         self.channel = EXIT               # set by a callout while it emulates (vmm/cpu/bt.py)
         self.counts: dict[str, int] = {}
@@ -88,6 +89,8 @@ class Ledger:
         self.callouts: dict[str, int] = {}
         self.callout_cycles: dict[str, int] = {}
         self.coalesced = 0
+        self.within: dict[str, int] = {}      # work done within callouts, by reason
+        self.within_cycles = 0
 
     def record(self, reason: str, detail: str = "", seconds: float = 0.0) -> None:
         if self.measured:
@@ -111,13 +114,18 @@ class Ledger:
         cost = costs.get(reason, other)
         if self.charge is not None:
             self.charge(cost)
+        if self.channel == WITHIN:
+            self.within[reason] = self.within.get(reason, 0) + 1
+            self.within_cycles += cost
+            return
         if self.channel == COALESCED:
             self.coalesced += 1
         self.callouts[reason] = self.callouts.get(reason, 0) + 1
         self.callout_cycles[reason] = self.callout_cycles.get(reason, 0) + cost
 
     def callout_total(self) -> tuple[int, int]:
-        return sum(self.callouts.values()), sum(self.callout_cycles.values())
+        """Callouts, and their modelled cycles with the work done within them."""
+        return sum(self.callouts.values()), sum(self.callout_cycles.values()) + self.within_cycles
     def note(self, reason: str, detail: str, n: int = 1) -> None:
         """Count ``n`` under (reason, detail) without charging an exit (e.g. batched PTEs)."""
         key = (reason, detail)
@@ -156,7 +164,8 @@ class Ledger:
             lines.append(f"  callouts (binary translation, no exit): {c:,}, {cc:,} modelled "
                          f"cycles; {self.coalesced:,} of them coalesced into the one before")
             lines.append("    " + ", ".join(f"{r} {self.callouts[r]:,}" for r in
-                                           sorted(self.callouts, key=lambda r: -self.callouts[r])))
+                                           sorted(self.callouts, key=lambda r: -self.callouts[r]))
+                         + "".join(f"; within them: {r} {n:,}" for r, n in self.within.items()))
         if self.hardware:
             lines.append("  in hardware, no exit: " + ", ".join(f"{k} {v:,}"
                                                             for k, v in self.hardware.items()))

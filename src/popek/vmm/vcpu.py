@@ -53,9 +53,7 @@ class VCpu:
         self.vm = vm
         self.hartid = hartid
         self.started = False                  # SBI HSM: started, or stopped (sbi.py)
-        # (With the holes of the VM's CPU: a guest's user code meets them as on its
-        # hardware where the VMM emulates its CSR accesses, binary translation.)
-        self.csrs = csrs.csr_file(csrs.SUPERVISOR_CSRS + tuple(vm.isa.holes))
+        self.csrs = csrs.csr_file(csrs.SUPERVISOR_CSRS)
         self.x = [0] * 33                     # registers while not on the hart
         self.pc = 0
         self.priv = S
@@ -87,6 +85,7 @@ class VCpu:
         self.satp = 0
         self.mstatus &= ~csrs.MSTATUS_SIE
         self.waiting = False
+        self.page = None                      # (a PV guest shares its page again)
         self.started = True
 
     # -- on and off the hart ---------------------------------------------------------

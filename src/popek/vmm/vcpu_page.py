@@ -70,6 +70,14 @@ class VcpuPage:
         vcpu.sepc, vcpu.scause, vcpu.stval = sepc & ~1, scause, stval
         vcpu.sscratch, vcpu.stvec = sscratch, stvec & ~2 & M64
 
+    def take_fs(self, vcpu, hart) -> None:
+        """The page's FS is the guest's, even if it equals what was pushed (SYNC with
+        a0 = 1: the guest set FS after FP work of its own had dirtied the hart's)."""
+        status = LAYOUT.unpack(self.ram.read(self.addr, LAYOUT.size))[0]
+        if vcpu.fs_writable:
+            vcpu.mstatus = (vcpu.mstatus & ~MSTATUS_FS) | (status & MSTATUS_FS)
+            vcpu.fs_to_hart(hart)
+
     def push(self, vcpu, hart) -> None:
         """The vCPU's registers as the guest must see them when it resumes."""
         vcpu.fs_from_hart(hart)

@@ -6,7 +6,8 @@ One strategy per VM (``--vmm``, assembled by vmm/builder.py):
                       emulated against the virtual CPU (vmm/vcpu.py)
     hw.py             hardware assist: the guest runs in the H extension's VS-mode
     mmio.py           (both) a guest's load or store to a device, emulated
-    (bt)              binary translation: a later issue
+    bt.py             binary translation: trap-and-emulate whose guest's sensitive
+                      instructions are rewritten into callouts of the same emulation
 
 A strategy sets the hart up for its VM (``activate``, at every switch to it), turns
 what stopped the guest into typed exits (``exit_from_trap``, vmm/exits.py), offers

@@ -48,7 +48,7 @@ from popek.riscv import isa
 from popek.riscv.csrs import S
 from popek.vmm.cpu.trap_emulate import SYSTEM_EXITS, TrapAndEmulate
 from popek.vmm.exits import CsrAccess, Ecall
-from popek.vmm.ledger import CALLOUT, COALESCED, EXIT
+from popek.vmm.ledger import CALLOUT, COALESCED, EXIT, WITHIN
 
 FP_CSRS = (0x001, 0x002, 0x003)           # fflags, frm, fcsr: user state, run natively
 REWRITTEN = ("sret", "wfi", "sfence.vma", "ecall")
@@ -117,6 +117,7 @@ class BinaryTranslation(TrapAndEmulate):
         led.channel = COALESCED if self._continues(pc) else CALLOUT
         try:
             vm.handlers[type(e)](vm, e)
+            led.channel = WITHIN          # (an interrupt it injects: the same call's work)
             self.resume(e)
         finally:
             led.channel = EXIT
