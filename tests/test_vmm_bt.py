@@ -122,3 +122,16 @@ def test_a_bt_vm_resumes_after_its_budget(guest_build, disk):
     hv.close()
     assert "SELFTEST PASS 9/9" in con.text(), con.text()[-2000:]
     assert code == 0
+
+
+@pytest.mark.parametrize("cpu", ["trap-emulate", "bt"])
+def test_code_written_by_the_guest_is_translated_again(vmm_programs, cpu):
+    """tests/riscv/vmm/smc_csr.S rewrites a hot `csrr a0, sscratch` into `csrr a0, sepc`:
+    the second must be what runs (under bt: a new callout, for sepc)."""
+    code, _, hv = run_vms([VmConfig(kernel=str(vmm_programs / "smc_csr.elf"), memory=16 << 20,
+                                    cpu=cpu, paging="shadow")])
+    assert code == 0                       # 1 or 2: a stale read
+    led = hv.vms[0].ledger
+    table = led.callouts if cpu == "bt" else led.counts
+    assert table.get("csr", 0) >= 6
+    assert led.details[("csr", "0x141")] >= 2          # csrw sepc, and the rewritten read

@@ -13,7 +13,7 @@ semantics as a short Python snippet over these names:
 
 From this one table come the decoder (:func:`decode`), the disassembler
 (:func:`disassemble`) and the interpreter's per-instruction closures
-(:func:`make_op`); the block translator of a later issue joins the same
+(:func:`make_op`); the block translator (translate.py) joins the same
 snippets into whole-block functions.  Registers hold unsigned 64-bit ints;
 signed views are ``(v ^ S) - S``.
 """
