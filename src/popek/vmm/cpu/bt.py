@@ -173,4 +173,6 @@ class BinaryTranslation(TrapAndEmulate):
 
     def stats(self) -> dict:
         n, _ = self.vm.ledger.callout_total()
-        return {**super().stats(), "callouts": n, "callouts_coalesced": self.vm.ledger.coalesced}
+        return {**super().stats(), "callouts": n, "callouts_coalesced": self.vm.ledger.coalesced,
+                "bt_gaps_known": f"{len(self._plain):,} (at most {MAX_GAPS:,})",
+                "bt_direct_ops": f"{len(self._ops):,} (at most {MAX_DIRECT_OPS:,})"}
