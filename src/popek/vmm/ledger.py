@@ -74,7 +74,8 @@ class Ledger:
         # Priced once: record() runs on every exit.  By channel: exit, callout, coalesced.
         self._priced = [({reason: exit_cost(costs, reason, sw) for reason in REASON_COSTS},
                          exit_cost(costs, "", sw))
-                        for sw in (switch, CALLOUT_SWITCH, None, None)]
+                        for sw in (switch, CALLOUT_SWITCH, None)]
+        self._priced.append(self._priced[COALESCED])      # WITHIN: the emulation alone too
         self._costs, self._other_cost = self._priced[EXIT]
         self.channel = EXIT               # set by a callout while it emulates (vmm/cpu/bt.py)
         self.counts: dict[str, int] = {}
@@ -93,19 +94,17 @@ class Ledger:
         self.within_cycles = 0
 
     def record(self, reason: str, detail: str = "", seconds: float = 0.0) -> None:
-        if self.measured:
-            cost = seconds
-        elif self.channel == EXIT:
-            cost = self._costs.get(reason, self._other_cost)
-            if self.charge is not None:
-                self.charge(cost)
-        else:
+        if self.channel != EXIT:
             self._callout(reason)
-            if detail:
-                self.note(reason, detail)
-            return
-        self.counts[reason] = self.counts.get(reason, 0) + 1
-        self.cycles[reason] = self.cycles.get(reason, 0) + cost
+        else:
+            if self.measured:
+                cost = seconds
+            else:
+                cost = self._costs.get(reason, self._other_cost)
+                if self.charge is not None:
+                    self.charge(cost)
+            self.counts[reason] = self.counts.get(reason, 0) + 1
+            self.cycles[reason] = self.cycles.get(reason, 0) + cost
         if detail:
             self.note(reason, detail)
 

@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import struct
 
-from popek.riscv.csrs import (MSTATUS_FS, MSTATUS_MXR, MSTATUS_SIE, MSTATUS_SPIE, MSTATUS_SPP,
-                              MSTATUS_SUM)
+from popek.riscv.csrs import MSTATUS_FS, MSTATUS_SIE, MSTATUS_SPIE, MSTATUS_SPP
 
 FIELDS_OFFSET = 2048
 LAYOUT = struct.Struct("<7Q")          # sstatus sepc scause stval sscratch stvec pending
+REGISTERS = ("sepc", "scause", "stval", "sscratch", "stvec")
 GUEST_STATUS = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP      # what the page's sstatus carries
-M64 = (1 << 64) - 1
 
 
 class VcpuPage:
@@ -54,26 +53,23 @@ class VcpuPage:
             vcpu.fs_from_hart(hart)
             return
         self.pulls += 1
-        status, sepc, scause, stval, sscratch, stvec, _ = LAYOUT.unpack(data)
-        old = vcpu.mstatus
-        new = (old & ~GUEST_STATUS) | (status & GUEST_STATUS)
-        if self.pushed is not None and (status ^ LAYOUT.unpack(self.pushed)[0]) & MSTATUS_FS \
-                and vcpu.fs_writable:
-            new = (new & ~MSTATUS_FS) | (status & MSTATUS_FS)      # the guest's FS store
-            vcpu.mstatus = new
-            vcpu.fs_to_hart(hart)
+        status, *registers, _ = LAYOUT.unpack(data)
+        # SIE, SPIE and SPP directly: none decides translation, so no context change
+        # (an sstatus write through the CSR file would drop the shadow tables each time).
+        vcpu.mstatus = (vcpu.mstatus & ~GUEST_STATUS) | (status & GUEST_STATUS)
+        if self.pushed is not None and (status ^ LAYOUT.unpack(self.pushed)[0]) & MSTATUS_FS:
+            self.take_fs(vcpu, hart, status)                     # the guest's FS store
         else:
-            vcpu.mstatus = new
             vcpu.fs_from_hart(hart)
-        if (old ^ vcpu.mstatus) & (MSTATUS_SUM | MSTATUS_MXR):
-            vcpu.set_mstatus(vcpu.mstatus)      # (never from the page; kept for safety)
-        vcpu.sepc, vcpu.scause, vcpu.stval = sepc & ~1, scause, stval
-        vcpu.sscratch, vcpu.stvec = sscratch, stvec & ~2 & M64
+        for name, value in zip(REGISTERS, registers):           # as csrw would write them
+            vcpu.csrs.write(vcpu, name, value)
 
-    def take_fs(self, vcpu, hart) -> None:
-        """The page's FS is the guest's, even if it equals what was pushed (SYNC with
-        a0 = 1: the guest set FS after FP work of its own had dirtied the hart's)."""
-        status = LAYOUT.unpack(self.ram.read(self.addr, LAYOUT.size))[0]
+    def take_fs(self, vcpu, hart, status: int | None = None) -> None:
+        """The page's FS is the guest's: after a store of it, or even if it equals what
+        was pushed (SYNC with a0 = 1: the guest set FS after FP work of its own had
+        dirtied the hart's)."""
+        if status is None:
+            status = LAYOUT.unpack(self.ram.read(self.addr, LAYOUT.size))[0]
         if vcpu.fs_writable:
             vcpu.mstatus = (vcpu.mstatus & ~MSTATUS_FS) | (status & MSTATUS_FS)
             vcpu.fs_to_hart(hart)

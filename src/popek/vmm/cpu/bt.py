@@ -110,9 +110,7 @@ class BinaryTranslation(TrapAndEmulate):
         name = d.insn.name
         e = CsrAccess(pc, d) if d.insn.kind == isa.CSR else \
             (Ecall(pc) if name == "ecall" else SYSTEM_EXITS[name](pc, d))
-        page = vm.vcpu.page
-        if page is not None:
-            page.pull(vm.vcpu, h)
+        self.pull_page()
         led = vm.ledger
         led.channel = COALESCED if self._continues(pc) else CALLOUT
         try:

@@ -84,10 +84,19 @@ class TrapAndEmulate:
         self.hart = vm.vmm.hart
 
     def exit_from_trap(self, cause: int, tval: int, epc: int, interrupt: bool) -> Exit:
-        page = self.vm.vcpu.page
-        if page is not None:          # a PV guest's stores to its vCPU page (vcpu_page.py)
-            page.pull(self.vm.vcpu, self.hart)
+        self.pull_page()
         return exit_from_trap(cause, tval, epc, interrupt, self.hart.isa.decode)
+
+    def pull_page(self) -> None:
+        """A PV guest's stores to its vCPU page (vcpu_page.py), into its vCPU."""
+        v = self.vm.vcpu
+        if v.page is not None:
+            v.page.pull(v, self.hart)
+
+    def push_page(self) -> None:
+        v = self.vm.vcpu
+        if v.page is not None:
+            v.page.push(v, self.hart)
 
     def handlers(self) -> dict:
         allowed = self._if_allowed
@@ -117,13 +126,11 @@ class TrapAndEmulate:
     def resume(self, e: Exit) -> None:
         """After an exit: x0 is zero again, an interrupt the guest can take now is
         taken, and a PV guest's vCPU page shows its registers."""
-        v = self.vm.vcpu
         if type(e) is not HostInterrupt:
             self.hart.x[0] = 0
-            if self.vm.exit_code is None and v.started:     # (not after hart_stop)
+            if self.vm.exit_code is None and self.vm.vcpu.started:   # (not after hart_stop)
                 self._inject()
-        if v.page is not None:
-            v.page.push(v, self.hart)
+        self.push_page()
 
     # -- the virtual CPU's own traps --------------------------------------------------
     def reflect(self, cause: int, tval: int, epc: int, reason: str) -> None:
@@ -133,13 +140,9 @@ class TrapAndEmulate:
 
     def deliver_interrupts(self) -> None:
         """Before a slice (the VMM's run loop)."""
-        v = self.vm.vcpu
-        if v.page is None:
-            self._inject()
-            return
-        v.page.pull(v, self.hart)     # (SIE may have been set by a store since the last exit)
+        self.pull_page()              # (SIE may have been set by a store since the last exit)
         self._inject()
-        v.page.push(v, self.hart)
+        self.push_page()
 
     def _inject(self) -> None:
         v = self.vm.vcpu
