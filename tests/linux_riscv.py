@@ -143,7 +143,7 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
 
 def run_bare(initrd: Path, disk: Path | None, commands=(), engine="translate",
              code_cache=None, max_instructions=8_000_000_000, ips=IPS,
-             poweroff=True, watches=(), smp=1) -> Session:
+             poweroff=True, watches=(), smp=1, devices=(), netdevs=()) -> Session:
     """Boot on the bare machine (OpenSBI fw_dynamic), type ``commands`` one prompt at a
     time, then ``poweroff`` (or stop at the first prompt)."""
     from popek.riscv.board import BoardConfig, DriveSpec, VirtBoard
@@ -151,5 +151,6 @@ def run_bare(initrd: Path, disk: Path | None, commands=(), engine="translate",
     cfg = BoardConfig(bios=FW_DYNAMIC, kernel=kernel().image, initrd=str(initrd),
                       append=APPEND, memory=MEMORY, engine=engine, code_cache=code_cache,
                       drives=[DriveSpec(str(disk))] if disk else [],
-                      max_instructions=max_instructions, ips=ips, smp=smp)
+                      max_instructions=max_instructions, ips=ips, smp=smp,
+                      devices=list(devices), netdevs=list(netdevs))
     return _play(lambda con: VirtBoard(cfg, console=con), commands, poweroff, watches)

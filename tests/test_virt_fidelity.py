@@ -7,6 +7,8 @@ outputs must be the same line for line:
   drivers check the vendor and refuse others), and all eight slots there, empty
   ones answering DeviceID 0 (a program probing slot by slot faulted on popek);
 - FEATURES_OK kept for a modern-transport driver that did not accept VERSION_1;
+- PCIe through ECAM: QEMU's host bridge at 00:00.0, a modern virtio-rng-pci in the
+  first free slot with INTA#, nothing after it;
 - the PLIC latching a request when the UART raises its line and not again at
   completion while the line stays high, and the 16550 making a new request at a
   state change while its line is already high (a received byte while a THR-empty
@@ -27,6 +29,7 @@ import fdt
 import pytest
 
 from popek.console import ScriptedConsole
+from popek.devices.options import parse_device
 from popek.riscv.board import BoardConfig, DriveSpec, VirtBoard
 from tests.conftest import ROOT
 
@@ -37,6 +40,9 @@ virtio: FEATURES_OK without VERSION_1: kept
 plic: uart raised: pending=1 claim=a
 plic: completed, line still high: pending=0 claim=0
 plic: a byte received while high: pending=1 claim=a byte=78
+pci: 00:00.0 id=81b36 class=6000000 pin=0
+pci: 00:01.0 id=10441af4 class=ff0001 pin=1
+pci: 00:02.0 id=ffffffff
 fidelity: done
 """
 
@@ -54,6 +60,7 @@ def fidelity(tmp_path_factory):
 def popek_output(elf, disk) -> tuple[int | None, str]:
     con = ScriptedConsole()
     board = VirtBoard(BoardConfig(bios=None, kernel=str(elf), drives=[DriveSpec(str(disk))],
+                                  devices=[parse_device("virtio-rng-pci")],
                                   max_instructions=5_000_000), console=con)
     code = board.run()
     board.close()
@@ -73,7 +80,8 @@ def test_qemu_prints_the_same(fidelity):
     r = subprocess.run([QEMU, "-M", "virt", "-m", "128M", "-bios", "none", "-kernel", str(elf),
                         "-nographic", "-global", "virtio-mmio.force-legacy=false",
                         "-drive", f"file={disk},if=none,format=raw,id=d0",
-                        "-device", "virtio-blk-device,drive=d0"],
+                        "-device", "virtio-blk-device,drive=d0",
+                        "-device", "virtio-rng-pci,disable-legacy=on"],
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     assert r.stdout.replace("\r\n", "\n") == EXPECTED

@@ -140,7 +140,7 @@ def test_a_vm_with_more_drives_than_slots_is_refused(vmm_programs, tmp_path):
     for i in range(9):
         (tmp_path / f"d{i}.img").write_bytes(bytes(4096))
         disks.append(DriveSpec(str(tmp_path / f"d{i}.img")))
-    with pytest.raises(ConfigError, match="at most 8 drives"):
+    with pytest.raises(ConfigError, match="at most 8 virtio-mmio devices"):
         Hypervisor([VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), memory=16 * MiB,
                              drives=disks)], ScriptedConsole())
 

@@ -29,7 +29,7 @@ void fdt_parse(const void *dtb) {
     /* What the node at each depth is (only the path matters to us). */
     enum { OTHER, MEMORY, CPUS, CHOSEN } kind[16] = {OTHER};
     u64 reg_base[16] = {0};
-    int is_virtio[16] = {0};
+    int is_virtio[16] = {0}, is_pcie[16] = {0};
     for (;;) {
         u32 tok = be32(p);
         p += 4;
@@ -38,7 +38,7 @@ void fdt_parse(const void *dtb) {
             depth++;
             if (depth >= 16) panic("device tree too deep");
             kind[depth] = OTHER;
-            is_virtio[depth] = 0;
+            is_virtio[depth] = is_pcie[depth] = 0;
             if (!strncmp(name, "memory", 6)) kind[depth] = MEMORY;
             else if (!strncmp(name, "cpus", 5) && depth == 2) kind[depth] = CPUS;
             else if (!strncmp(name, "chosen", 7)) kind[depth] = CHOSEN;
@@ -47,6 +47,7 @@ void fdt_parse(const void *dtb) {
         } else if (tok == FDT_END_NODE) {
             if (is_virtio[depth] && boot_info.nvirtio < MAX_VIRTIO)
                 boot_info.virtio[boot_info.nvirtio++] = reg_base[depth];
+            if (is_pcie[depth]) boot_info.pcie_ecam = reg_base[depth];
             depth--;
         } else if (tok == FDT_PROP) {
             u32 len = be32(p), nameoff = be32(p + 4);
@@ -74,6 +75,17 @@ void fdt_parse(const void *dtb) {
                 boot_info.has_fp = f && d;
             } else if (!strncmp(pname, "compatible", 11) && !strncmp((const char *)val, "virtio,mmio", 12)) {
                 is_virtio[depth] = 1;
+            } else if (!strncmp(pname, "compatible", 11) &&
+                       !strncmp((const char *)val, "pci-host-ecam-generic", 22)) {
+                is_pcie[depth] = 1;
+            } else if (!strncmp(pname, "ranges", 7)) {
+                /* A PCI host's windows: 7 cells each (space, PCI address, CPU address,
+                 * size); the 32-bit memory one (space 0x02) is where BARs go. */
+                for (u32 off = 0; off + 28 <= len; off += 28)
+                    if (((be32(val + off) >> 24) & 3) == 2) {
+                        boot_info.pcie_mem = be64(val + off + 12);
+                        boot_info.pcie_mem_size = be64(val + off + 20);
+                    }
             }
             p += 8 + ((len + 3) & ~3UL);
         } else if (tok == FDT_NOP) {

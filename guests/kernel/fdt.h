@@ -9,6 +9,8 @@ struct boot_info {
     u64 timebase;                    /* mtime ticks per second */
     u64 virtio[MAX_VIRTIO];          /* virtio-mmio register windows */
     int nvirtio;
+    u64 pcie_ecam;                   /* the PCIe host's ECAM (0: none) */
+    u64 pcie_mem, pcie_mem_size;     /* its 32-bit memory window, where BARs go */
     char bootargs[256];
     int has_fp;                      /* riscv,isa has F and D: user code may use FP */
 };

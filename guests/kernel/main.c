@@ -9,6 +9,7 @@
 #include "sbi.h"
 #include "popek_hypercall.h"
 #include "virtio_blk.h"
+#include "net.h"
 
 extern char end[];                           /* from kernel.ld */
 extern const char user_elf[], user_elf_end[];
@@ -39,6 +40,7 @@ void kmain(u64 hartid, const void *dtb) {
         kprintf("virtio-blk: %d sectors\n", (int)virtio_blk_capacity());
     else
         kprintf("virtio-blk: no device\n");
+    net_init();                              /* NICs on PCIe, if any */
     proc_init();
     set_trap_vector();                       /* traps */
     csr_write(scounteren, 7);                /* user may read cycle, time, instret */

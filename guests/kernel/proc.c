@@ -188,6 +188,18 @@ void yield(void) {
     swtch(&current->ctx, &scheduler_ctx);
 }
 
+void sleep_net(void) {
+    current->net_waiting = 1;
+    current->state = SLEEPING;
+    swtch(&current->ctx, &scheduler_ctx);
+    current->net_waiting = 0;
+}
+
+void wakeup_net(void) {
+    for (int i = 0; i < NPROC; i++)
+        if (procs[i].state == SLEEPING && procs[i].net_waiting) procs[i].state = RUNNABLE;
+}
+
 void proc_exit(int code) {
     struct proc *p = current;
     vm_activate(vm_kernel());          /* stop using the tables we are about to free */

@@ -20,6 +20,7 @@ struct fpstate { u64 f[32]; u64 fcsr; };
 struct proc {
     struct trapframe tf;            /* first: sscratch points here */
     int pid, state, parent, exit_code, killed, waiting;
+    int net_waiting;                /* asleep until a NIC interrupts (net_wait) */
     int fp_used;                    /* it has run an FP instruction: it has FP state */
     struct fpstate fp;
     pagetable_t pt;
@@ -33,6 +34,8 @@ void proc_init(void);
 int proc_spawn_init(const void *elf, u64 size, const char *args);
 void scheduler(void) __attribute__((noreturn));
 void yield(void);
+void sleep_net(void);              /* the current process, until wakeup_net() */
+void wakeup_net(void);
 void proc_exit(int code) __attribute__((noreturn));
 int proc_fork(void);
 int proc_wait(u64 status_va);

@@ -17,3 +17,7 @@
 #define SYS_blk_size 15
 #define SYS_timebase 16
 #define SYS_stats 17
+#define SYS_net_info 18       /* a0 = NIC, a1 = 6 bytes for its MAC: 0, or -1 if none */
+#define SYS_net_send 19       /* a0 = NIC, a1 = frame, a2 = length: 0 sent, -1 ring full */
+#define SYS_net_recv 20       /* a0 = NIC, a1 = buffer, a2 = its size: bytes, 0 nothing yet */
+#define SYS_net_wait 21       /* sleep until some NIC has a frame: 0, or -1 without NICs */

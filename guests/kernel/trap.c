@@ -1,5 +1,5 @@
-/* Traps: system calls, page faults and timer interrupts from user mode; the
- * timer (only) from the kernel, which otherwise runs with interrupts off. */
+/* Traps: system calls, page faults, timer and NIC interrupts from user mode; the
+ * timer and NICs (only) from the kernel, which otherwise runs with interrupts off. */
 #include "asm.h"
 #include "fdt.h"
 #include "lib.h"
@@ -9,6 +9,7 @@
 #include "sbi.h"
 #include "syscall.h"
 #include "virtio_blk.h"
+#include "net.h"
 
 #define CAUSE_ILLEGAL 2
 #define CAUSE_ECALL_U 8
@@ -16,6 +17,7 @@
 #define CAUSE_LOAD_PF 13
 #define CAUSE_STORE_PF 15
 #define IRQ_S_TIMER 5
+#define IRQ_S_EXTERNAL 9
 #define TICKS_PER_SECOND 100
 #define BLK_CHUNK 65536
 
@@ -36,6 +38,24 @@ static long sys_blk(int write, u64 sector, u64 va, u64 count) {
         sector += n; va += n * 512; count -= n; done += n;
     }
     return done;
+}
+
+/* Frames between a process and a NIC, through a kernel buffer (copy_in/copy_out check
+ * the user's addresses). */
+static long sys_net(int call, u64 nic, u64 va, u64 len) {
+    static u8 frame[FRAME_MAX];
+    struct proc *p = current;
+    if (nic >= (u64)nnics) return -1;
+    struct nic *n = &nics[nic];
+    if (call == SYS_net_info) return copy_out(p->pt, va, n->mac, 6, p->brk);
+    if (call == SYS_net_send) {
+        if (len > FRAME_MAX || len < 14 || copy_in(p->pt, frame, va, len, p->brk) < 0) return -1;
+        return n->send(n, frame, len);
+    }
+    int got = n->recv(n, frame, sizeof frame);
+    if (got <= 0) return got;
+    if ((u64)got > len) got = len;
+    return copy_out(p->pt, va, frame, got, p->brk) < 0 ? -1 : got;
 }
 
 static long syscall(struct trapframe *tf) {
@@ -80,6 +100,9 @@ static long syscall(struct trapframe *tf) {
     case SYS_blk_write: return sys_blk(1, a0, a1, a2);
     case SYS_blk_flush: return virtio_blk_present() ? virtio_blk_flush() : -1;
     case SYS_blk_size: return virtio_blk_present() ? (long)virtio_blk_capacity() : -1;
+    case SYS_net_info: case SYS_net_send: case SYS_net_recv:
+        return sys_net(tf->regs[17], a0, a1, a2);
+    case SYS_net_wait: return net_wait();
     case SYS_stats: {          /* a0 = which: 0 faults, 1 COW copies, 2 PT updates, 3 hypercalls,
                                   4 FP saves, 5 FP restores, 6 first FP uses, 7 F and D there */
         u64 v[] = {vm_stats_faults, vm_stats_cow_copies, vm_stats_pt_updates, pv_hypercalls,
@@ -124,6 +147,8 @@ void user_trap(struct trapframe *tf) {
         timer_ticks++;
         timer_arm();
         yield();                       /* preemption */
+    } else if (scause == (SCAUSE_IRQ | IRQ_S_EXTERNAL)) {
+        net_interrupt();               /* a NIC: wake who waits for it */
     } else if (scause == CAUSE_FETCH_PF || scause == CAUSE_LOAD_PF || scause == CAUSE_STORE_PF) {
         if (vm_fault(p->pt, stval, scause == CAUSE_STORE_PF, p->brk) < 0) {
             kprintf("kernel: pid %d: bad access at %p (pc %p, cause %d): killed\n",
@@ -147,6 +172,10 @@ void kernel_trap(struct trapframe *tf) {
     if (scause == (SCAUSE_IRQ | IRQ_S_TIMER)) {
         timer_ticks++;
         timer_arm();
+        return;
+    }
+    if (scause == (SCAUSE_IRQ | IRQ_S_EXTERNAL)) {    /* in the scheduler's wfi */
+        net_interrupt();
         return;
     }
     panic("kernel trap: cause %p pc %p tval %p", scause, trap_pc(), trap_value());

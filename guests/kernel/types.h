@@ -30,4 +30,5 @@ static inline u64 rdcycle(void) { u64 c; asm volatile("rdcycle %0" : "=r"(c)); r
 #define SSTATUS_FS_CLEAN (2UL << 13)
 #define SSTATUS_FS_DIRTY (3UL << 13)
 #define SIE_STIE (1UL << 5)
+#define SIE_SEIE (1UL << 9)
 #define SCAUSE_IRQ (1UL << 63)

@@ -5,6 +5,8 @@
  * the tlb_* functions, so that the PV build (pv.c) can turn them into
  * batched hypercalls. */
 #include "vm.h"
+#include "pci.h"
+#include "plic.h"
 #include "fdt.h"
 #include "kalloc.h"
 #include "lib.h"
@@ -68,6 +70,8 @@ void vm_init(void) {
     for (int i = 0; i < boot_info.nvirtio; i++)
         if (vm_map(kernel_pt, boot_info.virtio[i], boot_info.virtio[i], PTE_R | PTE_W) < 0)
             panic("cannot map virtio at %p", boot_info.virtio[i]);
+    pci_map(kernel_pt);                          /* PCIe: ECAM, and the BAR window */
+    plic_map(kernel_pt);                         /* the PLIC, for the NICs' interrupts */
     pte_commit();
     vm_activate(kernel_pt);
 }

@@ -1,7 +1,8 @@
 /* init: the guest's self-tests and benchmarks.
  *
  * The kernel command line picks what runs: "selftest", "bench", "all" (the
- * default), or "bench=name,name" for some benchmarks.  Every benchmark prints
+ * default), or "bench=name,name" for some benchmarks; "netecho" and "netbench" are
+ * the network responder and benchmark of user/net.c (two VMs on one switch).  Every benchmark prints
  *     BENCH <name> iters=<n> cycles=<c> time_ns=<t>
  * (cycles from rdcycle, time from rdtime); every self-test "TEST <name> ok" or
  * "TEST <name> FAIL: why".  The exit code is the number of failed self-tests,
@@ -335,6 +336,14 @@ int main(const char *args) {
     timebase = sys_timebase();
     int all = token(args, "all") != 0 || !*args;
     printf("init: pid %d, args '%s'\n", (int)sys_getpid(), args);
+    if (token(args, "netecho")) {                    /* a network responder (user/net.c) */
+        net_echo();
+        return 0;
+    }
+    if (token(args, "netbench")) {                   /* its client: BENCH net_* lines */
+        net_bench(timebase, 200, 512);
+        return 0;
+    }
     if (all || token(args, "selftest")) {
         test_fork_wait();
         test_demand_paging();

@@ -2,6 +2,20 @@
 #include <stdarg.h>
 #include "ulib.h"
 
+void *memcpy(void *d, const void *s, u64 n) {
+    u8 *dp = d;
+    const u8 *sp = s;
+    while (n--) *dp++ = *sp++;
+    return d;
+}
+
+int memcmp(const void *a, const void *b, u64 n) {
+    const u8 *p = a, *q = b;
+    for (; n; n--, p++, q++)
+        if (*p != *q) return *p - *q;
+    return 0;
+}
+
 void *memset(void *d, int c, u64 n) {
     u8 *p = d;
     while (n--) *p++ = (u8)c;

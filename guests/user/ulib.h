@@ -29,3 +29,13 @@ const char *strstr(const char *h, const char *n);
 u64 strlen(const char *s);
 static inline u64 rdtime(void) { u64 t; asm volatile("rdtime %0" : "=r"(t)); return t; }
 static inline u64 rdcycle(void) { u64 c; asm volatile("rdcycle %0" : "=r"(c)); return c; }
+long sys_net_info(int nic, u8 mac[6]);
+long sys_net_send(int nic, const void *frame, u64 len);
+long sys_net_recv(int nic, void *buf, u64 size);
+long sys_net_wait(void);
+void *memcpy(void *d, const void *s, u64 n);
+int memcmp(const void *a, const void *b, u64 n);
+
+/* net.c: the network programs init runs ("netecho", "netbench") */
+void net_echo(void);
+void net_bench(u64 timebase, int pingpongs, int bulk_frames);

@@ -25,6 +25,10 @@ sys_\name:
     SYSCALL blk_size, SYS_blk_size
     SYSCALL timebase, SYS_timebase
     SYSCALL stats, SYS_stats
+    SYSCALL net_info, SYS_net_info
+    SYSCALL net_send, SYS_net_send
+    SYSCALL net_recv, SYS_net_recv
+    SYSCALL net_wait, SYS_net_wait
 
     .section .text.start
     .globl _start

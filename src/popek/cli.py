@@ -178,6 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="virtio-blk disk: PATH or file=PATH[,format=raw][,readonly=on]"
                           "[,if=virtio|virtio-mmio|virtio-pci] (if=virtio: mmio on riscv, "
                           "pci on kvm)")
+    run.add_argument("--device", metavar="DRIVER[,OPT=V...]", action="append", default=[],
+                     help="a device, as QEMU names it: virtio-net-pci,netdev=ID[,mac=MAC]"
+                          "[,addr=SLOT], virtio-net-device (virtio-mmio), e1000, "
+                          "virtio-rng-pci, virtio-rng-device (repeatable)")
+    run.add_argument("--netdev", metavar="TYPE,id=ID[,OPT=V...]", action="append", default=[],
+                     help="a NIC's network: switch,id=ID[,switch=NAME] (popek's learning "
+                          "switch: the VMs of a run meet on it), tap,id=ID,ifname=NAME (a host "
+                          "TAP interface), loopback,id=ID (frames come back) (repeatable)")
+    run.add_argument("--nic", metavar="TYPE[,model=M][,OPT=V...]", action="append", default=[],
+                     help="a netdev and a NIC on it at once, as QEMU's -nic: e.g. "
+                          "switch,model=e1000 (model default virtio-net-pci)")
     run.add_argument("--initrd", metavar="FILE",
                      help="initial ramdisk for Linux (placed as QEMU places it; see "
                           "`popek initramfs`)")
@@ -222,8 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "models inside the VMM)")
     run.add_argument("--vm", metavar="SPEC", action="append", default=[],
                      help="with --vmm: another VM, kernel=FILE[,initrd=FILE][,drive=FILE]"
-                          "[,append=ARGS]"
-                          "[,memory=SIZE][,name=NAME] (repeatable)")
+                          "[,append=ARGS][,memory=SIZE][,name=NAME][,smp=N][,nic=MODEL]"
+                          "[,device=DRIVER] (repeatable; nic=: a NIC on the run's switch, "
+                          "where the --kernel VM's --nic switch NICs are too)")
     run.add_argument("--cpu", choices=CPU_CHOICES, default=None,
                      help="the simulated hart's ISA: rv64gc (default; the same as rv64imafdc: "
                           "with the F and D extensions, as QEMU's virt board), rv64gch "
@@ -344,7 +356,20 @@ def _board_config(args):
                        profile=args.profile, code_cache=_code_cache_dir(args),
                        compile_workers=_compile_workers(args),
                        cpu=args.cpu or isa.DEFAULT_VARIANT, initrd=args.initrd,
-                       smp=args.smp)
+                       smp=args.smp, **devices_from_options(args))
+
+
+def devices_from_options(args) -> dict:
+    """--device, --netdev and --nic, parsed (devices/options.py), as config fields."""
+    from popek.devices import options
+    devices = [options.parse_device(d) for d in args.device]
+    netdevs = [options.parse_netdev(n) for n in args.netdev]
+    for i, text in enumerate(args.nic):
+        netdev, device = options.parse_nic(text, i)
+        netdevs.append(netdev)
+        devices.append(device)
+    options.Network(netdevs).check(devices)          # one clear line before anything opens
+    return {"devices": devices, "netdevs": netdevs}
 
 
 def _compile_workers(args) -> int | None:
@@ -366,6 +391,8 @@ def format_stats(stats: dict) -> str:
         if key == "disk":
             for i, d in enumerate(value):
                 lines.append(f"  disk{i}: " + ", ".join(f"{k}={v}" for k, v in d.items()))
+        elif isinstance(value, dict):              # a device's or a backend's counts
+            lines.append(f"  {key}: " + ", ".join(f"{k}={v:,}" for k, v in value.items()))
         elif isinstance(value, float):
             lines.append(f"  {key:24s} {value:,.3f}")
         elif isinstance(value, str):
@@ -387,7 +414,8 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
         if not sep:
             raise ConfigError(f"bad --vm option {part!r} (expected key=value)")
         opts.setdefault(key.strip(), []).append(value.strip())
-    unknown = set(opts) - {"kernel", "initrd", "drive", "append", "memory", "name", "smp"}
+    unknown = set(opts) - {"kernel", "initrd", "drive", "append", "memory", "name", "smp",
+                           "nic", "device"}
     if unknown:
         raise ConfigError(f"unknown --vm option(s): {', '.join(sorted(unknown))}")
     if "kernel" not in opts:
@@ -411,7 +439,26 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
     return VmConfig(kernel=opts["kernel"][0], name=name, memory=memory, smp=int(smp),
                     initrd=opts.get("initrd", [None])[0],
                     drives=[DriveSpec(d) for d in opts.get("drive", [])],
-                    append=append, **(strategies or {}))
+                    append=append, **vm_devices(name, opts), **(strategies or {}))
+
+
+def vm_devices(name: str, opts: dict) -> dict:
+    """A --vm's ``nic=MODEL`` (each a NIC on the run's switch0) and ``device=DRIVER``
+    (a device without options: virtio-rng-pci, virtio-rng-device)."""
+    from popek.devices import options
+    devices, netdevs = [], []
+    for i, model in enumerate(opts.get("nic", [])):
+        if model not in options.NIC_MODELS:
+            raise ConfigError(f"--vm {name}: nic={model[:40]}: popek has "
+                              f"{', '.join(options.NIC_MODELS)}")
+        ident = f"{name}.nic{i}"
+        netdevs.append(options.NetdevSpec("switch", ident))
+        devices.append(options.DeviceSpec(model, {"netdev": ident}))
+    for driver in opts.get("device", []):
+        if driver in options.NIC_MODELS:
+            raise ConfigError(f"--vm {name}: device={driver}: a NIC is nic={driver}")
+        devices.append(options.parse_device(driver))
+    return {"devices": devices, "netdevs": netdevs}
 
 
 def _strategies(args) -> dict:
@@ -438,13 +485,16 @@ def cmd_run_vmm(args, costs) -> int:
         configs.append(VmConfig(kernel=args.kernel, name="vm0",
                                 memory=DEFAULT_MEMORY if args.memory is None else args.memory,
                                 drives=args.drive, append=args.append, initrd=args.initrd,
-                                smp=args.smp, **strategies))
+                                smp=args.smp, **devices_from_options(args), **strategies))
     from_vm = [parse_vm(spec, len(configs) + i, strategies) for i, spec in enumerate(args.vm)]
     if not configs + from_vm:
         raise ConfigError("--vmm needs --kernel (or --vm kernel=...)")
     if args.smp != 1 and not args.kernel:
         raise ConfigError("--smp gives the VM of --kernel its vCPUs: give each --vm its own "
                           "smp=N")
+    if (args.device or args.netdev or args.nic) and not args.kernel:
+        raise ConfigError("--device, --netdev and --nic are for the VM of --kernel: give each "
+                          "--vm its own nic=MODEL or device=DRIVER")
     for c in from_vm:
         check_memory(c.memory, f"{c.name}: memory", MAX_RAM, "a VM")
     configs += from_vm

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from popek.cli import exit_code
+from popek.cli import devices_from_options, exit_code
 from popek.errors import ConfigError, ImageError
 from popek.files import write_atomically
 
@@ -35,7 +35,7 @@ def cmd_run_kvm(args) -> int:
     try:
         m = X86Machine(args.kernel, memory=memory, console=console, initrd=args.initrd,
                        append=args.append, drives=args.drive, smp=args.smp,
-                       unpack=args.unpack)
+                       unpack=args.unpack, **devices_from_options(args))
         console.on_quit = lambda: m.stop(0, "quit (Ctrl-A x)")
         code = m.run(max_exits=args.max_instructions, timeout=args.timeout)
     finally:

@@ -25,7 +25,7 @@
     RAM end     ├──────────────────────────────┤  -m (at most MMIO_BASE)
                 │ (unmapped)                   │
     0xd000_0000 │ virtio-mmio devices          │  0x1000 each, IRQ 5, 6, ...
-    0xe000_0000 │ virtio-pci BARs              │  0x4000 per PCI device
+    0xe000_0000 │ PCI memory BARs              │  each aligned to its size
     0xfec0_0000 │ IOAPIC (in KVM)              │
     0xfee0_0000 │ local APIC (in KVM)          │
     0xfffb_c000 │ VMX identity map, TSS pages  │  KVM_SET_IDENTITY_MAP_ADDR/TSS_ADDR
@@ -52,7 +52,8 @@ MMIO_BASE = 0xD000_0000
 VIRTIO_MMIO_SIZE = 0x1000
 VIRTIO_MMIO_FIRST_IRQ = 5
 PCI_BAR_BASE = 0xE000_0000
-PCI_BAR_SIZE = 0x4000
+PCI_BAR_END = 0xFEC0_0000   # (the IOAPIC)
+PCI_IO_BASE = 0xC000        # PCI I/O BARs (e1000's), above the legacy ports
 IOAPIC = 0xFEC0_0000
 LAPIC = 0xFEE0_0000
 IDENTITY_MAP = 0xFFFB_C000

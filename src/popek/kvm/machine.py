@@ -29,11 +29,15 @@ import time
 
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
-from popek.devices.pci import PciHost
+from popek.devices.e1000 import E1000
+from popek.devices.options import Network
+from popek.devices.pci import INTERRUPT_LINE, PciHost
 from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.mmio import VirtioMmio
+from popek.devices.virtio.net import VirtioNet
 from popek.devices.virtio.pci import VirtioPci
+from popek.devices.virtio.rng import VirtioRng
 from popek.errors import ConfigError, ImageError
 from popek.kvm import abi, layout, linux, mptable, unemulated, x86
 from popek.kvm.system import Kvm
@@ -104,7 +108,8 @@ class _Port:
 class X86Machine:
     def __init__(self, kernel: str, memory: int = 64 * MiB, console=None, *,
                  initrd: str | None = None, append: str = "", drives=(),
-                 irqchip: bool = True, smp: int = 1, unpack: str = "auto"):
+                 irqchip: bool = True, smp: int = 1, unpack: str = "auto",
+                 devices=(), netdevs=()):
         if memory < 4 * MiB or memory % MiB:
             raise ConfigError("KVM guests need a whole number of MiB, at least 4")
         if memory > layout.MMIO_BASE:
@@ -113,14 +118,18 @@ class X86Machine:
             raise ConfigError(f"--smp takes 1 to {MAX_VCPUS} vCPUs")
         if smp > 1 and not irqchip:
             raise ConfigError("more than one vCPU needs the in-kernel irqchip")
+        self.network = Network(netdevs)
+        self.network.check(devices)
         self.kvm = Kvm()
         try:
-            self._build(kernel, memory, console, initrd, append, drives, irqchip, smp, unpack)
+            self._build(kernel, memory, console, initrd, append, drives, irqchip, smp, unpack,
+                        devices)
         except BaseException:
             self.close()                  # a bad image or option must not leak fds or RAM
             raise
 
-    def _build(self, kernel, memory, console, initrd, append, drives, irqchip, smp, unpack):
+    def _build(self, kernel, memory, console, initrd, append, drives, irqchip, smp, unpack,
+               devices):
         self.vm = self.kvm.create_vm()
         self.irqchip = irqchip
         if irqchip:
@@ -142,7 +151,7 @@ class X86Machine:
         # unless a measurement wants to count HLT exits.
         self.resume_after_halt = False
         self.lock = threading.Lock()          # devices are shared with the input thread
-        self._build_devices(drives)
+        self._build_devices(drives, devices)
         self.vcpus = [self.vm.create_vcpu(i) for i in range(smp)]
         self.vcpu = self.vcpus[0]                      # the bootstrap processor
         for i, vcpu in enumerate(self.vcpus):
@@ -174,7 +183,7 @@ class X86Machine:
                 self.vm.irq_line(line, level)
         return set_level
 
-    def _build_devices(self, drives) -> None:
+    def _build_devices(self, drives, devices) -> None:
         self.ports = Bus()
         self.mmio = Bus()
         self.uart = Uart16550(self.console.write, self._irq(layout.UART_IRQ))
@@ -189,25 +198,67 @@ class X86Machine:
         self.pci = PciHost()
         self.ports.add(layout.PCI_CONFIG_ADDRESS, 8, self.pci, "pci-config")
         self.disks = []
+        self.models = []                        # NICs and RNGs (--device)
         self.transports = []                    # virtio, served further between exits
-        next_irq = layout.VIRTIO_MMIO_FIRST_IRQ
+        self._next_irq = layout.VIRTIO_MMIO_FIRST_IRQ
+        self._next_mem, self._next_port = layout.PCI_BAR_BASE, layout.PCI_IO_BASE
         for spec in drives:
             blk = VirtioBlk(self.ram, spec.path, spec.readonly)
             self.disks.append(blk)
-            if spec.interface == "virtio-mmio":
-                base = layout.MMIO_BASE + layout.VIRTIO_MMIO_SIZE * len(self.mmio.mappings())
-                t = VirtioMmio(blk, self.ram, self._irq(next_irq))
-                self.mmio.add(base, layout.VIRTIO_MMIO_SIZE, t, "virtio-mmio-blk")
+            self._plug_virtio(blk, spec.interface == "virtio-mmio")
+        for spec in devices:
+            ident = spec.options.get("netdev")
+            if ident is not None:
+                backend = self.network.backend(ident)
+                mac = spec.options.get("mac") or self.network.mac_for(ident)
+            if spec.driver == "e1000":
+                irq = self._take_irq()
+                fn = E1000(self.ram, mac, backend, self._irq(irq) or (lambda level: None))
+                fn.config[INTERRUPT_LINE] = irq
+                self._place_bars(fn)
+                self.pci.add(spec.options.get("addr") or self.pci.free_slot(), fn)
+                self.models.append(fn)
+                continue
+            model = VirtioRng(self.ram) if ident is None else VirtioNet(self.ram, mac, backend)
+            self.models.append(model)
+            self._plug_virtio(model, spec.transport == "mmio", spec.options.get("addr"))
+
+    def _take_irq(self) -> int:
+        irq = self._next_irq
+        self._next_irq += 1
+        if self._next_irq in (8, 12, 13, 14, 15):   # RTC, mouse, FPU, IDE: keep clear
+            self._next_irq += 1
+        if irq > 23:
+            raise ConfigError("too many devices for the IOAPIC's 24 lines")
+        return irq
+
+    def _place_bars(self, fn) -> None:
+        """Assign a function's BARs as firmware would (Linux on a PC keeps them):
+        memory from PCI_BAR_BASE, ports from PCI_IO_BASE, each aligned to its size."""
+        for bar in fn.bars:
+            if bar is None:
+                continue
+            if bar.io:
+                self._next_port = -(-self._next_port // bar.size) * bar.size
+                bar.addr, self._next_port = self._next_port, self._next_port + bar.size
             else:
-                slot = len(self.pci.functions)          # slot 0 is the host bridge
-                fn = VirtioPci(blk, self.ram, next_irq, self._irq(next_irq),
-                               layout.PCI_BAR_BASE + slot * layout.PCI_BAR_SIZE)
-                self.pci.add(slot, fn)
-                t = fn.t                                # the transport under the function
-            self.transports.append(t)
-            next_irq += 1
-            if next_irq in (8, 12, 13, 14, 15):   # RTC, mouse, FPU, IDE: keep clear
-                next_irq += 1
+                self._next_mem = -(-self._next_mem // bar.size) * bar.size
+                bar.addr, self._next_mem = self._next_mem, self._next_mem + bar.size
+            if self._next_mem > layout.PCI_BAR_END or self._next_port > 0x10000:
+                raise ConfigError("the devices' BARs do not fit the PCI window")
+
+    def _plug_virtio(self, model, mmio: bool, slot: int | None = None) -> None:
+        irq = self._take_irq()
+        if mmio:
+            base = layout.MMIO_BASE + layout.VIRTIO_MMIO_SIZE * len(self.mmio.mappings())
+            t = VirtioMmio(model, self.ram, self._irq(irq))
+            self.mmio.add(base, layout.VIRTIO_MMIO_SIZE, t, f"virtio-mmio-{model.name}")
+        else:
+            fn = VirtioPci(model, self.ram, irq, self._irq(irq))
+            self._place_bars(fn)
+            self.pci.add(slot or self.pci.free_slot(), fn)
+            t = fn.t                                # the transport under the function
+        self.transports.append(t)
 
     def _set_cpuid(self, vcpu, apic_id: int) -> None:
         c = self.kvm.supported_cpuid()
@@ -355,16 +406,22 @@ class X86Machine:
             text += f", bytes {self.ram.read(phys, 15).hex(' ')}"
         return text
 
-    def _port_write(self, port: int, size: int, value: int) -> None:
+    def _port_target(self, port: int):
         m = self.ports.find(port)
         if m is not None:
-            m.device.write(port - m.base, size, value)
+            return m.device, port - m.base
+        return self.pci.find(port, io=True)           # a PCI I/O BAR (e1000's)
+
+    def _port_write(self, port: int, size: int, value: int) -> None:
+        dev, off = self._port_target(port) or (None, 0)
+        if dev is not None:
+            dev.write(off, size, value)
 
     def _port_read(self, port: int, size: int) -> int:
-        m = self.ports.find(port)
-        if m is None:
+        dev, off = self._port_target(port) or (None, 0)
+        if dev is None:
             return (1 << (8 * size)) - 1              # nothing there: all ones
-        return m.device.read(port - m.base, size)
+        return dev.read(off, size)
 
     def _mmio_target(self, addr: int):
         m = self.mmio.find(addr)
@@ -423,6 +480,12 @@ class X86Machine:
             if t.pending:
                 with self.lock:
                     t.service()
+        if self.models:
+            with self.lock:
+                self.network.poll()
+                for m in self.models:
+                    if hasattr(m, "service"):           # an emulated NIC's leftover work
+                        m.service()
 
     def _vcpu_loop(self, index: int, budget) -> None:
         vcpu = self.vcpus[index]
@@ -493,6 +556,7 @@ class X86Machine:
         """Release disks, vCPUs, the VM and KVM (whatever of them was made)."""
         for d in getattr(self, "disks", ()):
             d.close()
+        self.network.close()
         for vcpu in getattr(self, "vcpus", ()):
             vcpu.close()
         if getattr(self, "vm", None) is not None:

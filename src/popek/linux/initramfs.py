@@ -31,7 +31,8 @@ DEFAULT_MODULES = ("virtio_pci", "virtio_blk", "virtio_mmio")
 # ext4 needs crc32c through the crypto API (a soft dependency, not in depends=): Debian's
 # riscv64 kernel has it as the module crc32c_generic.
 ARCH_MODULES = {"x86_64": DEFAULT_MODULES,
-                "riscv64": ("virtio_mmio", "virtio_blk", "crc32c_generic", "ext4")}
+                "riscv64": ("virtio_mmio", "virtio_blk", "crc32c_generic", "ext4", "virtio_net",
+                            "virtio_rng", "e1000")}
 BUSYBOX = "/bin/busybox"
 
 # Both /init scripts start the same way: the usual filesystems, the modules (in

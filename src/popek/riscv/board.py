@@ -29,6 +29,7 @@ from popek.console import StdioConsole
 from popek.costmodel import CostModel
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
+from popek.devices.options import Network
 from popek.errors import ConfigError, ImageError
 from popek.riscv import devicetree, isa
 from popek.riscv.clint import Clint
@@ -75,6 +76,8 @@ class BoardConfig:
     cpu: str = isa.DEFAULT_VARIANT    # the ISA variant (isa.variant): rv64imafdc (rv64gc), rv64imac
     initrd: str | None = None         # an initial ramdisk for Linux (/chosen linux,initrd-*)
     smp: int = 1                      # harts (smp.py: a deterministic round robin)
+    devices: list = field(default_factory=list)   # --device (devices/options.py): NICs, RNGs
+    netdevs: list = field(default_factory=list)   # --netdev: the NICs' backends
 
 
 class ResetRom:
@@ -116,8 +119,9 @@ class VirtBoard(VirtLayout, MachineTime):
                               f"(got {config.memory} bytes)")
         if config.bios is None and config.kernel is None:
             raise ConfigError("nothing to run: give --bios or --kernel")
-        if len(config.drives) > self.VIRTIO_SLOTS:
-            raise ConfigError(f"at most {self.VIRTIO_SLOTS} drives")
+        if sum(d.interface != "virtio-pci" for d in config.drives) > self.VIRTIO_SLOTS:
+            raise ConfigError(f"at most {self.VIRTIO_SLOTS} virtio-mmio drives (the board's "
+                              "slots; if=virtio-pci puts a disk on PCIe)")
         if not 1 <= config.smp <= MAX_HARTS:
             raise ConfigError(f"--smp takes 1 to {MAX_HARTS} harts on the simulated machine "
                               f"(got {config.smp})")
@@ -137,6 +141,8 @@ class VirtBoard(VirtLayout, MachineTime):
         self.retired_before_reset = self.traps_before_reset = 0
         self.wall_start = self.wall_end = None
         self.platform = None
+        self.network = Network(config.netdevs)   # kept across a reset (a TAP stays open)
+        self.network.check(config.devices)
         self.trace = None                 # write(pc, text) for --trace, kept across a reset
         # Compiled translations; kept across a reset (the same code compiles the same).
         self.code_cache = CodeCache(config.code_cache) if config.engine == "translate" else None
@@ -180,7 +186,7 @@ class VirtBoard(VirtLayout, MachineTime):
         self.instret_others = 0
         self.rtc_base_ns = time.time_ns()
         p = self.platform = Platform(self, self.ram, self.console.write, cfg.drives, self.harts,
-                                     self.bus)
+                                     self.bus, cfg.devices, self.network)
         self.plic, self.uart, self.rtc = p.plic, p.uart, p.rtc
         self.drives, self.virtio = p.drives, p.virtio
         self.clint = Clint(self, self.harts)
@@ -276,6 +282,7 @@ class VirtBoard(VirtLayout, MachineTime):
         """Between slices: host input into the UART, timers, the RTC alarm."""
         self.platform.poll_input(self.console)
         self.clint.update()
+        self.network.poll()
         self.platform.poll_devices()
 
     def run(self) -> int | None:
@@ -358,6 +365,7 @@ class VirtBoard(VirtLayout, MachineTime):
 
     def close(self) -> None:
         self.platform.close()
+        self.network.close()
         self.hart.stop_translating()
 
     # --------------------------------------------------------- reporting
@@ -441,6 +449,8 @@ class VirtBoard(VirtLayout, MachineTime):
                 "two_stage_pte_reads": c["two_stage_pte_reads"]} if self.hart.has_h else {}),
             "uart_tx_bytes": self.uart.tx_bytes,
             "disk": self.platform.disk_stats(),
+            **self.platform.device_stats(),
+            **self.network.stats(),
         }
         if len(self.harts) > 1:
             out["harts"] = ", ".join(f"{h.hartid}: {h.instret:,} instructions"

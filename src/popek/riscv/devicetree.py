@@ -102,6 +102,9 @@ def build(board) -> bytes:
               _reg(board.TEST_BASE, 0x1000),
               fdt.PropStrings("compatible", "sifive,test1", "sifive,test0", "syscon")),
     ]
+    pcie = getattr(getattr(board, "platform", None), "pcie", None)
+    if pcie is not None:
+        soc.append(pcie.fdt_node(PH_PLIC))
     for slot, (base, irq) in enumerate(board.virtio_slots()):
         soc.append(_node(f"virtio_mmio@{base:x}", fdt.PropWords("interrupts", irq),
                          fdt.PropWords("interrupt-parent", PH_PLIC), _reg(base, 0x1000),

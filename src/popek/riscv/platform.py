@@ -10,17 +10,36 @@ from __future__ import annotations
 
 from popek.clock import TIMEBASE_HZ
 from popek.devices.bus import Bus
+from popek.devices.e1000 import E1000
 from popek.devices.goldfish_rtc import GoldfishRtc
 from popek.devices.syscon import SysCon
 from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.mmio import EmptyVirtioSlot, VirtioMmio
+from popek.devices.virtio.net import VirtioNet
+from popek.devices.virtio.pci import VirtioPci
+from popek.devices.virtio.rng import VirtioRng
 from popek.errors import ConfigError
 from popek.riscv import plic as plic_mod
+from popek.riscv.pcie import VirtPcie
 from popek.riscv.plic import Plic
 
 
 MAX_PENDING_INPUT = 64 << 10    # host input waiting for the guest's UART to take it
+
+
+def nic_backend(spec, network):
+    """A NIC's backend and MAC address, from its --device options and the run's network."""
+    ident = spec.options["netdev"]
+    return network.backend(ident), spec.options.get("mac") or network.mac_for(ident)
+
+
+def build_virtio_model(spec, mem, network):
+    """The virtio device a ``--device`` names (its transport is the caller's business)."""
+    if spec.driver.startswith("virtio-rng"):
+        return VirtioRng(mem)
+    backend, mac = nic_backend(spec, network)
+    return VirtioNet(mem, mac, backend)
 
 
 class VirtLayout:
@@ -43,40 +62,75 @@ class VirtLayout:
 
 class Platform:
     """Devices on a bus.  ``owner`` provides shutdown(code, why), request_reset()
-    and rtc_ns(); ``interrupt_targets`` are what the PLIC drives (harts or vCPUs)."""
+    and rtc_ns(); ``interrupt_targets`` are what the PLIC drives (harts or vCPUs).
+    ``devices`` (:class:`popek.devices.options.DeviceSpec`) are NICs and RNGs on PCIe or
+    virtio-mmio; their netdevs come from the run's ``network``."""
 
-    def __init__(self, owner, ram, console_write, drives, interrupt_targets, bus=None):
+    def __init__(self, owner, ram, console_write, drives, interrupt_targets, bus=None,
+                 devices=(), network=None):
         L = VirtLayout
         self.bus = bus if bus is not None else Bus()
         self.plic = Plic(interrupt_targets)
         self.uart = Uart16550(console_write, self._irq(L.UART_IRQ))
         self.rtc = GoldfishRtc(owner.rtc_ns, self._irq(L.RTC_IRQ))
         self.syscon = SysCon(owner)
-        if len(drives) > L.VIRTIO_SLOTS:      # before any is opened (and locked)
-            raise ConfigError(f"at most {L.VIRTIO_SLOTS} drives (the board's virtio-mmio "
-                              "slots)")
+        self.pcie = VirtPcie(self.plic, ram.end)
+        mmio_wanted = sum(getattr(d, "interface", "virtio") != "virtio-pci" for d in drives) \
+            + sum(d.transport == "mmio" for d in devices)
+        if mmio_wanted > L.VIRTIO_SLOTS:      # before any disk is opened (and locked)
+            raise ConfigError(f"at most {L.VIRTIO_SLOTS} virtio-mmio devices (the board's "
+                              "slots; if=virtio-pci and the -pci devices go on PCIe)")
+        if devices and network is None:
+            raise ConfigError("--device needs the run's network (a --netdev)")
         self.drives = []
+        self.models = []                      # the other devices' models (NICs, RNGs)
+        self.virtio = []                      # every virtio transport, served between slices
         self.pending_input = bytearray()      # typed, not yet taken by the UART
         self.input_dropped = 0
+        mmio = []                             # models for the virtio-mmio slots, in order
         try:
             for d in drives:
+                blk = VirtioBlk(ram, d.path, d.readonly)
+                self.drives.append(blk)
                 if getattr(d, "interface", "virtio") == "virtio-pci":
-                    raise ConfigError(f"{d.path}: the virt board has virtio-mmio only "
-                                      "(if=virtio-pci is for --backend kvm)")
-                self.drives.append(VirtioBlk(ram, d.path, d.readonly))
+                    self._plug_pci(blk, ram)
+                else:
+                    mmio.append(blk)
+            for spec in devices:
+                if spec.driver == "e1000":       # a PCI function of its own, not virtio
+                    backend, mac = nic_backend(spec, network)
+                    self.models.append(self.pcie.plug(
+                        lambda irq: E1000(ram, mac, backend, irq), spec.options.get("addr")))
+                    continue
+                model = build_virtio_model(spec, ram, network)
+                self.models.append(model)
+                if spec.transport == "mmio":
+                    mmio.append(model)
+                else:
+                    self._plug_pci(model, ram, spec.options.get("addr"))
+        except ValueError as e:               # (a PCI slot taken twice)
+            self.close()
+            raise ConfigError(str(e)) from None
         except BaseException:
             self.close()                      # the disks opened so far, and their locks
             raise
-        self.virtio = [VirtioMmio(blk, ram, self._irq(L.VIRTIO_IRQ + i))
-                       for i, blk in enumerate(self.drives)]
         bus = self.bus
         bus.add(L.TEST_BASE, SysCon.SIZE, self.syscon, "test")
         bus.add(L.RTC_BASE, GoldfishRtc.SIZE, self.rtc, "rtc")
         bus.add(L.PLIC_BASE, L.PLIC_SIZE, self.plic, "plic")
         bus.add(L.UART_BASE, Uart16550.SIZE, self.uart, "uart")
         for i in range(L.VIRTIO_SLOTS):
-            dev = self.virtio[i] if i < len(self.virtio) else EmptyVirtioSlot()
+            if i < len(mmio):
+                dev = VirtioMmio(mmio[i], ram, self._irq(L.VIRTIO_IRQ + i))
+                self.virtio.append(dev)
+            else:
+                dev = EmptyVirtioSlot()
             bus.add(L.VIRTIO_BASE + 0x1000 * i, VirtioMmio.SIZE, dev, f"virtio{i}")
+        self.pcie.attach(bus)
+
+    def _plug_pci(self, model, ram, slot=None) -> None:
+        fn = self.pcie.plug(lambda irq: VirtioPci(model, ram, 0, irq), slot)
+        self.virtio.append(fn.t)
 
     def poll_input(self, console) -> None:
         """Host input typed at ``console`` into the UART as it has room.  The console is
@@ -95,14 +149,28 @@ class Platform:
 
     def disk_stats(self) -> list[dict]:
         """Each disk's I/O, and how many mistakes its driver made (each kind logged once)."""
-        return [{**d.stats, "guest_errors": t.warnings.total() + d.warnings.total()}
-                for d, t in zip(self.drives, self.virtio)]
+        transports = {id(t.device): t for t in self.virtio}
+        return [{**d.stats, "guest_errors": transports[id(d)].warnings.total()
+                 + d.warnings.total()} for d in self.drives]
+
+    def device_stats(self) -> dict:
+        """The NICs' and RNGs' counts, by what each is."""
+        transports = {id(t.device): t for t in self.virtio}
+        out = {}
+        for m in self.models:
+            errors = (transports[id(m)].warnings.total() if id(m) in transports else 0) + \
+                (m.warnings.total() if hasattr(m, "warnings") else 0)
+            out[m.describe()] = {**m.stats, "guest_errors": errors}
+        return out
 
     def poll_devices(self) -> None:
         """Between run slices: the RTC's alarm, and device work a notify left over."""
         self.rtc.poll()
         for t in self.virtio:
             t.service()
+        for m in self.models:
+            if hasattr(m, "service"):             # an emulated NIC's leftover work
+                m.service()
 
     def _irq(self, src: int):
         return lambda level: self.plic.set_level(src, level)
@@ -110,3 +178,6 @@ class Platform:
     def close(self) -> None:
         for d in self.drives:
             d.close()
+        for m in self.models:
+            if hasattr(m, "backend"):
+                m.backend.deliver = None      # free for the machine a reset builds

@@ -25,6 +25,7 @@ from popek.clock import DEFAULT_IPS, HostClock, InstructionClock, MachineTime, s
 from popek.costmodel import CostModel
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
+from popek.devices.options import Network
 from popek.errors import ConfigError
 from popek.riscv import isa
 from popek.riscv.codecache import CodeCache
@@ -94,6 +95,9 @@ class Hypervisor(MachineTime):
             raise ConfigError("no virtual machine to run")
         for c in vm_configs:
             c.check()
+        # One network for the run: the VMs' NICs meet on its switches.
+        self.network = Network([n for c in vm_configs for n in c.netdevs])
+        self.network.check_all([c.devices for c in vm_configs])
         self.console = console
         self.max_instructions = max_instructions
         self.costs = costs or CostModel()
@@ -275,6 +279,7 @@ class Hypervisor(MachineTime):
         alive = [vm for vm in self.vms if vm.exit_code is None]
         if alive:
             alive[0].platform.poll_input(self.console)
+        self.network.poll()
         for vm in self.vms:
             vm.platform.poll_devices()
 
@@ -314,6 +319,9 @@ class Hypervisor(MachineTime):
                     out[f"{vm.name}_{key}"] = value
             for i, disk in enumerate(vm.platform.disk_stats()):
                 out[f"{vm.name}_disk{i}"] = ", ".join(f"{k}={v}" for k, v in disk.items())
+            for what, counts in vm.platform.device_stats().items():
+                out[f"{vm.name} {what}"] = counts
+        out.update(self.network.stats())
         return out
 
     def ledger_report(self) -> str:
@@ -322,4 +330,5 @@ class Hypervisor(MachineTime):
     def close(self) -> None:
         for vm in self.vms:
             vm.close()
+        self.network.close()
         self.hart.stop_translating()

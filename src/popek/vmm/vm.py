@@ -34,6 +34,8 @@ class VmConfig:
     io: str = "emulated"
     smp: int = 1                      # vCPUs (the first starts; SBI HSM starts the others)
     trap_time: bool = False           # hw: the guest's reads of time exit (hcounteren.TM clear)
+    devices: list = field(default_factory=list)   # NICs, RNGs (devices/options.py)
+    netdevs: list = field(default_factory=list)   # their backends, in the run's network
 
     def check(self) -> None:
         """One clear error for a configuration no VM can have (before any memory is
@@ -65,7 +67,8 @@ class VirtualMachine(VirtLayout):
         self.harts = self.vcpus               # (what the device tree lists)
         self.vcpu = self.vcpus[0]
         self.vcpu.started = True
-        self.platform = Platform(self, self.ram, self.console_write, cfg.drives, self.vcpus)
+        self.platform = Platform(self, self.ram, self.console_write, cfg.drives, self.vcpus,
+                                 devices=cfg.devices, network=vmm.network)
         self.bus = self.platform.bus
         self.uart = self.platform.uart
         self.ledger = Ledger(vmm.charge_cycles, costs=vmm.costs,

@@ -51,14 +51,14 @@ RVTEST_BEGIN
     EXPECT_TRAP 15, 2, wfi
     li a0, (1 << 21)
     csrc mstatus, a0
-    // access faults: nothing is mapped at 0x4000_0000 (physical)
-    li s0, 0x40000000
+    // access faults: nothing is mapped at 0x1200_0000 (physical; 0x4000_0000 is PCIe memory)
+    li s0, 0x12000000
     EXPECT_TRAP 16, 5, ld a0, 0(s0)
-    CHECK 17, s11, 0x40000000
+    CHECK 17, s11, 0x12000000
     EXPECT_TRAP 18, 7, sd a0, 8(s0)
-    CHECK 19, s11, 0x40000008
+    CHECK 19, s11, 0x12000008
     EXPECT_TRAP 20, 1, jalr s0
-    CHECK 21, s10, 0x40000000
+    CHECK 21, s10, 0x12000000
     // mret goes to MPP with MIE = MPIE, and sets MPIE, MPP = U
     li TESTNUM, 22
     li a0, MSTATUS_MPP | MSTATUS_MPIE
@@ -115,7 +115,7 @@ RVTEST_BEGIN
     li a0, 0
     li a1, 0
     li a3, 0
-    li s0, 0x40000000
+    li s0, 0x12000000
     csrr s2, minstret
     la s8, 8f
     addi a0, a0, 1

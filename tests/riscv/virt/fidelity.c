@@ -1,7 +1,8 @@
 /* What guests written for QEMU's virt board rely on, checked the same way on QEMU
  * and on popek: tests/test_virt_fidelity.py runs this under both and compares what
  * it prints, line for line.  Bare M-mode, no interrupt taken: the PLIC is watched
- * through its pending, claim and complete registers.  Needs one virtio-blk disk. */
+ * through its pending, claim and complete registers.  Needs one virtio-blk disk and
+ * a virtio-rng-pci (modern: QEMU's disable-legacy=on). */
 #include <stdint.h>
 
 #define UART ((volatile uint8_t *)0x10000000UL)
@@ -11,6 +12,7 @@
 #define PLIC_ENABLE0 ((volatile uint32_t *)0x0C002000UL)      /* context 0: hart 0, M */
 #define PLIC_THRESHOLD0 ((volatile uint32_t *)0x0C200000UL)
 #define PLIC_CLAIM0 ((volatile uint32_t *)0x0C200004UL)
+#define ECAM(slot, off) (*(volatile uint32_t *)(0x30000000UL + ((slot) << 15) + (off)))
 #define UART_IRQ 10
 #define STATUS_ACK 1
 #define STATUS_DRIVER 2
@@ -73,6 +75,14 @@ int main(void) {
     puts_(" claim="); puthex(c2);
     puts_("\nplic: a byte received while high: pending="); puthex(p3);
     puts_(" claim="); puthex(c3); puts_(" byte="); puthex(got);
+
+    /* PCIe through ECAM: the host bridge, a virtio-rng-pci in the first free slot,
+     * nothing after it. */
+    for (uint32_t slot = 0; slot < 3; slot++) {
+        puts_("\npci: 00:0"); puthex(slot); puts_(".0 id="); puthex(ECAM(slot, 0));
+        if (ECAM(slot, 0) == 0xffffffff) continue;
+        puts_(" class="); puthex(ECAM(slot, 8)); puts_(" pin="); puthex(ECAM(slot, 0x3c) >> 8 & 0xff);
+    }
     puts_("\nfidelity: done\n");
     return 0;
 }

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import struct
 
-from popek.devices.pci import PciFunction
+from popek.devices.pci import Bar, PciFunction
 from popek.devices.virtio.transport import VirtioTransport
 
 VIRTIO_VENDOR = 0x1AF4
 MODERN_DEVICE_BASE = 0x1040
-CLASS_CODES = {2: 0x018000, 1: 0x020000}        # blk: mass storage/other, net: ethernet
+# QEMU's class codes: blk a SCSI controller, net Ethernet, console "communication,
+# other", and the rest (rng) class 0x00, subclass 0xff.
+CLASS_CODES = {2: 0x010000, 1: 0x020000, 3: 0x078000}
+OTHER_CLASS = 0x00FF00
 CAP_VENDOR = 0x09
 COMMON, NOTIFY, ISR, DEVICE, PCI_CFG = 1, 2, 3, 4, 5
 COMMON_AT, ISR_AT, DEVICE_AT, NOTIFY_AT = 0x0000, 0x1000, 0x2000, 0x3000
@@ -34,6 +37,13 @@ NOTIFY_MULTIPLIER = 4
 BAR_SIZE = 0x4000
 NO_VECTOR = 0xFFFF
 PCI_CFG_CAP_AT = 0x90                            # where the cfg_type 5 capability sits
+COMMON_NAMES = {0x00: "device_feature_select", 0x04: "device_feature",
+                0x08: "driver_feature_select", 0x0C: "driver_feature", 0x10: "msix_config",
+                0x12: "num_queues", 0x14: "device_status", 0x15: "config_generation",
+                0x16: "queue_select", 0x18: "queue_size", 0x1A: "queue_msix_vector",
+                0x1C: "queue_enable", 0x1E: "queue_notify_off", 0x20: "queue_desc",
+                0x24: "queue_desc", 0x28: "queue_driver", 0x2C: "queue_driver",
+                0x30: "queue_device", 0x34: "queue_device"}
 
 
 def _cap(cfg_type: int, offset: int, length: int, extra: bytes = b"") -> bytes:
@@ -43,11 +53,16 @@ def _cap(cfg_type: int, offset: int, length: int, extra: bytes = b"") -> bytes:
 
 
 class VirtioPci(PciFunction):
-    def __init__(self, device, mem, irq_line: int, irq, bar_addr: int):
+    def __init__(self, device, mem, irq_line: int, irq, bar_addr: int = 0):
+        """``irq`` drives the function's INTA# line (wired to ``irq_line`` on a PC; on
+        the RISC-V board, through the host bridge's swizzle); ``bar_addr`` 0 leaves
+        BAR 0 for the guest to place, as a board without PCI firmware does."""
         super().__init__(VIRTIO_VENDOR, MODERN_DEVICE_BASE + device.device_id,
-                         CLASS_CODES.get(device.device_id, 0xFF0000), BAR_SIZE, bar_addr,
-                         irq_line, subsystem=(VIRTIO_VENDOR, device.device_id))
-        self.config[0x08] = 1                                      # revision 1: modern
+                         CLASS_CODES.get(device.device_id, OTHER_CLASS),
+                         [Bar(BAR_SIZE, self.bar_read, self.bar_write, addr=bar_addr,
+                              name=self.register_name)],
+                         irq_line, irq_pin=1, subsystem=(VIRTIO_VENDOR, device.device_id),
+                         revision=1)                                # revision 1: modern
         self.t = VirtioTransport(device, mem, irq)
         self.add_capability(0x40, _cap(COMMON, COMMON_AT, 0x38))
         self.add_capability(0x50, _cap(ISR, ISR_AT, 4))
@@ -79,6 +94,12 @@ class VirtioPci(PciFunction):
         return bar, off, length if bar == 0 else 0
 
     # -- BAR 0 -------------------------------------------------------------------------
+    def register_name(self, off: int) -> str:
+        """What the ledger calls an access at ``off`` of BAR 0."""
+        what = "notify" if off >= NOTIFY_AT else "device config" if off >= DEVICE_AT else \
+            "ISR" if off >= ISR_AT else COMMON_NAMES.get(off, f"common {off:#x}")
+        return f"virtio-{self.t.device.name} {what}"
+
     def bar_read(self, off: int, size: int) -> int:
         t = self.t
         if off >= NOTIFY_AT:

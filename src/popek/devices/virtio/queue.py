@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from popek.errors import GuestMemoryError
 
 DESC_F_NEXT, DESC_F_WRITE, DESC_F_INDIRECT = 1, 2, 4
+AVAIL_F_NO_INTERRUPT = 1
 DESC_SIZE = 16
 MAX_CHAIN_BYTES = 64 << 20          # no request of ours needs more
 
@@ -117,6 +118,14 @@ class Virtqueue:
                 return chain
             idx = nxt
         raise VirtqueueError("descriptor chain loops (longer than the queue)")
+
+    def interrupts_suppressed(self) -> bool:
+        """The driver's VIRTQ_AVAIL_F_NO_INTERRUPT (2.7.7): no interrupt for used buffers
+        of this queue (EVENT_IDX, its finer form, is not offered)."""
+        try:
+            return bool(self.mem.read_int(self.avail, 2) & AVAIL_F_NO_INTERRUPT)
+        except GuestMemoryError:
+            return False
 
     def push(self, head: int, written: int) -> None:
         """Return a chain to the driver in the used ring (2.7.8)."""

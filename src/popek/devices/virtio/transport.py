@@ -36,6 +36,13 @@ class VirtioTransport:
         self.device_features = device.features | VIRTIO_F_VERSION_1
         self.pending: set[int] = set()          # queues a notify left work on
         self.warnings = GuestWarnings(log)      # the driver's broken rules: logged once
+        # A device with work of its own (a NIC's received frames) says which queue has
+        # it; the queue is served between run slices.  ``ready(queue)`` says whether
+        # serving a queue has any use now (a receive queue with nothing to receive
+        # keeps its buffers).
+        if hasattr(device, "kick"):
+            device.kick = self.pending.add
+        self._ready = getattr(device, "ready", None)
         self.reset()
 
     def reset(self) -> None:
@@ -112,7 +119,8 @@ class VirtioTransport:
         self.pending.discard(index)
         try:
             q.check_layout()
-            while (chain := q.pop()) is not None:
+            ready = self._ready
+            while (ready is None or ready(index)) and (chain := q.pop()) is not None:
                 written = self.device.process(index, chain)
                 q.push(chain.head, written)
                 chains += 1
@@ -128,6 +136,6 @@ class VirtioTransport:
             self.interrupt_status |= INT_CONFIG_CHANGE
             self.irq(True)
             return
-        if chains:
+        if chains and not q.interrupts_suppressed():
             self.interrupt_status |= INT_USED_BUFFER
             self.irq(True)

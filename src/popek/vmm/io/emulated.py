@@ -2,13 +2,20 @@
 
 Every load or store the guest makes to a device is an exit (MmioRead /
 MmioWrite, vmm/exits.py): the device sees an offset into its window, and the
-ledger counts the access by device.  An access that no device answers, that
+ledger counts the access by device, and by register where the device names them
+(``register_name(off)``: the e1000's TDT, a virtio queue notify ...).  An access that no device answers, that
 crosses a device's end or is misaligned, is an access fault for the guest.
 """
 
 from __future__ import annotations
 
 from popek.vmm.exits import MmioRead, MmioWrite
+
+
+def _detail(m, addr: int) -> str:
+    """The ledger's detail for an access: the register, if the device names it."""
+    name = getattr(m.device, "register_name", None)
+    return name(addr - m.base) if name else m.name
 
 
 class EmulatedIo:
@@ -31,7 +38,7 @@ class EmulatedIo:
         if m is None:
             return None
         value = m.device.read(e.addr - m.base, e.size) & ((1 << (8 * e.size)) - 1)
-        vm.ledger.record("mmio_read", m.name)
+        vm.ledger.record("mmio_read", _detail(m, e.addr))
         return value
 
     def write(self, vm, e: MmioWrite) -> bool:
@@ -39,7 +46,7 @@ class EmulatedIo:
         if m is None:
             return False
         m.device.write(e.addr - m.base, e.size, e.data)
-        vm.ledger.record("mmio_write", m.name)
+        vm.ledger.record("mmio_write", _detail(m, e.addr))
         return True
 
     def stats(self) -> dict:
