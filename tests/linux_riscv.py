@@ -126,9 +126,11 @@ def _play(make_machine, commands, poweroff, watches) -> Session:
 
 def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
             max_instructions=16_000_000_000, smp=1, cpu="trap-emulate",
-            append=APPEND) -> Session:
-    """The same as :func:`run_bare`, as the only guest of popek's VMM (which serves SBI
-    itself: no OpenSBI), by the CPU strategy ``cpu`` (trap-emulate, hw) and its paging."""
+            append=APPEND, devices=(), netdevs=(), peers=(), peers_done=None) -> Session:
+    """The same as :func:`run_bare`, as a guest of popek's VMM (which serves SBI itself:
+    no OpenSBI), by the CPU strategy ``cpu`` (trap-emulate, hw) and its paging; Linux is
+    vm0, with ``devices`` on ``netdevs``.  ``peers`` are more VMs (VmConfigs) beside it,
+    stopped when Linux prints ``peers_done``."""
     from popek.riscv.board import DriveSpec
     from popek.vmm import builder
     from popek.vmm.hypervisor import Hypervisor
@@ -136,9 +138,20 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
 
     cfg = VmConfig(kernel=kernel().image, initrd=str(initrd), append=append, memory=MEMORY,
                    drives=[DriveSpec(str(disk))] if disk else [], smp=smp, cpu=cpu,
-                   paging=builder.DEFAULT_PAGING[cpu])
-    return _play(lambda con: Hypervisor([cfg], con, ips=ips, max_instructions=max_instructions),
-                 commands, True, watches)
+                   paging=builder.DEFAULT_PAGING[cpu], devices=list(devices),
+                   netdevs=list(netdevs))
+    made = []
+
+    def make(con):
+        made.append(Hypervisor([cfg, *peers], con, ips=ips, max_instructions=max_instructions))
+        return made[0]
+
+    def stop_peers():
+        for vm in made[0].vms[1:]:
+            vm.shutdown(0, "Linux is done with it")
+    if peers_done:
+        watches = [*watches, (peers_done, stop_peers)]
+    return _play(make, commands, True, watches)
 
 
 def run_bare(initrd: Path, disk: Path | None, commands=(), engine="translate",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import fdt
+import pytest
 
 
 def popek(*args, input=None, timeout=120):
@@ -394,3 +395,22 @@ def test_smp_counts_out_of_range_or_ignored_are_one_line(asm_build, vmm_programs
                               *words)
     assert_one_line_error(popek("run", "--vmm", "trap-emulate", "--smp", "2", "--vm", vm),
                           "give each --vm its own smp=N")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--device", "virtio-gpu-pci"], ["popek has virtio-net-pci"]),
+    (["--device", "e1000"], ["needs netdev=ID"]),
+    (["--device", "virtio-net-pci,netdev=n9"], ["no --netdev has that id"]),
+    (["--netdev", "switch,id=n0", "--device", "e1000,netdev=n0", "--device",
+      "virtio-net-pci,netdev=n0"], ["used by two NICs"]),
+    (["--nic", "user"], ["popek has switch, tap, loopback"]),
+    (["--nic", "switch,mac=01:00:00:00:00:01"], ["multicast"]),
+    (["--device", "virtio-rng-pci,addr=3", "--device", "virtio-serial-pci,addr=3"],
+     ["PCI slot 3 is taken"]),
+    (["--device", "virtio-serial-pci", "--device", "virtio-serial-device"],
+     ["one virtio console"]),
+])
+def test_bad_device_and_network_options_are_one_line(asm_build, args, words):
+    r = popek("run", "--bios", "none", "--kernel", str(asm_build / "rv64i_alu.elf"), *args)
+    assert r.returncode == 1
+    assert_one_line_error(r, *words)

@@ -2,7 +2,8 @@
 budget, and the OS's results and the bytes on its disk must be those of a run
 without it.  The corpus is tests/riscv/vmm (built like the conformance suite):
 virtio_hostile.S lays its virtqueue out in every forbidden way (a used ring over
-the avail ring froze the whole VMM before devices bounded their work); soak.S
+the avail ring froze the whole VMM before devices bounded their work); nic_hostile.c
+does the same to an e1000's rings and registers and a virtio-net's queues; soak.S
 floods the VMM with new SBI numbers, rewritten code and satp changes; wild.S
 (tests/test_vmm.py) stores and jumps at random."""
 
@@ -11,12 +12,23 @@ from __future__ import annotations
 import pytest
 
 from popek.console import ScriptedConsole
+from popek.devices.options import DeviceSpec, NetdevSpec
 from popek.riscv.board import DriveSpec
 from popek.vmm.hypervisor import Hypervisor
 from popek.vmm.vm import VmConfig
 
 MiB = 1 << 20
 VIRTIO_VERDICTS = "A:R B:R C:R D:R E:R F:R G:R H:R I:R J:K K:K L:K M:K"
+NIC_VERDICTS = "ABCDEFGHIJ survived"
+
+
+def hostile_nics(name: str) -> dict:
+    """An e1000 (PCI slot 1) and a virtio-net (slot 2) on one switch, as nic_hostile.c
+    expects them."""
+    return {"netdevs": [NetdevSpec("switch", f"{name}0", {"switch": name}),
+                        NetdevSpec("switch", f"{name}1", {"switch": name})],
+            "devices": [DeviceSpec("e1000", {"netdev": f"{name}0"}),
+                        DeviceSpec("virtio-net-pci", {"netdev": f"{name}1"})]}
 
 
 def disk_image(path):
@@ -49,8 +61,20 @@ def test_a_hostile_virtio_driver_alone(vmm_programs, tmp_path):
     assert hv.vms[0].platform.virtio[0].warnings.total() == 9   # A..I (one logged)
 
 
+def test_a_hostile_nic_driver_alone(vmm_programs):
+    code, out, hv = run([VmConfig(kernel=str(vmm_programs / "nic_hostile.elf"),
+                                  memory=16 * MiB, **hostile_nics("bad"))], 20_000_000)
+    assert code == 0
+    assert out.strip() == NIC_VERDICTS
+    e1000, vnet = hv.vms[0].platform.models
+    assert e1000.warnings.total() >= 5                 # A, B, C, D and more: each logged once
+    assert len(e1000.warnings.counts) == 4 and e1000.stats["tx_dropped"] >= 1
+    assert vnet.stats["rx_dropped"] > 0 or len(vnet.backlog) == 256   # bounded, not grown
+    assert hv.vms[0].ledger.total()[0] < 20_000        # its work was bounded
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("hostile", ["virtio_hostile", "soak"])
+@pytest.mark.parametrize("hostile", ["virtio_hostile", "nic_hostile", "soak"])
 def test_hostile_guest_beside_our_guest_os(guest_build, vmm_programs, tmp_path, hostile):
     solo_disk = disk_image(tmp_path / "solo.img")
     code, solo_out, _ = run([VmConfig(kernel=str(guest_build / "kernel.elf"), name="os",
@@ -63,7 +87,8 @@ def test_hostile_guest_beside_our_guest_os(guest_build, vmm_programs, tmp_path, 
     configs = [VmConfig(kernel=str(guest_build / "kernel.elf"), name="os",
                         drives=[DriveSpec(str(os_disk))], append="selftest"),
                VmConfig(kernel=str(vmm_programs / f"{hostile}.elf"), name="bad",
-                        memory=16 * MiB, drives=[DriveSpec(str(hostile_disk))])]
+                        memory=16 * MiB, drives=[DriveSpec(str(hostile_disk))],
+                        **(hostile_nics("bad") if hostile == "nic_hostile" else {}))]
     code, out, hv = run(configs, 400_000_000, until=lambda hv: hv.vms[0].exit_code is not None)
     os_vm, bad = hv.vms
     assert os_vm.exit_code == 0
@@ -71,6 +96,9 @@ def test_hostile_guest_beside_our_guest_os(guest_build, vmm_programs, tmp_path, 
     assert os_disk.read_bytes() == solo_disk.read_bytes()
     if hostile == "virtio_hostile":
         assert f"[bad] {VIRTIO_VERDICTS}" in out
+        assert bad.exit_code == 0
+    elif hostile == "nic_hostile":
+        assert f"[bad] {NIC_VERDICTS}" in out
         assert bad.exit_code == 0
     else:                                              # the soak never stops by itself
         assert bad.ledger.details[("sbi", "unknown")] > 100

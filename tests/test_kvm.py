@@ -466,3 +466,37 @@ def test_robin_irvine_instructions_under_kvm(x86_guests):
     flags3, after3 = int(rings[3][5], 16), int(rings[3][6], 16)
     iopl3 = (flags3 >> 12) & 3 == 3
     assert (after3 & 0x200 == 0) == iopl3, (hex(flags3), hex(after3))
+
+
+@needs_kvm
+def test_nics_and_an_rng_on_the_pc_pci_bus(x86_guests):
+    """--device on the KVM backend: the functions on bus 0, their BARs placed as a PC's
+    firmware places them (each aligned to its size), the e1000's registers through its
+    memory BAR and through its I/O BAR's IOADDR/IODATA."""
+    from popek.devices import e1000 as E
+    from popek.devices.options import parse_device, parse_netdev
+    from popek.kvm import layout
+    from popek.kvm.machine import X86Machine
+    m = X86Machine(str(x86_guests / "hello.elf"), console=ScriptedConsole(),
+                   devices=[parse_device("virtio-rng-pci"), parse_device("e1000,netdev=l0"),
+                            parse_device("virtio-net-pci,netdev=s0")],
+                   netdevs=[parse_netdev("loopback,id=l0"), parse_netdev("switch,id=s0")])
+    try:
+        def cfg(slot, reg):
+            m._port_write(layout.PCI_CONFIG_ADDRESS, 4, 0x80000000 | slot << 11 | reg)
+            return m._port_read(layout.PCI_CONFIG_DATA, 4)
+        assert [cfg(s, 0) for s in (1, 2, 3, 4)] == [0x1044_1AF4, 0x100E_8086, 0x1041_1AF4,
+                                                      0xFFFFFFFF]
+        e1000 = m.pci.functions[2]
+        bar0, bar1 = cfg(2, 0x10), cfg(2, 0x14)
+        assert bar0 % 0x20000 == 0 and bar0 >= layout.PCI_BAR_BASE
+        assert bar1 & 1 and (bar1 & ~3) >= layout.PCI_IO_BASE
+        m._port_write(layout.PCI_CONFIG_ADDRESS, 4, 0x80000000 | 2 << 11 | 0x04)
+        m._port_write(layout.PCI_CONFIG_DATA, 2, 0x3)          # I/O and memory on
+        io = bar1 & ~3
+        m._port_write(io, 4, E.STATUS)                          # IOADDR
+        assert m._port_read(io + 4, 4) & 0x3 == 0x3             # IODATA: link up, full duplex
+        assert m._mmio_read(bar0 + E.STATUS, 4) & 0x3 == 0x3
+        assert e1000.describe().startswith("e1000 52:54:00:12:34:56 on loopback")
+    finally:
+        m.close()

@@ -8,8 +8,11 @@ are Debian's (scripts/setup.sh fetches them); the initramfs is popek's
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from popek.devices.options import parse_device, parse_netdev
 from tests import linux_riscv as L
 
 pytestmark = pytest.mark.slow
@@ -46,32 +49,90 @@ def sync_watch(disk, seen):
              lambda: seen.update(after_sync=L.read_ext4_file(disk, "/hello.txt")))]
 
 
-def boot_with_two_cpus(run, initrd, tmp_path):
-    """Boot with ``run`` (bare or under the VMM) on two harts or vCPUs, type COMMANDS,
-    and check the session, and that Linux brought up and counts both CPUs."""
+# Each NIC's interface, by its driver: "NIC eth0 virtio_net", "NIC eth1 e1000".
+FIND_NICS = ("for n in /sys/class/net/eth*; do echo NIC $(basename $n) "
+             "$(basename $(readlink $n/device/driver)); done; "
+             "E=$(for n in /sys/class/net/eth*; do [ $(basename $(readlink $n/device/driver)) "
+             "= e1000 ] && basename $n; done); V=$(for n in /sys/class/net/eth*; do "
+             "[ $(basename $(readlink $n/device/driver)) = virtio_net ] && basename $n; done)")
+NICS = {"devices": [parse_device("e1000,netdev=n0"), parse_device("virtio-net-pci,netdev=n1")],
+        "netdevs": [parse_netdev("switch,id=n0"), parse_netdev("switch,id=n1")]}
+
+
+def boot_with_two_cpus(run, initrd, tmp_path, net_commands=(), **kw):
+    """Boot with ``run`` (bare or under the VMM) on two harts or vCPUs, type COMMANDS
+    (and ``net_commands``), and check the session, and that Linux brought up and counts
+    both CPUs."""
     disk = L.make_ext4(tmp_path / "disk.img")
     seen = {}
-    s = run(initrd, disk, COMMANDS, watches=sync_watch(disk, seen), smp=2)
+    s = run(initrd, disk, COMMANDS + list(net_commands), watches=sync_watch(disk, seen),
+            smp=2, **NICS, **kw)
     check_session(s, seen)
     out = s.output
     assert "smp: Brought up 1 node, 2 CPUs" in out
     assert out.count("processor\t: ") == 2
-    assert out.split("nproc", 1)[1].split()[0] == "2"
+    assert re.search(r"nproc\r?\n(\[vm0\] )?2\r?\n", out)     # ([vm0]: beside another VM)
     return s
+
+
+def nic_stats(stats: dict, model: str) -> dict:
+    return next(v for k, v in stats.items() if k.startswith(model + " "))
 
 
 def test_linux_boots_bare_with_two_harts_to_a_shell_and_writes_its_disk(initrd, tmp_path):
     """--smp 2: OpenSBI starts the second hart for Linux through SBI HSM; both run (in
-    popek's deterministic round robin), and the shell counts two processors."""
-    s = boot_with_two_cpus(L.run_bare, initrd, tmp_path)
+    popek's deterministic round robin), and the shell counts two processors.  Its two
+    NICs, an e1000 and a virtio-net on one switch, each driven by Linux's own module,
+    reach each other: ARP from each interface, answered by the other."""
+    s = boot_with_two_cpus(L.run_bare, initrd, tmp_path, [
+        FIND_NICS,
+        "for n in all $E $V; do echo 1 > /proc/sys/net/ipv4/conf/$n/accept_local; done; "
+        "ip link set $E up; ip link set $V up; ip addr add 10.0.0.1/24 dev $E; "
+        "ip addr add 10.0.0.2/24 dev $V; sleep 2",
+        "arping -c 2 -I $E -s 10.0.0.1 10.0.0.2; arping -c 2 -I $V -s 10.0.0.2 10.0.0.1"])
     assert all(h.instret > 10_000_000 for h in s.machine.harts)     # the second one worked
+    out = s.output
+    assert "e1000 0000:00:01.0 eth" in out and "NIC Link is Up 1000 Mbps Full Duplex" in out
+    assert "Unicast reply from 10.0.0.2" in out and "Unicast reply from 10.0.0.1" in out
+    assert out.count("Received 2 response") == 2
+    for model in ("e1000", "virtio-net"):
+        nic = nic_stats(s.stats, model)
+        assert nic["tx_packets"] >= 2 and nic["rx_packets"] >= 2 and not nic["guest_errors"]
 
 
 def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
     """The same, deprivileged: the kernel runs in the hart's U-mode on shadow page tables,
     its SBI calls (timer, IPIs, remote fences, console, shutdown, hart start) served by
-    the VMM; the VM has two vCPUs, multiplexed on the VMM's hart."""
-    s = boot_with_two_cpus(L.run_vmm, initrd, tmp_path)
+    the VMM; the VM has two vCPUs, multiplexed on the VMM's hart.  Beside it a second VM,
+    our guest OS's network responder, with an e1000 and a virtio-net too: Linux pings it
+    over each (10.0.0.2 answers on its e1000, 10.0.1.2 on its virtio-net), and the
+    ledger counts the device registers each driver touched."""
+    from popek.vmm.vm import VmConfig
+    from tests.conftest import ROOT
+    peer = VmConfig(kernel=str(ROOT / "guests" / "build" / "kernel.elf"), name="peer",
+                    append="netecho", memory=32 << 20, netdevs=[parse_netdev("switch,id=p0"),
+                                                               parse_netdev("switch,id=p1")],
+                    devices=[parse_device("e1000,netdev=p0"),
+                             parse_device("virtio-net-pci,netdev=p1")])
+    s = boot_with_two_cpus(L.run_vmm, initrd, tmp_path, [
+        FIND_NICS,
+        "ip link set $E up; ip link set $V up; ip addr add 10.0.0.1/24 dev $E; "
+        "ip addr add 10.0.1.1/24 dev $V; sleep 2",
+        "ping -c 3 10.0.0.2; ping -c 3 10.0.1.2; echo NET-DONE"],
+        peers=[peer], peers_done=r"\nNET-DONE\r?\n")
+    out = s.output
+    assert "3 packets transmitted, 3 packets received" in out.split("ping -c 3 10.0.0.2")[1]
+    assert "3 packets transmitted, 3 packets received" in out.split("ping -c 3 10.0.1.2")[1]
+    for vm in s.machine.vms:
+        stats = vm.platform.device_stats()
+        for model in ("e1000", "virtio-net"):
+            nic = nic_stats(stats, model)
+            assert nic["rx_packets"] >= 3 and nic["tx_packets"] >= 3 and not nic["guest_errors"]
+    details = s.machine.vms[0].ledger.details
+    for access in (("mmio_write", "e1000 TDT"), ("mmio_read", "e1000 ICR"),
+                   ("mmio_write", "e1000 RDT"), ("mmio_write", "virtio-net notify"),
+                   ("mmio_read", "e1000 EECD"), ("mmio_write", "e1000 MDIC")):
+        assert details.get(access, 0) > 0, access
     ledger = s.machine.vms[0].ledger
     counts = ledger.counts
     for reason in ("csr", "sret", "sbi", "sfence_vma", "page_fault_shadow", "page_fault_guest",

@@ -10,6 +10,7 @@
 #include "popek_hypercall.h"
 #include "virtio_blk.h"
 #include "net.h"
+#include "console.h"
 
 extern char end[];                           /* from kernel.ld */
 extern const char user_elf[], user_elf_end[];
@@ -41,6 +42,7 @@ void kmain(u64 hartid, const void *dtb) {
     else
         kprintf("virtio-blk: no device\n");
     net_init();                              /* NICs on PCIe, if any */
+    console_init();                          /* a virtio console, if there is one */
     proc_init();
     set_trap_vector();                       /* traps */
     csr_write(scounteren, 7);                /* user may read cycle, time, instret */

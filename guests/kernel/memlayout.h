@@ -17,6 +17,7 @@
  */
 #pragma once
 
+#define UART_BASE 0x10000000UL       /* the 16550 (the console benchmark writes it) */
 #define RAM_BASE 0x80000000UL
 #define KERNEL_BASE 0x80200000UL
 #define USER_BASE 0x40000000UL

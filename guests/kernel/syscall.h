@@ -21,3 +21,4 @@
 #define SYS_net_send 19       /* a0 = NIC, a1 = frame, a2 = length: 0 sent, -1 ring full */
 #define SYS_net_recv 20       /* a0 = NIC, a1 = buffer, a2 = its size: bytes, 0 nothing yet */
 #define SYS_net_wait 21       /* sleep until some NIC has a frame: 0, or -1 without NICs */
+#define SYS_cons_write 22     /* a0 = 1 the 16550, 2 the virtio console; a1 = buf, a2 = n */

@@ -10,6 +10,7 @@
 #include "syscall.h"
 #include "virtio_blk.h"
 #include "net.h"
+#include "console.h"
 
 #define CAUSE_ILLEGAL 2
 #define CAUSE_ECALL_U 8
@@ -103,6 +104,11 @@ static long syscall(struct trapframe *tf) {
     case SYS_net_info: case SYS_net_send: case SYS_net_recv:
         return sys_net(tf->regs[17], a0, a1, a2);
     case SYS_net_wait: return net_wait();
+    case SYS_cons_write: {
+        char buf[256];
+        if (a2 > sizeof buf || copy_in(p->pt, buf, a1, a2, p->brk) < 0) return -1;
+        return console_write(a0, buf, a2);
+    }
     case SYS_stats: {          /* a0 = which: 0 faults, 1 COW copies, 2 PT updates, 3 hypercalls,
                                   4 FP saves, 5 FP restores, 6 first FP uses, 7 F and D there */
         u64 v[] = {vm_stats_faults, vm_stats_cow_copies, vm_stats_pt_updates, pv_hypercalls,

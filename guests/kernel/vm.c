@@ -72,6 +72,8 @@ void vm_init(void) {
             panic("cannot map virtio at %p", boot_info.virtio[i]);
     pci_map(kernel_pt);                          /* PCIe: ECAM, and the BAR window */
     plic_map(kernel_pt);                         /* the PLIC, for the NICs' interrupts */
+    if (vm_map(kernel_pt, UART_BASE, UART_BASE, PTE_R | PTE_W) < 0)   /* the console bench */
+        panic("cannot map the UART");
     pte_commit();
     vm_activate(kernel_pt);
 }

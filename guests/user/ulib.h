@@ -33,6 +33,7 @@ long sys_net_info(int nic, u8 mac[6]);
 long sys_net_send(int nic, const void *frame, u64 len);
 long sys_net_recv(int nic, void *buf, u64 size);
 long sys_net_wait(void);
+long sys_cons_write(int which, const void *buf, u64 n);
 void *memcpy(void *d, const void *s, u64 n);
 int memcmp(const void *a, const void *b, u64 n);
 

@@ -29,6 +29,7 @@ sys_\name:
     SYSCALL net_send, SYS_net_send
     SYSCALL net_recv, SYS_net_recv
     SYSCALL net_wait, SYS_net_wait
+    SYSCALL cons_write, SYS_cons_write
 
     .section .text.start
     .globl _start

@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", metavar="DRIVER[,OPT=V...]", action="append", default=[],
                      help="a device, as QEMU names it: virtio-net-pci,netdev=ID[,mac=MAC]"
                           "[,addr=SLOT], virtio-net-device (virtio-mmio), e1000, "
-                          "virtio-rng-pci, virtio-rng-device (repeatable)")
+                          "virtio-rng-pci, virtio-rng-device, virtio-serial-pci, "
+                          "virtio-serial-device (a virtio console: hvc0) (repeatable)")
     run.add_argument("--netdev", metavar="TYPE,id=ID[,OPT=V...]", action="append", default=[],
                      help="a NIC's network: switch,id=ID[,switch=NAME] (popek's learning "
                           "switch: the VMs of a run meet on it), tap,id=ID,ifname=NAME (a host "
@@ -444,7 +445,7 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
 
 def vm_devices(name: str, opts: dict) -> dict:
     """A --vm's ``nic=MODEL`` (each a NIC on the run's switch0) and ``device=DRIVER``
-    (a device without options: virtio-rng-pci, virtio-rng-device)."""
+    (a device without options: virtio-rng-pci, virtio-serial-pci, their -device forms)."""
     from popek.devices import options
     devices, netdevs = [], []
     for i, model in enumerate(opts.get("nic", [])):

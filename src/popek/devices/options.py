@@ -10,6 +10,9 @@ one run.
     --device virtio-net-device,netdev=ID[,mac=MAC]          (virtio-mmio)
     --device e1000,netdev=ID[,mac=MAC][,addr=SLOT]          (an Intel 82540EM)
     --device virtio-rng-pci[,addr=SLOT] | virtio-rng-device
+    --device virtio-serial-pci[,addr=SLOT] | virtio-serial-device
+                                            a virtio console (one port: QEMU's
+                                            virtio-serial with a virtconsole on stdio)
     --nic TYPE[,model=MODEL][,mac=MAC][,ifname=NAME]        both at once (QEMU's -nic)
 
 Without mac=, NICs get QEMU's 52:54:00:12:34:56, the next one ...:57, and so on
@@ -25,7 +28,9 @@ from popek.errors import ConfigError
 
 NETDEV_KINDS = ("switch", "tap", "loopback")
 NIC_MODELS = ("virtio-net-pci", "virtio-net-device", "e1000")
-DRIVERS = NIC_MODELS + ("virtio-rng-pci", "virtio-rng-device")
+DRIVERS = NIC_MODELS + ("virtio-rng-pci", "virtio-rng-device", "virtio-serial-pci",
+                        "virtio-serial-device")
+MAX_CONSOLES = 1
 DEFAULT_MAC = bytes.fromhex("525400123456")
 MAX_DEVICES = 24                  # per machine (PCI slots 1-31 hold them, with the disks)
 
@@ -167,6 +172,9 @@ class Network:
         for devices in machines:
             if len(devices) > MAX_DEVICES:
                 raise ConfigError(f"at most {MAX_DEVICES} --device per machine")
+            if sum(d.driver.startswith("virtio-serial") for d in devices) > MAX_CONSOLES:
+                raise ConfigError("one virtio console per machine (it is the machine's "
+                                  "console)")
         used = set()
         for d in (d for devices in machines for d in devices):
             ident = d.options.get("netdev")

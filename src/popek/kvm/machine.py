@@ -35,6 +35,7 @@ from popek.devices.pci import INTERRUPT_LINE, PciHost
 from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.mmio import VirtioMmio
+from popek.devices.virtio.console import VirtioConsole
 from popek.devices.virtio.net import VirtioNet
 from popek.devices.virtio.pci import VirtioPci
 from popek.devices.virtio.rng import VirtioRng
@@ -198,7 +199,8 @@ class X86Machine:
         self.pci = PciHost()
         self.ports.add(layout.PCI_CONFIG_ADDRESS, 8, self.pci, "pci-config")
         self.disks = []
-        self.models = []                        # NICs and RNGs (--device)
+        self.models = []                        # NICs, RNGs, a console (--device)
+        self.virtio_console = None
         self.transports = []                    # virtio, served further between exits
         self._next_irq = layout.VIRTIO_MMIO_FIRST_IRQ
         self._next_mem, self._next_port = layout.PCI_BAR_BASE, layout.PCI_IO_BASE
@@ -219,7 +221,11 @@ class X86Machine:
                 self.pci.add(spec.options.get("addr") or self.pci.free_slot(), fn)
                 self.models.append(fn)
                 continue
-            model = VirtioRng(self.ram) if ident is None else VirtioNet(self.ram, mac, backend)
+            if spec.driver.startswith("virtio-serial"):
+                model = self.virtio_console = VirtioConsole(self.ram, self.console.write)
+            else:
+                model = VirtioRng(self.ram) if ident is None else VirtioNet(self.ram, mac,
+                                                                            backend)
             self.models.append(model)
             self._plug_virtio(model, spec.transport == "mmio", spec.options.get("addr"))
 
@@ -469,7 +475,11 @@ class X86Machine:
             data = self.console.poll()
             if data:
                 with self.lock:
-                    self.uart.push_input(data)
+                    hvc = self.virtio_console
+                    if hvc is not None and hvc.ready_for_input:
+                        hvc.push_input(data)
+                    else:
+                        self.uart.push_input(data)
             self._serve_left_over_io()
 
     def _serve_left_over_io(self) -> None:

@@ -15,6 +15,7 @@ from popek.devices.goldfish_rtc import GoldfishRtc
 from popek.devices.syscon import SysCon
 from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
+from popek.devices.virtio.console import VirtioConsole
 from popek.devices.virtio.mmio import EmptyVirtioSlot, VirtioMmio
 from popek.devices.virtio.net import VirtioNet
 from popek.devices.virtio.pci import VirtioPci
@@ -34,10 +35,12 @@ def nic_backend(spec, network):
     return network.backend(ident), spec.options.get("mac") or network.mac_for(ident)
 
 
-def build_virtio_model(spec, mem, network):
+def build_virtio_model(spec, mem, network, console_write):
     """The virtio device a ``--device`` names (its transport is the caller's business)."""
     if spec.driver.startswith("virtio-rng"):
         return VirtioRng(mem)
+    if spec.driver.startswith("virtio-serial"):
+        return VirtioConsole(mem, console_write)
     backend, mac = nic_backend(spec, network)
     return VirtioNet(mem, mac, backend)
 
@@ -83,7 +86,7 @@ class Platform:
         if devices and network is None:
             raise ConfigError("--device needs the run's network (a --netdev)")
         self.drives = []
-        self.models = []                      # the other devices' models (NICs, RNGs)
+        self.models = []                      # the other devices' models (NICs, RNGs ...)
         self.virtio = []                      # every virtio transport, served between slices
         self.pending_input = bytearray()      # typed, not yet taken by the UART
         self.input_dropped = 0
@@ -102,7 +105,7 @@ class Platform:
                     self.models.append(self.pcie.plug(
                         lambda irq: E1000(ram, mac, backend, irq), spec.options.get("addr")))
                     continue
-                model = build_virtio_model(spec, ram, network)
+                model = build_virtio_model(spec, ram, network, console_write)
                 self.models.append(model)
                 if spec.transport == "mmio":
                     mmio.append(model)
@@ -127,13 +130,16 @@ class Platform:
                 dev = EmptyVirtioSlot()
             bus.add(L.VIRTIO_BASE + 0x1000 * i, VirtioMmio.SIZE, dev, f"virtio{i}")
         self.pcie.attach(bus)
+        self.virtio_console = next((m for m in self.models if isinstance(m, VirtioConsole)),
+                                   None)
 
     def _plug_pci(self, model, ram, slot=None) -> None:
         fn = self.pcie.plug(lambda irq: VirtioPci(model, ram, 0, irq), slot)
         self.virtio.append(fn.t)
 
     def poll_input(self, console) -> None:
-        """Host input typed at ``console`` into the UART as it has room.  The console is
+        """Host input typed at ``console`` into the UART as it has room (or into the
+        virtio console, once its driver is ready, where there is one).  The console is
         read every time (its Ctrl-A x must work even when the guest never reads its
         UART); what the UART has no room for waits, up to ``MAX_PENDING_INPUT`` bytes,
         and beyond that is dropped, as a serial line overruns."""
@@ -142,7 +148,11 @@ class Platform:
             room = MAX_PENDING_INPUT - len(self.pending_input)
             self.pending_input += data[:room]
             self.input_dropped += max(0, len(data) - room)
-        if self.pending_input and self.uart.wants_input():
+        hvc = self.virtio_console
+        if self.pending_input and hvc is not None and hvc.ready_for_input:
+            hvc.push_input(bytes(self.pending_input))      # (bounded there, as a UART's)
+            self.pending_input.clear()
+        elif self.pending_input and self.uart.wants_input():
             before = len(self.uart.rx)
             self.uart.push_input(bytes(self.pending_input))
             del self.pending_input[:len(self.uart.rx) - before]

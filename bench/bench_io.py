@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Emulated vs paravirtual network I/O: the same two VMs of our guest OS, one running
+"""Emulated vs paravirtual I/O, network and console.
+
+Network: the same two VMs of our guest OS, one running
 the benchmark client (``netbench``), the other the responder (``netecho``), each with
 an emulated Intel e1000 and a virtio-net NIC on popek's switch; the client measures,
 on each NIC, round trips of 64-byte frames and a bulk transfer of 1514-byte frames
@@ -12,7 +14,12 @@ system call, which is an exit of its own under trap-and-emulate), the client's
 modelled cycles per operation, guest-time throughput and host wall time; then which
 registers the exits touched, per frame: the reason in the article's words.
 
-    python bench/bench_net.py [--pingpongs N]
+Console: one VM (and the bare machine) writing the same 472 bytes through the 16550,
+register by register (THR-empty poll and a THR write per byte), and through a
+virtio console (one buffer and one notify per line): exits and modelled cycles per
+byte.
+
+    python bench/bench_io.py
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from popek.console import ScriptedConsole                       # noqa: E402
 from popek.devices.options import DeviceSpec, NetdevSpec        # noqa: E402
+from popek.riscv.board import BoardConfig, VirtBoard             # noqa: E402
 from popek.vmm.hypervisor import Hypervisor                     # noqa: E402
 from popek.vmm.vm import VmConfig                                # noqa: E402
 
@@ -99,13 +107,61 @@ def run(cpu: str, paging: str) -> list[dict]:
     return rows
 
 
+CONSOLE = re.compile(r"BENCH (console_\w+) iters=(\d+) cycles=(\d+) time_ns=(\d+)")
+OPENSBI = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf"
+
+
+def console_run(cpu: str | None) -> dict:
+    """{benchmark: (bytes, cycles, device exits, wall s)} for console_uart/_virtio."""
+    con = SnapshotConsole()
+    kernel = str(ROOT / "guests" / "build" / "kernel.elf")
+    args = {"append": "bench=console_uart,console_virtio",
+            "devices": [DeviceSpec("virtio-serial-pci")]}
+    if cpu is None:
+        m = VirtBoard(BoardConfig(bios=OPENSBI, kernel=kernel, icount_sleep=False, **args),
+                      console=con)
+    else:
+        m = Hypervisor([VmConfig(kernel=kernel, cpu=cpu,
+                                 paging="nested" if cpu == "hw" else "shadow", **args)],
+                       con, icount_sleep=False)
+        con.vms = m.vms
+    assert m.run() == 0, con.text()[-2000:]
+    m.close()
+    out, prev = {}, None
+    for t, line, snap in con.lines:
+        g = CONSOLE.search(line)
+        if g and prev is not None:
+            device = "uart" if g.group(1) == "console_uart" else "virtio-console"
+            exits = 0
+            for (details, _), (before, _) in zip(snap, prev[2]):
+                exits += sum(n - before.get(k, 0) for k, n in details.items()
+                             if k[0].startswith("mmio") and k[1].startswith(device))
+            out[g.group(1)] = (int(g.group(2)), int(g.group(3)), exits, t - prev[0])
+        if g or "init:" in line:
+            prev = (t, line, snap)
+    return out
+
+
+def console_table() -> None:
+    print("## console: the 16550 byte by byte vs the virtio console\n")
+    print("| machine | device | exits/KiB | modelled cycles/byte | host wall ms |")
+    print("|---|---|---:|---:|---:|")
+    for label, cpu in (("bare", None), ("trap-and-emulate", "trap-emulate"),
+                       ("hardware assist", "hw")):
+        for name, (n, cycles, exits, wall) in console_run(cpu).items():
+            print(f"| {label} | {name[8:]} | {exits / n * 1024:.0f} | {cycles / n:,.0f} | "
+                  f"{wall * 1000:.1f} |")
+    print()
+
+
 def main():
     subprocess.run(["make", "-s", "-C", str(ROOT / "guests"), "all-flavours"], check=True)
     print(__doc__.split("\n\n")[0].replace("\n", " "), "\n")
+    console_table()
     for label, cpu, paging in (("trap-and-emulate", "trap-emulate", "shadow"),
                                ("hardware assist", "hw", "nested")):
         rows = run(cpu, paging)
-        print(f"## {label}\n")
+        print(f"## network, {label}\n")
         print("| workload | NIC | device exits/frame | device exits/KiB | all exits/frame "
               "| modelled cycles/op | throughput (guest) | host wall s |")
         print("|---|---|---:|---:|---:|---:|---:|---:|")
