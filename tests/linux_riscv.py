@@ -9,8 +9,10 @@ with mkfs.ext4, which the guest mounts on /mnt.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ APPEND = "console=ttyS0"
 # timed self-tests (jitter entropy) ran into soft-lockup warnings.
 IPS = 1_000_000_000
 PROMPT = r"~ # "
+ECHO = os.environ.get("POPEK_TEST_ECHO") == "1"
 # What a healthy boot must not print (the clock issue: soft lockups in the jitter-entropy
 # self-test, crypto self-tests timing out under the VMM).
 TROUBLE = re.compile(r"soft lockup|rcu_sched self-detected|alg: .*(failed|Unexpected)|"
@@ -87,6 +90,8 @@ class LinuxConsole(ScriptedConsole):
 
     def write(self, data: bytes) -> None:
         super().write(data)
+        if ECHO:                                   # POPEK_TEST_ECHO=1: watch a boot live
+            sys.stderr.write(data.decode(errors="replace"))
         if not self.prompted and PROMPT.encode() in self.output:
             self.prompted = True
             self.on_prompt()

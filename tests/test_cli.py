@@ -403,7 +403,7 @@ def test_smp_counts_out_of_range_or_ignored_are_one_line(asm_build, vmm_programs
     (["--device", "virtio-net-pci,netdev=n9"], ["no --netdev has that id"]),
     (["--netdev", "switch,id=n0", "--device", "e1000,netdev=n0", "--device",
       "virtio-net-pci,netdev=n0"], ["used by two NICs"]),
-    (["--nic", "user"], ["popek has switch, tap, loopback"]),
+    (["--nic", "user"], ["popek has switch, tap, socket, loopback"]),
     (["--nic", "switch,mac=01:00:00:00:00:01"], ["multicast"]),
     (["--device", "virtio-rng-pci,addr=3", "--device", "virtio-serial-pci,addr=3"],
      ["PCI slot 3 is taken"]),

@@ -8,12 +8,18 @@ are Debian's (scripts/setup.sh fetches them); the initramfs is popek's
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
 from popek.devices.options import parse_device, parse_netdev
 from tests import linux_riscv as L
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +51,7 @@ def check_session(s, seen):
 
 
 def sync_watch(disk, seen):
-    return [(r"\nSYNCED\r?\n",
+    return [(r"\n(\[vm0\] )?SYNCED\r?\n",               # ([vm0]: beside another VM)
              lambda: seen.update(after_sync=L.read_ext4_file(disk, "/hello.txt")))]
 
 
@@ -59,14 +65,14 @@ NICS = {"devices": [parse_device("e1000,netdev=n0"), parse_device("virtio-net-pc
         "netdevs": [parse_netdev("switch,id=n0"), parse_netdev("switch,id=n1")]}
 
 
-def boot_with_two_cpus(run, initrd, tmp_path, net_commands=(), **kw):
-    """Boot with ``run`` (bare or under the VMM) on two harts or vCPUs, type COMMANDS
-    (and ``net_commands``), and check the session, and that Linux brought up and counts
-    both CPUs."""
+def boot_with_two_cpus(run, initrd, tmp_path, net_commands=(), watches=(), nics=None, **kw):
+    """Boot with ``run`` (bare or under the VMM) on two harts or vCPUs, with ``nics``
+    (NICS unless told), type COMMANDS (and ``net_commands``), and check the session, and
+    that Linux brought up and counts both CPUs."""
     disk = L.make_ext4(tmp_path / "disk.img")
     seen = {}
-    s = run(initrd, disk, COMMANDS + list(net_commands), watches=sync_watch(disk, seen),
-            smp=2, **NICS, **kw)
+    s = run(initrd, disk, COMMANDS + list(net_commands),
+            watches=[*sync_watch(disk, seen), *watches], smp=2, **(nics or NICS), **kw)
     check_session(s, seen)
     out = s.output
     assert "smp: Brought up 1 node, 2 CPUs" in out
@@ -79,25 +85,77 @@ def nic_stats(stats: dict, model: str) -> dict:
     return next(v for k, v in stats.items() if k.startswith(model + " "))
 
 
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def start_peer(initrd, log_path, ports):
+    """Debian's Linux again, in a popek process of its own, as a guest of `--vmm hw`, its
+    e1000 and virtio-net each on a TCP link (a socket netdev) to the machine under test:
+    a second machine to ping, which brings its NICs up itself (popek.ip=)."""
+    args = [sys.executable, "-m", "popek", "run", "--vmm", "hw", "--kernel", L.kernel().image,
+            "--initrd", str(initrd), "-m", "512M", "--append",
+            f"{L.APPEND} cryptomgr.notests popek.ip=e1000:10.0.0.2/24,virtio_net:10.0.1.2/24",
+            "--netdev", f"socket,id=a,connect=127.0.0.1:{ports[0]}",
+            "--device", "e1000,netdev=a,mac=52:54:00:00:00:02",
+            "--netdev", f"socket,id=b,connect=127.0.0.1:{ports[1]}",
+            "--device", "virtio-net-pci,netdev=b,mac=52:54:00:00:01:02"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+
+
+def wait_for_prompt(peer, log_path, minutes=20):
+    """Block (the machine under test stands still meanwhile) until the peer's shell is up."""
+    end = time.monotonic() + 60 * minutes
+    while time.monotonic() < end:
+        text = log_path.read_bytes().decode(errors="replace")
+        if L.PROMPT in text:
+            return
+        if peer.poll() is not None:
+            raise AssertionError(f"the peer stopped ({peer.returncode}):\n{text[-3000:]}")
+        time.sleep(1)
+    raise AssertionError("the peer did not reach its prompt in time")
+
+
 def test_linux_boots_bare_with_two_harts_to_a_shell_and_writes_its_disk(initrd, tmp_path):
     """--smp 2: OpenSBI starts the second hart for Linux through SBI HSM; both run (in
-    popek's deterministic round robin), and the shell counts two processors.  Its two
-    NICs, an e1000 and a virtio-net on one switch, each driven by Linux's own module,
-    reach each other: ARP from each interface, answered by the other."""
-    s = boot_with_two_cpus(L.run_bare, initrd, tmp_path, [
-        FIND_NICS,
-        "for n in all $E $V; do echo 1 > /proc/sys/net/ipv4/conf/$n/accept_local; done; "
-        "ip link set $E up; ip link set $V up; ip addr add 10.0.0.1/24 dev $E; "
-        "ip addr add 10.0.0.2/24 dev $V; sleep 2",
-        "arping -c 2 -I $E -s 10.0.0.1 10.0.0.2; arping -c 2 -I $V -s 10.0.0.2 10.0.0.1"])
+    popek's deterministic round robin), and the shell counts two processors.  It pings a
+    second Linux machine, in a popek process of its own as a guest of the VMM (`--vmm
+    hw`), over an e1000 and over a virtio-net, each end driven by Linux's own module,
+    each link a TCP socket netdev (QEMU's framing)."""
+    ports = free_ports(2)
+    log_path = tmp_path / "peer.log"
+    peer = start_peer(initrd, log_path, ports)
+    nics = {"devices": [parse_device("e1000,netdev=a"), parse_device("virtio-net-pci,netdev=b")],
+            "netdevs": [parse_netdev(f"socket,id=a,listen=127.0.0.1:{ports[0]}"),
+                        parse_netdev(f"socket,id=b,listen=127.0.0.1:{ports[1]}")]}
+    try:
+        s = boot_with_two_cpus(L.run_bare, initrd, tmp_path, [
+            FIND_NICS,
+            "ip link set $E up; ip link set $V up; ip addr add 10.0.0.1/24 dev $E; "
+            "ip addr add 10.0.1.1/24 dev $V; echo WAIT-PEER",
+            "ping -c 3 10.0.0.2; ping -c 3 10.0.1.2"],
+            watches=[(r"\nWAIT-PEER\r?\n", lambda: wait_for_prompt(peer, log_path))], nics=nics)
+    finally:
+        peer.terminate()
+        peer.wait(timeout=60)
     assert all(h.instret > 10_000_000 for h in s.machine.harts)     # the second one worked
-    out = s.output
+    out, peer_out = s.output, log_path.read_bytes().decode(errors="replace")
     assert "e1000 0000:00:01.0 eth" in out and "NIC Link is Up 1000 Mbps Full Duplex" in out
-    assert "Unicast reply from 10.0.0.2" in out and "Unicast reply from 10.0.0.1" in out
-    assert out.count("Received 2 response") == 2
+    assert "(e1000) is 10.0.0.2/24" in peer_out and "(virtio_net) is 10.0.1.2/24" in peer_out
+    assert "64 bytes from 10.0.0.2" in out and "64 bytes from 10.0.1.2" in out
+    assert out.count("3 packets transmitted, 3 packets received") == 2
     for model in ("e1000", "virtio-net"):
         nic = nic_stats(s.stats, model)
-        assert nic["tx_packets"] >= 2 and nic["rx_packets"] >= 2 and not nic["guest_errors"]
+        assert nic["tx_packets"] >= 3 and nic["rx_packets"] >= 3 and not nic["guest_errors"]
 
 
 def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
@@ -108,7 +166,6 @@ def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
     over each (10.0.0.2 answers on its e1000, 10.0.1.2 on its virtio-net), and the
     ledger counts the device registers each driver touched."""
     from popek.vmm.vm import VmConfig
-    from tests.conftest import ROOT
     peer = VmConfig(kernel=str(ROOT / "guests" / "build" / "kernel.elf"), name="peer",
                     append="netecho", memory=32 << 20, netdevs=[parse_netdev("switch,id=p0"),
                                                                parse_netdev("switch,id=p1")],
@@ -119,10 +176,10 @@ def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
         "ip link set $E up; ip link set $V up; ip addr add 10.0.0.1/24 dev $E; "
         "ip addr add 10.0.1.1/24 dev $V; sleep 2",
         "ping -c 3 10.0.0.2; ping -c 3 10.0.1.2; echo NET-DONE"],
-        peers=[peer], peers_done=r"\nNET-DONE\r?\n")
+        peers=[peer], peers_done=r"\n\[vm0\] NET-DONE\r?\n")
     out = s.output
-    assert "3 packets transmitted, 3 packets received" in out.split("ping -c 3 10.0.0.2")[1]
-    assert "3 packets transmitted, 3 packets received" in out.split("ping -c 3 10.0.1.2")[1]
+    assert "64 bytes from 10.0.0.2" in out and "64 bytes from 10.0.1.2" in out
+    assert out.count("3 packets transmitted, 3 packets received") == 2
     for vm in s.machine.vms:
         stats = vm.platform.device_stats()
         for model in ("e1000", "virtio-net"):

@@ -3,6 +3,8 @@ Python (tests/virtio_driver.py); the options that name them."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from popek.devices import net
@@ -216,3 +218,37 @@ def test_default_macs_count_up_from_qemus_and_survive_a_reset():
     assert net.format_mac(network.mac_for("a")) == "52:54:00:12:34:56"
     assert net.format_mac(network.mac_for("b")) == "52:54:00:12:34:57"
     assert net.format_mac(network.mac_for("a")) == "52:54:00:12:34:56"
+
+
+def test_two_socket_netdevs_carry_frames_both_ways_with_qemus_framing():
+    import socket as so
+    with so.socket() as s:                               # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    a = net.SocketNet("a", listen=f"127.0.0.1:{port}")
+    b = net.SocketNet("b", connect=f"127.0.0.1:{port}")
+    got_a, got_b = [], []
+    a.connect(got_a.append)
+    b.connect(got_b.append)
+    try:
+        for _ in range(50):                              # both sides connect, polled
+            b.poll()
+            a.poll()
+            if a.conn and b.conn:
+                break
+        f1, f2 = frame(MAC_B, MAC_A, b"to b"), frame(MAC_A, MAC_B, b"to a" * 300)
+        a.send(f1)
+        b.send(f2)
+        for _ in range(50):
+            a.poll()
+            b.poll()
+            if got_a and got_b:
+                break
+        assert got_b == [f1] and got_a == [f2]
+        b.conn.sendall(struct.pack("!I", 1 << 20))      # not a frame length: hung up on
+        for _ in range(50):
+            a.poll()
+        assert a.conn is None and a.counts["protocol_errors"] == 1
+    finally:
+        a.close()
+        b.close()

@@ -22,8 +22,12 @@ docs/virt-fidelity.md).
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
+import sys
+import time
 
 import fdt
 import pytest
@@ -119,3 +123,44 @@ def test_harts_are_wired_as_on_qemu(fidelity, tmp_path):
     assert ours == _hart_wiring(qemu_dtb.read_bytes())
     assert ours[0] == [0, 1, 2, 3]
     assert ours[1][:4] == [(0, 11), (0, 9), (1, 11), (1, 9)]
+
+
+@pytest.mark.skipif(shutil.which(QEMU) is None, reason=f"{QEMU} is not installed")
+@pytest.mark.parametrize("model", ["e1000", "virtio-net-pci"])
+def test_our_os_on_qemu_talks_to_our_os_on_popek(guest_build, model):
+    """The same NIC on both boards, linked by a socket netdev (QEMU's framing): our guest
+    OS's benchmark client on QEMU (its PCI code, its driver on QEMU's device model) and
+    its responder on popek exchange every frame of the benchmark."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kernel = str(guest_build / "kernel.elf")
+    popek = subprocess.Popen([sys.executable, "-m", "popek", "run", "--kernel", kernel,
+                              "--append", "netecho", "--stats", "--netdev",
+                              f"socket,id=n0,listen=127.0.0.1:{port}", "--device",
+                              f"{model},netdev=n0"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    try:
+        for _ in range(300):                           # QEMU connects once: popek must listen
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        qemu = subprocess.run([QEMU, "-M", "virt", "-m", "128M", "-kernel", kernel, "-append",
+                               "netbench", "-nographic", "-netdev",
+                               f"socket,id=n0,connect=127.0.0.1:{port}", "-device",
+                               f"{model},netdev=n0,mac=52:54:00:00:00:99"
+                               + (",disable-legacy=on" if model.startswith("virtio") else "")],
+                              capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+        out, _ = popek.communicate(timeout=60)
+    finally:
+        popek.kill()
+    assert "BENCH net_pingpong_net0 iters=200" in qemu.stdout, qemu.stdout[-2000:]
+    assert "BENCH DONE" in qemu.stdout
+    assert "netecho: done" in out, out[-2000:]
+    rx = int(re.search(r"rx_packets=([\d,]+)", out).group(1).replace(",", ""))
+    assert rx >= 714                                   # HELLO(s), 200 pings, 512 bulk, QUIT

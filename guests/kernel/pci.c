@@ -1,7 +1,8 @@
 /* PCI through ECAM (PCIe 4.0, 7.2.2): function 0 of each slot on bus 0 at
  * ecam + (slot << 15).  BARs are sized by writing all ones and reading back, placed
  * one after another (each aligned to its size) in the host's memory window, and the
- * function gets memory decoding and bus mastering.  I/O BARs are left off. */
+ * function gets memory decoding and bus mastering.  I/O BARs are left off; a 64-bit
+ * BAR (QEMU's virtio-pci puts its registers in one) is placed below 4 GiB. */
 #include "pci.h"
 #include "fdt.h"
 #include "lib.h"
@@ -60,13 +61,16 @@ int pci_find(u16 vendor, u16 device, struct pci_dev *out) {
                 continue;
             }
             u32 size = ~(mask & ~0xfU) + 1;
+            int wide = (mask & 6) == 4;                     /* a 64-bit BAR: two registers */
             next_bar = (next_bar + size - 1) & ~(u64)(size - 1);
             if (next_bar + size > PCI_BAR_SPAN || next_bar + size > boot_info.pcie_mem_size)
                 panic("PCI %d: BAR %d (%d bytes) does not fit the window", slot, i, (int)size);
             pci_cfg_write(slot, reg, 4, (u32)(boot_info.pcie_mem + next_bar));
+            if (wide) pci_cfg_write(slot, reg + 4, 4, (u32)((boot_info.pcie_mem + next_bar) >> 32));
             out->bar[i] = (volatile u8 *)(PCI_BAR_VA + next_bar);
             out->bar_size[i] = size;
             next_bar += size;
+            if (wide) i++;                                  /* (its upper half) */
         }
         pci_cfg_write(slot, 4, 2, CMD_MEMORY | CMD_MASTER);
         return 0;

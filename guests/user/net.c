@@ -4,7 +4,7 @@
  * address (10.0.<NIC>.2, so Linux can ping it), and popek's benchmark protocol
  * (Ethernet type 0x88b5: a local experimental type): HELLO gets a HELLO back on the
  * NIC of the index it names (the client learns our MAC; NICs pair by index), PING is sent back, BULK frames are counted and every
- * WINDOW-th one is acknowledged, QUIT ends the program.
+ * WINDOW-th one is acknowledged, QUIT gets a BYE and ends the program.
  * "netbench" is the client: on each NIC it finds the responder, times round trips of
  * small frames and a bulk transfer of full-size frames, and prints BENCH lines:
  *     BENCH net_pingpong_<nic> iters=<round trips> cycles=<c> time_ns=<t>
@@ -22,6 +22,7 @@
 #define BULK 5
 #define BULK_ACK 6
 #define QUIT 7
+#define BYE 8
 #define WINDOW 16
 #define SMALL 64
 #define FULL 1514
@@ -103,7 +104,11 @@ static int answer(int nic, long n) {
     } else if (type == ETH_P_BENCH && n >= 19) {
         int what = frame[14];
         u64 seq = be32(frame + 15);
-        if (what == QUIT) return 0;
+        if (what == QUIT) {                              /* BYE, so the client knows */
+            bench_frame(reply, nic, frame + 6, BYE, seq);
+            send(nic, reply, SMALL);
+            return 0;
+        }
         if (what == HELLO && seq != (u64)nic) return 1;  /* pairs NICs by index: 0 with 0 */
         if (what == HELLO || what == PING) {
             bench_frame(reply, nic, frame + 6, what == HELLO ? HELLO_ACK : PONG, seq);
@@ -148,13 +153,28 @@ static void expect(int nic, int type) {
     }
 }
 
+/* Send `type` to `dst` on `nic` until `answer` comes back, every 50 ms, `tries` times
+ * at most (0: for ever): the responder may still be booting (HELLO), or a frame may
+ * still sit in the NIC when the client's machine powers off (QUIT).  1 if answered. */
+static int ask(int nic, u64 timebase, const u8 *dst, int type, int answer, int tries) {
+    for (int t = 0; !tries || t < tries; t++) {
+        bench_frame(reply, nic, dst, type, nic);
+        send(nic, reply, SMALL);
+        u64 until = rdtime() + timebase / 20;
+        while (rdtime() < until) {
+            long n = sys_net_recv(nic, frame, FULL);
+            if (n >= 19 && be16(frame + 12) == ETH_P_BENCH && frame[14] == answer) return 1;
+            if (n == 0) sys_yield();
+        }
+    }
+    return 0;
+}
+
 void net_bench(u64 timebase, int pingpongs, int bulk_frames) {
     int n = nics();
     u8 peer[6];
     for (int nic = 0; nic < n; nic++) {
-        bench_frame(reply, nic, broadcast, HELLO, nic);
-        send(nic, reply, SMALL);
-        expect(nic, HELLO_ACK);
+        ask(nic, timebase, broadcast, HELLO, HELLO_ACK, 0);
         memcpy(peer, frame + 6, 6);
         u64 c0 = rdcycle(), t0 = rdtime();
         for (int i = 0; i < pingpongs; i++) {
@@ -174,8 +194,8 @@ void net_bench(u64 timebase, int pingpongs, int bulk_frames) {
         c1 = rdcycle(), t1 = rdtime();
         printf("BENCH net_bulk_%s iters=%lu cycles=%lu time_ns=%lu\n", nic_name(nic),
                (u64)bulk_frames * FULL, c1 - c0, (t1 - t0) * 1000000000UL / timebase);
-        bench_frame(reply, nic, peer, QUIT, 0);
-        if (nic == n - 1) send(nic, reply, SMALL);      /* the responder stops at the last */
+        if (nic == n - 1)                                 /* the responder stops at the last */
+            ask(nic, timebase, peer, QUIT, BYE, 20);
     }
     printf("BENCH DONE\n");
 }

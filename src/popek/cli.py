@@ -186,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--netdev", metavar="TYPE,id=ID[,OPT=V...]", action="append", default=[],
                      help="a NIC's network: switch,id=ID[,switch=NAME] (popek's learning "
                           "switch: the VMs of a run meet on it), tap,id=ID,ifname=NAME (a host "
-                          "TAP interface), loopback,id=ID (frames come back) (repeatable)")
+                          "TAP interface), socket,id=ID,listen=[HOST]:PORT|connect=HOST:PORT "
+                          "(a TCP link to another popek or QEMU), loopback,id=ID (frames come "
+                          "back) (repeatable)")
     run.add_argument("--nic", metavar="TYPE[,model=M][,OPT=V...]", action="append", default=[],
                      help="a netdev and a NIC on it at once, as QEMU's -nic: e.g. "
                           "switch,model=e1000 (model default virtio-net-pci)")

@@ -7,6 +7,11 @@
   MAC table has ``MAC_TABLE`` entries at most; the least recently used is evicted.
   Each port's frames wait in the receiving NIC's own bounded backlog.
 - :class:`Loopback`: every frame sent comes back to the sender (for tests).
+- :class:`SocketNet`: a TCP stream to another popek or QEMU (QEMU's ``-netdev socket``:
+  each frame behind its length, 4 bytes big-endian), one side listening, the other
+  connecting (again and again, until the listener is there), non-blocking, polled
+  between run slices; at most ``SOCKET_QUEUE`` bytes wait to be sent (beyond, frames
+  drop, as a full link drops them), and a length beyond any frame ends the connection.
 - :class:`Tap`: a host TAP interface (``/dev/net/tun``, Linux), already created and
   owned by the user or created here when popek may (CAP_NET_ADMIN); read
   non-blocking between run slices, ``TAP_BURST`` frames at a time.
@@ -20,7 +25,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
 import struct
+import time
 from collections import OrderedDict
 
 from popek.errors import ConfigError
@@ -28,6 +35,9 @@ from popek.errors import ConfigError
 MIN_FRAME, MAX_FRAME = 14, 65536 - 14    # an Ethernet header at least; what the NICs take
 MAC_TABLE = 1024                         # learnt addresses per switch
 TAP_BURST = 64                           # frames read from a TAP device per poll
+SOCKET_QUEUE = 1 << 20                   # bytes waiting to go out on a socket netdev
+SOCKET_READ = 256 << 10                  # bytes read from a socket per poll
+RECONNECT_S = 0.2                        # between a connecting side's attempts
 
 
 def format_mac(mac: bytes) -> str:
@@ -199,3 +209,117 @@ class Tap(Backend):
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def parse_host_port(text: str, ident: str, listening: bool) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"netdev {ident}: {text[:40]!r}: give HOST:PORT (a TCP port 1-65535)")
+    return host or ("0.0.0.0" if listening else "127.0.0.1"), int(port)
+
+
+class SocketNet(Backend):
+    kind = "socket"
+
+    def __init__(self, ident: str, listen: str | None = None, connect: str | None = None):
+        super().__init__(ident)
+        if (listen is None) == (connect is None):
+            raise ConfigError(f"netdev {ident}: a socket netdev takes listen= or connect=")
+        self.address = parse_host_port(listen or connect, ident, listen is not None)
+        self.side = "listening on" if listen is not None else "connecting to"
+        self.listener = self.conn = None
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.next_try = 0.0
+        self.counts.update(dropped=0, connections=0, protocol_errors=0)
+        if listen is not None:
+            try:
+                self.listener = socket.create_server(self.address)
+            except OSError as e:
+                raise ConfigError(f"netdev {ident}: cannot listen on {listen}: "
+                                  f"{e.strerror}") from None
+            self.listener.setblocking(False)
+
+    def describe(self) -> str:
+        return f"socket {self.side} {self.address[0]}:{self.address[1]}"
+
+    def send(self, frame: bytes) -> None:
+        self.counts["sent"] += 1
+        if self.conn is None or len(self.outbuf) + len(frame) + 4 > SOCKET_QUEUE:
+            self.counts["dropped"] += 1             # no peer yet, or the link is full
+            return
+        self.outbuf += struct.pack("!I", len(frame)) + frame
+        self._flush()
+
+    def _flush(self) -> None:
+        try:
+            while self.outbuf:
+                n = self.conn.send(self.outbuf)
+                del self.outbuf[:n]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+        self.inbuf.clear()
+        self.outbuf.clear()
+
+    def _connect(self) -> None:
+        if self.listener is not None:
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+        else:
+            now = time.monotonic()
+            if now < self.next_try:
+                return
+            self.next_try = now + RECONNECT_S
+            try:
+                conn = socket.create_connection(self.address, timeout=0.05)
+            except OSError:
+                return                              # not there yet: again later
+        conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn = conn
+        self.counts["connections"] += 1
+
+    def poll(self) -> None:
+        if self.conn is None:
+            self._connect()
+            if self.conn is None:
+                return
+        self._flush()
+        try:
+            data = self.conn.recv(SOCKET_READ)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_connection()                 # the peer went away: wait for another
+            return
+        self.inbuf += data
+        while len(self.inbuf) >= 4:
+            n = struct.unpack_from("!I", self.inbuf)[0]
+            if n > MAX_FRAME:
+                self.counts["protocol_errors"] += 1
+                self._drop_connection()             # not a popek or QEMU peer
+                return
+            if len(self.inbuf) < 4 + n:
+                break
+            frame = bytes(self.inbuf[4:4 + n])
+            del self.inbuf[:4 + n]
+            if n >= MIN_FRAME and self.deliver is not None:
+                self.counts["delivered"] += 1
+                self.deliver(frame)
+
+    def close(self) -> None:
+        self._drop_connection()
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None

@@ -5,6 +5,8 @@ one run.
     --netdev switch,id=ID[,switch=NAME]     a port on popek's learning switch NAME
                                             (default switch0; VMs of a run meet there)
     --netdev tap,id=ID,ifname=NAME          a host TAP interface
+    --netdev socket,id=ID,listen=[HOST]:PORT | connect=HOST:PORT
+                                            a TCP link to another popek or QEMU
     --netdev loopback,id=ID                 frames come back to the sender (tests)
     --device virtio-net-pci,netdev=ID[,mac=MAC][,addr=SLOT]
     --device virtio-net-device,netdev=ID[,mac=MAC]          (virtio-mmio)
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from popek.devices import net
 from popek.errors import ConfigError
 
-NETDEV_KINDS = ("switch", "tap", "loopback")
+NETDEV_KINDS = ("switch", "tap", "socket", "loopback")
 NIC_MODELS = ("virtio-net-pci", "virtio-net-device", "e1000")
 DRIVERS = NIC_MODELS + ("virtio-rng-pci", "virtio-rng-device", "virtio-serial-pci",
                         "virtio-serial-device")
@@ -88,7 +90,7 @@ def parse_netdev(text: str) -> NetdevSpec:
     if kind not in NETDEV_KINDS:
         raise ConfigError(f"--netdev {kind[:40]!r}: popek has {', '.join(NETDEV_KINDS)}")
     allowed = {"id"} | {"switch": {"switch"}, "tap": {"ifname", "script", "downscript"},
-                        "loopback": set()}[kind]
+                        "socket": {"listen", "connect"}, "loopback": set()}[kind]
     _check("--netdev", kind, opts, allowed)
     if "id" not in opts:
         raise ConfigError(f"--netdev {kind} needs id=ID (which a --device's netdev= names)")
@@ -101,6 +103,10 @@ def parse_netdev(text: str) -> NetdevSpec:
             if opts.get(script, "no") != "no":
                 raise ConfigError(f"--netdev tap: {script}= runs nothing in popek: give "
                                   f"{script}=no or leave it out")
+    if kind == "socket":
+        if ("listen" in opts) == ("connect" in opts):
+            raise ConfigError("--netdev socket takes listen=[HOST]:PORT or connect=HOST:PORT")
+        net.parse_host_port(opts.get("listen") or opts["connect"], opts["id"], "listen" in opts)
     if kind == "switch" and "switch" in opts:
         _check_id("--netdev switch: switch=", opts["switch"])
     return NetdevSpec(kind, opts.pop("id"), opts)
@@ -203,6 +209,8 @@ class Network:
             b = sw.port(ident)
         elif spec.kind == "tap":
             b = net.Tap(ident, spec.options["ifname"])
+        elif spec.kind == "socket":
+            b = net.SocketNet(ident, spec.options.get("listen"), spec.options.get("connect"))
         else:
             b = net.Loopback(ident)
         self.backends[ident] = b

@@ -11,7 +11,8 @@ disk.  Module dependencies come from each module's own ``.modinfo``
 
 The x86-64 /init ends in a shell; the riscv64 one also mounts an ext4 disk on /mnt
 and hands over to busybox's init, so that ``poweroff`` syncs, unmounts and powers
-the machine off.
+the machine off.  Both bring NICs up from ``popek.ip=DRIVER:ADDRESS/PREFIX[,...]`` on
+the kernel command line (riscv64 loads the e1000, virtio-net and virtio-rng modules).
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ for m in $(cat /etc/modules); do
     insmod /lib/modules/$m.ko || echo "popek-initramfs: could not load $m"
 done
 echo "popek-initramfs: up, modules: $(cat /etc/modules | tr '\\n' ' ')"
+# popek.ip=DRIVER:ADDRESS/PREFIX[,...] on the command line: each NIC of that driver
+# (e1000, virtio_net) up with that address, so a machine on a network needs no typing.
+net_up() {
+    for n in /sys/class/net/*; do
+        d=$(readlink $n/device/driver 2>/dev/null) || continue
+        [ "${d##*/}" = "$1" ] || continue
+        i=${n##*/}
+        ip link set $i up && ip addr add $2 dev $i && echo "popek-initramfs: $i ($1) is $2"
+    done
+}
+for arg in $(cat /proc/cmdline); do
+    case $arg in
+    popek.ip=*) for spec in $(echo ${arg#popek.ip=} | tr , ' '); do
+                    net_up ${spec%%:*} ${spec#*:}
+                done ;;
+    esac
+done
 """
 
 # x86-64 (the KVM backend): report the disk, then a shell on the console.

@@ -68,7 +68,10 @@ class VCpu:
         self.irq_lines = 0                    # SEIP from the VM's PLIC
         self.stvec = self.sscratch = self.sepc = self.scause = self.stval = 0
         self.satp = 0
-        self.scounteren = 0
+        # As OpenSBI leaves it for S-mode (sbi_hart.c): cycle, time and instret readable
+        # from U-mode.  Linux counts on it: without SBI's PMU extension nothing of its own
+        # sets scounteren, and its vDSO reads the time in user mode.
+        self.scounteren = 0x7
         self.poll = PollState()               # its last time read (clock.py: polling loops)
         self.csr_pc = 0                       # where the CSR access being emulated is
         self.senvcfg = 0
