@@ -131,11 +131,13 @@ def _play(make_machine, commands, poweroff, watches) -> Session:
 
 def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
             max_instructions=16_000_000_000, smp=1, cpu="trap-emulate",
-            append=APPEND, devices=(), netdevs=(), peers=(), peers_done=None) -> Session:
+            append=APPEND, devices=(), netdevs=(), peers=(), peers_done=None,
+            machine_watches=()) -> Session:
     """The same as :func:`run_bare`, as a guest of popek's VMM (which serves SBI itself:
     no OpenSBI), by the CPU strategy ``cpu`` (trap-emulate, hw) and its paging; Linux is
     vm0, with ``devices`` on ``netdevs``.  ``peers`` are more VMs (VmConfigs) beside it,
-    stopped when Linux prints ``peers_done``."""
+    stopped when Linux prints ``peers_done``; ``machine_watches`` are watches whose
+    function takes the VMM."""
     from popek.riscv.board import DriveSpec
     from popek.vmm import builder
     from popek.vmm.hypervisor import Hypervisor
@@ -154,6 +156,8 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
     def stop_peers():
         for vm in made[0].vms[1:]:
             vm.shutdown(0, "Linux is done with it")
+    watches = [*watches, *((p, (lambda fn: lambda: fn(made[0]))(fn))
+                           for p, fn in machine_watches)]
     if peers_done:
         watches = [*watches, (peers_done, stop_peers)]
     return _play(make, commands, True, watches)

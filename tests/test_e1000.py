@@ -277,3 +277,100 @@ def test_registers_have_the_manuals_names():
     assert E.E1000.register_name(E.TDT) == "e1000 TDT"
     assert E.E1000.register_name(E.ICR + 2) == "e1000 ICR"
     assert E.E1000.register_name(0x4074) == "e1000 STATS"
+
+
+# -- what a review found (each crashed popek or misbehaved before) -----------------------
+
+def test_a_receive_buffer_outside_ram_drops_that_frame_only():
+    d = Driver()
+    d.up()
+    d.mem.write(RX_RING, struct.pack("<Q", 0x10))         # descriptor 0: no RAM there
+    d.nic.receive(MAC + PEER + b"\x08\x00" + bytes(50))   # (one frame: popek used to crash)
+    assert d.nic.stats["rx_dropped"] == 1 and d.nic.warnings.total() == 1
+
+
+def test_a_tso_context_making_impossible_lengths_is_a_dropped_packet():
+    d = Driver()
+    d.up()
+    packet, ctx = _tcp_packet(bytes(3000))
+    for ipcss, tucss, hdrlen, tucmd, mss in ((14, 34, 54, 3, 65535),     # IPv4 length > 64K
+                                             (0, 1, 21, 1, 64)):         # IPv6 without 40 bytes
+        context = struct.pack("<BBHBBHIBBH", ipcss, 24, 33, tucss, 50, 0,
+                              (len(packet) - hdrlen) | (tucmd | E.TXD_DEXT) << 24, 0, hdrlen, mss)
+        addr = BUFS + 0x40000
+        d.mem.write(addr, packet)
+        data = struct.pack("<QIBBH", addr, len(packet) | 1 << 20 | (E.TXD_DEXT | E.TXD_TSE
+                           | E.TXD_EOP | E.TXD_RS) << 24, 0, 3, 0)
+        d.send(context, data)
+    assert d.nic.stats["tx_dropped"] >= 1 and d.nic.stats["tso_segments"] == 0
+
+
+def test_frames_longer_than_the_receiver_takes_are_dropped():
+    d = Driver()
+    d.up()
+    d.nic.receive(MAC + PEER + b"\x08\x00" + bytes(2000))  # more than 1522 with its FCS
+    assert d.received() == [] and d.nic.stats["rx_dropped"] == 1
+    d.w(E.RCTL, E.RCTL_EN | E.RCTL_LPE)                    # long packets on: 16 KiB
+    d.nic.receive(MAC + PEER + b"\x08\x00" + bytes(2000))
+    assert len(d.nic.backlog) == 0 and d.nic.stats["rx_packets"] == 1
+
+
+def test_eeprom_garbage_stays_bounded_and_a_later_read_still_works():
+    d = Driver()
+    d.w(E.EECD, E.EECD_CS)
+    for i in range(5000):                                  # clocking bits in, not a read
+        d.w(E.EECD, E.EECD_CS | E.EECD_SK | E.EECD_DI * (i & 1))
+        d.w(E.EECD, E.EECD_CS | E.EECD_DI * (i & 1))
+    assert d.nic.ee["value"] < 1 << 9
+    d.w(E.EECD, 0)
+    assert struct.pack("<H", d.eeprom_word(0)) == MAC[:2]
+
+
+def test_one_tail_write_sends_a_bounded_number_of_tso_frames():
+    d = Driver(ring=256)
+    d.up()
+    packet, _ = _tcp_packet(bytes(64 * 1000))
+    context = struct.pack("<BBHBBHIBBH", 14, 24, 33, 34, 50, 0,
+                          (len(packet) - 54) | (3 | E.TXD_DEXT) << 24, 0, 54, 64)
+    addr = BUFS + 0x40000
+    d.mem.write(addr, packet)
+    data = struct.pack("<QIBBH", addr, len(packet) | 1 << 20 | (E.TXD_DEXT | E.TXD_TSE
+                       | E.TXD_EOP) << 24, 0, 3, 0)
+    d.w(E.TDLEN, 16 * 256)
+    for i in range(0, 200, 2):
+        d.mem.write(TX_RING + 16 * i, context)
+        d.mem.write(TX_RING + 16 * (i + 1), data)
+    d.w(E.TDT, 200)
+    assert d.nic.tx_pending and d.nic.stats["tx_packets"] <= E.TX_FRAMES + 1000
+
+
+def test_the_rest_of_a_dropped_packet_is_not_sent_as_a_packet():
+    d = Driver()
+    d.up()
+    big = d.legacy(bytes(60), 0, eop=False)[:8] + struct.pack("<HBBBBH", 0xFFFF, 0, E.TXD_RS,
+                                                             0, 0, 0)
+    tail = d.legacy(MAC + PEER + b"\x08\x00" + bytes(46), 0x1000, eop=True)
+    d.send(big, big, tail)                                 # (the packet would pass 64 KiB)
+    d.send(d.legacy(MAC + PEER + b"\x08\x00" + bytes(46), 0x2000))
+    assert d.nic.stats["tx_packets"] == 1                  # only the good one after it
+
+
+def test_vlan_tags_are_inserted_when_the_driver_asks():
+    d = Driver()
+    d.up()
+    d.w(E.CTRL, d.r(E.CTRL) | E.CTRL_VME)
+    d.w(E.RCTL, E.RCTL_EN | E.RCTL_UPE)
+    frame = MAC + PEER + b"\x08\x00" + bytes(50)
+    addr = BUFS + 0x40000
+    d.mem.write(addr, frame)
+    d.send(struct.pack("<QHBBBBH", addr, len(frame), 0, E.TXD_EOP | E.TXD_RS | E.TXD_VLE, 0, 0,
+                       42))
+    [got] = d.received()
+    assert got[12:16] == b"\x81\x00\x00\x2a" and got[16:18] == b"\x08\x00"
+
+
+def test_a_narrow_write_to_icr_clears_only_its_bytes():
+    d = Driver()
+    d.w(E.ICS, E.ICR_LSC | E.ICR_RXT0 | 1 << 9)
+    d.nic.write(E.ICR + 1, 1, 0x02)                        # clears bit 9 only
+    assert d.nic._get(E.ICR) & (E.ICR_LSC | E.ICR_RXT0 | 1 << 9) == E.ICR_LSC | E.ICR_RXT0

@@ -166,8 +166,9 @@ def test_rng_fills_buffers_and_caps_a_request():
 
 
 def test_options_parse_as_qemu_spells_them():
-    d = parse_device("virtio-net-pci,netdev=n0,mac=52:54:00:aa:bb:cc,addr=0x5")
-    assert d.driver == "virtio-net-pci" and d.options["addr"] == 5 and d.transport == "pci"
+    d = parse_device("virtio-net-pci,netdev=n0,mac=52:54:00:aa:bb:cc,addr=1a")
+    assert d.driver == "virtio-net-pci" and d.options["addr"] == 0x1A and d.transport == "pci"
+    assert parse_device("e1000,netdev=n0,addr=10.0").options["addr"] == 0x10   # hex, as QEMU
     assert d.options["mac"] == bytes.fromhex("525400aabbcc")
     assert parse_device("virtio-rng-device").transport == "mmio"
     n = parse_netdev("switch,id=n0,switch=lab")
@@ -180,7 +181,9 @@ def test_options_parse_as_qemu_spells_them():
     ("virtio-net-pci", "needs netdev=ID"),
     ("virtio-net-pci,netdev=n0,mac=01:00:00:00:00:01", "multicast"),
     ("virtio-net-pci,netdev=n0,mac=52:54:00", "six hex bytes"),
-    ("virtio-net-pci,netdev=n0,addr=0", "slot 1 to 31"),
+    ("virtio-net-pci,netdev=n0,addr=0", "1 to 1f in hex"),
+    ("virtio-net-pci,netdev=n0,addr=3.5", "function 0 only"),
+    ("virtio-net-pci,netdev=n0,addr=1_0", "1 to 1f in hex"),
     ("virtio-rng-device,addr=3", "unknown option"),
     ("virtio-gpu-pci", "popek has"),
     ("virtio-net-pci,netdev", "expected key=value"),
@@ -211,6 +214,13 @@ def test_a_netdev_serves_one_nic_and_must_exist():
                        parse_device("e1000,netdev=n0")])
     with pytest.raises(ConfigError, match="given twice"):
         Network([parse_netdev("loopback,id=n0"), parse_netdev("switch,id=n0")])
+
+
+def test_default_macs_skip_the_ones_given():
+    network = Network([parse_netdev("switch,id=a"), parse_netdev("switch,id=b")])
+    network.check([parse_device("e1000,netdev=a,mac=52:54:00:12:34:56"),
+                   parse_device("e1000,netdev=b")])
+    assert net.format_mac(network.mac_for("b")) == "52:54:00:12:34:57"
 
 
 def test_default_macs_count_up_from_qemus_and_survive_a_reset():

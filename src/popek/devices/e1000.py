@@ -81,7 +81,10 @@ RCTL_EN, RCTL_UPE, RCTL_MPE, RCTL_BAM, RCTL_BSEX, RCTL_SECRC = (
     1 << 1, 1 << 3, 1 << 4, 1 << 15, 1 << 25, 1 << 26)
 TCTL_EN = 1 << 1
 RXD_DD, RXD_EOP = 1 << 0, 1 << 1
-TXD_EOP, TXD_RS, TXD_DEXT, TXD_TSE = 1 << 0, 1 << 3, 1 << 5, 1 << 2
+TXD_EOP, TXD_RS, TXD_DEXT, TXD_TSE, TXD_VLE = 1 << 0, 1 << 3, 1 << 5, 1 << 2, 1 << 6
+CTRL_VME, VET, VLAN_TPID = 1 << 30, 0x0038, 0x8100
+MAX_RX_FRAME, MAX_RX_LONG = 1522, 16384   # received frame limits: RCTL.LPE off / on
+RCTL_LPE = 1 << 5
 POPTS_IXSM, POPTS_TXSM = 1 << 0, 1 << 1
 TUCMD_TCP, TUCMD_IP, TUCMD_TSE = 1 << 0, 1 << 1, 1 << 2
 
@@ -93,6 +96,7 @@ PHY_DEFAULTS = {0: 0x1140, 1: 0x796D, 2: M88E1011_ID1, 3: M88E1011_ID2, 4: 0x0DE
 EEPROM_WORDS, EEPROM_SUM = 64, 0xBABA
 READ_OPCODE = 0b110                       # Microwire: start bit 1, READ 10
 TX_BURST = 256                            # descriptors per register write (then per slice)
+TX_FRAMES, TX_BYTES = 2048, 4 << 20       # and frames, bytes sent (a TSO packet makes many)
 BACKLOG = 256                             # received frames waiting for descriptors
 MAX_RING = 1 << 20                        # bytes of descriptors per ring (65536 of them)
 MAX_PACKET = 0x10000 + 256                # a transmitted packet's bytes (TSO's 64 KiB + headers)
@@ -149,7 +153,9 @@ class E1000(PciFunction):
         self.io_addr = 0
         self.tx_packet = bytearray()
         self.tx_context = None
-        self.tx_pending = False
+        self.tx_pending = self.tx_discarding = False
+        self.tx_budget = [TX_FRAMES, TX_BYTES]
+        self._set(VET, VLAN_TPID)
         self.backlog.clear()
         self._interrupt()
 
@@ -167,9 +173,12 @@ class E1000(PciFunction):
 
     def write(self, off: int, size: int, value: int) -> None:
         reg = off & ~3
-        if size != 4:                                     # merge a narrow write into its dword
+        if size != 4:
             shift, mask = 8 * (off & 3), ((1 << (8 * size)) - 1)
-            value = (self._get(reg) & ~(mask << shift)) | ((value & mask) << shift)
+            if reg in (ICR, ICS, IMS, IMC):                # bit operations: only these bits
+                value = (value & mask) << shift
+            else:                                          # merged into the dword
+                value = (self._get(reg) & ~(mask << shift)) | ((value & mask) << shift)
         self._write32(reg, value & 0xFFFFFFFF)
 
     @staticmethod
@@ -282,7 +291,7 @@ class E1000(PciFunction):
             return
         if ee["reading"]:
             return
-        ee["value"] = (ee["value"] << 1) | (1 if value & EECD_DI else 0)
+        ee["value"] = ((ee["value"] << 1) | (1 if value & EECD_DI else 0)) & 0x1FF
         ee["bits_in"] += 1
         if ee["bits_in"] == 9:                             # start + opcode (3) + address (6)
             if ee["value"] >> 6 == READ_OPCODE:
@@ -291,7 +300,7 @@ class E1000(PciFunction):
                 # edge that ends this one moves the counter onto it.
                 ee["bit_out"] = 16 * (ee["value"] & 0x3F) - 1
             else:
-                ee["bits_in"] = 0                          # not a read: ignore it
+                ee["bits_in"] = ee["value"] = 0            # not a read: ignore it
 
     def _eecd_read(self) -> int:
         value = self._get(EECD)
@@ -345,8 +354,15 @@ class E1000(PciFunction):
 
     # -- receive ----------------------------------------------------------------------------
     def receive(self, frame: bytes) -> None:
-        """A frame from the network (the backend calls this)."""
-        if not self._accepts(frame):
+        """A frame from the network (the backend calls this).  Dropped while the receiver
+        is off, when no address filter takes it, and when longer than the receiver
+        takes (1522 bytes, 16 KiB with RCTL.LPE): Linux sizes its buffers by the MTU and
+        tells the NIC a larger BSIZE, relying on that limit."""
+        rctl = self._get(RCTL)
+        if not rctl & RCTL_EN or not self._accepts(frame):
+            return
+        if len(frame) + 4 > (MAX_RX_LONG if rctl & RCTL_LPE else MAX_RX_FRAME):
+            self.stats["rx_dropped"] += 1                 # (the FCS counts)
             return
         if len(self.backlog) >= BACKLOG:
             self.stats["rx_dropped"] += 1
@@ -395,8 +411,11 @@ class E1000(PciFunction):
                 if not self._get(RCTL) & RCTL_SECRC:       # and its FCS, unless stripped
                     data += struct.pack("<I", zlib.crc32(data))
                 needed = -(-len(data) // bufsize)
-                free = (tail - head) % count
-                if needed > free:
+                if needed >= count:                        # it could never fit: not ever
+                    self.backlog.popleft()
+                    self.stats["rx_dropped"] += 1
+                    continue
+                if needed > (tail - head) % count:
                     break                                  # wait for the driver's descriptors
                 self.backlog.popleft()
                 for i in range(needed):
@@ -411,9 +430,9 @@ class E1000(PciFunction):
                 self.stats["rx_packets"] += 1
                 self.stats["rx_bytes"] += len(frame)
                 self._bump(GPRC, TPR, GORCL, len(data))
-        except GuestMemoryError as e:
+        except GuestMemoryError as e:                     # (the frame is off the backlog)
             self.warnings.warn("rx memory", "e1000: %s; frame dropped", e)
-            self.backlog.popleft()
+            self.stats["rx_dropped"] += 1
         self._set(RDH, head)
         if delivered:
             causes = ICR_RXT0
@@ -438,6 +457,9 @@ class E1000(PciFunction):
         self._deliver()
 
     def _transmit(self) -> None:
+        """Descriptors from TDH towards TDT: at most TX_BURST of them, and at most
+        TX_FRAMES frames or TX_BYTES bytes sent (a TSO packet makes many); the rest
+        between run slices."""
         self.tx_pending = False
         if not self._get(TCTL) & TCTL_EN:
             return
@@ -446,28 +468,34 @@ class E1000(PciFunction):
             return
         base, count, head, tail = ring
         causes, done = 0, 0
-        try:
-            while head != tail:
-                if done == TX_BURST:
-                    self.tx_pending = True                 # the rest between run slices
-                    break
-                desc = base + 16 * head
+        self.tx_budget = [TX_FRAMES, TX_BYTES]
+        while head != tail:
+            if done == TX_BURST or self.tx_budget[0] <= 0 or self.tx_budget[1] <= 0:
+                self.tx_pending = True                     # the rest between run slices
+                break
+            desc, raw = base + 16 * head, None
+            try:
                 raw = self.mem.read(desc, 16)
-                cmd = raw[11]
-                if self._descriptor(raw) and cmd & TXD_RS:
+                if self._descriptor(raw) and raw[11] & TXD_RS:
                     self.mem.write(desc + 12, bytes([raw[12] | 1]))   # DD
                     causes |= ICR_TXDW
-                head = (head + 1) % count
-                done += 1
-        except GuestMemoryError as e:
-            self.warnings.warn("tx memory", "e1000: %s; packet dropped", e)
-            self.tx_packet = bytearray()
+            except (GuestMemoryError, offload.OffloadError) as e:
+                self.warnings.warn("tx packet", "e1000: %s; packet dropped", e)
+                self._drop_packet(raw[11] if raw is not None else TXD_EOP)
             head = (head + 1) % count
+            done += 1
         self._set(TDH, head)
         if head == tail:
             causes |= ICR_TXQE
         if done:
             self.raise_cause(causes)
+
+    def _drop_packet(self, cmd: int) -> None:
+        """Drop the packet being gathered; without EOP here, its remaining descriptors
+        are skipped too (they are not a packet of their own)."""
+        self.tx_packet = bytearray()
+        self.tx_discarding = not cmd & TXD_EOP
+        self.stats["tx_dropped"] += 1
 
     def _descriptor(self, raw: bytes) -> bool:
         """Take one transmit descriptor; whether it reports status (context ones do too)."""
@@ -475,6 +503,9 @@ class E1000(PciFunction):
         cmd, dtyp = raw[11], raw[10] >> 4
         if cmd & TXD_DEXT and dtyp == 0:                   # a context descriptor
             self.tx_context = offload.Context.unpack(raw)
+            return True
+        if self.tx_discarding:                             # the rest of a dropped packet
+            self.tx_discarding = not cmd & TXD_EOP
             return True
         if cmd & TXD_DEXT:                                 # an extended data descriptor
             length = int.from_bytes(raw[8:11], "little") & 0xFFFFF
@@ -484,8 +515,7 @@ class E1000(PciFunction):
         if len(self.tx_packet) + length > MAX_PACKET:
             self.warnings.warn("tx size", "e1000: a packet longer than %d bytes; dropped",
                                MAX_PACKET)
-            self.tx_packet = bytearray()
-            self.stats["tx_dropped"] += 1
+            self._drop_packet(cmd)
             return True
         self.tx_packet += self.mem.read(addr, length)
         if not cmd & TXD_EOP:
@@ -502,11 +532,17 @@ class E1000(PciFunction):
             self.stats["tso_segments"] += len(frames)
         else:
             frames = [offload.checksum(packet, ctx, popts) if popts else packet]
+        vlan = cmd & TXD_VLE and self._get(CTRL) & CTRL_VME
         for f in frames:
+            if vlan:                                       # the 802.1Q tag, after the MACs
+                f = f[:12] + struct.pack("!HH", self._get(VET) & 0xFFFF, raw[14] | raw[15] << 8) \
+                    + f[12:]
             self._send(f)
         return True
 
     def _send(self, frame: bytes) -> None:
+        self.tx_budget[0] -= 1
+        self.tx_budget[1] -= len(frame)
         if not MIN_FRAME <= len(frame) <= MAX_FRAME:
             self.stats["tx_dropped"] += 1
             return

@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import select
 import socket
 import struct
 import time
@@ -227,14 +228,19 @@ class SocketNet(Backend):
             raise ConfigError(f"netdev {ident}: a socket netdev takes listen= or connect=")
         self.address = parse_host_port(listen or connect, ident, listen is not None)
         self.side = "listening on" if listen is not None else "connecting to"
-        self.listener = self.conn = None
+        self.listener = self.conn = self.pending = None
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.next_try = 0.0
         self.counts.update(dropped=0, connections=0, protocol_errors=0)
+        try:                                        # resolved once, here: no DNS in the loop
+            info = socket.getaddrinfo(*self.address, type=socket.SOCK_STREAM)[0]
+        except OSError as e:
+            raise ConfigError(f"netdev {ident}: {self.address[0]}: {e.strerror}") from None
+        self.family, self.sockaddr = info[0], info[4]
         if listen is not None:
             try:
-                self.listener = socket.create_server(self.address)
+                self.listener = socket.create_server(self.sockaddr[:2], family=self.family)
             except OSError as e:
                 raise ConfigError(f"netdev {ident}: cannot listen on {listen}: "
                                   f"{e.strerror}") from None
@@ -269,20 +275,32 @@ class SocketNet(Backend):
         self.outbuf.clear()
 
     def _connect(self) -> None:
+        """Accept the peer (listening), or go on connecting (without blocking: a connect
+        in progress is finished when its socket is writable)."""
         if self.listener is not None:
             try:
                 conn, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-        else:
+            self._connected(conn)
+            return
+        if self.pending is None:
             now = time.monotonic()
             if now < self.next_try:
                 return
             self.next_try = now + RECONNECT_S
-            try:
-                conn = socket.create_connection(self.address, timeout=0.05)
-            except OSError:
-                return                              # not there yet: again later
+            self.pending = socket.socket(self.family, socket.SOCK_STREAM)
+            self.pending.setblocking(False)
+            self.pending.connect_ex(self.sockaddr)
+        if not select.select([], [self.pending], [], 0)[1]:
+            return                                  # still connecting
+        if self.pending.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self.pending.close()                    # refused: again later
+        else:
+            self._connected(self.pending)
+        self.pending = None
+
+    def _connected(self, conn) -> None:
         conn.setblocking(False)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = conn
@@ -320,6 +338,9 @@ class SocketNet(Backend):
 
     def close(self) -> None:
         self._drop_connection()
+        if self.pending is not None:
+            self.pending.close()
+            self.pending = None
         if self.listener is not None:
             self.listener.close()
             self.listener = None

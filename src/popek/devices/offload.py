@@ -16,6 +16,10 @@ import struct
 from dataclasses import dataclass
 
 TUCMD_TCP, TUCMD_IP = 1 << 0, 1 << 1
+
+
+class OffloadError(Exception):
+    """A context the packet cannot be segmented by (fields the guest made up)."""
 POPTS_IXSM, POPTS_TXSM = 1 << 0, 1 << 1
 MIN_MSS = 64                    # fewer bytes per segment is a driver's mistake: one frame
 TCP_FIN, TCP_PSH = 0x01, 0x08
@@ -85,6 +89,10 @@ def segment(packet: bytes, ctx: Context, popts: int) -> list[bytes]:
     header, payload = packet[:hdrlen], packet[hdrlen:]
     ip, tcp = ctx.ipcss, ctx.tucss
     ipv4 = bool(ctx.tucmd & TUCMD_IP)
+    # Every segment's IP length must fit its 16 bits (and IPv6's 40-byte header be there).
+    if (hdrlen - ip + mss > 0xFFFF) if ipv4 else not 40 <= hdrlen - ip <= 0xFFFF - mss + 40:
+        raise OffloadError(f"TSO context: header {hdrlen}, IP at {ip}, MSS {mss} make no "
+                           "valid segment")
     ip_id = int.from_bytes(header[ip + 4:ip + 6], "big")
     seq = int.from_bytes(header[tcp + 4:tcp + 8], "big")
     frames = []

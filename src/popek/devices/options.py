@@ -8,7 +8,7 @@ one run.
     --netdev socket,id=ID,listen=[HOST]:PORT | connect=HOST:PORT
                                             a TCP link to another popek or QEMU
     --netdev loopback,id=ID                 frames come back to the sender (tests)
-    --device virtio-net-pci,netdev=ID[,mac=MAC][,addr=SLOT]
+    --device virtio-net-pci,netdev=ID[,mac=MAC][,addr=SLOT]   (SLOT in hex, as QEMU's)
     --device virtio-net-device,netdev=ID[,mac=MAC]          (virtio-mmio)
     --device e1000,netdev=ID[,mac=MAC][,addr=SLOT]          (an Intel 82540EM)
     --device virtio-rng-pci[,addr=SLOT] | virtio-rng-device
@@ -112,6 +112,18 @@ def parse_netdev(text: str) -> NetdevSpec:
     return NetdevSpec(kind, opts.pop("id"), opts)
 
 
+def parse_pci_addr(driver: str, text: str) -> int:
+    """``addr=SLOT[.FUNCTION]``, hexadecimal as QEMU reads it (addr=10 is slot 0x10);
+    only function 0 is modelled."""
+    slot, _, function = text.partition(".")
+    digits = "0123456789abcdefABCDEF"
+    if not slot or not all(c in digits for c in slot) or len(slot) > 2 \
+            or function not in ("", "0") or not 1 <= int(slot, 16) <= 31:
+        raise ConfigError(f"--device {driver}: addr={text[:10]}: a PCI slot, 1 to 1f in hex "
+                          "(slot 0 is the host bridge; function 0 only)")
+    return int(slot, 16)
+
+
 def parse_device(text: str) -> DeviceSpec:
     driver, opts = _options(text, "--device")
     if driver not in DRIVERS:
@@ -126,14 +138,7 @@ def parse_device(text: str) -> DeviceSpec:
     if "mac" in opts:
         opts["mac"] = net.parse_mac(opts["mac"])
     if "addr" in opts:
-        slot = opts["addr"].split(".")[0]
-        try:
-            opts["addr"] = int(slot, 16 if slot.lower().startswith("0x") else 10)
-        except ValueError:
-            opts["addr"] = -1
-        if not 1 <= opts["addr"] <= 31:
-            raise ConfigError(f"--device {driver}: addr={slot[:10]}: a PCI slot 1 to 31 "
-                              "(slot 0 is the host bridge)")
+        opts["addr"] = parse_pci_addr(driver, opts["addr"])
     return DeviceSpec(driver, opts)
 
 
@@ -160,6 +165,7 @@ class Network:
         self.backends: dict[str, net.Backend] = {}
         self.switches: dict[str, net.Switch] = {}
         self.macs: dict[str, bytes] = {}    # netdev id → its NIC's default MAC
+        self.explicit_macs: set[bytes] = set()   # given with mac= (defaults avoid them)
         for spec in netdevs:
             self.declare(spec)
 
@@ -183,6 +189,8 @@ class Network:
                                   "console)")
         used = set()
         for d in (d for devices in machines for d in devices):
+            if "mac" in d.options:
+                self.explicit_macs.add(d.options["mac"])
             ident = d.options.get("netdev")
             if ident is None:
                 continue
@@ -217,11 +225,14 @@ class Network:
         return b
 
     def mac_for(self, ident: str) -> bytes:
-        """The default MAC of the NIC on netdev ``ident``: QEMU's first, and one more for
-        each NIC after it (kept across a reset)."""
+        """The default MAC of the NIC on netdev ``ident``: QEMU's first, and the next one
+        for each NIC after it, skipping addresses given with mac= (kept across a reset)."""
         if ident not in self.macs:
-            self.macs[ident] = (int.from_bytes(DEFAULT_MAC, "big") + len(self.macs)) \
-                .to_bytes(6, "big")
+            taken = set(self.macs.values()) | self.explicit_macs
+            mac = int.from_bytes(DEFAULT_MAC, "big")
+            while mac.to_bytes(6, "big") in taken:
+                mac += 1
+            self.macs[ident] = mac.to_bytes(6, "big")
         return self.macs[ident]
 
     def poll(self) -> None:

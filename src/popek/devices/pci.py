@@ -25,6 +25,7 @@ CLASS_PROG, HEADER_TYPE, BAR0, SUBSYS_VENDOR, SUBSYS_ID = 0x09, 0x0E, 0x10, 0x2C
 CAP_PTR, INTERRUPT_LINE, INTERRUPT_PIN = 0x34, 0x3C, 0x3D
 NUM_BARS = 6
 CMD_IO, CMD_MEMORY, CMD_MASTER = 1 << 0, 1 << 1, 1 << 2
+INTX_DISABLE = 1 << 10
 COMMAND_WRITABLE = 0x0547          # io, mem, master, parity, serr, intx disable
 STATUS_CAP_LIST = 1 << 4
 BAR_IO = 0x1                       # bit 0 of an I/O BAR; a 32-bit memory BAR's low bits are 0

@@ -11,8 +11,9 @@ the swizzle QEMU's device tree gives in ``interrupt-map``.  Lines are wired-OR: 
 source is high while any function on it holds its pin high, and every change of a
 function's level is passed on (QEMU's pci_change_irq_level), so the PLIC sees a new
 request when one of two sharing functions lowers its pin while the other stays high.
-No MSI (QEMU's virt has it only with the AIA, which popek does not model): drivers use
-INTx.  The BARs are left unassigned, as QEMU leaves them: no firmware on this board
+A function whose command register has Interrupt Disable set holds its pin low (a
+level it raises meanwhile is not remembered for when the bit clears).  No MSI (QEMU's
+virt has it only with the AIA, which popek does not model): drivers use INTx.  The BARs are left unassigned, as QEMU leaves them: no firmware on this board
 enumerates PCI, and Linux (or U-Boot, or our guest OS) assigns them.
 """
 
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 import fdt
 
-from popek.devices.pci import HOST_BRIDGE_CLASS, PciBus, PciEcam, PciFunction, PciWindow
+from popek.devices.pci import (HOST_BRIDGE_CLASS, INTX_DISABLE, PciBus, PciEcam, PciFunction,
+                               PciWindow)
 
 ECAM_BASE, ECAM_SIZE = 0x3000_0000, 0x1000_0000
 PIO_BASE, PIO_SIZE = 0x0300_0000, 0x1_0000
@@ -67,6 +69,9 @@ class VirtPcie:
         plic = self.plic
 
         def set_level(level: bool) -> None:
+            fn = self.bus.functions.get(slot)
+            if fn is not None and fn.command & INTX_DISABLE:
+                level = False                  # the driver masked the function's INTx
             if level == (slot in asserted):
                 return                     # the function's level did not change
             if level:

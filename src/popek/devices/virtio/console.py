@@ -44,7 +44,11 @@ class VirtioConsole:
         self.ready_for_input = False
 
     def negotiated(self, features: int) -> None:
-        self.ready_for_input = True
+        pass
+
+    def started(self, driver_ok: bool) -> None:
+        """Host input comes here once the driver is up (DRIVER_OK), not before."""
+        self.ready_for_input = driver_ok
 
     def read_config(self, off: int, size: int) -> int:
         config = struct.pack("<HHII", 80, 25, 1, 0)

@@ -51,6 +51,7 @@ class VirtioNet:
         self.mac = mac
         self.backend = backend
         self.hdr_len = HDR_LEN
+        self.up = False                          # the driver has set DRIVER_OK
         self.backlog: deque[bytes] = deque()
         self.kick = lambda queue: None           # the transport's: a queue has work
         self.stats = {"rx_packets": 0, "rx_bytes": 0, "tx_packets": 0, "tx_bytes": 0,
@@ -65,6 +66,12 @@ class VirtioNet:
     def reset(self) -> None:
         self.backlog.clear()
         self.hdr_len = HDR_LEN
+        self.up = False
+
+    def started(self, driver_ok: bool) -> None:
+        """Frames are taken only while the driver is up (DRIVER_OK), as a NIC whose
+        receiver is off drops them."""
+        self.up = driver_ok
 
     def negotiated(self, features: int) -> None:
         self.hdr_len = HDR_LEN if features & VIRTIO_F_VERSION_1 else LEGACY_HDR_LEN
@@ -106,7 +113,7 @@ class VirtioNet:
     # -- receive -----------------------------------------------------------------------
     def receive(self, frame: bytes) -> None:
         """A frame from the network (the backend calls this)."""
-        if len(self.backlog) >= BACKLOG:
+        if not self.up or len(self.backlog) >= BACKLOG:
             self.stats["rx_dropped"] += 1
             return
         self.backlog.append(frame)

@@ -91,6 +91,9 @@ class VirtioTransport:
                 self.driver_features &= self.device_features
             self.device.negotiated(self.driver_features)
         self.status = (value & 0xFF) | (self.status & STATUS_NEEDS_RESET)
+        started = getattr(self.device, "started", None)
+        if started is not None:                 # a device that cares when its driver is up
+            started(bool(self.status & STATUS_DRIVER_OK))
 
     def _notify(self, index: int) -> None:
         if index >= len(self.queues) or not self.status & STATUS_DRIVER_OK \
