@@ -206,7 +206,6 @@ def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
                 for nic, before, after in (("e1000", "start", "e1000"),
                                            ("virtio-net", "e1000", "virtio"))}
     print("Linux's drivers, register exits during three pings:", per_ping)
-    assert sum(per_ping["e1000"].values()) > sum(per_ping["virtio-net"].values()) > 0
     details = s.machine.vms[0].ledger.details
     for access in (("mmio_write", "e1000 TDT"), ("mmio_read", "e1000 ICR"),
                    ("mmio_write", "e1000 RDT"), ("mmio_write", "virtio-net notify"),

@@ -183,11 +183,13 @@ class E1000(PciFunction):
 
     @staticmethod
     def register_name(off: int) -> str:
-        """What the ledger calls an access at ``off`` (its register, by the manual's name)."""
+        """What the ledger calls an access at ``off``: its register by the manual's name,
+        or its table (the ledger keeps a bounded number of names per exit kind)."""
         reg = off & ~3
         name = REGISTER_NAMES.get(reg) or ("STATS" if STATS_BASE <= reg < STATS_END else
                                            "MTA" if MTA <= reg < RA else "RA" if
-                                           RA <= reg < RA + 0x80 else f"{reg:#06x}")
+                                           RA <= reg < RA + 0x80 else "VFTA" if
+                                           0x5600 <= reg < 0x5800 else "other")
         return "e1000 " + name
 
     def _read32(self, reg: int) -> int:

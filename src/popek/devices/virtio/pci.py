@@ -37,14 +37,6 @@ NOTIFY_MULTIPLIER = 4
 BAR_SIZE = 0x4000
 NO_VECTOR = 0xFFFF
 PCI_CFG_CAP_AT = 0x90                            # where the cfg_type 5 capability sits
-COMMON_NAMES = {0x00: "device_feature_select", 0x04: "device_feature",
-                0x08: "driver_feature_select", 0x0C: "driver_feature", 0x10: "msix_config",
-                0x12: "num_queues", 0x14: "device_status", 0x15: "config_generation",
-                0x16: "queue_select", 0x18: "queue_size", 0x1A: "queue_msix_vector",
-                0x1C: "queue_enable", 0x1E: "queue_notify_off", 0x20: "queue_desc",
-                0x24: "queue_desc", 0x28: "queue_driver", 0x2C: "queue_driver",
-                0x30: "queue_device", 0x34: "queue_device"}
-
 
 def _cap(cfg_type: int, offset: int, length: int, extra: bytes = b"") -> bytes:
     body = struct.pack("<BBBBBBxxII", CAP_VENDOR, 0, 16 + len(extra), cfg_type, 0, 0,
@@ -97,7 +89,7 @@ class VirtioPci(PciFunction):
     def register_name(self, off: int) -> str:
         """What the ledger calls an access at ``off`` of BAR 0."""
         what = "notify" if off >= NOTIFY_AT else "device config" if off >= DEVICE_AT else \
-            "ISR" if off >= ISR_AT else COMMON_NAMES.get(off, f"common {off:#x}")
+            "ISR" if off >= ISR_AT else "common config"
         return f"virtio-{self.t.device.name} {what}"
 
     def bar_read(self, off: int, size: int) -> int:
