@@ -26,6 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from popek.devices import net
+from popek.devices.virtio.console import VirtioConsole
+from popek.devices.virtio.net import VirtioNet
+from popek.devices.virtio.rng import VirtioRng
 from popek.errors import ConfigError
 
 NETDEV_KINDS = ("switch", "tap", "socket", "loopback")
@@ -224,6 +227,11 @@ class Network:
         self.backends[ident] = b
         return b
 
+    def nic(self, spec: DeviceSpec) -> tuple[net.Backend, bytes]:
+        """A NIC's backend and MAC address, from its --device options."""
+        ident = spec.options["netdev"]
+        return self.backend(ident), spec.options.get("mac") or self.mac_for(ident)
+
     def mac_for(self, ident: str) -> bytes:
         """The default MAC of the NIC on netdev ``ident``: QEMU's first, and the next one
         for each NIC after it, skipping addresses given with mac= (kept across a reset)."""
@@ -247,3 +255,14 @@ class Network:
     def close(self) -> None:
         for b in self.backends.values():
             b.close()
+
+
+def virtio_model(spec: DeviceSpec, mem, network: Network, console_write):
+    """The virtio device a ``--device`` names, for either backend (its transport is the
+    caller's business)."""
+    if spec.driver.startswith("virtio-rng"):
+        return VirtioRng(mem)
+    if spec.driver.startswith("virtio-serial"):
+        return VirtioConsole(mem, console_write)
+    backend, mac = network.nic(spec)
+    return VirtioNet(mem, mac, backend)

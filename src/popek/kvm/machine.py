@@ -30,15 +30,13 @@ import time
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
 from popek.devices.e1000 import E1000
-from popek.devices.options import Network
+from popek.devices.options import Network, virtio_model
 from popek.devices.pci import INTERRUPT_LINE, PciHost
 from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.mmio import VirtioMmio
 from popek.devices.virtio.console import VirtioConsole
-from popek.devices.virtio.net import VirtioNet
 from popek.devices.virtio.pci import VirtioPci
-from popek.devices.virtio.rng import VirtioRng
 from popek.errors import ConfigError, ImageError
 from popek.kvm import abi, layout, linux, mptable, unemulated, x86
 from popek.kvm.system import Kvm
@@ -209,11 +207,8 @@ class X86Machine:
             self.disks.append(blk)
             self._plug_virtio(blk, spec.interface == "virtio-mmio")
         for spec in devices:
-            ident = spec.options.get("netdev")
-            if ident is not None:
-                backend = self.network.backend(ident)
-                mac = spec.options.get("mac") or self.network.mac_for(ident)
             if spec.driver == "e1000":
+                backend, mac = self.network.nic(spec)
                 irq = self._take_irq()
                 fn = E1000(self.ram, mac, backend, self._irq(irq) or (lambda level: None))
                 fn.config[INTERRUPT_LINE] = irq
@@ -221,11 +216,9 @@ class X86Machine:
                 self.pci.add(spec.options.get("addr") or self.pci.free_slot(), fn)
                 self.models.append(fn)
                 continue
-            if spec.driver.startswith("virtio-serial"):
-                model = self.virtio_console = VirtioConsole(self.ram, self.console.write)
-            else:
-                model = VirtioRng(self.ram) if ident is None else VirtioNet(self.ram, mac,
-                                                                            backend)
+            model = virtio_model(spec, self.ram, self.network, self.console.write)
+            if isinstance(model, VirtioConsole):
+                self.virtio_console = model
             self.models.append(model)
             self._plug_virtio(model, spec.transport == "mmio", spec.options.get("addr"))
 

@@ -12,14 +12,13 @@ from popek.clock import TIMEBASE_HZ
 from popek.devices.bus import Bus
 from popek.devices.e1000 import E1000
 from popek.devices.goldfish_rtc import GoldfishRtc
+from popek.devices.options import virtio_model
 from popek.devices.syscon import SysCon
 from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.console import VirtioConsole
 from popek.devices.virtio.mmio import EmptyVirtioSlot, VirtioMmio
-from popek.devices.virtio.net import VirtioNet
 from popek.devices.virtio.pci import VirtioPci
-from popek.devices.virtio.rng import VirtioRng
 from popek.errors import ConfigError
 from popek.riscv import plic as plic_mod
 from popek.riscv.pcie import VirtPcie
@@ -27,22 +26,6 @@ from popek.riscv.plic import Plic
 
 
 MAX_PENDING_INPUT = 64 << 10    # host input waiting for the guest's UART to take it
-
-
-def nic_backend(spec, network):
-    """A NIC's backend and MAC address, from its --device options and the run's network."""
-    ident = spec.options["netdev"]
-    return network.backend(ident), spec.options.get("mac") or network.mac_for(ident)
-
-
-def build_virtio_model(spec, mem, network, console_write):
-    """The virtio device a ``--device`` names (its transport is the caller's business)."""
-    if spec.driver.startswith("virtio-rng"):
-        return VirtioRng(mem)
-    if spec.driver.startswith("virtio-serial"):
-        return VirtioConsole(mem, console_write)
-    backend, mac = nic_backend(spec, network)
-    return VirtioNet(mem, mac, backend)
 
 
 class VirtLayout:
@@ -101,11 +84,11 @@ class Platform:
                     mmio.append(blk)
             for spec in devices:
                 if spec.driver == "e1000":       # a PCI function of its own, not virtio
-                    backend, mac = nic_backend(spec, network)
+                    backend, mac = network.nic(spec)
                     self.models.append(self.pcie.plug(
                         lambda irq: E1000(ram, mac, backend, irq), spec.options.get("addr")))
                     continue
-                model = build_virtio_model(spec, ram, network, console_write)
+                model = virtio_model(spec, ram, network, console_write)
                 self.models.append(model)
                 if spec.transport == "mmio":
                     mmio.append(model)
