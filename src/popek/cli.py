@@ -192,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--nic", metavar="TYPE[,model=M][,OPT=V...]", action="append", default=[],
                      help="a netdev and a NIC on it at once, as QEMU's -nic: e.g. "
                           "switch,model=e1000 (model default virtio-net-pci)")
+    run.add_argument("--host-device", metavar="DRIVER,id=ID[,OPT=V...]", action="append",
+                     default=[],
+                     help="with --vmm: a physical device of the simulated host (e1000,id=ID,"
+                          "netdev=NET), which a VM is given with --vm ...,passthrough=ID")
+    run.add_argument("--iommu", choices=("on", "off"), default=None,
+                     help="with --host-device: whether the devices' DMA goes through the "
+                          "host's IOMMU (default on; off shows what a device's DMA can reach)")
+    run.add_argument("--on-iommu-fault", choices=("report", "stop"), default=None,
+                     help="when the IOMMU blocks a passed-through device's DMA: count and log "
+                          "it (default), or also stop the VM that owns the device")
     run.add_argument("--initrd", metavar="FILE",
                      help="initial ramdisk for Linux (placed as QEMU places it; see "
                           "`popek initramfs`)")
@@ -407,7 +417,7 @@ def format_stats(stats: dict) -> str:
 
 def parse_vm(text: str, index: int, strategies: dict | None = None):
     """``kernel=FILE[,initrd=FILE][,drive=FILE][,append=ARGS][,memory=SIZE][,name=NAME]
-    [,smp=N]``."""
+    [,smp=N][,nic=MODEL][,device=DRIVER][,passthrough=ID]``."""
     from popek.riscv.board import DriveSpec
     from popek.vmm.vm import VmConfig
 
@@ -418,7 +428,7 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
             raise ConfigError(f"bad --vm option {part!r} (expected key=value)")
         opts.setdefault(key.strip(), []).append(value.strip())
     unknown = set(opts) - {"kernel", "initrd", "drive", "append", "memory", "name", "smp",
-                           "nic", "device"}
+                           "nic", "device", "passthrough"}
     if unknown:
         raise ConfigError(f"unknown --vm option(s): {', '.join(sorted(unknown))}")
     if "kernel" not in opts:
@@ -442,7 +452,8 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
     return VmConfig(kernel=opts["kernel"][0], name=name, memory=memory, smp=int(smp),
                     initrd=opts.get("initrd", [None])[0],
                     drives=[DriveSpec(d) for d in opts.get("drive", [])],
-                    append=append, **vm_devices(name, opts), **(strategies or {}))
+                    append=append, passthrough=opts.get("passthrough", []),
+                    **vm_devices(name, opts), **(strategies or {}))
 
 
 def vm_devices(name: str, opts: dict) -> dict:
@@ -495,9 +506,16 @@ def cmd_run_vmm(args, costs) -> int:
     if args.smp != 1 and not args.kernel:
         raise ConfigError("--smp gives the VM of --kernel its vCPUs: give each --vm its own "
                           "smp=N")
-    if (args.device or args.netdev or args.nic) and not args.kernel:
+    if (args.device or args.nic or (args.netdev and not args.host_device)) and not args.kernel:
         raise ConfigError("--device, --netdev and --nic are for the VM of --kernel: give each "
                           "--vm its own nic=MODEL or device=DRIVER")
+    from popek.devices import options
+    host_devices = [options.parse_host_device(t) for t in args.host_device]
+    ids = [d.options["id"] for d in host_devices]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("--host-device: two devices with one id")
+    # (With --kernel, its VM's config carries the --netdevs; else the run has them.)
+    netdevs = [] if args.kernel else [options.parse_netdev(n) for n in args.netdev]
     for c in from_vm:
         check_memory(c.memory, f"{c.name}: memory", MAX_RAM, "a VM")
     configs += from_vm
@@ -510,7 +528,9 @@ def cmd_run_vmm(args, costs) -> int:
                     cpu=args.cpu or isa.DEFAULT_VARIANT, ips=args.icount_ips,
                     icount_sleep=args.icount_sleep != "off",
                     max_instructions=args.max_instructions, code_cache=_code_cache_dir(args),
-                    compile_workers=_compile_workers(args), costs=costs)
+                    compile_workers=_compile_workers(args), costs=costs, netdevs=netdevs,
+                    host_devices=host_devices, iommu=args.iommu != "off",
+                    on_iommu_fault=args.on_iommu_fault or "report")
     console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
     try:
         code = hv.run()
@@ -579,6 +599,13 @@ def check_run_options(args) -> None:
                               f"{'--backend kvm' if kvm else '--vmm'} (only on the bare "
                               "simulated machine)")
         check_output_file(path, option)
+    if args.host_device and not vmm:
+        raise ConfigError("--host-device is a device of the host below --vmm, for a VM's "
+                          "passthrough= (without --vmm, give the machine a --device)")
+    for option, value in (("--iommu", args.iommu), ("--on-iommu-fault", args.on_iommu_fault)):
+        if value is not None and not args.host_device:
+            raise ConfigError(f"{option} is about the DMA of --host-device devices: there "
+                              "are none")
     check_bootargs(args.append, "--append", ascii_only=not kvm)
     if args.memory is not None and not kvm:          # kvm: kvm/commands.py
         from popek.riscv.board import MAX_RAM

@@ -53,6 +53,14 @@ DEFAULTS = {
     # trap vector (a function call of a few dozen instructions).
     "CALLOUT_ENTRY": 20,       # translation cache → VMM emulation (instead of TRAP_ENTRY)
     "CALLOUT_RETURN": 10,      # and back (instead of TRAP_RETURN)
+    # The IOMMU (riscv/iommu.py): latency a DMA waits for (no hart pays it). An IOTLB hit is a
+    # lookup in the IOMMU's own cache (a few cycles); on a miss, each reference of the
+    # device-directory and second-stage walk is a memory read from the IOMMU, which sits
+    # beside the memory controller with no cache of the CPU's (a DRAM access, ~100 ns
+    # at 1 GHz: 100 cycles; IOMMU walk latencies of this order are reported for Intel
+    # VT-d and AMD-Vi).
+    "IOTLB_HIT": 5,
+    "IOMMU_WALK_REF": 100,
 }
 PROFILE_FORMAT = "popek-cost-profile/1"
 DEFAULT_SOURCE = "built-in defaults (costmodel.py)"

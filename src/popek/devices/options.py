@@ -16,6 +16,8 @@ one run.
                                             a virtio console (one port: QEMU's
                                             virtio-serial with a virtconsole on stdio)
     --nic TYPE[,model=MODEL][,mac=MAC][,ifname=NAME]        both at once (QEMU's -nic)
+    --host-device e1000,id=ID,netdev=NET[,mac=MAC]          a physical NIC of the host
+                                            below --vmm, for a VM's passthrough=ID
 
 Without mac=, NICs get QEMU's 52:54:00:12:34:56, the next one ...:57, and so on
 through the run, so two VMs on one switch never share an address.
@@ -142,6 +144,27 @@ def parse_device(text: str) -> DeviceSpec:
         opts["mac"] = net.parse_mac(opts["mac"])
     if "addr" in opts:
         opts["addr"] = parse_pci_addr(driver, opts["addr"])
+    return DeviceSpec(driver, opts)
+
+
+HOST_DEVICE_DRIVERS = ("e1000",)
+
+
+def parse_host_device(text: str) -> DeviceSpec:
+    """``--host-device DRIVER,id=ID,netdev=NET[,mac=MAC]``: a physical device of the
+    simulated host below the VMM (vmm/host.py), which a VM can be given with
+    ``--vm ...,passthrough=ID``."""
+    driver, opts = _options(text, "--host-device")
+    if driver not in HOST_DEVICE_DRIVERS:
+        raise ConfigError(f"--host-device {driver[:40]!r}: the host has "
+                          f"{', '.join(HOST_DEVICE_DRIVERS)}")
+    _check("--host-device", driver, opts, {"id", "netdev", "mac"})
+    for need, why in (("id", "which passthrough= names"), ("netdev", "a --netdev's id")):
+        if need not in opts:
+            raise ConfigError(f"--host-device {driver} needs {need}=ID ({why})")
+    _check_id(f"--host-device {driver}", opts["id"])
+    if "mac" in opts:
+        opts["mac"] = net.parse_mac(opts["mac"])
     return DeviceSpec(driver, opts)
 
 

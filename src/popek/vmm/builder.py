@@ -4,7 +4,8 @@
     cpu       --vmm       trap-emulate (vmm/cpu/trap_emulate.py), bt (vmm/cpu/bt.py),
                           hw (vmm/cpu/hw.py)
     paging    --paging    shadow (vmm/memory/shadow.py), nested (vmm/memory/nested.py)
-    io        --io        emulated (vmm/io/emulated.py)
+    io        --io        emulated (vmm/io/emulated.py), passthrough
+                          (vmm/io/passthrough.py: chosen by a VM's passthrough=ID)
 
 :func:`check` refuses a name it does not know, or a combination that cannot work,
 with one line for the user; :func:`assemble` makes the chosen strategies for a VM
@@ -20,12 +21,13 @@ from popek.vmm.cpu.hw import HardwareAssist
 from popek.vmm.cpu.trap_emulate import TrapAndEmulate
 from popek.vmm.exits import handler_table
 from popek.vmm.io.emulated import EmulatedIo
+from popek.vmm.io.passthrough import PassthroughIo
 from popek.vmm.memory.nested import NestedPaging
 from popek.vmm.memory.shadow import ShadowPaging
 
 CPU = {"trap-emulate": TrapAndEmulate, "bt": BinaryTranslation, "hw": HardwareAssist}
 PAGING = {"shadow": ShadowPaging, "nested": NestedPaging}
-IO = {"emulated": EmulatedIo}
+IO = {"emulated": EmulatedIo, "passthrough": PassthroughIo}
 KINDS = {"cpu": (CPU, "--vmm"), "paging": (PAGING, "--paging"), "io": (IO, "--io")}
 # Which paging each CPU strategy can work with: trap-and-emulate has no second stage
 # of translation in hardware (only shadow tables); hardware assist has the G-stage.

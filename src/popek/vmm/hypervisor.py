@@ -10,9 +10,11 @@ What each technique does lives in its strategy's module, not here.
 
 Host memory (the simulated machine's RAM, at 0x8000_0000):
 
-    [ VM 0 RAM ][ VM 0 paging pool ][ VM 1 RAM ][ VM 1 paging pool ] ...
+    [ VM 0 RAM ][ VM 0 paging pool ][ VM 1 RAM ][ VM 1 paging pool ] ... [ VMM region ]
 
-A VM's devices are its own (riscv/platform.py).
+A VM's devices are its own (riscv/platform.py), emulated, except the host's
+physical devices it is given (vmm/host.py, vmm/io/passthrough.py); the VMM region
+holds the IOMMU's tables and queues (vmm/iommu.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from popek.riscv.hart import Hart
 from popek.riscv.hart.privileged import SLICE_TRAPS
 from popek.vmm import builder
 from popek.vmm.exits import Exit
+from popek.vmm.host import HostHardware, check_passthrough
+from popek.vmm.iommu import region_pages
 from popek.vmm.vm import VirtualMachine, VmConfig
 
 log = logging.getLogger(__name__)
@@ -90,14 +94,19 @@ class Hypervisor(MachineTime):
                  engine: str = "translate", max_instructions: int | None = None,
                  code_cache: str | None = None, compile_workers: int | None = None,
                  costs: CostModel | None = None, cpu: str = isa.DEFAULT_VARIANT,
-                 ips: int | None = None, icount_sleep: bool = True):
+                 ips: int | None = None, icount_sleep: bool = True, netdevs=(),
+                 host_devices=(), iommu: bool = True, on_iommu_fault: str = "report"):
+        """``netdevs``: backends beside the VMs' own (for ``host_devices``, the
+        --host-device specs: physical devices, vmm/host.py); ``iommu``: whether their
+        DMA goes through the IOMMU; ``on_iommu_fault``: report, or stop the VM."""
         if not vm_configs:
             raise ConfigError("no virtual machine to run")
         for c in vm_configs:
             c.check()
+        check_passthrough(vm_configs, host_devices)
         # One network for the run: the VMs' NICs meet on its switches.
-        self.network = Network([n for c in vm_configs for n in c.netdevs])
-        self.network.check_all([c.devices for c in vm_configs])
+        self.network = Network([n for c in vm_configs for n in c.netdevs] + list(netdevs))
+        self.network.check_all([c.devices for c in vm_configs] + [list(host_devices)])
         self.console = console
         self.max_instructions = max_instructions
         self.costs = costs or CostModel()
@@ -106,8 +115,15 @@ class Hypervisor(MachineTime):
         pools = [_round_up(c.memory + builder.pool_pages(c.paging) * 4096, MEGA) - c.memory
                  for c in vm_configs]
         total = sum(c.memory for c in vm_configs) + sum(pools)
+        # The VMM's own region after them, with host devices: the IOMMU's tables and
+        # queues (vmm/iommu.py; kept with --iommu off too, as host memory no VM owns).
+        region = None
+        if host_devices:
+            region = (HOST_RAM_BASE + total,
+                      region_pages(sum(bool(c.passthrough) for c in vm_configs)))
+            total += region[1] * 4096
         self.ram = GuestMemory(HOST_RAM_BASE, total)
-        self.bus = Bus()                          # nothing: every VM device is emulated
+        self.bus = Bus()                          # the host's devices (vmm/host.py), if any
         self.clock = HostClock() if clock == "host" else \
             InstructionClock(ips or DEFAULT_IPS, sleep=icount_sleep)
         self.rtc_base_ns = time.time_ns()
@@ -117,6 +133,8 @@ class Hypervisor(MachineTime):
         self.code_cache = CodeCache(code_cache) if self.hart.translate_blocks else None
         self.hart.code_cache = self.code_cache
         self.hart.compiler = background_compiler(engine, compile_workers)
+        self.host = HostHardware(self, host_devices, self.network, region, iommu,
+                                 on_iommu_fault)
         self.vms: list[VirtualMachine] = []
         host = HOST_RAM_BASE
         several = len(vm_configs) > 1
@@ -280,6 +298,7 @@ class Hypervisor(MachineTime):
         if alive:
             alive[0].platform.poll_input(self.console)
         self.network.poll()
+        self.host.poll()
         for vm in self.vms:
             vm.platform.poll_devices()
 
@@ -322,6 +341,7 @@ class Hypervisor(MachineTime):
             for what, counts in vm.platform.device_stats().items():
                 out[f"{vm.name} {what}"] = counts
         out.update(self.network.stats())
+        out.update(self.host.stats())
         return out
 
     def ledger_report(self) -> str:
@@ -330,5 +350,6 @@ class Hypervisor(MachineTime):
     def close(self) -> None:
         for vm in self.vms:
             vm.close()
+        self.host.close()
         self.network.close()
         self.hart.stop_translating()

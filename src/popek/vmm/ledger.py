@@ -41,6 +41,12 @@ REASON_COSTS = {
     "interrupt": ("REFLECT_TRAP",),
     "counter": ("EMULATE_CSR",),
     "page_fault_nested": ("NESTED_FILL",),
+    # Passthrough (vmm/io/passthrough.py): mapping a page of a device's BAR into the
+    # VM's tables, once; a host interrupt routed to the VM and injected; reading an
+    # IOMMU fault record (the DMA itself never exits: the IOMMU stops it).
+    "passthrough_map": ("NESTED_FILL",),
+    "passthrough_irq": ("REFLECT_TRAP",),
+    "iommu_fault": ("EMULATE_MMIO",),
 }
 # What getting to the VMM and back costs, by CPU strategy: a trap to M-mode and its
 # return (trap-and-emulate), or a VM exit and entry (hardware assist).

@@ -36,6 +36,7 @@ class VmConfig:
     trap_time: bool = False           # hw: the guest's reads of time exit (hcounteren.TM clear)
     devices: list = field(default_factory=list)   # NICs, RNGs (devices/options.py)
     netdevs: list = field(default_factory=list)   # their backends, in the run's network
+    passthrough: list = field(default_factory=list)   # ids of host devices it is given
 
     def check(self) -> None:
         """One clear error for a configuration no VM can have (before any memory is
@@ -46,6 +47,11 @@ class VmConfig:
             raise ConfigError(f"{self.name}: memory must be at most {MAX_RAM >> 30} GiB")
         if not 1 <= self.smp <= MAX_HARTS:
             raise ConfigError(f"{self.name}: smp takes 1 to {MAX_HARTS} vCPUs (got {self.smp})")
+        if self.passthrough and self.io == "emulated":
+            self.io = "passthrough"           # (its other devices are still emulated)
+        if self.io == "passthrough" and not self.passthrough:
+            raise ConfigError(f"{self.name}: --io passthrough needs a device to pass through "
+                              "(--vm ...,passthrough=ID of a --host-device)")
         builder.check(self.cpu, self.paging, self.io)
 
 

@@ -200,7 +200,7 @@ class HardwareAssist:
         self.hart.pc = e.pc + 4
 
     def guest_page_fault(self, vm, e: GuestPageFault) -> None:
-        out = vm.memory.guest_page_fault(e.gpa)
+        out = vm.memory.guest_page_fault(e.gpa, e.access)
         if type(out) is Filled:
             vm.ledger.record(out.reason)
             self.hart.pc = e.pc                     # retry the access

