@@ -81,7 +81,7 @@ def _attack(vmm_programs, victim: VmConfig, iommu: bool, on_fault: str = "report
                victim_host + 2 * MiB]                  # its kernel, read
     attacker = VmConfig(kernel=str(vmm_programs / "dma_attack.elf"), name="attacker",
                         memory=attacker_mem, passthrough=["pnic"], cpu=cpu, paging=paging,
-                        append="dma=" + ",".join(f"{t:#x}" for t in targets))
+                        append="dma=" + ":".join(f"{t:#x}" for t in targets))
     code, out, hv = run_vms([attacker, victim], max_instructions=3_000_000_000,
                             iommu=iommu, on_iommu_fault=on_fault, **_host_nic("loopback"))
     assert [vm.host_base for vm in hv.vms] == [HOST_RAM_BASE, victim_host]
@@ -195,3 +195,20 @@ def test_bad_passthrough_options_are_one_clear_error(vmm_programs, args, message
 def test_host_devices_need_the_vmm():
     r = popek("--kernel", "k.elf", "--bios", "none", "--host-device", "e1000,id=a,netdev=n")
     assert r.returncode == 1 and "below --vmm" in r.stderr
+
+
+def test_the_attack_from_the_command_line_with_stats(vmm_programs):
+    """The README's command: the attacker's VM first, csr_loop beside it; --stats shows
+    the IOMMU's faults and the attacker's ledger its iommu_fault records."""
+    r = popek("--vmm", "trap-emulate", "--netdev", "loopback,id=l0",
+              "--host-device", "e1000,id=pnic,netdev=l0",
+              "--vm", f"kernel={vmm_programs / 'dma_attack.elf'},memory=16M,passthrough=pnic,"
+                      "append=dma=0x82fff000:0x82600000:0x83000000:0x81a00000",
+              "--vm", f"kernel={vmm_programs / 'csr_loop.elf'},memory=16M", "--stats")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in "abcd":
+        assert f"[vm0] {name}:blocked" in r.stdout
+    assert "fault write guest-page fault=3" in r.stderr
+    assert "fault read guest-page fault=1" in r.stderr
+    assert "iommu_fault:pnic write guest-page fault 3" in r.stderr
+    assert "Traceback" not in r.stderr

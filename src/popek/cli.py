@@ -405,7 +405,8 @@ def format_stats(stats: dict) -> str:
             for i, d in enumerate(value):
                 lines.append(f"  disk{i}: " + ", ".join(f"{k}={v}" for k, v in d.items()))
         elif isinstance(value, dict):              # a device's or a backend's counts
-            lines.append(f"  {key}: " + ", ".join(f"{k}={v:,}" for k, v in value.items()))
+            lines.append(f"  {key}: " + ", ".join(
+                f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in value.items()))
         elif isinstance(value, float):
             lines.append(f"  {key:24s} {value:,.3f}")
         elif isinstance(value, str):

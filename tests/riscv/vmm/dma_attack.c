@@ -1,6 +1,6 @@
 /* A malicious guest with a passed-through e1000 (its VM's PCI slot 1, on a loopback
  * netdev: what it sends comes back to it).  It programs the NIC's DMA at host-physical
- * addresses it was told on its command line, `dma=A,B,C,D`:
+ * addresses it was told on its command line, `dma=A:B:C:D` (colons: a --vm option's value has no commas):
  *
  *   a  receive a frame into A (the VMM's memory: another VM's page tables)
  *   b  receive a frame into B (another VM's RAM)
@@ -59,7 +59,7 @@ static int targets(const char *args, u64 *out, int n) {
             else break;
         }
         out[k++] = v;
-        if (*args != ',') break;
+        if (*args != ':') break;
         args++;
     }
     return k;
@@ -87,7 +87,7 @@ int main(long hart, const u8 *fdt) {
     (void)hart;
     u64 t[4];
     if (targets(bootargs(fdt), t, 4) != 4) {
-        say("dma_attack: give dma=A,B,C,D on the command line\n");
+        say("dma_attack: give dma=A:B:C:D on the command line\n");
         return 1;
     }
     ECAM(1, 0x10) = E1000;                               /* place BAR0, enable it */
