@@ -25,6 +25,8 @@ bench: setup
 	$(PY) bench/bench_kvm.py
 	$(PY) bench/bench_soak.py
 	$(PY) bench/bench_linux.py
+	$(PY) bench/bench_io.py
+	$(PY) bench/bench_passthrough.py
 
 # Debian's kernel on the KVM backend, through its PVH entry, with a busybox initramfs.
 LINUX_APPEND ?= console=ttyS0 earlyprintk=serial,ttyS0,115200
