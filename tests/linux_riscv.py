@@ -132,12 +132,13 @@ def _play(make_machine, commands, poweroff, watches) -> Session:
 def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
             max_instructions=16_000_000_000, smp=1, cpu="trap-emulate",
             append=APPEND, devices=(), netdevs=(), peers=(), peers_done=None,
-            machine_watches=()) -> Session:
+            machine_watches=(), passthrough=(), host=None) -> Session:
     """The same as :func:`run_bare`, as a guest of popek's VMM (which serves SBI itself:
     no OpenSBI), by the CPU strategy ``cpu`` (trap-emulate, hw) and its paging; Linux is
     vm0, with ``devices`` on ``netdevs``.  ``peers`` are more VMs (VmConfigs) beside it,
     stopped when Linux prints ``peers_done``; ``machine_watches`` are watches whose
-    function takes the VMM."""
+    function takes the VMM; ``passthrough``: the host devices Linux is given, which
+    ``host`` (the Hypervisor's host_devices= and netdevs=) declares."""
     from popek.riscv.board import DriveSpec
     from popek.vmm import builder
     from popek.vmm.hypervisor import Hypervisor
@@ -146,11 +147,12 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
     cfg = VmConfig(kernel=kernel().image, initrd=str(initrd), append=append, memory=MEMORY,
                    drives=[DriveSpec(str(disk))] if disk else [], smp=smp, cpu=cpu,
                    paging=builder.DEFAULT_PAGING[cpu], devices=list(devices),
-                   netdevs=list(netdevs))
+                   netdevs=list(netdevs), passthrough=list(passthrough))
     made = []
 
     def make(con):
-        made.append(Hypervisor([cfg, *peers], con, ips=ips, max_instructions=max_instructions))
+        made.append(Hypervisor([cfg, *peers], con, ips=ips, max_instructions=max_instructions,
+                               **(host or {})))
         return made[0]
 
     def stop_peers():

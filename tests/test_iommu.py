@@ -25,7 +25,7 @@ def attached(vm_size: int = 4 * MiB):
     ``vm_size`` bytes (GSCID 1) at VM_RAM."""
     ram = GuestMemory(BASE, 32 * MiB)
     mmu = RiscvIommu(ram, costs=CostModel())
-    driver = IommuDriver(mmu, ram, REGION, region_pages(2))
+    driver = IommuDriver(mmu, ram, REGION, region_pages([4 * MiB, 5 * MiB]))
     driver.map_vm(1, 0x8000_0000, VM_RAM, vm_size)
     driver.attach(DEV, 1)
     return ram, mmu, driver
@@ -116,21 +116,63 @@ def test_stale_translations_live_until_invalidated(host):
         dma.write(0x8000_0000, b"z")
 
 
+def _command(mmu, driver, dw0: int, dw1: int = 0) -> None:
+    driver._submit(dw0, dw1)
+    mmu.write(hw.CQT, 4, driver.cqt)
+
+
+GVMA = hw.IOTINVAL | 1 << 7
+
+
 def test_iotinval_gvma_by_gscid_and_address(host):
+    """The VM's RAM is mapped with 2 MiB megapages: invalidating one address of one drops
+    every cached slice of it, and nothing of the next."""
     ram, mmu, driver = host
     dma = IommuDma(mmu, DEV)
     for page in range(4):
         dma.read(0x8000_0000 + page * 4096, 1)
-    assert len(mmu.iotlb) == 4
-    driver._submit(hw.IOTINVAL | 1 << 7 | 1 << 10 | 1 << 33 | 1 << 44, (0x8000_1000 >> 12) << 10)
-    mmu.write(hw.CQT, 4, driver.cqt)
-    assert len(mmu.iotlb) == 3 and (1, 0x8000_1000) not in mmu.iotlb
-    driver._submit(hw.IOTINVAL | 1 << 7 | 1 << 33 | 2 << 44, 0)      # another GSCID
-    mmu.write(hw.CQT, 4, driver.cqt)
-    assert len(mmu.iotlb) == 3
-    driver._submit(hw.IOTINVAL | 1 << 7, 0)                         # everything
-    mmu.write(hw.CQT, 4, driver.cqt)
+    dma.read(0x8020_0000, 1)
+    assert len(mmu.iotlb) == 5
+    _command(mmu, driver, GVMA | 1 << 10 | 1 << 33 | 1 << 44, (0x8000_1000 >> 12) << 10)
+    assert list(mmu.iotlb) == [(1, 0x8020_0000)]
+    _command(mmu, driver, GVMA | 1 << 33 | 2 << 44)                 # another GSCID
+    assert len(mmu.iotlb) == 1
+    _command(mmu, driver, GVMA | 1 << 10, (0x9000_0000 >> 12) << 10)  # GV=0: AV ignored
     assert not mmu.iotlb
+
+
+@pytest.mark.parametrize("dw0, dw1", [
+    (GVMA | 1 << 11, 0),                         # a reserved bit of IOTINVAL
+    (GVMA, 1),                                   # ... of its address doubleword
+    (hw.IOFENCE | 1 << 20, 0),                   # ... of IOFENCE.C
+    (hw.IODIR | 5 << 12, 0),                     # INVAL_DDT with a PID
+    (hw.IODIR | 1 << 33 | 0x10000 << 40, 0),     # a device ID too wide for a 2LVL DDT
+    (hw.IODIR | 1 << 7, 0),                      # INVAL_PDT without DV
+])
+def test_malformed_commands_are_illegal(host, dw0, dw1):
+    ram, mmu, driver = host
+    _command(mmu, driver, dw0, dw1)
+    assert mmu.read(hw.CQCSR, 4) & hw.CMD_ILL
+
+
+@pytest.mark.parametrize("tc", [1 | 1 << 8, 1 | 1 << 10, 1 | 1 << 9, 1 | 1 << 1, 1 | 1 << 12])
+def test_contexts_asking_for_what_this_iommu_lacks_are_misconfigured(host, tc):
+    """SADE (no hardware A/D), SBE (no big-endian), DPE without PDTV, EN_ATS, a
+    reserved bit."""
+    ram, mmu, driver = host
+    ram.write_int(driver._context(DEV), 8, tc)
+    driver._sync(DEV, 1)
+    with pytest.raises(DmaFault) as e:
+        IommuDma(mmu, DEV).read(0x8000_0000, 1)
+    assert e.value.cause == hw.DDT_MISCONFIGURED
+
+
+def test_a_probe_costs_and_caches_nothing(host):
+    ram, mmu, driver = host
+    before = dict(mmu.stats)
+    assert IommuDma(mmu, DEV).contains(0x8000_0000, 256 * 4096)
+    assert not IommuDma(mmu, DEV).contains(0x9000_0000, 1)
+    assert mmu.stats == before and not mmu.iotlb and driver.faults() == []
 
 
 def test_an_illegal_command_stops_the_queue_where_it_is(host):
@@ -156,12 +198,14 @@ def test_a_full_fault_queue_overflows_and_the_interrupt_is_raised():
     ram = GuestMemory(BASE, 32 * MiB)
     lines = []
     mmu = RiscvIommu(ram, irq=lines.append)
-    driver = IommuDriver(mmu, ram, REGION, region_pages(1))
+    driver = IommuDriver(mmu, ram, REGION, region_pages([4 * MiB]))
     dma = IommuDma(mmu, DEV)                                  # no context: every DMA faults
     for i in range(200):
         with pytest.raises(DmaFault):
             dma.read(0x8000_0000 + i, 1)
     assert mmu.read(hw.FQCSR, 4) & hw.FQOF and lines[-1] is True
+    mmu.write(hw.IPSR, 4, hw.FIP)                              # still overflowed: set again
+    assert mmu.read(hw.IPSR, 4) & hw.FIP
     records = driver.faults()
     assert len(records) == 127                                 # a queue of 128 holds 127
     assert mmu.stats["records_dropped"] == 73

@@ -14,6 +14,7 @@ import pytest
 from popek.devices.options import DeviceSpec, NetdevSpec
 from popek.riscv.board import DriveSpec
 from popek.vmm.host import FAULT_STOP_CODE
+from tests.test_guest import INTEGRITY_SECTOR, integrity_pattern
 from tests.test_vmm import MiB, run_vms
 from popek.vmm.vm import VmConfig
 
@@ -109,15 +110,22 @@ def test_without_an_iommu_the_malicious_dma_lands_everywhere(vmm_programs):
 def test_the_iommu_blocks_every_malicious_dma_and_the_victim_runs_on(vmm_programs,
                                                                      guest_build, disk):
     """The same attack with the IOMMU: each DMA is a fault record (cause, device,
-    address), no byte moves, and our guest OS beside it passes its self-tests with its
-    disk bytes right."""
+    address), no byte moves, and our guest OS beside it passes its self-tests and leaves
+    its disk with the same bytes as when it runs alone."""
+    alone = disk.with_name("alone.img")
+    alone.write_bytes(disk.read_bytes())
+    _, solo, _ = run_vms([VmConfig(kernel=str(guest_build / "kernel.elf"), name="victim",
+                                   drives=[DriveSpec(str(alone))], append="selftest")])
+    assert "SELFTEST PASS 9/9" in solo
     victim = VmConfig(kernel=str(guest_build / "kernel.elf"), name="victim",
                       drives=[DriveSpec(str(disk))], append="selftest")
     code, out, hv, targets = _attack(vmm_programs, victim, iommu=True)
     check_blocked(out, hv, targets)
     assert "[victim] SELFTEST PASS 9/9" in out, out[-2000:]
     assert hv.vms[1].exit_code == 0 and code == 0
-    assert disk.read_bytes().startswith(b"POPEK-VMM-DISK!!")
+    data = disk.read_bytes()
+    assert data == alone.read_bytes()
+    assert data[INTEGRITY_SECTOR * 512:(INTEGRITY_SECTOR + 16) * 512] == integrity_pattern()
 
 
 def check_blocked(out: str, hv, targets) -> None:
@@ -158,6 +166,8 @@ def test_policy_stop_ends_the_attacker_and_only_it(vmm_programs, cpu):
     assert "write guest-page fault" in attacker.exit_reason
     assert "[attacker] dma_attack: done" not in out
     assert victim_vm.exit_code == 0
+    assert not hv.host.iommu.probe(hv.host.devices["pnic"].device_id, 0x8000_0000, False)
+    assert hv.host.devices["pnic"].route is None         # its device: no DMA, no interrupt
     if cpu == "trap-emulate":
         assert victim_vm.ledger.counts["csr"] == 1000             # it ran to its end
 
@@ -182,6 +192,12 @@ def popek(*args):
     (["--vm", "kernel=K", "--host-device", "e1000,id=a,netdev=n"], "no --netdev has that id"),
     (["--vm", "kernel=K", "--iommu", "off"], "--iommu is about the DMA of --host-device"),
     (["--vm", "kernel=K", "--io", "passthrough"], "--io passthrough needs a device"),
+    (["--vm", "kernel=K,passthrough=a", "--host-device", "e1000,id=a,netdev=n", "--netdev",
+      "loopback,id=n", "--iommu", "off", "--on-iommu-fault", "stop"],
+     "with --iommu off nothing checks a DMA"),
+    (["--vm", "kernel=K,passthrough=a," + ",".join(["device=virtio-rng-pci"] * 24),
+      "--host-device", "e1000,id=a,netdev=n", "--netdev", "loopback,id=n"],
+     "at most 24 devices and passed-through devices"),
 ])
 def test_bad_passthrough_options_are_one_clear_error(vmm_programs, args, message):
     kernel = str(vmm_programs / "csr_loop.elf")
@@ -212,3 +228,14 @@ def test_the_attack_from_the_command_line_with_stats(vmm_programs):
     assert "fault read guest-page fault=1" in r.stderr
     assert "iommu_fault:pnic write guest-page fault 3" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_owner_hears_of_changes_of_the_line_only():
+    """A device reports its level at every update of its interrupt registers: the VM is
+    interrupted (and the ledger counts) once per rise."""
+    from popek.vmm.host import HostDevice
+    dev, heard = HostDevice("pnic", 1, None), []
+    dev.route = heard.append
+    for level in (True, True, 1, False, False, True):
+        dev.set_level(level)
+    assert heard == [True, False, True] and dev.interrupts == 2

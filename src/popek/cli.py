@@ -202,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--on-iommu-fault", choices=("report", "stop"), default=None,
                      help="when the IOMMU blocks a passed-through device's DMA: count and log "
                           "it (default), or also stop the VM that owns the device")
+    run.add_argument("--ioeventfd", choices=("on", "off"), default=None,
+                     help="--backend kvm: virtio-pci notifies handled inside KVM and served "
+                          "by a popek thread (default on, where KVM can), or each an exit "
+                          "to popek (off)")
     run.add_argument("--initrd", metavar="FILE",
                      help="initial ramdisk for Linux (placed as QEMU places it; see "
                           "`popek initramfs`)")
@@ -607,6 +611,12 @@ def check_run_options(args) -> None:
         if value is not None and not args.host_device:
             raise ConfigError(f"{option} is about the DMA of --host-device devices: there "
                               "are none")
+    if args.iommu == "off" and args.on_iommu_fault is not None:
+        raise ConfigError("--on-iommu-fault: with --iommu off nothing checks a DMA, so "
+                          "nothing faults")
+    if args.ioeventfd is not None and not kvm:
+        raise ConfigError("--ioeventfd is for --backend kvm (the simulated machine's VMM "
+                          "counts every notify as an exit)")
     check_bootargs(args.append, "--append", ascii_only=not kvm)
     if args.memory is not None and not kvm:          # kvm: kvm/commands.py
         from popek.riscv.board import MAX_RAM

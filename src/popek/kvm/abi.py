@@ -89,6 +89,17 @@ class IrqLevel(ctypes.Structure):
     _fields_ = [("irq", ctypes.c_uint32), ("level", ctypes.c_uint32)]
 
 
+class IoEventFd(ctypes.Structure):
+    """struct kvm_ioeventfd: a guest write to ``addr`` signals eventfd ``fd`` inside KVM
+    (``len`` 0: a write of any size; with DATAMATCH, only one of value ``datamatch``)."""
+    _fields_ = [("datamatch", ctypes.c_uint64), ("addr", ctypes.c_uint64),
+                ("len", ctypes.c_uint32), ("fd", ctypes.c_int32), ("flags", ctypes.c_uint32),
+                ("pad", ctypes.c_uint8 * 36)]
+
+
+IOEVENTFD_FLAG_DATAMATCH, IOEVENTFD_FLAG_PIO, IOEVENTFD_FLAG_DEASSIGN = 1, 2, 4
+
+
 class VcpuEvents(ctypes.Structure):
     """struct kvm_vcpu_events: pending exception, interrupt, NMI and SMI state."""
     _fields_ = [("exc_injected", ctypes.c_uint8), ("exc_nr", ctypes.c_uint8),
@@ -156,6 +167,7 @@ IRQ_LINE = _iow(0x61, IrqLevel)
 SET_TSS_ADDR = _io(0x47)
 SET_IDENTITY_MAP_ADDR = _iow(0x48, ctypes.c_uint64)
 CREATE_PIT2 = _iow(0x77, PitConfig)
+IOEVENTFD = _iow(0x79, IoEventFd)
 GET_VCPU_EVENTS = _ior(0x9F, VcpuEvents)
 SET_VCPU_EVENTS = _iow(0xA0, VcpuEvents)
 GET_MP_STATE = _ior(0x98, MpState)
@@ -177,4 +189,5 @@ IOCTL_NAMES = {v: k for k, v in dict(globals()).items()
 # Capabilities worth reporting (KVM_CAP_*).
 CAPS = {"irqchip": 0, "hlt": 1, "user_memory": 3, "set_tss_addr": 4, "ext_cpuid": 7,
         "nr_vcpus": 9, "nr_memslots": 10, "pit": 11, "sync_mmu": 16, "ioeventfd": 36,
-        "max_vcpus": 66, "pit2": 33, "xsave": 55, "immediate_exit": 136}
+        "max_vcpus": 66, "pit2": 33, "xsave": 55, "immediate_exit": 136,
+        "ioeventfd_any_length": 153}

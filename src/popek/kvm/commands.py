@@ -35,7 +35,8 @@ def cmd_run_kvm(args) -> int:
     try:
         m = X86Machine(args.kernel, memory=memory, console=console, initrd=args.initrd,
                        append=args.append, drives=args.drive, smp=args.smp,
-                       unpack=args.unpack, **devices_from_options(args))
+                       unpack=args.unpack, ioeventfd=args.ioeventfd != "off",
+                       **devices_from_options(args))
         console.on_quit = lambda: m.stop(0, "quit (Ctrl-A x)")
         code = m.run(max_exits=args.max_instructions, timeout=args.timeout)
     finally:
@@ -45,6 +46,9 @@ def cmd_run_kvm(args) -> int:
     if args.stats:
         print(f"\nboot: {m.boot.kind}, entry {m.boot.entry:#x}", file=sys.stderr)
         print(m.ledger.report("KVM exits"), file=sys.stderr)
+        if m.ioevents is not None:
+            print("  in KVM, no exit: " + ", ".join(
+                f"{k} {v:,}" for k, v in m.ioevents.stats().items()), file=sys.stderr)
         print(f"  wall {m.wall:.3f} s", file=sys.stderr)
     if m.failed and code:
         print(f"popek: the guest stopped: {m.exit_reason}", file=sys.stderr)

@@ -39,6 +39,7 @@ from popek.devices.virtio.console import VirtioConsole
 from popek.devices.virtio.pci import VirtioPci
 from popek.errors import ConfigError, ImageError
 from popek.kvm import abi, layout, linux, mptable, unemulated, x86
+from popek.kvm.ioeventfd import IoEventThread
 from popek.kvm.system import Kvm
 from popek.riscv.loader import read_file, load_image
 from popek.vmm.exits import Exit, Halt, MmioRead, MmioWrite, PortIo, Shutdown
@@ -108,7 +109,9 @@ class X86Machine:
     def __init__(self, kernel: str, memory: int = 64 * MiB, console=None, *,
                  initrd: str | None = None, append: str = "", drives=(),
                  irqchip: bool = True, smp: int = 1, unpack: str = "auto",
-                 devices=(), netdevs=()):
+                 devices=(), netdevs=(), ioeventfd: bool = True):
+        """``ioeventfd``: virtio-pci notifies handled in KVM and served by a thread of
+        popek's (kvm/ioeventfd.py), where KVM can (else each is an exit to popek)."""
         if memory < 4 * MiB or memory % MiB:
             raise ConfigError("KVM guests need a whole number of MiB, at least 4")
         if memory > layout.MMIO_BASE:
@@ -122,13 +125,13 @@ class X86Machine:
         self.kvm = Kvm()
         try:
             self._build(kernel, memory, console, initrd, append, drives, irqchip, smp, unpack,
-                        devices)
+                        devices, ioeventfd)
         except BaseException:
             self.close()                  # a bad image or option must not leak fds or RAM
             raise
 
     def _build(self, kernel, memory, console, initrd, append, drives, irqchip, smp, unpack,
-               devices):
+               devices, ioeventfd):
         self.vm = self.kvm.create_vm()
         self.irqchip = irqchip
         if irqchip:
@@ -150,7 +153,13 @@ class X86Machine:
         # unless a measurement wants to count HLT exits.
         self.resume_after_halt = False
         self.lock = threading.Lock()          # devices are shared with the input thread
+        self.virtio_pci = []                  # the virtio-pci functions (their notifies)
         self._build_devices(drives, devices)
+        self.ioevents = None
+        if ioeventfd and irqchip and self.kvm.check_extension(abi.CAPS["ioeventfd_any_length"]):
+            self.ioevents = IoEventThread(self.vm, self.lock)
+            for fn in self.virtio_pci:
+                self.ioevents.watch(fn)
         self.vcpus = [self.vm.create_vcpu(i) for i in range(smp)]
         self.vcpu = self.vcpus[0]                      # the bootstrap processor
         for i, vcpu in enumerate(self.vcpus):
@@ -256,6 +265,7 @@ class X86Machine:
             fn = VirtioPci(model, self.ram, irq, self._irq(irq))
             self._place_bars(fn)
             self.pci.add(slot or self.pci.free_slot(), fn)
+            self.virtio_pci.append(fn)
             t = fn.t                                # the transport under the function
         self.transports.append(t)
 
@@ -540,6 +550,8 @@ class X86Machine:
         try:
             for h in helpers:
                 h.start()
+            if self.ioevents is not None:
+                self.ioevents.start(self._done)
             if timer:
                 timer.start()
             self._vcpu_loop(0, budget)
@@ -550,6 +562,8 @@ class X86Machine:
             self._interrupt_all()
             for h in helpers:
                 h.join(timeout=5)
+            if self.ioevents is not None:
+                self.ioevents.stop()
             self._threads.clear()
             self.wall += time.perf_counter() - start
             signal.signal(KICK_SIGNAL, old)
@@ -557,6 +571,8 @@ class X86Machine:
 
     def close(self) -> None:
         """Release disks, vCPUs, the VM and KVM (whatever of them was made)."""
+        if getattr(self, "ioevents", None) is not None:
+            self.ioevents.close()
         for d in getattr(self, "disks", ()):
             d.close()
         self.network.close()

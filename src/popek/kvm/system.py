@@ -100,6 +100,12 @@ class KvmVm:
         """Drive an interrupt line of the in-kernel PIC/IOAPIC (GSI ``irq``)."""
         _ioctl(self.fd, abi.IRQ_LINE, abi.IrqLevel(irq, int(level)))
 
+    def ioeventfd(self, addr: int, fd: int, assign: bool = True) -> None:
+        """Have KVM signal eventfd ``fd`` at a guest write of any size to MMIO address
+        ``addr``, instead of an exit to popek (``assign`` False: stop)."""
+        flags = 0 if assign else abi.IOEVENTFD_FLAG_DEASSIGN
+        _ioctl(self.fd, abi.IOEVENTFD, abi.IoEventFd(addr=addr, len=0, fd=fd, flags=flags))
+
     def create_vcpu(self, index: int = 0) -> "KvmVcpu":
         return KvmVcpu(self, _ioctl(self.fd, abi.CREATE_VCPU, index))
 

@@ -83,9 +83,12 @@ CIP, FIP = 1, 2
 # Device context (base format: four doublewords).
 DC_SIZE = 32
 DDI_BITS = {1: 7, 2: 16, 3: 24}            # device-ID bits a DDT of 1, 2, 3 levels indexes
-TC_V, TC_DTF = 1, 1 << 4
-TC_VALID_BITS = 0x7FF                      # tc bits the spec defines (V ... SBE); SXL must be 0
-TC_NEEDS_CAPS = 0b1110_1110                # EN_ATS, EN_PRI, T2GPA, PRPR, GADE, SADE: no caps
+DDI_BITS_BY_MODE = {2: 7, 3: 16, 4: 24}    # the same by ddtp mode (1LVL, 2LVL, 3LVL)
+TC_V, TC_DTF, TC_PDTV, TC_DPE = 1, 1 << 4, 1 << 5, 1 << 9
+TC_NEEDS_CAPS = 0x1CE                      # EN_ATS, EN_PRI, T2GPA, PRPR, GADE, SADE: no caps
+# SBE must equal fctl.BE (0: no big-endian), SXL must be 0 (GXL 0, not writable); the
+# bits above SXL are reserved (or custom, which this IOMMU has none of).
+TC_MUST_BE_ZERO = TC_NEEDS_CAPS | 1 << 10 | ~0x7FF
 IOHGATP_BARE, IOHGATP_SV39X4, IOHGATP_SV48X4 = 0, 8, 9
 
 # Causes (fault record CAUSE) and transaction types (TTYP).
@@ -104,6 +107,11 @@ TTYP_READ, TTYP_WRITE = 2, 3               # untranslated read, untranslated wri
 # Commands.
 IOTINVAL, IOFENCE, IODIR = 1, 2, 3
 CMD_SIZE, FAULT_SIZE = 16, 32
+# Reserved bits of each command's first doubleword (set: the command is illegal).
+CMD_RESERVED = {IOTINVAL: 1 << 11 | 0x3FF << 34 | 0xF << 60,
+                IOFENCE: 0x3FFFF << 14,
+                IODIR: 3 << 10 | 1 << 32 | 0x3F << 34}
+IOTINVAL_DW1_RESERVED = 0x3FF | 3 << 62
 
 IOTLB_ENTRIES = 512                        # pages the IOTLB keeps (then least recent out)
 DC_CACHE_ENTRIES = 64                      # device contexts cached
@@ -142,9 +150,12 @@ class RiscvIommu:
         self.fqb = self.fqh = self.fqt = 0
         self.cqcsr = self.fqcsr = self.ipsr = 0
         self.icvec = 0
-        self.iotlb: OrderedDict = OrderedDict()     # (gscid, page) → (spa page, writable)
+        # (gscid, page) → (spa page, writable, its leaf's guest-physical base, the leaf's size)
+        self.iotlb: OrderedDict = OrderedDict()
         self.dc_cache: OrderedDict = OrderedDict()  # device id → (tc, iohgatp)
         self.walk_stats = mmu.WalkStats()
+        self.probe_walks = mmu.WalkStats()          # (a probe's walks: not the device's)
+        self._probing = False
         self.stats = {"translations": 0, "iotlb_hits": 0, "iotlb_misses": 0,
                       "iotlb_evictions": 0, "ddt_reads": 0, "faults": 0,
                       "fault_records": 0, "records_dropped": 0, "commands": 0,
@@ -247,8 +258,12 @@ class RiscvIommu:
         self._update_ipsr()
 
     def _update_ipsr(self) -> None:
+        """Pending bits set again while their condition holds (writing one to clear them
+        does not clear the condition)."""
         if self.cqcsr & CIE and self.cqcsr & (CQMF | CMD_TO | CMD_ILL | FENCE_W_IP):
             self.ipsr |= CIP
+        if self.fqcsr & FIE and self.fqcsr & (FQOF | FQMF):
+            self.ipsr |= FIP
         self.irq(bool(self.ipsr & (CIP | FIP)))
 
     # -- the command queue ------------------------------------------------------
@@ -278,10 +293,15 @@ class RiscvIommu:
             av, pscv, gv = dw0 >> 10 & 1, dw0 >> 32 & 1, dw0 >> 33 & 1
             if func3 == 1 and pscv:                        # GVMA with a PSCID: illegal
                 return self._illegal(dw0)
+            if dw0 & CMD_RESERVED[IOTINVAL] or dw1 & IOTINVAL_DW1_RESERVED:
+                return self._illegal(dw0)
             gscid, page = (dw0 >> 44) & 0xFFFF, ((dw1 >> 10) & ((1 << 52) - 1)) << 12
-            self._invalidate_iotlb(gscid if gv else None, page if av else None)
+            # (GVMA: without GV every second-stage entry goes, whatever AV says)
+            self._invalidate_iotlb(gscid if gv else None, page if av and gv else None)
             return True
         if opcode == IOFENCE and func3 == 0:
+            if dw0 & CMD_RESERVED[IOFENCE] or dw1 >> 62:
+                return self._illegal(dw0)
             if dw0 >> 11 & 1:                              # WSI=1: set fence_w_ip
                 self.cqcsr |= FENCE_W_IP
             if dw0 >> 10 & 1:                              # AV=1: write DATA at ADDR
@@ -293,7 +313,10 @@ class RiscvIommu:
             return True
         if opcode == IODIR and func3 in (0, 1):
             dv, did = dw0 >> 33 & 1, dw0 >> 40
-            if func3 == 1 and not dv:
+            mode = self.ddtp & 0xF
+            if dw0 & CMD_RESERVED[IODIR] or dw1 or (func3 == 1 and not dv) \
+                    or (func3 == 0 and (dw0 >> 12) & 0xFFFFF) \
+                    or (dv and mode in DDI_BITS_BY_MODE and did >> DDI_BITS_BY_MODE[mode]):
                 return self._illegal(dw0)
             if dv:
                 self.dc_cache.pop(did, None)
@@ -311,8 +334,9 @@ class RiscvIommu:
         if gscid is None and page is None:
             self.iotlb.clear()
             return
-        for key in [k for k in self.iotlb
-                    if (gscid is None or k[0] == gscid) and (page is None or k[1] == page)]:
+        for key in [k for k, (_, _, leaf, size) in self.iotlb.items()
+                    if (gscid is None or k[0] == gscid)
+                    and (page is None or leaf <= page < leaf + size)]:
             del self.iotlb[key]
 
     # -- the fault queue ----------------------------------------------------------
@@ -356,12 +380,20 @@ class RiscvIommu:
             raise DmaFault(b.cause, device_id, iova) from None
 
     def probe(self, device_id: int, iova: int, write: bool) -> bool:
-        """Whether the DMA would pass, recording nothing (a device checking a ring)."""
+        """Whether the DMA would pass (a device checking a ring before it uses it): no
+        DMA happens, so nothing is counted, charged, recorded or put in the IOTLB."""
+        self._probing = True
         try:
             self._translate(device_id, iova, write)
             return True
         except _Blocked:
             return False
+        finally:
+            self._probing = False
+
+    def _count(self, name: str, n: int = 1) -> None:
+        if not self._probing:
+            self.stats[name] += n
 
     def _translate(self, device_id: int, iova: int, write: bool) -> int:
         mode = self.ddtp & 0xF
@@ -377,28 +409,34 @@ class RiscvIommu:
         key = (gscid, iova & ~0xFFF)
         hit = self.iotlb.get(key)
         if hit is not None and (hit[1] or not write):
-            self.iotlb.move_to_end(key)
-            self.stats["iotlb_hits"] += 1
-            self.stats["modelled_cycles"] += self.hit_cost
+            if not self._probing:
+                self.iotlb.move_to_end(key)
+            self._count("iotlb_hits")
+            self._count("modelled_cycles", self.hit_cost)
             return hit[0] | (iova & 0xFFF)
-        self.stats["iotlb_misses"] += 1
-        refs = self.walk_stats.pte_reads
+        self._count("iotlb_misses")
+        stats = self.probe_walks if self._probing else self.walk_stats
+        refs = stats.pte_reads
         access = mmu.STORE if write else mmu.LOAD
         try:
             spa, pte = mmu.walk(self.ram, iohgatp & ~(0xFFFF << 44), iova, access, 0, False,
-                                False, self.walk_stats, update_ad=False, g_stage=True)
+                                False, stats, update_ad=False, g_stage=True)
         except Trap as t:
             raise _Blocked(t.cause, iova & ~3 if t.cause in (21, 23) else 0, dtf) from None
         finally:
-            self.stats["modelled_cycles"] += self.ref_cost * (self.walk_stats.pte_reads - refs)
+            self._count("modelled_cycles", self.ref_cost * (stats.pte_reads - refs))
         if not pte & mmu.PTE_A or (write and not pte & mmu.PTE_D):
             raise _Blocked(WRITE_GUEST_PAGE_FAULT if write else READ_GUEST_PAGE_FAULT,
                            iova & ~3, dtf)                       # (no A/D updates: GADE=0)
-        writable = bool(pte & mmu.PTE_W and pte & mmu.PTE_D)
-        self.iotlb[key] = (spa & ~0xFFF, writable)
-        if len(self.iotlb) > IOTLB_ENTRIES:
-            self.iotlb.popitem(last=False)
-            self.stats["iotlb_evictions"] += 1
+        if not self._probing:
+            # Cached a 4 KiB slice at a time, each knowing its leaf (a megapage's slices
+            # all go when the megapage is invalidated by address).
+            leaf = 1 << (12 + 9 * stats.leaf_level)
+            self.iotlb[key] = (spa & ~0xFFF, bool(pte & mmu.PTE_W and pte & mmu.PTE_D),
+                               iova & ~(leaf - 1), leaf)
+            if len(self.iotlb) > IOTLB_ENTRIES:
+                self.iotlb.popitem(last=False)
+                self.stats["iotlb_evictions"] += 1
         return spa
 
     def _device_context(self, device_id: int, mode: int) -> tuple[int, int]:
@@ -434,15 +472,15 @@ class RiscvIommu:
     def _well_formed(tc: int, iohgatp: int, ta: int, fsc: int) -> bool:
         """The misconfiguration checks that apply to what this IOMMU has."""
         mode = iohgatp >> 60
-        return not (tc & ~TC_VALID_BITS or tc & TC_NEEDS_CAPS or tc & (1 << 9)  # DPE
+        return not (tc & TC_MUST_BE_ZERO or (tc & TC_DPE and not tc & TC_PDTV)
                     or mode not in (IOHGATP_BARE, IOHGATP_SV39X4, IOHGATP_SV48X4)
                     or (mode != IOHGATP_BARE and iohgatp & 3)    # a 16 KiB aligned root
                     or ta & ~(0xFFFFF << 12)
                     or fsc >> 60 != 0)                   # no first stage here: Bare only
 
     def _load(self, addr: int, size: int, raw: bool = False):
-        self.stats["ddt_reads"] += 1
-        self.stats["modelled_cycles"] += self.ref_cost
+        self._count("ddt_reads")
+        self._count("modelled_cycles", self.ref_cost)
         try:
             return self.ram.read(addr, size) if raw else self.ram.read_int(addr, size)
         except GuestMemoryError:

@@ -48,6 +48,12 @@ class VirtPcie:
         bus.add(self.high_base, HIGH_MMIO_SIZE,
                 PciWindow(pci, self.high_base, HIGH_MMIO_SIZE), "pcie-mmio-high")
 
+    def decodes_memory(self, addr: int, size: int) -> bool:
+        """Whether CPU addresses ``addr..addr+size`` are all in one PCI memory window."""
+        return any(base <= addr and addr + size <= base + length
+                   for base, length in ((MMIO_BASE, MMIO_SIZE),
+                                        (self.high_base, HIGH_MMIO_SIZE)))
+
     def plug(self, make_function, slot: int | None = None) -> PciFunction:
         """Plug in the function ``make_function(irq)`` builds (``irq(level)`` drives its
         INTA#), at ``slot`` or the first free one, as QEMU places ``-device``s."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 
 from popek.devices.e1000 import E1000
+from popek.devices.options import MAX_DEVICES
 from popek.devices.pci import (CMD_MASTER, CMD_MEMORY, HOST_BRIDGE_CLASS, PciBus, PciEcam,
                                PciFunction, PciWindow)
 from popek.errors import ConfigError
@@ -38,11 +39,21 @@ HOST_DEVICES = ("e1000",)
 FAULT_STOP_CODE = 1                  # the exit code of a VM stopped for a blocked DMA
 
 
-def check_passthrough(configs, specs) -> None:
-    """Before anything is built: every passthrough= names a --host-device, once."""
+def check_passthrough(configs, specs, network) -> None:
+    """Before anything is built: every --host-device's netdev exists, every passthrough=
+    names a --host-device, once, and a VM's PCIe has the slots for what it is given."""
+    for spec in specs:
+        if spec.options["netdev"] not in network.specs:
+            raise ConfigError(f"--host-device {spec.driver},id={spec.options['id']}: "
+                              f"netdev={spec.options['netdev'][:40]}: no --netdev has that id")
+    if len(specs) > MAX_DEVICES:
+        raise ConfigError(f"at most {MAX_DEVICES} --host-device (the host's PCI slots)")
     ids = [s.options["id"] for s in specs]
     owner: dict[str, str] = {}
     for c in configs:
+        if len(c.devices) + len(c.passthrough) > MAX_DEVICES:
+            raise ConfigError(f"{c.name}: at most {MAX_DEVICES} devices and passed-through "
+                              "devices in all (its PCI slots)")
         for ident in c.passthrough:
             if ident not in ids:
                 known = f" (there are: {', '.join(ids)})" if ids else " (there is none)"
@@ -63,8 +74,15 @@ class HostDevice:
         self.owner = None
         self.route = None                      # level → the owner's virtual INTx
         self.interrupts = 0
+        self.level = False
 
     def set_level(self, level: bool) -> None:
+        """The device's INTx line; the owner hears of changes only (a device reports
+        its level at every update of its interrupt registers)."""
+        level = bool(level)
+        if level == self.level:
+            return
+        self.level = level
         if self.route is not None:
             self.interrupts += level
             self.route(level)
@@ -142,6 +160,14 @@ class HostHardware:
             if self.on_fault == "stop" and vm.exit_code is None:
                 vm.shutdown(FAULT_STOP_CODE, f"stopped: the IOMMU blocked a DMA of {dev.id} "
                                              f"({rec.what} at {rec.iotval:#x})")
+                self._disown(dev)
+
+    def _disown(self, dev: HostDevice) -> None:
+        """A stopped VM's device: its DMA blocked from now on (its context invalid), its
+        interrupts going nowhere."""
+        dev.route = None
+        if self.driver is not None:
+            self.driver.detach(dev.device_id, self.gscids[dev.owner.name])
 
     def stats(self) -> dict:
         out = {}

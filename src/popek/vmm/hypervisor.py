@@ -103,9 +103,9 @@ class Hypervisor(MachineTime):
             raise ConfigError("no virtual machine to run")
         for c in vm_configs:
             c.check()
-        check_passthrough(vm_configs, host_devices)
         # One network for the run: the VMs' NICs meet on its switches.
         self.network = Network([n for c in vm_configs for n in c.netdevs] + list(netdevs))
+        check_passthrough(vm_configs, host_devices, self.network)
         self.network.check_all([c.devices for c in vm_configs] + [list(host_devices)])
         self.console = console
         self.max_instructions = max_instructions
@@ -120,7 +120,7 @@ class Hypervisor(MachineTime):
         region = None
         if host_devices:
             region = (HOST_RAM_BASE + total,
-                      region_pages(sum(bool(c.passthrough) for c in vm_configs)))
+                      region_pages([c.memory for c in vm_configs if c.passthrough]))
             total += region[1] * 4096
         self.ram = GuestMemory(HOST_RAM_BASE, total)
         self.bus = Bus()                          # the host's devices (vmm/host.py), if any

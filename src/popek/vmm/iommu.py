@@ -31,15 +31,22 @@ from popek.riscv import iommu as hw
 from popek.vmm.memory.gstage import HGATP_SV39X4, LEAF_RW, MEGA, ROOT_PAGES, map_page
 
 PAGE = 4096
+GiB = 1 << 30
 FIXED_PAGES = 6                     # DDT root and two leaves, the queues, the fence word
-PAGES_PER_VM = 16                   # a root (16 KiB, aligned), tables, alignment slack
 CQ_LOG2, FQ_LOG2 = 8, 7             # a page each
 FENCE_DONE = 0x600D
 
 
-def region_pages(vms: int) -> int:
-    """Host pages the driver needs for ``vms`` VMs with assigned devices."""
-    return FIXED_PAGES + PAGES_PER_VM * vms
+def tables_pages(memory: int) -> int:
+    """Pages of one VM's second-stage tables: a 16 KiB root (and up to 3 pages to align
+    it), a table per GiB of RAM (each of its 2 MiB a megapage), and one more for the
+    4 KiB pages of a size that is not a whole number of megapages."""
+    return ROOT_PAGES + 3 + -(-memory // GiB) + 1
+
+
+def region_pages(memories) -> int:
+    """Host pages the driver needs for VMs of ``memories`` bytes with assigned devices."""
+    return FIXED_PAGES + sum(tables_pages(m) for m in memories)
 
 
 @dataclass(frozen=True)

@@ -33,28 +33,38 @@ class PassthroughFunction(PciFunction):
     """The VM's view of a physical function: its header, virtual BARs forwarding to
     the device's registers, and a virtual command register."""
 
-    def __init__(self, physical: PciFunction, irq, on_remap):
+    def __init__(self, physical: PciFunction, irq, on_remap, decodes):
+        """``on_remap()``: the guest moved or disabled a memory BAR; ``decodes(addr,
+        size)``: whether the VM's host bridge passes that range to its PCI memory."""
         super().__init__(0, 0, 0)
         self.config[:] = physical.config
         self.physical = physical
         self.irq = irq
         self.on_remap = on_remap
+        self.decodes = decodes
         self.bars = [Bar(b.size, b.read, b.write, io=b.io, name=b.name) if b else None
                      for b in physical.bars]
 
+    def _decoded(self) -> tuple:
+        return tuple(b.addr for b in self.bars if b is not None and not b.io) \
+            if self.command & CMD_MEMORY else ()
+
     def config_write(self, off: int, size: int, value: int) -> None:
+        before = self._decoded()
         super().config_write(off, size, value)
-        if off == COMMAND or BAR0 <= off < BAR0 + 4 * NUM_BARS:
-            self.on_remap()
+        if (off == COMMAND or BAR0 <= off < BAR0 + 4 * NUM_BARS) and self._decoded() != before:
+            self.on_remap()                # (a write that changes nothing maps nothing anew)
 
     def host_address(self, gpa: int) -> int | None:
         """The host-physical address of guest-physical ``gpa`` if it is in one of this
-        function's memory BARs, enabled and at least a page long."""
+        function's memory BARs: enabled, at least a page long, and where the VM's host
+        bridge decodes PCI memory (a BAR placed elsewhere answers nothing, as on QEMU)."""
         if not self.command & CMD_MEMORY:
             return None
         for virt, phys in zip(self.bars, self.physical.bars):
             if virt is not None and not virt.io and virt.size >= PAGE \
-                    and virt.addr <= gpa < virt.addr + virt.size:
+                    and virt.addr <= gpa < virt.addr + virt.size \
+                    and self.decodes(virt.addr, virt.size):
                 return phys.addr + (gpa - virt.addr)
         return None
 
@@ -69,8 +79,9 @@ class PassthroughIo(EmulatedIo):
         host = vm.vmm.host
         for ident in vm.cfg.passthrough:
             dev = host.assign(ident, vm)
-            fn = vm.platform.pcie.plug(
-                lambda irq, dev=dev: PassthroughFunction(dev.fn, irq, self._remapped))
+            pcie = vm.platform.pcie
+            fn = pcie.plug(lambda irq, dev=dev: PassthroughFunction(dev.fn, irq, self._remapped,
+                                                                   pcie.decodes_memory))
             dev.route = self._router(fn, ident)
             self.functions.append(fn)
 
