@@ -528,3 +528,33 @@ def test_ioeventfd_is_an_option_of_the_kvm_backend():
     r = popek("run", "--kernel", "k.elf", "--bios", "none", "--ioeventfd", "off")
     assert r.returncode == 1 and "--ioeventfd is for --backend kvm" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@needs_kvm
+def test_irqfd_wakes_a_guest_sleeping_in_hlt(x86_guests, tmp_path):
+    """blk.elf's benchmark mode with interrupts: after each notify it sleeps in hlt until
+    its disk's INTx arrives (IOAPIC, level).  With --ioeventfd on the completion is
+    raised by KVM from popek's irqfd, lowered at the guest's EOI: every request wakes
+    it, and no notify exits."""
+    from popek.console import ScriptedConsole
+    from popek.kvm import layout
+    from popek.kvm.machine import X86Machine
+    from popek.riscv.board import DriveSpec
+    d = tmp_path / "disk.img"
+    d.write_bytes(b"irq\n" + bytes(64 * 1024 - 4))
+    con = ScriptedConsole()
+    m = X86Machine(str(x86_guests / "blk.elf"), memory=16 << 20, console=con,
+                   drives=[DriveSpec(str(d))])
+    try:
+        m.ram.write_int(layout.PROBE_PARAMS, 8, 20)           # 20 timed reads
+        m.ram.write_int(layout.PROBE_PARAMS + 8, 8, 1)        # each waited for in hlt
+        assert m.run(timeout=60) == 0, con.text()
+        stats = m.ioevents.stats()
+    finally:
+        m.close()
+    got = re.search(r"reads 0000000000000014 tsc [0-9a-f]{16} interrupts ([0-9a-f]{16})",
+                    con.text())
+    assert got and int(got.group(1), 16) >= 20, con.text()
+    assert stats["irqfd_injections"] >= 20 and stats["ioeventfd_notifies"] == 23
+    assert m.ledger.details.get(("mmio_write", "0xe0003000"), 0) == 0
+    assert m.ledger.details[("mmio_read", "0xe0001000")] >= 20      # the ISR: still an exit

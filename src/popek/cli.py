@@ -204,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "it (default), or also stop the VM that owns the device")
     run.add_argument("--ioeventfd", choices=("on", "off"), default=None,
                      help="--backend kvm: virtio-pci notifies handled inside KVM and served "
-                          "by a popek thread (default on, where KVM can), or each an exit "
-                          "to popek (off)")
+                          "by a popek thread, interrupts raised through irqfds (default on, "
+                          "where KVM can), or each notify an exit to popek (off)")
     run.add_argument("--initrd", metavar="FILE",
                      help="initial ramdisk for Linux (placed as QEMU places it; see "
                           "`popek initramfs`)")

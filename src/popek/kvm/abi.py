@@ -100,6 +100,17 @@ class IoEventFd(ctypes.Structure):
 IOEVENTFD_FLAG_DATAMATCH, IOEVENTFD_FLAG_PIO, IOEVENTFD_FLAG_DEASSIGN = 1, 2, 4
 
 
+class IrqFd(ctypes.Structure):
+    """struct kvm_irqfd: a write to eventfd ``fd`` raises GSI ``gsi`` inside KVM; with
+    RESAMPLE the line is a level one, lowered at the guest's EOI, which then signals
+    ``resamplefd`` (so the VMM can raise it again if the device still wants it)."""
+    _fields_ = [("fd", ctypes.c_uint32), ("gsi", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("resamplefd", ctypes.c_uint32), ("pad", ctypes.c_uint8 * 16)]
+
+
+IRQFD_FLAG_DEASSIGN, IRQFD_FLAG_RESAMPLE = 1, 2
+
+
 class VcpuEvents(ctypes.Structure):
     """struct kvm_vcpu_events: pending exception, interrupt, NMI and SMI state."""
     _fields_ = [("exc_injected", ctypes.c_uint8), ("exc_nr", ctypes.c_uint8),
@@ -168,6 +179,7 @@ SET_TSS_ADDR = _io(0x47)
 SET_IDENTITY_MAP_ADDR = _iow(0x48, ctypes.c_uint64)
 CREATE_PIT2 = _iow(0x77, PitConfig)
 IOEVENTFD = _iow(0x79, IoEventFd)
+IRQFD = _iow(0x76, IrqFd)
 GET_VCPU_EVENTS = _ior(0x9F, VcpuEvents)
 SET_VCPU_EVENTS = _iow(0xA0, VcpuEvents)
 GET_MP_STATE = _ior(0x98, MpState)
@@ -190,4 +202,4 @@ IOCTL_NAMES = {v: k for k, v in dict(globals()).items()
 CAPS = {"irqchip": 0, "hlt": 1, "user_memory": 3, "set_tss_addr": 4, "ext_cpuid": 7,
         "nr_vcpus": 9, "nr_memslots": 10, "pit": 11, "sync_mmu": 16, "ioeventfd": 36,
         "max_vcpus": 66, "pit2": 33, "xsave": 55, "immediate_exit": 136,
-        "ioeventfd_any_length": 153}
+        "ioeventfd_any_length": 153, "irqfd": 32, "irqfd_resample": 82}

@@ -11,8 +11,11 @@ gives each queue its own address: notify BAR + 4 × queue index), so the eventfd
 says which queue.  A function whose BAR moves or stops decoding is re-registered at its
 new address (or not at all), so KVM never catches writes to where the device is not.
 
-Interrupts go from this thread to KVM's irqchip with an ioctl (the device's line, as
-from the vCPU threads), not through the vCPU thread either.
+Completions go back the same way (irqfd): each function's INTx line is an eventfd
+that KVM turns into its GSI (``KVM_IRQFD`` with resampling: a level line, which KVM
+lowers at the guest's EOI and then signals a second eventfd, so the thread raises it
+again if the device still holds it, the way INTx works through QEMU's irqfd).  So
+neither a notify nor its interrupt takes a vCPU out of KVM.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import os
 import select
 import threading
 
-from popek.devices.pci import CMD_MEMORY
+from popek.devices.pci import CMD_MEMORY, INTERRUPT_LINE
 from popek.devices.virtio.pci import NOTIFY_AT, NOTIFY_MULTIPLIER
 
 log = logging.getLogger(__name__)
@@ -35,9 +38,10 @@ class IoEventThread:
     def __init__(self, vm, lock):
         self.vm, self.lock = vm, lock
         self.queues: dict[int, tuple] = {}          # eventfd → (transport, queue index)
+        self.resamples: dict[int, tuple] = {}       # resamplefd → (transport, irqfd, gsi)
         self.assigned: dict[int, int] = {}          # eventfd → address it is assigned at
         self.functions = []
-        self.notifies = 0
+        self.notifies = self.injections = self.resampled = 0
         self.rewires = 0
         self._wake_r, self._wake_w = os.pipe()
         self._thread = None
@@ -56,6 +60,23 @@ class IoEventThread:
             self._wire(fn, fds)
         fn.on_decode_change = changed
         self._wire(fn, fds)
+        self._interrupts(fn)
+
+    def _interrupts(self, fn) -> None:
+        """The function's INTx line through an irqfd: a rise is a write to it (KVM raises
+        the GSI); a fall is nothing (KVM lowers it at the guest's EOI and says so)."""
+        gsi = fn.config[INTERRUPT_LINE]
+        irq_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        resample_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.vm.irqfd(irq_fd, gsi, resample_fd)
+        self.resamples[resample_fd] = (fn.t, irq_fd, gsi)
+        t = fn.t
+
+        def set_level(level: bool) -> None:
+            if level:
+                self.injections += 1
+                os.eventfd_write(irq_fd, 1)
+        t.irq = set_level
 
     def _wire(self, fn, fds) -> None:
         """Each queue's eventfd at its notify address while the BAR decodes, else none
@@ -79,7 +100,7 @@ class IoEventThread:
         self._thread.start()
 
     def _loop(self, done: threading.Event) -> None:
-        fds = [*self.queues, self._wake_r]
+        fds = [*self.queues, *self.resamples, self._wake_r]
         while not done.is_set():
             ready, _, _ = select.select(fds, [], [], 0.1)
             for fd in ready:
@@ -89,6 +110,13 @@ class IoEventThread:
                 try:
                     os.eventfd_read(fd)
                 except BlockingIOError:
+                    continue
+                if fd in self.resamples:                # the guest's EOI lowered the line
+                    transport, irq_fd, _ = self.resamples[fd]
+                    with self.lock:
+                        if transport.interrupt_status:  # still wanted: raise it again
+                            self.resampled += 1
+                            os.eventfd_write(irq_fd, 1)
                     continue
                 transport, index = self.queues[fd]
                 with self.lock:
@@ -110,6 +138,14 @@ class IoEventThread:
                 self.vm.ioeventfd(addr, fd, assign=False)
             except OSError:
                 pass                                # (the VM may be gone already)
+        for resample_fd, (_, irq_fd, gsi) in list(self.resamples.items()):
+            try:
+                self.vm.irqfd(irq_fd, gsi, 0, assign=False)
+            except OSError:
+                pass
+            os.close(irq_fd)
+            os.close(resample_fd)
+        self.resamples.clear()
         for fd in self.queues:
             os.close(fd)
         os.close(self._wake_r)
@@ -118,5 +154,6 @@ class IoEventThread:
         self.assigned.clear()
 
     def stats(self) -> dict:
-        return {"ioeventfd_notifies": self.notifies,
+        return {"ioeventfd_notifies": self.notifies, "irqfd_injections": self.injections,
+                "irqfd_raised_again": self.resampled,
                 "ioeventfd_queues": sum(len(fds) for _, fds in self.functions)}

@@ -156,7 +156,8 @@ class X86Machine:
         self.virtio_pci = []                  # the virtio-pci functions (their notifies)
         self._build_devices(drives, devices)
         self.ioevents = None
-        if ioeventfd and irqchip and self.kvm.check_extension(abi.CAPS["ioeventfd_any_length"]):
+        if ioeventfd and irqchip and all(self.kvm.check_extension(abi.CAPS[c]) for c in
+                                         ("ioeventfd_any_length", "irqfd_resample")):
             self.ioevents = IoEventThread(self.vm, self.lock)
             for fn in self.virtio_pci:
                 self.ioevents.watch(fn)

@@ -106,6 +106,13 @@ class KvmVm:
         flags = 0 if assign else abi.IOEVENTFD_FLAG_DEASSIGN
         _ioctl(self.fd, abi.IOEVENTFD, abi.IoEventFd(addr=addr, len=0, fd=fd, flags=flags))
 
+    def irqfd(self, fd: int, gsi: int, resamplefd: int, assign: bool = True) -> None:
+        """Have a write to eventfd ``fd`` raise GSI ``gsi`` inside KVM, as a level line
+        lowered at the guest's EOI, which KVM tells through ``resamplefd``."""
+        flags = abi.IRQFD_FLAG_RESAMPLE if assign else abi.IRQFD_FLAG_DEASSIGN
+        _ioctl(self.fd, abi.IRQFD, abi.IrqFd(fd=fd, gsi=gsi, flags=flags,
+                                             resamplefd=resamplefd if assign else 0))
+
     def create_vcpu(self, index: int = 0) -> "KvmVcpu":
         return KvmVcpu(self, _ioctl(self.fd, abi.CREATE_VCPU, index))
 
