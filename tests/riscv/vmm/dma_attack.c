@@ -6,6 +6,7 @@
  *   b  receive a frame into B (another VM's RAM)
  *   c  receive a frame into C (host RAM outside every VM: the IOMMU's own tables)
  *   d  transmit a frame read from D (another VM's RAM: a leak), received back here
+ *   e  its BAR moved a thousand times, over RAM, the PLIC and 0, decoding toggled
  *
  * and prints, for each, whether the DMA happened: "a:written", "d:read <8 bytes hex>",
  * or "a:blocked".  Without an IOMMU a DMA address is host-physical and every attack
@@ -109,6 +110,17 @@ int main(long hart, const u8 *fdt) {
     } else {
         say("d:blocked\n");
     }
+    /* e: its configuration space abused: the BAR moved a thousand times, over its own
+     * RAM, over the PLIC, to 0, decoding toggled; then a read through the BAR where it
+     * was left (inside the window: the device's STATUS register, without an exit) */
+    static const u32 places[] = {0x80000000u, 0x0c000000u, 0, 0x40000000u, 0x7ffe0000u};
+    for (u32 i = 0; i < 1000; i++) {
+        ECAM(1, 0x10) = places[i % 5];
+        ECAM(1, 0x04) = i & 1 ? 0x6 : 0;
+    }
+    ECAM(1, 0x10) = E1000;
+    ECAM(1, 0x04) = 0x6;
+    say(R(0x0008) & 2 ? "e:survived, link up\n" : "e:survived, link down\n");
     say("dma_attack: done\n");
     return 0;
 }
