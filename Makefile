@@ -28,6 +28,7 @@ bench: setup
 	$(PY) bench/bench_io.py
 	$(PY) bench/bench_passthrough.py
 	$(PY) bench/bench_kvm_io.py
+	$(PY) bench/bench_io_path.py
 
 # Debian's kernel on the KVM backend, through its PVH entry, with a busybox initramfs.
 LINUX_APPEND ?= console=ttyS0 earlyprintk=serial,ttyS0,115200

@@ -61,6 +61,14 @@ DEFAULTS = {
     # VT-d and AMD-Vi).
     "IOTLB_HIT": 5,
     "IOMMU_WALK_REF": 100,
+    # A Type 2 hypervisor's device model is a host process (bench/bench_io_path.py): a
+    # host system call round trip, entry to return, on Linux with the Meltdown/Spectre
+    # mitigations of today's distributions (page-table switch, buffer clearing) is
+    # ~0.3-0.7 µs, ~1,500 cycles at 3 GHz (without them ~100 ns: the mode switch of
+    # FlexSC, Soares and Stumm, OSDI 2010, plus the kernel's entry work); copying the
+    # data between the page cache and the process, ~0.1 µs per KiB from cache.
+    "HOST_SYSCALL": 1500,
+    "HOST_IO_COPY": 300,
 }
 PROFILE_FORMAT = "popek-cost-profile/1"
 DEFAULT_SOURCE = "built-in defaults (costmodel.py)"
