@@ -26,7 +26,8 @@ def _host_nic(netdev: str = "switch") -> dict:
             "netdevs": [NetdevSpec(netdev, "p0")]}
 
 
-@pytest.mark.parametrize("cpu, paging", [("trap-emulate", "shadow"), ("hw", "nested")])
+@pytest.mark.parametrize("cpu, paging", [("trap-emulate", "shadow"), ("bt", "shadow"),
+                                        ("hw", "nested")])
 def test_our_os_drives_a_passed_through_e1000(guest_build, cpu, paging):
     """netbench on an emulated e1000 against netecho on a passed-through one: the
     echo VM's driver touches its NIC's registers without a single exit (the device's
