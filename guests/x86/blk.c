@@ -184,10 +184,14 @@ static int request(struct transport *t, struct queue *q, uint32_t type, uint64_t
     q->a.ring[q->a.idx % QSIZE] = 0;
     __asm__ volatile("" ::: "memory");
     q->a.idx++;
-    t->kick(t);
-    if (wait_for_interrupt) {                          /* sleep until the completion's */
+    if (wait_for_interrupt) {
+        /* Sleep until this request's interrupt, always (a completion that beat us here
+         * has its interrupt pending: sti lets it in, and hlt returns at once). */
         __asm__ volatile("cli");
-        while (*(volatile uint16_t *)&q->u.idx == seen) __asm__ volatile("sti; hlt; cli");
+        t->kick(t);
+        do __asm__ volatile("sti; hlt; cli"); while (*(volatile uint16_t *)&q->u.idx == seen);
+    } else {
+        t->kick(t);
     }
     while (*(volatile uint16_t *)&q->u.idx == seen) ;
     return q->status;

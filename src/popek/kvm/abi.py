@@ -202,4 +202,4 @@ IOCTL_NAMES = {v: k for k, v in dict(globals()).items()
 CAPS = {"irqchip": 0, "hlt": 1, "user_memory": 3, "set_tss_addr": 4, "ext_cpuid": 7,
         "nr_vcpus": 9, "nr_memslots": 10, "pit": 11, "sync_mmu": 16, "ioeventfd": 36,
         "max_vcpus": 66, "pit2": 33, "xsave": 55, "immediate_exit": 136,
-        "ioeventfd_any_length": 153, "irqfd": 32, "irqfd_resample": 82}
+        "ioeventfd_any_length": 122, "irqfd": 32, "irqfd_resample": 82}

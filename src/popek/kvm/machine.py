@@ -158,7 +158,8 @@ class X86Machine:
         self.ioevents = None
         if ioeventfd and irqchip and all(self.kvm.check_extension(abi.CAPS[c]) for c in
                                          ("ioeventfd_any_length", "irqfd_resample")):
-            self.ioevents = IoEventThread(self.vm, self.lock)
+            self.ioevents = IoEventThread(self.vm, self.lock,
+                                          lambda why: self.stop(1, why, failed=True))
             for fn in self.virtio_pci:
                 self.ioevents.watch(fn)
         self.vcpus = [self.vm.create_vcpu(i) for i in range(smp)]
