@@ -237,7 +237,7 @@ def test_linux_runs_in_vs_mode_under_hardware_assist(tmp_path):
     from popek.vmm.vm import VmConfig
     k = L.kernel()
     data, _ = initramfs.build(k.modules, busybox=k.busybox, arch="riscv64",
-                              modules=["virtio_mmio", "virtio_blk", "e1000"])
+                              modules=["virtio_mmio", "virtio_blk", "e1000", "nvme"])
     initrd = tmp_path / "lean.cpio"
     write_atomically(str(initrd), data)
     disk = tmp_path / "raw.img"
@@ -250,14 +250,19 @@ def test_linux_runs_in_vs_mode_under_hardware_assist(tmp_path):
                     append="netecho", memory=32 << 20, cpu="hw", paging="nested",
                     netdevs=[parse_netdev("switch,id=p1")],
                     devices=[parse_device("virtio-net-pci,netdev=p1")])
-    host = {"host_devices": [parse_host_device("e1000,id=pnic,netdev=p0")],
+    nvme = tmp_path / "nvme.img"
+    nvme.write_bytes(bytes(4 << 20))
+    host = {"host_devices": [parse_host_device("e1000,id=pnic,netdev=p0"),
+                             parse_host_device(f"nvme,id=pdisk,drive={nvme}")],
             "netdevs": [parse_netdev("switch,id=p0")]}
     s = L.run_vmm(initrd, disk, [
         "cat /proc/cpuinfo", "echo popek-vs-mode > /dev/vda && sync && echo RAW-SYNCED",
+        "echo popek-nvme-passthrough > /dev/nvme0n1 && sync && echo NVME-$((3*7))",
         FIND_NICS + "; ip link set $E up; ip addr add 10.0.0.1/24 dev $E; sleep 2; "
         "ping -c 3 10.0.0.2; echo NET-$((3*7))"],
         watches=watch, cpu="hw", append=L.APPEND + " cryptomgr.notests",
-        passthrough=["pnic"], host=host, peers=[peer], peers_done=r"\[vm0\] NET-21\r?\n")
+        passthrough=["pnic", "pdisk"], host=host, peers=[peer],
+        peers_done=r"\[vm0\] NET-21\r?\n")
     out = s.output
     assert s.exit_code == 0, out[-3000:]
     assert "NIC eth0 e1000" in out and "64 bytes from 10.0.0.2" in out
@@ -274,6 +279,10 @@ def test_linux_runs_in_vs_mode_under_hardware_assist(tmp_path):
     assert linux.ledger.counts["passthrough_map"] < 64
     iommu = s.stats["iommu"]
     assert iommu["translations"] > 10 and iommu["faults"] == 0
+    # Its NVMe disk too, with Linux's own nvme driver: the bytes are on the host file.
+    assert "NVME-21" in out and "nvme0n1" in out
+    assert nvme.read_bytes()[:23] == b"popek-nvme-passthrough\n"
+    assert s.stats["host pdisk"]["writes"] >= 1
     assert "isa\t\t: rv64imafdc_" in out                  # the guest's hart has no H
     assert seen["after_sync"] == b"popek-vs-mode\n" + bytes(2)
     assert "reboot: Power down" in out

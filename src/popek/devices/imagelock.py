@@ -20,6 +20,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import logging
+import os
+import stat
 import struct
 import sys
 
@@ -84,3 +86,32 @@ class ImageLock:
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
         except OSError as e:                   # the close that follows releases it anyway
             log.debug("%s: unlocking: %s", self.path, e)
+
+
+class LockedImage:
+    """A disk image opened for a device (virtio-blk, NVMe): a regular file (a FIFO would
+    block the open), read-write unless ``readonly``, and locked as above before any
+    guest sees it.  A failure is one line for the user; :meth:`close` unlocks and
+    closes (a second close does nothing)."""
+
+    def __init__(self, path: str, readonly: bool):
+        self.path = path
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise ImageError(f"{path}: not a regular file (a disk image is a file)")
+            self.fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
+        except OSError as e:
+            raise ImageError(f"{path}: cannot open disk image: {e.strerror}") from None
+        try:
+            self.lock = ImageLock(self.fd, path, write=not readonly)
+        except BaseException:
+            os.close(self.fd)
+            self.fd = None
+            raise
+        self.size = os.fstat(self.fd).st_size
+
+    def close(self) -> None:
+        if self.fd is not None:
+            self.lock.release()
+            os.close(self.fd)
+            self.fd = None

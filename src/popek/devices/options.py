@@ -18,6 +18,7 @@ one run.
     --nic TYPE[,model=MODEL][,mac=MAC][,ifname=NAME]        both at once (QEMU's -nic)
     --host-device e1000,id=ID,netdev=NET[,mac=MAC]          a physical NIC of the host
                                             below --vmm, for a VM's passthrough=ID
+    --host-device nvme,id=ID,drive=FILE     a physical NVMe disk of the host
 
 Without mac=, NICs get QEMU's 52:54:00:12:34:56, the next one ...:57, and so on
 through the run, so two VMs on one switch never share an address.
@@ -147,21 +148,23 @@ def parse_device(text: str) -> DeviceSpec:
     return DeviceSpec(driver, opts)
 
 
-HOST_DEVICE_DRIVERS = ("e1000",)
+HOST_DEVICE_DRIVERS = ("e1000", "nvme")
 
 
 def parse_host_device(text: str) -> DeviceSpec:
-    """``--host-device DRIVER,id=ID,netdev=NET[,mac=MAC]``: a physical device of the
-    simulated host below the VMM (vmm/host.py), which a VM can be given with
-    ``--vm ...,passthrough=ID``."""
+    """``--host-device e1000,id=ID,netdev=NET[,mac=MAC]`` or ``nvme,id=ID,drive=FILE``:
+    a physical device of the simulated host below the VMM (vmm/host.py), which a VM can
+    be given with ``--vm ...,passthrough=ID``."""
     driver, opts = _options(text, "--host-device")
     if driver not in HOST_DEVICE_DRIVERS:
         raise ConfigError(f"--host-device {driver[:40]!r}: the host has "
                           f"{', '.join(HOST_DEVICE_DRIVERS)}")
-    _check("--host-device", driver, opts, {"id", "netdev", "mac"})
-    for need, why in (("id", "which passthrough= names"), ("netdev", "a --netdev's id")):
+    backing = ("netdev", "a --netdev's id") if driver == "e1000" else ("drive", "its disk image")
+    _check("--host-device", driver, opts,
+           {"id", "netdev", "mac"} if driver == "e1000" else {"id", "drive"})
+    for need, why in (("id", "which passthrough= names"), backing):
         if need not in opts:
-            raise ConfigError(f"--host-device {driver} needs {need}=ID ({why})")
+            raise ConfigError(f"--host-device {driver} needs {need}=... ({why})")
     _check_id(f"--host-device {driver}", opts["id"])
     if "mac" in opts:
         opts["mac"] = net.parse_mac(opts["mac"])

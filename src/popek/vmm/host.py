@@ -1,5 +1,6 @@
 """The simulated host's own hardware, below the VMM: physical PCI devices that do DMA
-(``--host-device``), and the IOMMU between them and host memory (``--iommu``).
+(``--host-device``: an e1000 NIC, an NVMe disk), and the IOMMU between them and host
+memory (``--iommu``).
 
 Addresses (host-physical; QEMU's virt board has its IOMMU and PCIe at these too):
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 
 from popek.devices.e1000 import E1000
+from popek.devices.nvme import Nvme
 from popek.devices.options import MAX_DEVICES
 from popek.devices.pci import (CMD_MASTER, CMD_MEMORY, HOST_BRIDGE_CLASS, PciBus, PciEcam,
                                PciFunction, PciWindow)
@@ -35,7 +37,6 @@ from popek.vmm.iommu import IommuDriver
 log = logging.getLogger(__name__)
 
 IOMMU_BASE = 0x0301_0000
-HOST_DEVICES = ("e1000",)
 FAULT_STOP_CODE = 1                  # the exit code of a VM stopped for a blocked DMA
 
 
@@ -43,7 +44,7 @@ def check_passthrough(configs, specs, network) -> None:
     """Before anything is built: every --host-device's netdev exists, every passthrough=
     names a --host-device, once, and a VM's PCIe has the slots for what it is given."""
     for spec in specs:
-        if spec.options["netdev"] not in network.specs:
+        if "netdev" in spec.options and spec.options["netdev"] not in network.specs:
             raise ConfigError(f"--host-device {spec.driver},id={spec.options['id']}: "
                               f"netdev={spec.options['netdev'][:40]}: no --netdev has that id")
     if len(specs) > MAX_DEVICES:
@@ -111,16 +112,19 @@ class HostHardware:
             slot = self.pci.free_slot()
             ident = spec.options["id"]
             mem = hw.IommuDma(self.iommu, slot << 3) if self.iommu else hv.ram
-            backend, mac = network.nic(spec)
             dev = HostDevice(ident, slot, None)
-            dev.fn = E1000(mem, mac, backend, dev.set_level)
+            if spec.driver == "nvme":
+                dev.fn = Nvme(mem, spec.options["drive"], dev.set_level)
+            else:
+                backend, mac = network.nic(spec)
+                dev.fn = E1000(mem, mac, backend, dev.set_level)
+            self.devices[ident] = dev             # (before the next can fail: close() has it)
             for bar in dev.fn.bars:                 # placed as a host kernel would
                 if bar is not None and not bar.io:
                     next_bar = -(-next_bar // bar.size) * bar.size
                     bar.addr, next_bar = next_bar, next_bar + bar.size
             dev.fn.command = CMD_MEMORY | CMD_MASTER
             self.pci.add(slot, dev.fn)
-            self.devices[ident] = dev
         if specs:
             hv.bus.add(ECAM_BASE, ECAM_SIZE, PciEcam(self.pci), "host-pcie-ecam")
             hv.bus.add(MMIO_BASE, MMIO_SIZE, PciWindow(self.pci, MMIO_BASE, MMIO_SIZE),
@@ -140,7 +144,8 @@ class HostHardware:
     def poll(self) -> None:
         """Between slices: the devices' leftover work, and the IOMMU's fault records."""
         for dev in self.devices.values():
-            dev.fn.service()
+            if hasattr(dev.fn, "service"):           # (a NIC's leftover work)
+                dev.fn.service()
         if self.driver is None:
             return
         owners = {d.device_id: d for d in self.devices.values()}
@@ -183,4 +188,7 @@ class HostHardware:
 
     def close(self) -> None:
         for dev in self.devices.values():
-            dev.fn.backend.deliver = None
+            if hasattr(dev.fn, "backend"):
+                dev.fn.backend.deliver = None
+            if hasattr(dev.fn, "close"):
+                dev.fn.close()                        # (a disk: unlocked and closed)

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import struct
 
-from popek.devices.imagelock import ImageLock
-from popek.errors import GuestMemoryError, ImageError
+from popek.devices.imagelock import LockedImage
+from popek.errors import GuestMemoryError
 from popek.guestlog import GuestWarnings
 
 log = logging.getLogger(__name__)
@@ -41,36 +40,18 @@ class VirtioBlk:
         self.mem = mem
         self.path = path
         self.readonly = readonly
-        try:
-            if not stat.S_ISREG(os.stat(path).st_mode):     # before open: a FIFO blocks in it
-                raise ImageError(f"{path}: not a regular file (a disk image is a file)")
-            self.fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
-        except OSError as e:
-            raise ImageError(f"{path}: cannot open disk image: {e.strerror}") from None
-        self.image_lock = self._lock_image()
-        size = os.fstat(self.fd).st_size
-        self.capacity = size // SECTOR
+        self.image = LockedImage(path, readonly)
+        self.fd = self.image.fd
+        self.capacity = self.image.size // SECTOR
         self.features = F_SIZE_MAX | F_SEG_MAX | F_BLK_SIZE | F_FLUSH | (F_RO if readonly else 0)
         self.stats = {"reads": 0, "writes": 0, "flushes": 0, "bytes_read": 0, "bytes_written": 0}
         self.warnings = GuestWarnings(log)        # a guest's repeated mistakes: logged once
         self.config = struct.pack("<QIIHBBI", self.capacity, SIZE_MAX, SEG_MAX, 0, 0, 0, SECTOR)
 
-    def _lock_image(self) -> ImageLock:
-        """Lock the image (exclusive if writable, shared if read-only) before the
-        guest can see it; a conflict closes it and is the user's one-line error."""
-        try:
-            return ImageLock(self.fd, self.path, write=not self.readonly)
-        except BaseException:
-            os.close(self.fd)
-            self.fd = None
-            raise
-
     def close(self) -> None:
         """Unlock and close the image (a second close does nothing)."""
-        if self.fd is not None:
-            self.image_lock.release()
-            os.close(self.fd)
-            self.fd = None
+        self.image.close()
+        self.fd = None
 
     def reset(self) -> None:
         pass
