@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from popek.console import ScriptedConsole                       # noqa: E402
+from snapshots import LineSnapshots                             # noqa: E402
 from popek.costmodel import CostModel                           # noqa: E402
 from popek.riscv.board import DriveSpec                          # noqa: E402
 from popek.vmm.hypervisor import Hypervisor                     # noqa: E402
@@ -39,33 +39,20 @@ from popek.vmm.vm import VmConfig                                # noqa: E402
 BENCH = re.compile(r"BENCH (blk_seq_\w+) iters=(\d+) cycles=(\d+) time_ns=(\d+)")
 
 
-class Snapshots(ScriptedConsole):
-    def __init__(self):
-        super().__init__()
-        self.hv, self.lines, self._partial = None, [], b""
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        self._partial += data
-        while b"\n" in self._partial:
-            line, self._partial = self._partial.split(b"\n", 1)
-            vm = self.hv.vms[0]
-            self.lines.append((line.decode(errors="replace"), dict(vm.ledger.details),
-                               vm.ledger.total()[0], dict(vm.platform.disk_stats()[0])))
-
-
 def run(cpu: str, paging: str, disk: Path) -> list[dict]:
-    con = Snapshots()
+    con = LineSnapshots()
     hv = Hypervisor([VmConfig(kernel=str(ROOT / "guests" / "build" / "kernel.elf"),
                               append="bench=blk_seq_read,blk_seq_write", cpu=cpu, paging=paging,
                               drives=[DriveSpec(str(disk))])], con)
-    con.hv = hv
+    vm = hv.vms[0]
+    con.snapshot = lambda: (dict(vm.ledger.details), vm.ledger.total()[0],
+                            dict(vm.platform.disk_stats()[0]))
     try:
         assert hv.run() == 0, con.text()[-2000:]
     finally:
         hv.close()
     rows, prev = [], None
-    for line, details, exits, disk_stats in con.lines:
+    for line, (details, exits, disk_stats) in con.lines:
         m = BENCH.search(line)
         if m and prev is not None:
             d = {k: disk_stats[k] - prev[3][k] for k in ("reads", "writes", "flushes",

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from popek.console import ScriptedConsole                       # noqa: E402
+from snapshots import LineSnapshots                             # noqa: E402
 from popek.devices.options import DeviceSpec, NetdevSpec        # noqa: E402
 from popek.vmm.hypervisor import Hypervisor                     # noqa: E402
 from popek.vmm.vm import VmConfig                                # noqa: E402
@@ -63,28 +63,8 @@ def _nic_exits(vm) -> int:
                or reason in NIC_EXITS)
 
 
-class Snapshots(ScriptedConsole):
-    """At each line the client prints: both VMs' NIC exits and all exits, and the IOMMU's
-    counts."""
-
-    def __init__(self):
-        super().__init__()
-        self.hv, self.lines, self._partial = None, [], b""
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        self._partial += data
-        while b"\n" in self._partial:
-            line, self._partial = self._partial.split(b"\n", 1)
-            hv = self.hv
-            iommu = dict(hv.host.iommu.stats) if hv.host.iommu else {}
-            self.lines.append((line.decode(errors="replace"),
-                               sum(_nic_exits(vm) for vm in hv.vms),
-                               sum(vm.ledger.total()[0] for vm in hv.vms), iommu))
-
-
 def run(path: str, cpu: str, paging: str) -> list[dict]:
-    con = Snapshots()
+    con = LineSnapshots()
     host = {}
     if path == "passthrough e1000":
         host = {"host_devices": [DeviceSpec("e1000", {"id": f"{n}-nic", "netdev": n})
@@ -92,12 +72,14 @@ def run(path: str, cpu: str, paging: str) -> list[dict]:
                 "netdevs": [NetdevSpec("switch", n) for n in ("client", "echo")]}
     hv = Hypervisor([_config(path, "client", "netbench", cpu, paging),
                      _config(path, "echo", "netecho", cpu, paging)], con, **host)
-    con.hv = hv
+    con.snapshot = lambda: (sum(_nic_exits(vm) for vm in hv.vms),
+                            sum(vm.ledger.total()[0] for vm in hv.vms),
+                            dict(hv.host.iommu.stats) if hv.host.iommu else {})
     code = hv.run()
     hv.close()
     assert code == 0 and "BENCH DONE" in con.text(), con.text()[-2000:]
     rows, prev = [], None
-    for line, nic, exits, iommu in con.lines:
+    for line, (nic, exits, iommu) in con.lines:
         m = BENCH.search(line)
         if m and prev is not None:
             kind, iters, cycles, ns = m.group(1), *map(int, m.groups()[1:])

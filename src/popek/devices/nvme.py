@@ -105,6 +105,10 @@ class Nvme(PciFunction):
         self.aqa = self.asq = self.acq = 0
         self._reset()
 
+    def queue_counts(self) -> str:
+        """For --stats: the queues a driver made, against their bound."""
+        return f"{len(self.sqs)} SQ, {len(self.cqs)} CQ (at most {MAX_QUEUES + 1} each)"
+
     def describe(self) -> str:
         return f"nvme ({self.blocks * BLOCK >> 20} MiB)"
 

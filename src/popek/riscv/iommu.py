@@ -490,6 +490,7 @@ class RiscvIommu:
         """Counts for --stats."""
         out = dict(self.stats)
         out["iotlb_entries"] = f"{len(self.iotlb):,} (at most {IOTLB_ENTRIES:,})"
+        out["context_cache"] = f"{len(self.dc_cache):,} (at most {DC_CACHE_ENTRIES:,})"
         out["walk_pte_reads"] = self.walk_stats.pte_reads
         for cause, n in sorted(self.fault_counts.items()):
             out[f"fault {CAUSE_NAMES.get(cause, cause)}"] = n

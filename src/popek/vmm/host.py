@@ -179,7 +179,9 @@ class HostHardware:
         for dev in self.devices.values():
             owner = dev.owner.name if dev.owner else "unassigned"
             out[f"host {dev.id}"] = {"owner": owner, "slot": dev.slot,
-                                     "interrupts": dev.interrupts, **dev.fn.stats}
+                                     "interrupts": dev.interrupts, **dev.fn.stats,
+                                     **({"queues": dev.fn.queue_counts()}
+                                        if hasattr(dev.fn, "queue_counts") else {})}
         if self.iommu is not None:
             out["iommu"] = self.iommu.report()
         for (vm, cause), n in sorted(self.blocked.items()):
