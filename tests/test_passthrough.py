@@ -251,3 +251,40 @@ def test_the_owner_hears_of_changes_of_the_line_only():
     for level in (True, True, 1, False, False, True):
         dev.set_level(level)
     assert heard == [True, False, True] and dev.interrupts == 2
+
+
+@pytest.mark.parametrize("iommu", [True, False])
+def test_a_passed_through_nvme_disk_as_a_weapon(vmm_programs, tmp_path, iommu):
+    """nvme_attack.c brings its passed-through NVMe up and aims its DMA at the other VM:
+    block 0 read into its device tree, block 1 written from its kernel (a leak onto the
+    disk), a PRP list read from its memory.  With the IOMMU each is a fault record and
+    the commands complete with Data Transfer Error; without, the block lands and the
+    kernel's bytes are on the disk."""
+    from popek.vmm.hypervisor import HOST_RAM_BASE, MEGA, _round_up
+    from popek.vmm import builder
+    disk = tmp_path / "nvme.img"
+    disk.write_bytes(b"SECRET-BLOCK-ZERO" + bytes((1 << 20) - 17))
+    pool = _round_up(16 * MiB + builder.pool_pages("shadow") * 4096, MEGA) - 16 * MiB
+    victim_host = HOST_RAM_BASE + 16 * MiB + pool
+    dtb, kernel = victim_host + 14 * MiB, victim_host + 2 * MiB
+    code, out, hv = run_vms(
+        [VmConfig(kernel=str(vmm_programs / "nvme_attack.elf"), name="attacker",
+                  memory=16 * MiB, passthrough=["pdisk"], append=f"dma={dtb:#x}:{kernel:#x}"),
+         VmConfig(kernel=str(vmm_programs / "csr_loop.elf"), name="victim", memory=16 * MiB)],
+        max_instructions=200_000_000, iommu=iommu,
+        host_devices=[DeviceSpec("nvme", {"id": "pdisk", "drive": str(disk)})])
+    assert "[attacker] nvme_attack: done" in out, out[-2000:]
+    assert hv.vms[1].exit_code == 0
+    leaked = disk.read_bytes()[512:512 + 64]
+    if iommu:
+        for name in "abc":
+            assert f"[attacker] {name}:status 0x0004" in out       # Data Transfer Error
+        assert hv.ram.read(dtb, 17) != b"SECRET-BLOCK-ZERO"
+        assert leaked == bytes(64)
+        details = hv.vms[0].ledger.details
+        assert details[("iommu_fault", "pdisk write guest-page fault")] == 1
+        assert details[("iommu_fault", "pdisk read guest-page fault")] == 2
+    else:
+        assert "[attacker] a:done" in out and "[attacker] b:done" in out
+        assert hv.ram.read(dtb, 17) == b"SECRET-BLOCK-ZERO"
+        assert leaked == hv.ram.read(kernel, 64) != bytes(64)
