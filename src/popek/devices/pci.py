@@ -111,6 +111,31 @@ class PciFunction:
             self.config[INTERRUPT_LINE] = value & 0xFF
 
 
+class BarAllocator:
+    """Places BARs as firmware (or a host kernel) would: each at the next address of its
+    window aligned to its size.  ``io`` None: I/O BARs are left where they are (a host
+    with no I/O window)."""
+
+    def __init__(self, mem: tuple[int, int], io: tuple[int, int] | None = None):
+        self.next_mem, self.mem_end = mem
+        self.next_io, self.io_end = io if io is not None else (None, None)
+
+    def place(self, fn: "PciFunction") -> None:
+        """Place ``fn``'s BARs; ValueError if the windows cannot hold them."""
+        for bar in fn.bars:
+            if bar is None or (bar.io and self.next_io is None):
+                continue
+            if bar.io:
+                addr = -(-self.next_io // bar.size) * bar.size
+                self.next_io = addr + bar.size
+            else:
+                addr = -(-self.next_mem // bar.size) * bar.size
+                self.next_mem = addr + bar.size
+            bar.addr = addr
+            if self.next_mem > self.mem_end or (self.next_io or 0) > (self.io_end or 0):
+                raise ValueError("the devices' BARs do not fit the PCI window")
+
+
 class PciBus:
     """Bus 0: functions by slot (slot 0 is the host bridge), and the BAR a memory or
     I/O address falls in (a list rebuilt when a command register or BAR changes)."""

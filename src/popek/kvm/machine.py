@@ -31,7 +31,7 @@ from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
 from popek.devices.e1000 import E1000
 from popek.devices.options import Network, virtio_model
-from popek.devices.pci import INTERRUPT_LINE, PciHost
+from popek.devices.pci import INTERRUPT_LINE, BarAllocator, PciHost
 from popek.devices.uart16550 import Uart16550
 from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.mmio import VirtioMmio
@@ -212,7 +212,8 @@ class X86Machine:
         self.virtio_console = None
         self.transports = []                    # virtio, served further between exits
         self._next_irq = layout.VIRTIO_MMIO_FIRST_IRQ
-        self._next_mem, self._next_port = layout.PCI_BAR_BASE, layout.PCI_IO_BASE
+        self._bars = BarAllocator((layout.PCI_BAR_BASE, layout.PCI_BAR_END),
+                                  (layout.PCI_IO_BASE, 0x10000))
         for spec in drives:
             blk = VirtioBlk(self.ram, spec.path, spec.readonly)
             self.disks.append(blk)
@@ -245,17 +246,10 @@ class X86Machine:
     def _place_bars(self, fn) -> None:
         """Assign a function's BARs as firmware would (Linux on a PC keeps them):
         memory from PCI_BAR_BASE, ports from PCI_IO_BASE, each aligned to its size."""
-        for bar in fn.bars:
-            if bar is None:
-                continue
-            if bar.io:
-                self._next_port = -(-self._next_port // bar.size) * bar.size
-                bar.addr, self._next_port = self._next_port, self._next_port + bar.size
-            else:
-                self._next_mem = -(-self._next_mem // bar.size) * bar.size
-                bar.addr, self._next_mem = self._next_mem, self._next_mem + bar.size
-            if self._next_mem > layout.PCI_BAR_END or self._next_port > 0x10000:
-                raise ConfigError("the devices' BARs do not fit the PCI window")
+        try:
+            self._bars.place(fn)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
     def _plug_virtio(self, model, mmio: bool, slot: int | None = None) -> None:
         irq = self._take_irq()

@@ -27,8 +27,8 @@ import logging
 from popek.devices.e1000 import E1000
 from popek.devices.nvme import Nvme
 from popek.devices.options import MAX_DEVICES
-from popek.devices.pci import (CMD_MASTER, CMD_MEMORY, HOST_BRIDGE_CLASS, PciBus, PciEcam,
-                               PciFunction, PciWindow)
+from popek.devices.pci import (CMD_MASTER, CMD_MEMORY, HOST_BRIDGE_CLASS, BarAllocator, PciBus,
+                               PciEcam, PciFunction, PciWindow)
 from popek.errors import ConfigError
 from popek.riscv import iommu as hw
 from popek.riscv.pcie import ECAM_BASE, ECAM_SIZE, GPEX_HOST, MMIO_BASE, MMIO_SIZE, REDHAT
@@ -107,7 +107,7 @@ class HostHardware:
         self.devices: dict[str, HostDevice] = {}
         self.blocked: dict[tuple[str, int], int] = {}    # (VM, cause) → blocked DMAs
         self.gscids: dict[str, int] = {}                 # VM → its GSCID (tables' tag)
-        next_bar = MMIO_BASE
+        bars = BarAllocator((MMIO_BASE, MMIO_BASE + MMIO_SIZE))   # (no host I/O window)
         for spec in specs:
             slot = self.pci.free_slot()
             ident = spec.options["id"]
@@ -119,10 +119,7 @@ class HostHardware:
                 backend, mac = network.nic(spec)
                 dev.fn = E1000(mem, mac, backend, dev.set_level)
             self.devices[ident] = dev             # (before the next can fail: close() has it)
-            for bar in dev.fn.bars:                 # placed as a host kernel would
-                if bar is not None and not bar.io:
-                    next_bar = -(-next_bar // bar.size) * bar.size
-                    bar.addr, next_bar = next_bar, next_bar + bar.size
+            bars.place(dev.fn)                      # as a host kernel would
             dev.fn.command = CMD_MEMORY | CMD_MASTER
             self.pci.add(slot, dev.fn)
         if specs:
