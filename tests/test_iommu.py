@@ -55,7 +55,8 @@ def test_dma_is_translated_into_the_vms_ram(host):
     assert ram.read(VM_RAM + 0x1ffe, 4) == b"\x11\x22\x33\x44"
     assert dma.read_int(0x8000_1ffe, 4) == 0x44332211
     st = mmu.stats
-    assert st["iotlb_misses"] == 2 and st["iotlb_hits"] == 2 and st["faults"] == 0
+    # Both pages are in one megapage of the VM's tables: one IOTLB entry, one walk.
+    assert st["iotlb_misses"] == 1 and st["iotlb_hits"] == 3 and st["faults"] == 0
     # A miss walks the device directory (two levels) and the Sv39x4 tables.
     assert st["modelled_cycles"] > 2 * CostModel().IOMMU_WALK_REF
     assert dma.contains(0x8000_0000, 4 * MiB) and not dma.contains(0x8040_0000, 1)
@@ -125,20 +126,38 @@ GVMA = hw.IOTINVAL | 1 << 7
 
 
 def test_iotinval_gvma_by_gscid_and_address(host):
-    """The VM's RAM is mapped with 2 MiB megapages: invalidating one address of one drops
-    every cached slice of it, and nothing of the next."""
+    """The VM's RAM is mapped with 2 MiB megapages, each one IOTLB entry however many of
+    its pages were touched: invalidating one address of one drops it, and nothing of the
+    next."""
     ram, mmu, driver = host
     dma = IommuDma(mmu, DEV)
     for page in range(4):
         dma.read(0x8000_0000 + page * 4096, 1)
     dma.read(0x8020_0000, 1)
-    assert len(mmu.iotlb) == 5
+    assert list(mmu.iotlb) == [(1, 0x8000_0000, 1 << 21), (1, 0x8020_0000, 1 << 21)]
+    assert mmu.stats["iotlb_misses"] == 2 and mmu.stats["iotlb_hits"] == 3
     _command(mmu, driver, GVMA | 1 << 10 | 1 << 33 | 1 << 44, (0x8000_1000 >> 12) << 10)
-    assert list(mmu.iotlb) == [(1, 0x8020_0000)]
+    assert list(mmu.iotlb) == [(1, 0x8020_0000, 1 << 21)]
     _command(mmu, driver, GVMA | 1 << 33 | 2 << 44)                 # another GSCID
     assert len(mmu.iotlb) == 1
     _command(mmu, driver, GVMA | 1 << 10, (0x9000_0000 >> 12) << 10)  # GV=0: AV ignored
     assert not mmu.iotlb
+
+
+def test_the_iotlb_is_bounded_and_drops_the_least_recent(monkeypatch):
+    """A VM of 5 MiB: two megapages, then 4 KiB pages (each its own entry).  Past the
+    bound the least recently used entry goes, and is walked again when touched."""
+    monkeypatch.setattr(hw, "IOTLB_ENTRIES", 16)
+    ram, mmu, driver = attached(5 * MiB)
+    dma = IommuDma(mmu, DEV)
+    pages = [0x8040_0000 + i * 4096 for i in range(20)]
+    for gpa in pages:
+        dma.read(gpa, 1)
+    assert len(mmu.iotlb) == 16 and mmu.stats["iotlb_evictions"] == 4
+    assert all(size == 4096 for _, _, size in mmu.iotlb)
+    dma.read(pages[-1], 1)                        # the newest: still there
+    dma.read(pages[0], 1)                         # the oldest: gone, walked again
+    assert mmu.stats["iotlb_hits"] == 1 and mmu.stats["iotlb_misses"] == 21
 
 
 @pytest.mark.parametrize("dw0, dw1", [

@@ -113,7 +113,8 @@ CMD_RESERVED = {IOTINVAL: 1 << 11 | 0x3FF << 34 | 0xF << 60,
                 IODIR: 3 << 10 | 1 << 32 | 0x3F << 34}
 IOTINVAL_DW1_RESERVED = 0x3FF | 3 << 62
 
-IOTLB_ENTRIES = 512                        # pages the IOTLB keeps (then least recent out)
+IOTLB_ENTRIES = 512                        # leaves the IOTLB keeps (then least recent out)
+LEAF_SIZES = (1 << 12, 1 << 21, 1 << 30, 1 << 39)   # page, mega, giga, tera (Sv48x4)
 DC_CACHE_ENTRIES = 64                      # device contexts cached
 MAX_PROBE = 64 << 20                       # the longest range a device may ask about at once
 
@@ -150,7 +151,7 @@ class RiscvIommu:
         self.fqb = self.fqh = self.fqt = 0
         self.cqcsr = self.fqcsr = self.ipsr = 0
         self.icvec = 0
-        # (gscid, page) → (spa page, writable, its leaf's guest-physical base, the leaf's size)
+        # (gscid, a leaf's guest-physical base, its size) → (its host base, writable)
         self.iotlb: OrderedDict = OrderedDict()
         self.dc_cache: OrderedDict = OrderedDict()  # device id → (tc, iohgatp)
         self.walk_stats = mmu.WalkStats()
@@ -334,9 +335,9 @@ class RiscvIommu:
         if gscid is None and page is None:
             self.iotlb.clear()
             return
-        for key in [k for k, (_, _, leaf, size) in self.iotlb.items()
+        for key in [k for k in self.iotlb
                     if (gscid is None or k[0] == gscid)
-                    and (page is None or leaf <= page < leaf + size)]:
+                    and (page is None or k[1] <= page < k[1] + k[2])]:
             del self.iotlb[key]
 
     # -- the fault queue ----------------------------------------------------------
@@ -406,14 +407,17 @@ class RiscvIommu:
         if iohgatp >> 60 == IOHGATP_BARE:
             return iova
         gscid = (iohgatp >> 44) & 0xFFFF
-        key = (gscid, iova & ~0xFFF)
-        hit = self.iotlb.get(key)
+        for size in LEAF_SIZES:                       # one entry per leaf, of its size
+            key = (gscid, iova & ~(size - 1), size)
+            hit = self.iotlb.get(key)
+            if hit is not None:
+                break
         if hit is not None and (hit[1] or not write):
             if not self._probing:
                 self.iotlb.move_to_end(key)
             self._count("iotlb_hits")
             self._count("modelled_cycles", self.hit_cost)
-            return hit[0] | (iova & 0xFFF)
+            return hit[0] | (iova & (size - 1))
         self._count("iotlb_misses")
         stats = self.probe_walks if self._probing else self.walk_stats
         refs = stats.pte_reads
@@ -429,11 +433,12 @@ class RiscvIommu:
             raise _Blocked(WRITE_GUEST_PAGE_FAULT if write else READ_GUEST_PAGE_FAULT,
                            iova & ~3, dtf)                       # (no A/D updates: GADE=0)
         if not self._probing:
-            # Cached a 4 KiB slice at a time, each knowing its leaf (a megapage's slices
-            # all go when the megapage is invalidated by address).
+            # One entry for the whole leaf, as an IOTLB caches a superpage: a megapage
+            # misses once, however many of its pages the device touches.
             leaf = 1 << (12 + 9 * stats.leaf_level)
-            self.iotlb[key] = (spa & ~0xFFF, bool(pte & mmu.PTE_W and pte & mmu.PTE_D),
-                               iova & ~(leaf - 1), leaf)
+            self.iotlb.pop(key, None)                 # (a read-only entry a write missed)
+            self.iotlb[(gscid, iova & ~(leaf - 1), leaf)] = (
+                spa & ~(leaf - 1), bool(pte & mmu.PTE_W and pte & mmu.PTE_D))
             if len(self.iotlb) > IOTLB_ENTRIES:
                 self.iotlb.popitem(last=False)
                 self.stats["iotlb_evictions"] += 1
