@@ -13,8 +13,8 @@ from popek.riscv.board import BoardConfig, DriveSpec, VirtBoard
 pytestmark = pytest.mark.slow
 
 BENCHMARKS = ["null_syscall", "page_fault", "map_unmap", "context_switch", "rdtime_loop",
-              "compute_loop", "memory_touch", "blk_seq_read", "blk_seq_write", "console_write",
-              "console_uart"]          # (console_virtio: skipped, no virtio console here)
+              "compute_loop", "memory_touch", "blk_seq_read", "blk_seq_write", "blk_4k_read",
+              "console_write", "console_uart"]          # (console_virtio: skipped, no virtio console here)
 SELFTESTS = ["fork_wait", "demand_paging", "copy_on_write", "bad_access_kills", "preemption",
              "many_processes", "block_io", "time", "fp_context"]
 BENCH_LINE = re.compile(r"^BENCH (\w+) iters=(\d+) cycles=(\d+) time_ns=(\d+)\r?$", re.M)

@@ -135,7 +135,7 @@ def test_user_mistakes_are_one_line(x86_guests, tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     r = popek("run", "--kernel", str(x86_guests / "hello.elf"), "--drive",
               "file=/nonexistent,if=scsi")
-    assert r.returncode != 0 and "virtio-mmio or virtio-pci" in r.stderr
+    assert r.returncode != 0 and "virtio-pci or nvme" in r.stderr
 
 
 @needs_kvm
@@ -498,6 +498,35 @@ def test_nics_and_an_rng_on_the_pc_pci_bus(x86_guests):
         assert m._port_read(io + 4, 4) & 0x3 == 0x3             # IODATA: link up, full duplex
         assert m._mmio_read(bar0 + E.STATUS, 4) & 0x3 == 0x3
         assert e1000.describe().startswith("e1000 52:54:00:12:34:56 on loopback")
+    finally:
+        m.close()
+
+
+@needs_kvm
+def test_an_nvme_disk_on_the_pc_pci_bus(x86_guests, tmp_path):
+    """--drive if=nvme on the KVM backend: QEMU's NVMe identity on bus 0, its registers
+    through the memory BAR the firmware placed, and its image locked while it runs."""
+    from popek.devices import nvme
+    from popek.kvm import layout
+    from popek.kvm.machine import X86Machine
+    from popek.riscv.board import DriveSpec
+    disk = tmp_path / "nvme.img"
+    disk.write_bytes(bytes(1 << 20))
+    m = X86Machine(str(x86_guests / "hello.elf"), console=ScriptedConsole(),
+                   drives=[DriveSpec(str(disk), interface="nvme")])
+    try:
+        def cfg(slot, reg):
+            m._port_write(layout.PCI_CONFIG_ADDRESS, 4, 0x80000000 | slot << 11 | reg)
+            return m._port_read(layout.PCI_CONFIG_DATA, 4)
+        assert cfg(1, 0) == 0x0010_1B36 and cfg(1, 8) >> 8 == nvme.NVME_CLASS
+        bar0 = cfg(1, 0x10) & ~0xF
+        assert bar0 % nvme.BAR_SIZE == 0 and bar0 >= layout.PCI_BAR_BASE
+        m._port_write(layout.PCI_CONFIG_ADDRESS, 4, 0x80000000 | 1 << 11 | 0x04)
+        m._port_write(layout.PCI_CONFIG_DATA, 2, 0x6)          # memory, bus master
+        assert m._mmio_read(bar0 + nvme.VS, 4) == nvme.VERSION
+        r = popek("run", "--backend", "kvm", "--kernel", str(x86_guests / "hello.elf"),
+                  "--drive", f"file={disk},if=nvme")
+        assert r.returncode == 1 and "lock" in r.stderr.lower(), r.stderr
     finally:
         m.close()
 

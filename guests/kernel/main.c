@@ -8,7 +8,7 @@
 #include "pv.h"
 #include "sbi.h"
 #include "popek_hypercall.h"
-#include "virtio_blk.h"
+#include "blk.h"
 #include "net.h"
 #include "console.h"
 
@@ -37,10 +37,8 @@ void kmain(u64 hartid, const void *dtb) {
     kalloc_init((u64)end, boot_info.ram_base + boot_info.ram_size);   /* free pages */
     vm_init();                               /* kernel page table, paging on */
     pv_init();                               /* PV: the vCPU page */
-    if (virtio_blk_init() == 0)              /* the disk, if there is one */
-        kprintf("virtio-blk: %d sectors\n", (int)virtio_blk_capacity());
-    else
-        kprintf("virtio-blk: no device\n");
+    if (blk_init() < 0)                      /* the disk, if there is one */
+        kprintf("disk: none\n");
     net_init();                              /* NICs on PCIe, if any */
     console_init();                          /* a virtio console, if there is one */
     proc_init();

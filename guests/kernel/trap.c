@@ -8,7 +8,7 @@
 #include "pv.h"
 #include "sbi.h"
 #include "syscall.h"
-#include "virtio_blk.h"
+#include "blk.h"
 #include "net.h"
 #include "console.h"
 
@@ -29,12 +29,12 @@ void timer_arm(void) { set_timer(rdtime() + boot_info.timebase / TICKS_PER_SECON
 
 static long sys_blk(int write, u64 sector, u64 va, u64 count) {
     struct proc *p = current;
-    if (!virtio_blk_present()) return -1;
+    if (!blk_present()) return -1;
     long done = 0;
     while (count) {
         u64 n = count * 512 > BLK_CHUNK ? BLK_CHUNK / 512 : count;
         if (write && copy_in(p->pt, blk_buf, va, n * 512, p->brk) < 0) return -1;
-        if (virtio_blk_rw(write, sector, blk_buf, n) < 0) return -1;
+        if (blk_rw(write, sector, blk_buf, n) < 0) return -1;
         if (!write && copy_out(p->pt, va, blk_buf, n * 512, p->brk) < 0) return -1;
         sector += n; va += n * 512; count -= n; done += n;
     }
@@ -99,8 +99,8 @@ static long syscall(struct trapframe *tf) {
     case SYS_kill: return proc_kill((int)a0);
     case SYS_blk_read: return sys_blk(0, a0, a1, a2);
     case SYS_blk_write: return sys_blk(1, a0, a1, a2);
-    case SYS_blk_flush: return virtio_blk_present() ? virtio_blk_flush() : -1;
-    case SYS_blk_size: return virtio_blk_present() ? (long)virtio_blk_capacity() : -1;
+    case SYS_blk_flush: return blk_present() ? blk_flush() : -1;
+    case SYS_blk_size: return blk_present() ? (long)blk_capacity() : -1;
     case SYS_net_info: case SYS_net_send: case SYS_net_recv:
         return sys_net(tf->regs[17], a0, a1, a2);
     case SYS_net_wait: return net_wait();

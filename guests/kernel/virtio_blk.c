@@ -64,7 +64,9 @@ static void set_addr(u32 reg, void *p) {
     R(reg + 4) = (u32)((u64)p >> 32);
 }
 
-int virtio_blk_init(void) {
+static struct blk_driver driver;
+
+static int init(void) {
     for (int i = 0; i < boot_info.nvirtio; i++) {
         base = (volatile u8 *)boot_info.virtio[i];
         if (R(MMIO_MAGIC) == 0x74726976 && R(MMIO_VERSION) == 2 && R(MMIO_DEVICE_ID) == 2) break;
@@ -105,8 +107,6 @@ int virtio_blk_init(void) {
     return 0;
 }
 
-int virtio_blk_present(void) { return base != NULL; }
-u64 virtio_blk_capacity(void) { return capacity; }
 
 /* One request: header, then `count` 512-byte sectors at buf (page by page), then status. */
 static int request(u32 type, u64 sector, u8 *buf, u64 count) {
@@ -140,9 +140,14 @@ static int request(u32 type, u64 sector, u8 *buf, u64 count) {
     return *status == 0 ? 0 : -1;
 }
 
-int virtio_blk_rw(int write, u64 sector, void *buf, u64 count) {
-    if (sector + count > capacity) return -1;
+static int rw(int write, u64 sector, void *buf, u64 count) {
     return request(write ? T_OUT : T_IN, sector, buf, count);
 }
 
-int virtio_blk_flush(void) { return has_flush ? request(T_FLUSH, 0, NULL, 0) : 0; }
+static int flush(void) { return has_flush ? request(T_FLUSH, 0, NULL, 0) : 0; }
+
+struct blk_driver *virtio_blk_probe(void) {
+    if (init() < 0) return NULL;
+    driver = (struct blk_driver){"virtio-blk", capacity, rw, flush};
+    return &driver;
+}

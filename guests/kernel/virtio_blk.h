@@ -1,10 +1,6 @@
 /* A polled virtio-blk driver for the virtio-mmio transport, version 2. */
 #pragma once
-#include "types.h"
+#include "blk.h"
 
-int virtio_blk_init(void);          /* 0 if a block device was found and set up */
-int virtio_blk_present(void);
-u64 virtio_blk_capacity(void);      /* in 512-byte sectors */
-int virtio_blk_rw(int write, u64 sector, void *buf, u64 count);
-int virtio_blk_flush(void);
+struct blk_driver *virtio_blk_probe(void);   /* the disk, if a virtio-blk device is there */
 extern u64 virtio_blk_requests;

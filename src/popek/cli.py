@@ -134,9 +134,9 @@ def parse_drive(text: str):
     if opts.get("format", "raw") != "raw":
         raise argparse.ArgumentTypeError(f"drive format {opts['format']!r}: only raw is supported")
     interface = opts.get("if", "virtio")
-    if interface not in ("virtio", "virtio-mmio", "virtio-pci"):
-        raise argparse.ArgumentTypeError(f"drive interface {interface!r}: virtio, virtio-mmio "
-                                         "or virtio-pci")
+    if interface not in ("virtio", "virtio-mmio", "virtio-pci", "nvme"):
+        raise argparse.ArgumentTypeError(f"drive interface {interface[:40]!r}: virtio, "
+                                         "virtio-mmio, virtio-pci or nvme")
     ro = opts.get("readonly", "off")
     if ro not in ("on", "off"):
         raise argparse.ArgumentTypeError("readonly= takes on or off")
@@ -175,9 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kernel", metavar="FILE", help="kernel or bare program (ELF or raw)")
     run.add_argument("--append", metavar="ARGS", default="", help="kernel command line (bootargs)")
     run.add_argument("--drive", metavar="SPEC", action="append", type=parse_drive, default=[],
-                     help="virtio-blk disk: PATH or file=PATH[,format=raw][,readonly=on]"
-                          "[,if=virtio|virtio-mmio|virtio-pci] (if=virtio: mmio on riscv, "
-                          "pci on kvm)")
+                     help="a disk: PATH or file=PATH[,format=raw][,readonly=on]"
+                          "[,if=virtio|virtio-mmio|virtio-pci|nvme] (a virtio-blk; if=virtio: "
+                          "mmio on riscv, pci on kvm; if=nvme: an NVMe controller on PCI, "
+                          "QEMU's -device nvme)")
     run.add_argument("--device", metavar="DRIVER[,OPT=V...]", action="append", default=[],
                      help="a device, as QEMU names it: virtio-net-pci,netdev=ID[,mac=MAC]"
                           "[,addr=SLOT], virtio-net-device (virtio-mmio), e1000, "

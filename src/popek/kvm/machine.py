@@ -30,6 +30,7 @@ import time
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
 from popek.devices.e1000 import E1000
+from popek.devices.nvme import Nvme
 from popek.devices.options import Network, virtio_model
 from popek.devices.pci import INTERRUPT_LINE, BarAllocator, PciHost
 from popek.devices.uart16550 import Uart16550
@@ -215,6 +216,13 @@ class X86Machine:
         self._bars = BarAllocator((layout.PCI_BAR_BASE, layout.PCI_BAR_END),
                                   (layout.PCI_IO_BASE, 0x10000))
         for spec in drives:
+            if spec.interface == "nvme":            # a PCI function of its own, not virtio
+                irq = self._take_irq()
+                fn = Nvme(self.ram, spec.path, self._irq(irq) or (lambda level: None),
+                          spec.readonly)
+                self.models.append(fn)          # (closed with the others, if a plug fails)
+                self._plug_pci(fn, irq)
+                continue
             blk = VirtioBlk(self.ram, spec.path, spec.readonly)
             self.disks.append(blk)
             self._plug_virtio(blk, spec.interface == "virtio-mmio")
@@ -223,16 +231,22 @@ class X86Machine:
                 backend, mac = self.network.nic(spec)
                 irq = self._take_irq()
                 fn = E1000(self.ram, mac, backend, self._irq(irq) or (lambda level: None))
-                fn.config[INTERRUPT_LINE] = irq
-                self._place_bars(fn)
-                self.pci.add(spec.options.get("addr") or self.pci.free_slot(), fn)
                 self.models.append(fn)
+                self._plug_pci(fn, irq, spec.options.get("addr"))
                 continue
             model = virtio_model(spec, self.ram, self.network, self.console.write)
             if isinstance(model, VirtioConsole):
                 self.virtio_console = model
             self.models.append(model)
             self._plug_virtio(model, spec.transport == "mmio", spec.options.get("addr"))
+
+    def _plug_pci(self, fn, irq: int, slot: int | None = None) -> None:
+        """A PCI function that is not virtio (an e1000, an NVMe): its interrupt line
+        told in its header, its BARs placed as firmware would, at ``slot`` or the
+        first free one."""
+        fn.config[INTERRUPT_LINE] = irq
+        self._place_bars(fn)
+        self.pci.add(slot or self.pci.free_slot(), fn)
 
     def _take_irq(self) -> int:
         irq = self._next_irq
@@ -571,6 +585,9 @@ class X86Machine:
             self.ioevents.close()
         for d in getattr(self, "disks", ()):
             d.close()
+        for m in getattr(self, "models", ()):
+            if hasattr(m, "image"):             # an NVMe's disk, and its lock
+                m.close()
         self.network.close()
         for vcpu in getattr(self, "vcpus", ()):
             vcpu.close()

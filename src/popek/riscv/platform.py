@@ -2,7 +2,8 @@
 
 :class:`VirtLayout` is the address map (QEMU's hw/riscv/virt.c); :class:`Platform`
 builds the devices at those addresses on a bus: the test/syscon device, the
-goldfish RTC, the PLIC, the UART and the virtio-blk disks.  The bare board adds
+goldfish RTC, the PLIC, the UART, the disks (virtio-blk, or NVMe on PCIe) and the
+other devices.  The bare board adds
 the reset ROM and the CLINT (M-mode devices); a VM under the VMM gets just this.
 """
 
@@ -12,6 +13,7 @@ from popek.clock import TIMEBASE_HZ
 from popek.devices.bus import Bus
 from popek.devices.e1000 import E1000
 from popek.devices.goldfish_rtc import GoldfishRtc
+from popek.devices.nvme import Nvme
 from popek.devices.options import virtio_model
 from popek.devices.syscon import SysCon
 from popek.devices.uart16550 import Uart16550
@@ -61,7 +63,8 @@ class Platform:
         self.rtc = GoldfishRtc(owner.rtc_ns, self._irq(L.RTC_IRQ))
         self.syscon = SysCon(owner)
         self.pcie = VirtPcie(self.plic, ram.end)
-        mmio_wanted = sum(getattr(d, "interface", "virtio") != "virtio-pci" for d in drives) \
+        mmio_wanted = sum(getattr(d, "interface", "virtio") in ("virtio", "virtio-mmio")
+                          for d in drives) \
             + sum(d.transport == "mmio" for d in devices)
         if mmio_wanted > L.VIRTIO_SLOTS:      # before any disk is opened (and locked)
             raise ConfigError(f"at most {L.VIRTIO_SLOTS} virtio-mmio devices (the board's "
@@ -76,6 +79,10 @@ class Platform:
         mmio = []                             # models for the virtio-mmio slots, in order
         try:
             for d in drives:
+                if getattr(d, "interface", "virtio") == "nvme":   # a PCI function, not virtio
+                    self.models.append(self.pcie.plug(
+                        lambda irq, d=d: Nvme(ram, d.path, irq, d.readonly)))
+                    continue
                 blk = VirtioBlk(ram, d.path, d.readonly)
                 self.drives.append(blk)
                 if getattr(d, "interface", "virtio") == "virtio-pci":
@@ -174,3 +181,5 @@ class Platform:
         for m in self.models:
             if hasattr(m, "backend"):
                 m.backend.deliver = None      # free for the machine a reset builds
+            if hasattr(m, "image"):
+                m.close()                     # an NVMe's disk, and its lock
