@@ -94,9 +94,10 @@ def _measure(configs, host: dict, prefixes: tuple, pattern, units) -> list[dict]
     hv.close()
     assert code == 0 and "BENCH DONE" in con.text(), con.text()[-2000:]
     rows, prev = [], None
-    for line, (device, exits, iommu) in con.lines:
+    for (line, after), before in zip(con.lines, con.starts):
         m = pattern.search(line)
         if m and prev is not None:
+            device, exits, iommu = before         # (the work done: not the printing)
             kind, iters, cycles, ns = m.group(1), *map(int, m.groups()[1:])
             per, ops, payload = units(kind, iters)
             delta = {k: v - prev[2].get(k, 0) for k, v in iommu.items()}
@@ -109,7 +110,7 @@ def _measure(configs, host: dict, prefixes: tuple, pattern, units) -> list[dict]
                          "misses": delta.get("iotlb_misses", 0) / per,
                          "iommu_cycles": delta.get("modelled_cycles", 0) / per})
         if m or "init:" in line:
-            prev = (device, exits, iommu)
+            prev = after
     return rows
 
 

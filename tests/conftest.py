@@ -104,3 +104,12 @@ def disk(tmp_path):
     img = tmp_path / "guest.img"
     img.write_bytes(b"POPEK-VMM-DISK!!" + bytes((4 << 20) - 16))
     return img
+
+
+@pytest.fixture
+def disk_4m(tmp_path) -> Path:
+    """A zeroed 4 MiB raw disk image (our guest OS's self-test and block benchmarks
+    want at least 2.5 MiB)."""
+    img = tmp_path / "disk.img"
+    img.write_bytes(bytes(4 << 20))
+    return img

@@ -17,13 +17,6 @@ from tests.test_vmm import run_vms
 APPEND = "selftest bench=blk_seq_write,blk_seq_read"
 
 
-@pytest.fixture
-def disk(tmp_path):
-    img = tmp_path / "nvme.img"
-    img.write_bytes(bytes(4 << 20))
-    return img
-
-
 def check_disk(out: str, disk) -> None:
     """The self-test passed on the NVMe disk, its pattern and the write benchmark's
     bytes are on the host file."""
@@ -41,27 +34,27 @@ def nvme_exits(vm) -> dict:
             if reason.startswith("mmio") and detail.startswith("nvme")}
 
 
-def test_our_os_on_the_bare_boards_nvme(opensbi, guest_build, disk):
+def test_our_os_on_the_bare_boards_nvme(opensbi, guest_build, disk_4m):
     con = ScriptedConsole()
     board = VirtBoard(BoardConfig(bios=str(opensbi), kernel=str(guest_build / "kernel.elf"),
                                   append=APPEND, max_instructions=300_000_000,
-                                  drives=[DriveSpec(str(disk), interface="nvme")]),
+                                  drives=[DriveSpec(str(disk_4m), interface="nvme")]),
                       console=con)
     code = board.run()
     board.close()
     assert code == 0
-    check_disk(con.text(), disk)
+    check_disk(con.text(), disk_4m)
     stats = board.platform.device_stats()["nvme (4 MiB)"]
     assert stats["writes"] == 9 and stats["flushes"] == 2 and stats["guest_errors"] == 0
 
 
-def test_our_os_on_an_nvme_the_vmm_emulates(guest_build, disk):
+def test_our_os_on_an_nvme_the_vmm_emulates(guest_build, disk_4m):
     """Every command is two doorbell writes, each an exit; completions are polled in
     RAM, so nothing else of the controller exits once it is up."""
     code, out, hv = run_vms([VmConfig(kernel=str(guest_build / "kernel.elf"), append=APPEND,
-                                      drives=[DriveSpec(str(disk), interface="nvme")])])
+                                      drives=[DriveSpec(str(disk_4m), interface="nvme")])])
     assert code == 0
-    check_disk(out, disk)
+    check_disk(out, disk_4m)
     exits = nvme_exits(hv.vms[0])
     commands = 3 + 9 + 9 + 2                 # admin (Identify, two Creates), I/O
     assert exits["nvme SQ1TDBL"] == exits["nvme CQ1HDBL"] == commands - 3
@@ -69,13 +62,13 @@ def test_our_os_on_an_nvme_the_vmm_emulates(guest_build, disk):
 
 
 @pytest.mark.parametrize("cpu, paging", [("trap-emulate", "shadow"), ("hw", "nested")])
-def test_our_os_on_a_passed_through_nvme(guest_build, disk, cpu, paging):
+def test_our_os_on_a_passed_through_nvme(guest_build, disk_4m, cpu, paging):
     code, out, hv = run_vms(
         [VmConfig(kernel=str(guest_build / "kernel.elf"), append=APPEND, cpu=cpu,
                   paging=paging, passthrough=["pdisk"])],
-        host_devices=[DeviceSpec("nvme", {"id": "pdisk", "drive": str(disk)})])
+        host_devices=[DeviceSpec("nvme", {"id": "pdisk", "drive": str(disk_4m)})])
     assert code == 0
-    check_disk(out, disk)
+    check_disk(out, disk_4m)
     vm = hv.vms[0]
     assert vm.io.name == "passthrough" and nvme_exits(vm) == {}
     assert vm.ledger.counts.get("passthrough_irq", 0) == 0   # (polled, INTx disabled)

@@ -15,6 +15,7 @@
 extern char end[];                           /* from kernel.ld */
 extern const char user_elf[], user_elf_end[];
 void timer_arm(void), timer_check(void);
+void blkback_run(const char *args) __attribute__((noreturn));
 
 #ifdef PV
 #define FLAVOUR "paravirtual"
@@ -48,6 +49,9 @@ void kmain(u64 hartid, const void *dtb) {
     timer_arm();
     timer_check();
     const char *args = boot_info.bootargs[0] ? boot_info.bootargs : "all";
+    if (!strncmp(args, "blkback", 7)) {      /* a driver domain: serve the VMM's ring */
+        blkback_run(args);
+    }
     kprintf("kernel: %d free pages; starting init with '%s'\n", (int)kfree_pages(), args);
     proc_spawn_init(user_elf, user_elf_end - user_elf, args);
     scheduler();

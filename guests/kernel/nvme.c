@@ -55,11 +55,13 @@ struct queue {
 };
 
 static volatile u8 *regs;
+static int slot = -1;                       /* its PCI slot, once found */
 static u32 dstrd;                           /* doorbell stride, in bytes */
 static struct queue admin, io;
 static u64 *prp_list;                       /* the PRP list of the request in flight */
 static u8 *identify;
 static struct blk_driver driver;
+static int dead;                            /* the controller stopped answering */
 u64 nvme_requests;
 
 #define R32(off) (*(volatile u32 *)(regs + (off)))
@@ -81,13 +83,21 @@ static int wait_ready(int want) {
 
 /* Submit one command on q and poll for its completion: 0, or -1 on an error status. */
 static int submit(struct queue *q, struct sqe *cmd) {
+    if (dead) return -1;
     cmd->cid = q->tail;
     q->sq[q->tail] = *cmd;
     q->tail = (q->tail + 1) % QSIZE;
     __sync_synchronize();
     *doorbell(q->id, 0) = q->tail;
     volatile struct cqe *c = &q->cq[q->head];
-    while ((c->status & 1) != q->phase) ;                /* poll the phase tag */
+    for (long spins = 0; (c->status & 1) != q->phase; spins++) {   /* poll the phase tag */
+        u32 csts = R32(REG_CSTS);
+        if (spins > 100000000 || (csts & CSTS_CFS) || csts == 0xffffffff) {
+            kprintf("nvme: no completion (CSTS %p): the disk is gone\n", (u64)csts);
+            dead = 1;                                     /* (the queues are out of step) */
+            return -1;
+        }
+    }
     __sync_synchronize();
     u16 status = c->status >> 1;
     q->head = (q->head + 1) % QSIZE;
@@ -111,12 +121,18 @@ static int make_queue(struct queue *q, u16 id) {
 static int init(void) {
     struct pci_dev dev;
     if (pci_find(QEMU_VENDOR, QEMU_NVME, &dev) < 0 || !dev.bar[0]) return -1;
+    slot = dev.slot;
     pci_cfg_write(dev.slot, 4, 2, CMD_MEMORY | CMD_MASTER | CMD_INTX_DISABLE);
     regs = dev.bar[0];
     u64 cap = (u64)R32(REG_CAP) | (u64)R32(REG_CAP + 4) << 32;
     dstrd = 4U << ((cap >> 32) & 0xf);
-    if ((cap & 0xffff) + 1 < QSIZE || ((cap >> 48) & 0xf) != 0) {   /* MQES, MPSMIN 4 KiB */
-        kprintf("nvme: the controller cannot take %d-entry queues of 4 KiB pages\n", QSIZE);
+    if ((cap & 0xffff) + 1 < QSIZE || ((cap >> 48) & 0xf) != 0       /* MQES, MPSMIN 4 KiB */
+            || !((cap >> 37) & 1)) {                                 /* CSS: NVM */
+        kprintf("nvme: the controller cannot take %d-entry NVM queues of 4 KiB pages\n", QSIZE);
+        return -1;
+    }
+    if (0x1000 + 4 * dstrd > dev.bar_size[0]) {            /* queue 1's doorbells in BAR 0 */
+        kprintf("nvme: doorbells beyond the registers (stride %d)\n", (int)dstrd);
         return -1;
     }
     R32(REG_CC) = 0;                                      /* reset */
@@ -136,8 +152,8 @@ static int init(void) {
     u64 nsze = *(u64 *)identify;
     u8 flbas = identify[26] & 0xf;
     u32 lbaf = *(u32 *)(identify + 128 + 4 * flbas);
-    if (((lbaf >> 16) & 0xff) != 9) {
-        kprintf("nvme: namespace 1 does not have 512-byte blocks\n");
+    if (((lbaf >> 16) & 0xff) != 9 || (lbaf & 0xffff) != 0) {
+        kprintf("nvme: namespace 1 does not have 512-byte blocks without metadata\n");
         return -1;
     }
     /* The I/O completion queue (physically contiguous, no interrupts), then its SQ. */
@@ -181,7 +197,12 @@ static int flush(void) {
 }
 
 struct blk_driver *nvme_probe(void) {
-    if (init() < 0) return NULL;
+    if (init() < 0) {
+        if (regs) R32(REG_CC) = 0;                        /* leave it off, and its DMA */
+        if (slot >= 0) pci_cfg_write(slot, 4, 2, CMD_MEMORY);
+        regs = 0;
+        return NULL;
+    }
     driver.name = "nvme";
     driver.rw = rw;
     driver.flush = flush;

@@ -197,6 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
                      default=[],
                      help="with --vmm: a physical device of the simulated host (e1000,id=ID,"
                           "netdev=NET), which a VM is given with --vm ...,passthrough=ID")
+    run.add_argument("--drivers", choices=("monolithic", "domains"), default=None,
+                     help="with --vmm: where the driver of a physical disk a VM uses "
+                          "(--vm ...,disk=ID) runs: monolithic (in the VMM: the default) or "
+                          "domains (each in a driver domain, a VM of its own)")
+    run.add_argument("--inject-fault", metavar="DEVICE:crash@N", action="append", default=[],
+                     help="make the driver of host device DEVICE crash in its request N+1 "
+                          "(crash@rand:SEED: N from SEED); repeatable")
+    run.add_argument("--domain-kernel", metavar="FILE",
+                     help="the driver domains' kernel (default: guests/build/kernel.elf)")
+    run.add_argument("--domain-append", metavar="ARGS", default=None,
+                     help="more of the driver domains' command line (after blkback; e.g. "
+                          "evil: a malicious domain, guests/kernel/blkback.c)")
     run.add_argument("--iommu", choices=("on", "off"), default=None,
                      help="with --host-device: whether the devices' DMA goes through the "
                           "host's IOMMU (default on; off shows what a device's DMA can reach)")
@@ -252,8 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vm", metavar="SPEC", action="append", default=[],
                      help="with --vmm: another VM, kernel=FILE[,initrd=FILE][,drive=FILE]"
                           "[,append=ARGS][,memory=SIZE][,name=NAME][,smp=N][,nic=MODEL]"
-                          "[,device=DRIVER] (repeatable; nic=: a NIC on the run's switch, "
-                          "where the --kernel VM's --nic switch NICs are too)")
+                          "[,device=DRIVER][,passthrough=ID][,disk=ID] (repeatable; nic=: "
+                          "a NIC on the run's switch, where the --kernel VM's --nic switch "
+                          "NICs are too; disk=: a virtio-blk served by the driver of host "
+                          "NVMe ID, see --drivers)")
     run.add_argument("--cpu", choices=CPU_CHOICES, default=None,
                      help="the simulated hart's ISA: rv64gc (default; the same as rv64imafdc: "
                           "with the F and D extensions, as QEMU's virt board), rv64gch "
@@ -423,7 +437,7 @@ def format_stats(stats: dict) -> str:
 
 def parse_vm(text: str, index: int, strategies: dict | None = None):
     """``kernel=FILE[,initrd=FILE][,drive=FILE][,append=ARGS][,memory=SIZE][,name=NAME]
-    [,smp=N][,nic=MODEL][,device=DRIVER][,passthrough=ID]``."""
+    [,smp=N][,nic=MODEL][,device=DRIVER][,passthrough=ID][,disk=ID]``."""
     from popek.riscv.board import DriveSpec
     from popek.vmm.vm import VmConfig
 
@@ -434,7 +448,7 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
             raise ConfigError(f"bad --vm option {part!r} (expected key=value)")
         opts.setdefault(key.strip(), []).append(value.strip())
     unknown = set(opts) - {"kernel", "initrd", "drive", "append", "memory", "name", "smp",
-                           "nic", "device", "passthrough"}
+                           "nic", "device", "passthrough", "disk"}
     if unknown:
         raise ConfigError(f"unknown --vm option(s): {', '.join(sorted(unknown))}")
     if "kernel" not in opts:
@@ -459,6 +473,7 @@ def parse_vm(text: str, index: int, strategies: dict | None = None):
                     initrd=opts.get("initrd", [None])[0],
                     drives=[DriveSpec(d) for d in opts.get("drive", [])],
                     append=append, passthrough=opts.get("passthrough", []),
+                    disks=opts.get("disk", []),
                     **vm_devices(name, opts), **(strategies or {}))
 
 
@@ -536,7 +551,9 @@ def cmd_run_vmm(args, costs) -> int:
                     max_instructions=args.max_instructions, code_cache=_code_cache_dir(args),
                     compile_workers=_compile_workers(args), costs=costs, netdevs=netdevs,
                     host_devices=host_devices, iommu=args.iommu != "off",
-                    on_iommu_fault=args.on_iommu_fault or "report")
+                    on_iommu_fault=args.on_iommu_fault or "report",
+                    drivers=args.drivers or "monolithic", faults=_faults(args),
+                    domain_kernel=args.domain_kernel, domain_append=args.domain_append or "")
     console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
     try:
         code = hv.run()
@@ -546,7 +563,20 @@ def cmd_run_vmm(args, costs) -> int:
         print(format_stats(hv.stats()), file=sys.stderr)
         print(hv.ledger_report(), file=sys.stderr)
         print(f"  costs from {hv.costs.source}", file=sys.stderr)
+    if hv.crash is not None:
+        print(f"popek: {hv.crash}: every VM stopped with it (--drivers monolithic)",
+              file=sys.stderr)
     return exit_code(code, _cut_short(hv, hv.hart.instret, hv.exits, "exits"))
+
+
+def _faults(args) -> dict:
+    """--inject-fault's plans: device id → requests its driver serves first."""
+    from popek.vmm.drivers.faults import parse_inject_fault
+    plans = [parse_inject_fault(t) for t in args.inject_fault]
+    out = {p.device: p.after for p in plans}
+    if len(out) != len(plans):
+        raise ConfigError("--inject-fault: one fault per device")
+    return out
 
 
 def _cut_short(machine, instret: int, other: int, what: str) -> str:
@@ -612,6 +642,17 @@ def check_run_options(args) -> None:
         if value is not None and not args.host_device:
             raise ConfigError(f"{option} is about the DMA of --host-device devices: there "
                               "are none")
+    for option, value in (("--drivers", args.drivers), ("--inject-fault", args.inject_fault),
+                          ("--domain-kernel", args.domain_kernel)):
+        if value and not args.host_device:
+            raise ConfigError(f"{option} is about the drivers of --host-device disks "
+                              "(--vm ...,disk=ID): there are none")
+    for option, value in (("--domain-kernel", args.domain_kernel),
+                          ("--domain-append", args.domain_append)):
+        if value is not None and args.drivers != "domains":
+            raise ConfigError(f"{option} is for driver domains: give --drivers domains")
+    if args.domain_append is not None:
+        check_bootargs(args.domain_append, "--domain-append")
     if args.iommu == "off" and args.on_iommu_fault is not None:
         raise ConfigError("--on-iommu-fault: with --iommu off nothing checks a DMA, so "
                           "nothing faults")

@@ -69,6 +69,10 @@ DEFAULTS = {
     # data between the page cache and the process, ~0.1 µs per KiB from cache.
     "HOST_SYSCALL": 1500,
     "HOST_IO_COPY": 300,
+    # A driver domain's grant map (vmm/drivers/domain.py), per page: the grant looked
+    # up and checked, one second-stage PTE written (as Xen's map_grant_ref with an
+    # IOMMU mapping: a few hundred cycles a page).
+    "GRANT_MAP": 200,
 }
 PROFILE_FORMAT = "popek-cost-profile/1"
 DEFAULT_SOURCE = "built-in defaults (costmodel.py)"

@@ -52,10 +52,12 @@ class Platform:
     """Devices on a bus.  ``owner`` provides shutdown(code, why), request_reset()
     and rtc_ns(); ``interrupt_targets`` are what the PLIC drives (harts or vCPUs).
     ``devices`` (:class:`popek.devices.options.DeviceSpec`) are NICs and RNGs on PCIe or
-    virtio-mmio; their netdevs come from the run's ``network``."""
+    virtio-mmio; their netdevs come from the run's ``network``; ``virtio_models`` are
+    device models made elsewhere (a VMM's disk frontends), on virtio-mmio after the
+    drives."""
 
     def __init__(self, owner, ram, console_write, drives, interrupt_targets, bus=None,
-                 devices=(), network=None):
+                 devices=(), network=None, virtio_models=()):
         L = VirtLayout
         self.bus = bus if bus is not None else Bus()
         self.plic = Plic(interrupt_targets)
@@ -65,7 +67,7 @@ class Platform:
         self.pcie = VirtPcie(self.plic, ram.end)
         mmio_wanted = sum(getattr(d, "interface", "virtio") in ("virtio", "virtio-mmio")
                           for d in drives) \
-            + sum(d.transport == "mmio" for d in devices)
+            + sum(d.transport == "mmio" for d in devices) + len(virtio_models)
         if mmio_wanted > L.VIRTIO_SLOTS:      # before any disk is opened (and locked)
             raise ConfigError(f"at most {L.VIRTIO_SLOTS} virtio-mmio devices (the board's "
                               "slots; if=virtio-pci and the -pci devices go on PCIe)")
@@ -89,6 +91,9 @@ class Platform:
                     self._plug_pci(blk, ram)
                 else:
                     mmio.append(blk)
+            for model in virtio_models:
+                self.models.append(model)
+                mmio.append(model)
             for spec in devices:
                 if spec.driver == "e1000":       # a PCI function of its own, not virtio
                     backend, mac = network.nic(spec)
@@ -160,7 +165,11 @@ class Platform:
         for m in self.models:
             errors = (transports[id(m)].warnings.total() if id(m) in transports else 0) + \
                 (m.warnings.total() if hasattr(m, "warnings") else 0)
-            out[m.describe()] = {**m.stats, "guest_errors": errors}
+            key = m.describe()
+            if key in out:                        # (two of a kind: the second by position)
+                key = f"{key} #{sum(k.startswith(key) for k in out) + 1}"
+            out[key] = {**m.stats, "guest_errors": errors,
+                        **({"queues": m.queue_counts()} if hasattr(m, "queue_counts") else {})}
         return out
 
     def poll_devices(self) -> None:

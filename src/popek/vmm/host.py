@@ -138,6 +138,15 @@ class HostHardware:
             self.driver.attach(dev.device_id, gscid)
         return dev
 
+    def release(self, vm) -> None:
+        """``vm`` is being rebuilt (a driver domain restarted): its devices are free to
+        be assigned again, to the VM that takes its place, with the same tables (its
+        GSCID is by name).  Until then the device's interrupts go nowhere."""
+        for dev in self.devices.values():
+            if dev.owner is vm:
+                dev.owner = None
+                dev.route = None
+
     def poll(self) -> None:
         """Between slices: the devices' leftover work, and the IOMMU's fault records."""
         for dev in self.devices.values():

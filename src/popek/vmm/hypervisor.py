@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from popek import gcpolicy
 from popek.clock import DEFAULT_IPS, HostClock, InstructionClock, MachineTime, slice_limit
@@ -35,6 +36,7 @@ from popek.riscv.compiler import background_compiler
 from popek.riscv.hart import Hart
 from popek.riscv.hart.privileged import SLICE_TRAPS
 from popek.vmm import builder
+from popek.vmm import drivers as placement
 from popek.vmm.exits import Exit
 from popek.vmm.host import HostHardware, check_passthrough
 from popek.vmm.iommu import region_pages
@@ -43,6 +45,7 @@ from popek.vmm.vm import VirtualMachine, VmConfig
 log = logging.getLogger(__name__)
 
 HOST_RAM_BASE = 0x80000000
+DRIVER_CRASH_CODE = 3               # the exit code when the VMM's own driver crashed
 SLICE = 20_000                      # instructions a vCPU runs before the VMM looks around
 M64 = (1 << 64) - 1
 
@@ -95,14 +98,29 @@ class Hypervisor(MachineTime):
                  code_cache: str | None = None, compile_workers: int | None = None,
                  costs: CostModel | None = None, cpu: str = isa.DEFAULT_VARIANT,
                  ips: int | None = None, icount_sleep: bool = True, netdevs=(),
-                 host_devices=(), iommu: bool = True, on_iommu_fault: str = "report"):
+                 host_devices=(), iommu: bool = True, on_iommu_fault: str = "report",
+                 drivers: str = "monolithic", faults: dict | None = None,
+                 domain_kernel: str | None = None, domain_append: str = ""):
         """``netdevs``: backends beside the VMs' own (for ``host_devices``, the
         --host-device specs: physical devices, vmm/host.py); ``iommu``: whether their
-        DMA goes through the IOMMU; ``on_iommu_fault``: report, or stop the VM."""
+        DMA goes through the IOMMU; ``on_iommu_fault``: report, or stop the VM;
+        ``drivers``: where the drivers of the disks VMs use (``disk=``) run
+        (vmm/drivers/), ``faults`` the crashes to inject into them (device id →
+        requests first served), ``domain_kernel`` the driver domains' kernel and
+        ``domain_append`` more of its command line."""
         if not vm_configs:
             raise ConfigError("no virtual machine to run")
         for c in vm_configs:
             c.check()
+        faults = faults or {}
+        disks = placement.check(drivers, vm_configs, host_devices, iommu, faults)
+        if drivers == "domains":
+            kernel = placement.domain_kernel(domain_kernel)
+            made = [placement.domain_config(ident, kernel, vm_configs[0], faults.get(ident),
+                                            domain_append) for ident in disks]
+            for c in made:
+                c.check()
+            vm_configs = list(vm_configs) + made
         # One network for the run: the VMs' NICs meet on its switches.
         self.network = Network([n for c in vm_configs for n in c.netdevs] + list(netdevs))
         check_passthrough(vm_configs, host_devices, self.network)
@@ -117,11 +135,16 @@ class Hypervisor(MachineTime):
         total = sum(c.memory for c in vm_configs) + sum(pools)
         # The VMM's own region after them, with host devices: the IOMMU's tables and
         # queues (vmm/iommu.py; kept with --iommu off too, as host memory no VM owns).
-        region = None
+        region = drivers_base = None
         if host_devices:
+            domains = sum(c.domain for c in vm_configs)
             region = (HOST_RAM_BASE + total,
-                      region_pages([c.memory for c in vm_configs if c.passthrough]))
+                      region_pages([c.memory for c in vm_configs if c.passthrough], domains,
+                                   placement.WINDOW_BYTES))
             total += region[1] * 4096
+            drivers_base = HOST_RAM_BASE + total       # (the VMM's own drivers' pages)
+            if drivers == "monolithic":
+                total += len(disks) * placement.MONOLITHIC_PAGES * 4096
         self.ram = GuestMemory(HOST_RAM_BASE, total)
         self.bus = Bus()                          # the host's devices (vmm/host.py), if any
         self.clock = HostClock() if clock == "host" else \
@@ -135,14 +158,21 @@ class Hypervisor(MachineTime):
         self.hart.compiler = background_compiler(engine, compile_workers)
         self.host = HostHardware(self, host_devices, self.network, region, iommu,
                                  on_iommu_fault)
+        self.placement = placement.Placement(self, drivers, faults, domain_append)
+        self.placement.start(disks, drivers_base)
         self.vms: list[VirtualMachine] = []
         host = HOST_RAM_BASE
         several = len(vm_configs) > 1
         self.current: VirtualMachine | None = None
+        self.crash: str | None = None             # why a driver of the VMM brought it down
         for cfg, pool in zip(vm_configs, pools):
             out = PrefixedConsole(console, f"[{cfg.name}] " if several else "")
             self.vms.append(VirtualMachine(self, cfg, self.ram, host, host + cfg.memory, out))
             host += cfg.memory + pool
+        for domain in self.placement.domains:
+            domain.vm = next(vm for vm in self.vms if vm.cfg.passthrough == [domain.id]
+                             and vm.cfg.domain)
+            domain.vm.domain = domain
         self.wall = 0.0
         self.exits = 0                            # all VMs, for the budget
         self.switches = 0                         # world switches between VMs
@@ -228,7 +258,8 @@ class Hypervisor(MachineTime):
         start = time.perf_counter()
         rr = 0
         try:
-            while any(vm.exit_code is None for vm in self.vms):
+            # (Driver domains serve the others: the run is over when the others are.)
+            while any(vm.exit_code is None for vm in self.vms if vm.domain is None):
                 if until is not None and until():
                     return None
                 # The budget counts guest instructions and VMM exits: both are work, and a
@@ -264,6 +295,12 @@ class Hypervisor(MachineTime):
                 if h.instret == before and h.slice_traps >= SLICE_TRAPS and clock.deterministic:
                     self._stuck_slice()
             return self._exit_code()
+        except placement.DriverCrash as e:
+            # The VMM's own driver failed: the VMM cannot go on, nor can any VM.
+            self.crash = str(e)
+            for vm in self.vms:
+                vm.shutdown(DRIVER_CRASH_CODE, f"the VMM went down: {e}")
+            return DRIVER_CRASH_CODE
         finally:
             if self.current is not None:
                 self._save(self.current)
@@ -287,7 +324,7 @@ class Hypervisor(MachineTime):
             self.clock.idle_until(h.instret, min(wake, spent), self.console.wait)
 
     def _exit_code(self) -> int:
-        codes = [vm.exit_code or 0 for vm in self.vms]
+        codes = [vm.exit_code or 0 for vm in self.vms if vm.domain is None]
         return next((c for c in codes if c), 0)
 
     def _service(self) -> None:
@@ -299,8 +336,25 @@ class Hypervisor(MachineTime):
             alive[0].platform.poll_input(self.console)
         self.network.poll()
         self.host.poll()
+        for domain in self.placement.domains:
+            domain.check()                        # (a dead one is restarted)
         for vm in self.vms:
             vm.platform.poll_devices()
+
+    def restart_vm(self, old: VirtualMachine, append: str | None = None) -> VirtualMachine:
+        """Build ``old`` anew in its place: its RAM and paging pool wiped, its kernel
+        loaded again, fresh vCPUs and devices (a driver domain after its crash)."""
+        if self.current is old:
+            self.current = None
+        self.host.release(old)
+        old.close()
+        cfg = old.cfg if append is None else replace(old.cfg, append=append)
+        end = next((vm.host_base for vm in self.vms if vm.host_base > old.host_base),
+                   self.ram.end if self.host.region is None else self.host.region[0])
+        self.ram.write(old.host_base, bytes(end - old.host_base))     # RAM and pool
+        new = VirtualMachine(self, cfg, self.ram, old.host_base, old.pool_base, old.console)
+        self.vms[self.vms.index(old)] = new
+        return new
 
     # -- exits -------------------------------------------------------------------
     def on_trap(self, cause: int, tval: int, epc: int, interrupt: bool) -> None:
@@ -342,6 +396,7 @@ class Hypervisor(MachineTime):
                 out[f"{vm.name} {what}"] = counts
         out.update(self.network.stats())
         out.update(self.host.stats())
+        out.update(self.placement.stats())
         return out
 
     def ledger_report(self) -> str:

@@ -12,7 +12,9 @@ every VM and its paging pool):
     page 5        the IOFENCE.C completion word
     then          each assigned VM's second-stage tables: a 16 KiB root and the
                   tables below it, mapping the VM's RAM and nothing else (2 MiB
-                  megapages where both addresses allow)
+                  megapages where both addresses allow); a driver domain's also map,
+                  one 4 KiB page at a time, the guest pages granted to it
+                  (vmm/drivers/domain.py) in a window above its RAM
 
 A device assigned to a VM gets a device context whose ``iohgatp`` points at that
 VM's tables, with the VM's index as its GSCID; every change is followed by the
@@ -28,13 +30,15 @@ from dataclasses import dataclass
 
 from popek.errors import ConfigError
 from popek.riscv import iommu as hw
-from popek.vmm.memory.gstage import HGATP_SV39X4, LEAF_RW, MEGA, ROOT_PAGES, map_page
+from popek.vmm.memory.gstage import (HGATP_SV39X4, LEAF_R, LEAF_RW, MEGA, ROOT_PAGES,
+                                     map_page, unmap_page)
 
 PAGE = 4096
 GiB = 1 << 30
 FIXED_PAGES = 6                     # DDT root and two leaves, the queues, the fence word
 CQ_LOG2, FQ_LOG2 = 8, 7             # a page each
 FENCE_DONE = 0x600D
+CQ_BATCH = 64                       # invalidations submitted before a fence
 
 
 def tables_pages(memory: int) -> int:
@@ -44,9 +48,12 @@ def tables_pages(memory: int) -> int:
     return ROOT_PAGES + 3 + -(-memory // GiB) + 1
 
 
-def region_pages(memories) -> int:
-    """Host pages the driver needs for VMs of ``memories`` bytes with assigned devices."""
-    return FIXED_PAGES + sum(tables_pages(m) for m in memories)
+def region_pages(memories, windows: int = 0, window_bytes: int = 0) -> int:
+    """Host pages the driver needs for VMs of ``memories`` bytes with assigned devices,
+    ``windows`` of them with a grant window of ``window_bytes`` (a table per 2 MiB of
+    it, and one above those)."""
+    per_window = -(-window_bytes // MEGA) + 1 if windows else 0
+    return FIXED_PAGES + sum(tables_pages(m) for m in memories) + windows * per_window
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,25 @@ class IommuDriver:
             gpa += MEGA if mega else PAGE
         self.tables[gscid] = root
 
+    def map_page(self, gscid: int, gpa: int, hpa: int, writable: bool) -> bool:
+        """Map one more 4 KiB page into VM ``gscid``'s DMA space (a grant: read only
+        unless ``writable``).  A new mapping needs no invalidation (nothing cached a
+        translation that did not exist: faults are not cached).  False: no table
+        page left."""
+        return map_page(self.ram, self.tables[gscid], gpa, hpa, self._alloc,
+                        leaf=LEAF_RW if writable else LEAF_R)
+
+    def unmap_pages(self, gscid: int, gpas) -> None:
+        """Take pages out of VM ``gscid``'s DMA space, and out of the IOTLB: from the
+        fence's completion on, no DMA reaches them."""
+        gpas = [g for g in gpas if unmap_page(self.ram, self.tables[gscid], g)]
+        for i in range(0, len(gpas), CQ_BATCH):
+            self.ram.write_int(self.fence, 4, 0)
+            for gpa in gpas[i:i + CQ_BATCH]:
+                self._submit(hw.IOTINVAL | 1 << 7 | 1 << 10 | 1 << 33 | gscid << 44,
+                             (gpa >> 12) << 10)                      # GVMA, AV, GV
+            self._fence()
+
     # -- device contexts ----------------------------------------------------------
     def _context(self, device_id: int) -> int:
         leaf = self.base + (1 + (device_id >> 7)) * PAGE
@@ -123,6 +149,14 @@ class IommuDriver:
         self.ram.write(self._context(device_id), struct.pack("<QQQQ", hw.TC_V, iohgatp, 0, 0))
         self._sync(device_id, gscid)
 
+    def attach_bare(self, device_id: int) -> None:
+        """Let ``device_id`` DMA anywhere in host memory (iohgatp Bare): a device whose
+        driver is the VMM itself (``--drivers monolithic``), trusted as the VMM is."""
+        self.ram.write(self._context(device_id), struct.pack("<QQQQ", hw.TC_V, 0, 0, 0))
+        self.ram.write_int(self.fence, 4, 0)
+        self._submit(hw.IODIR | 1 << 33 | device_id << 40, 0)
+        self._fence()
+
     def detach(self, device_id: int, gscid: int) -> None:
         """Block every DMA of ``device_id`` (its context invalid: a fault each)."""
         self.ram.write(self._context(device_id), bytes(hw.DC_SIZE))
@@ -133,6 +167,11 @@ class IommuDriver:
         self.ram.write_int(self.fence, 4, 0)
         self._submit(hw.IODIR | 1 << 33 | device_id << 40, 0)               # INVAL_DDT, DV
         self._submit(hw.IOTINVAL | 1 << 7 | 1 << 33 | gscid << 44, 0)       # GVMA, GV
+        self._fence()
+
+    def _fence(self) -> None:
+        """An IOFENCE.C after the commands submitted, the tail written, and the
+        completion word checked (the model completes commands when the tail moves)."""
         self._submit(hw.IOFENCE | 1 << 10 | FENCE_DONE << 32, self.fence >> 2)  # C, AV
         self.iommu.write(hw.CQT, 4, self.cqt)
         if self.ram.read_int(self.fence, 4) != FENCE_DONE:

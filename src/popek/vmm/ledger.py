@@ -47,6 +47,9 @@ REASON_COSTS = {
     "passthrough_map": ("NESTED_FILL",),
     "passthrough_irq": ("REFLECT_TRAP",),
     "iommu_fault": ("EMULATE_MMIO",),
+    # Driver domains (vmm/drivers/domain.py): the event that tells a domain of new
+    # requests, injected as an interrupt.
+    "domain_event": ("REFLECT_TRAP",),
 }
 # What getting to the VMM and back costs, by CPU strategy: a trap to M-mode and its
 # return (trap-and-emulate), or a VM exit and entry (hardware assist).

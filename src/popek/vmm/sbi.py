@@ -215,6 +215,10 @@ def _popek(vm, fid, a0, a1):
             return SBI_ERR_INVALID_ADDRESS, 0
         v.page = VcpuPage(vm.ram, a0)           # (written when the guest resumes)
         return SBI_SUCCESS, 0
+    if fid in (7, 8, 9):                                     # a driver domain's (blkif.h)
+        if vm.domain is None:
+            return SBI_ERR_NOT_SUPPORTED, 0
+        return vm.domain.hypercall(vm, fid, a0, a1)
     if fid == 6:                                             # SYNC: the exit itself pulled
         if a0 & 1 and v.page is not None:                    # (and the page's FS, as it is)
             v.page.take_fs(v, vm.vmm.hart)

@@ -37,6 +37,8 @@ class VmConfig:
     devices: list = field(default_factory=list)   # NICs, RNGs (devices/options.py)
     netdevs: list = field(default_factory=list)   # their backends, in the run's network
     passthrough: list = field(default_factory=list)   # ids of host devices it is given
+    disks: list = field(default_factory=list)   # host NVMe ids it reaches as virtio-blk
+    domain: bool = False              # a driver domain the VMM made (vmm/drivers/)
 
     def check(self) -> None:
         """One clear error for a configuration no VM can have (before any memory is
@@ -66,6 +68,7 @@ class VirtualMachine(VirtLayout):
         self.exit_code: int | None = None
         self.exit_reason = ""
         self.host_base = host_base
+        self.pool_base = pool_base
         self.ram = host_ram.window(self.RAM_BASE, host_base, cfg.memory)
         # Its vCPUs; ``vcpu`` is the one on the hart now (or last).  Only the first
         # starts; the guest starts the others through SBI HSM (sbi.py).
@@ -73,8 +76,12 @@ class VirtualMachine(VirtLayout):
         self.harts = self.vcpus               # (what the device tree lists)
         self.vcpu = self.vcpus[0]
         self.vcpu.started = True
+        self.domain = None                    # the DriverDomain, if this VM is one
+        # Disks whose driver the VMM places (vmm/drivers/): a virtio-blk each.
+        frontends = [vmm.placement.frontend(self, ident) for ident in cfg.disks]
         self.platform = Platform(self, self.ram, self.console_write, cfg.drives, self.vcpus,
-                                 devices=cfg.devices, network=vmm.network)
+                                 devices=cfg.devices, network=vmm.network,
+                                 virtio_models=frontends)
         self.bus = self.platform.bus
         self.uart = self.platform.uart
         self.ledger = Ledger(vmm.charge_cycles, costs=vmm.costs,

@@ -46,7 +46,7 @@ class VirtioBlk:
         self.features = F_SIZE_MAX | F_SEG_MAX | F_BLK_SIZE | F_FLUSH | (F_RO if readonly else 0)
         self.stats = {"reads": 0, "writes": 0, "flushes": 0, "bytes_read": 0, "bytes_written": 0}
         self.warnings = GuestWarnings(log)        # a guest's repeated mistakes: logged once
-        self.config = struct.pack("<QIIHBBI", self.capacity, SIZE_MAX, SEG_MAX, 0, 0, 0, SECTOR)
+        self.config = blk_config(self.capacity, SIZE_MAX, SEG_MAX)
 
     def close(self) -> None:
         """Unlock and close the image (a second close does nothing)."""
@@ -68,14 +68,12 @@ class VirtioBlk:
     def process(self, queue: int, chain) -> int:
         """Serve one request; return the number of bytes written into the chain."""
         mem = self.mem
-        if not chain.writable or chain.writable[-1][1] < 1:
+        status_addr, data_out = status_and_data(chain)
+        if status_addr is None:
             self.warnings.warn("no status", "virtio-blk: request without a status byte; dropped")
             return 0
-        status_addr = chain.writable[-1][0] + chain.writable[-1][1] - 1
-        data_out = chain.writable[:-1] + ([(chain.writable[-1][0], chain.writable[-1][1] - 1)]
-                                          if chain.writable[-1][1] > 1 else [])
         try:
-            header = self._header(chain)
+            header = read_header(mem, chain)
             if header is None:
                 return self._status(status_addr, S_IOERR)
             rtype, _, sector = struct.unpack_from("<IIQ", header)
@@ -129,15 +127,31 @@ class VirtioBlk:
             self.warnings.warn("host I/O", "virtio-blk: host I/O error on %s: %s", self.path, e)
             return self._status(status_addr, S_IOERR)
 
-    def _header(self, chain) -> bytes | None:
-        """The request's 16-byte header, from the first readable buffers (None: too short)."""
-        out = b""
-        for addr, length in chain.readable:
-            out += self.mem.read(addr, min(length, 16 - len(out)))
-            if len(out) == 16:
-                return out
-        return None
-
     def _status(self, addr: int, status: int, written: int = 0) -> int:
         self.mem.write(addr, bytes([status]))
         return written + 1
+
+
+def blk_config(capacity: int, size_max: int, seg_max: int) -> bytes:
+    """The device's config space (5.2.4): capacity, size_max, seg_max, no geometry,
+    blk_size."""
+    return struct.pack("<QIIHBBI", capacity, size_max, seg_max, 0, 0, 0, SECTOR)
+
+
+def status_and_data(chain) -> tuple:
+    """A request's status byte (the last writable byte: None if there is none) and the
+    writable buffers before it (a read's data)."""
+    if not chain.writable or chain.writable[-1][1] < 1:
+        return None, []
+    addr, length = chain.writable[-1]
+    return addr + length - 1, chain.writable[:-1] + ([(addr, length - 1)] if length > 1 else [])
+
+
+def read_header(mem, chain) -> bytes | None:
+    """A request's 16-byte header, from the first readable buffers (None: too short)."""
+    out = b""
+    for addr, length in chain.readable:
+        out += mem.read(addr, min(length, 16 - len(out)))
+        if len(out) == 16:
+            return out
+    return None

@@ -25,6 +25,7 @@ STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK = 1, 2, 4
 STATUS_FEATURES_OK, STATUS_NEEDS_RESET, STATUS_FAILED = 8, 64, 128
 INT_USED_BUFFER, INT_CONFIG_CHANGE = 1, 2
 SLICE_BYTES = 16 << 20          # buffer bytes served per notify (or per service) at most
+DEFERRED = object()             # what process() returns for a request completed later
 
 
 class VirtioTransport:
@@ -43,6 +44,10 @@ class VirtioTransport:
         if hasattr(device, "kick"):
             device.kick = self.pending.add
         self._ready = getattr(device, "ready", None)
+        # A device that completes requests later (a disk served by a driver domain:
+        # vmm/drivers/) returns DEFERRED from process() and calls complete() when done.
+        if hasattr(device, "complete"):
+            device.complete = self.complete
         self.reset()
 
     def reset(self) -> None:
@@ -118,27 +123,47 @@ class VirtioTransport:
     def _serve(self, index: int) -> None:
         """Serve queue ``index``: at most a queue's worth of chains and ``SLICE_BYTES``."""
         q = self.queues[index]
-        chains = done_bytes = 0
+        chains = done_bytes = pushed = 0
         self.pending.discard(index)
         try:
             q.check_layout()
             ready = self._ready
             while (ready is None or ready(index)) and (chain := q.pop()) is not None:
                 written = self.device.process(index, chain)
-                q.push(chain.head, written)
+                if written is not DEFERRED:
+                    q.push(chain.head, written)
+                    pushed += 1
                 chains += 1
                 done_bytes += chain.length
                 if chains >= q.num or done_bytes >= SLICE_BYTES:
                     self.pending.add(index)     # maybe more: the next slice goes on
                     break
         except VirtqueueError as e:
-            # Logged once per device: a guest that breaks its queue again and again
-            # must not flood the host's log (--stats counts them all).
-            self.warnings.warn("queue", "virtio-%s: %s; device needs reset", self.device.name, e)
-            self.status |= STATUS_NEEDS_RESET
-            self.interrupt_status |= INT_CONFIG_CHANGE
-            self.irq(True)
+            self._broken(e)
             return
-        if chains and not q.interrupts_suppressed():
+        if pushed and not q.interrupts_suppressed():
+            self.interrupt_status |= INT_USED_BUFFER
+            self.irq(True)
+
+    def _broken(self, e: VirtqueueError) -> None:
+        """The driver broke its queue: the device needs a reset.  Logged once per
+        device: a guest that breaks its queue again and again must not flood the
+        host's log (--stats counts them all)."""
+        self.warnings.warn("queue", "virtio-%s: %s; device needs reset", self.device.name, e)
+        self.status |= STATUS_NEEDS_RESET
+        self.interrupt_status |= INT_CONFIG_CHANGE
+        self.irq(True)
+
+    def complete(self, index: int, head: int, written: int) -> None:
+        """A deferred request is done: its chain goes back to the driver, with an
+        interrupt unless the driver suppressed them.  (A device reset in between has
+        told the device to forget it: it does not call this.)"""
+        q = self.queues[index]
+        try:
+            q.push(head, written)
+        except VirtqueueError as e:
+            self._broken(e)
+            return
+        if not q.interrupts_suppressed():
             self.interrupt_status |= INT_USED_BUFFER
             self.irq(True)

@@ -1,0 +1,257 @@
+"""A driver domain (``--drivers domains``): a physical disk's driver in a VM of its
+own, as a microkernel-style hypervisor places it.
+
+The domain is a small VM of our guest kernel booted with ``blkback``
+(guests/kernel/blkback.c) and given the disk by passthrough: its NVMe driver drives
+the device, whose DMA the IOMMU confines to the domain's RAM and its *grant window*.
+Guests keep an ordinary virtio-blk (vmm/drivers/frontend.py).  One request's trip:
+
+    guest   notify (an MMIO exit)                               the guest's ledger
+    VMM     grants the request's pages, writes it into the
+            domain's ring, raises the domain's event            domain_event
+    domain  maps the grants (GRANT_MAP: IOMMU mappings)         sbi popek (and
+            drives the NVMe (no exits: passed through)           grant_map pages)
+            posts the response, DOMAIN_NOTIFY                   sbi popek
+    VMM     revokes the grants, writes the guest's status,
+            completes its chain: an interrupt for the guest
+
+A domain that dies (a panic, a crash: its VM powers off with an error) is restarted:
+its grants are revoked, its VM rebuilt from its kernel, and the requests it had in
+flight are sent again when the new one attaches its ring (a read or write done twice
+writes the same bytes).  The guest sees a slower request, nothing else.  A domain
+that keeps dying (``MAX_RESTARTS``) is given up: its guests' requests then fail.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+
+from popek.errors import GuestMemoryError
+from popek.guestlog import GuestWarnings
+from popek.vmm.drivers import blkif
+from popek.vmm.drivers.grants import GrantTable
+
+log = logging.getLogger(__name__)
+
+PAGE = 4096
+MAX_RESTARTS = 8
+SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_DENIED, SBI_ERR_INVALID_ADDRESS = 0, -3, -4, -5
+
+
+class DriverDomain:
+    """The domain serving host device ``ident`` (a backend for DiskFrontend)."""
+
+    def __init__(self, hv, ident: str, restart_args: str = "blkback"):
+        self.hv = hv
+        self.id = ident
+        self.name = f"driver domain {ident}"
+        self.capacity = hv.host.devices[ident].fn.blocks
+        self.restart_args = restart_args        # (its first had the crash to inject too)
+        self.vm = None                          # set by the hypervisor; replaced at restart
+        self.ring = None                        # the ring's gpa, once the domain attached
+        self.grants = GrantTable()
+        self.window: dict[int, int] = {}        # window slot → the grant index mapped there
+        self.queued: deque = deque()            # (frontend, request) not yet in the ring
+        self.inflight: dict[int, tuple] = {}    # ring id → (frontend, request)
+        self.next_id = 1
+        self.req_prod = self.rsp_cons = 0
+        self.crashed_at: float | None = None    # (host time of the last crash)
+        self.warnings = GuestWarnings(log)
+        self.stats = {"requests": 0, "responses": 0, "events": 0, "grants": 0,
+                      "grant_maps": 0, "grant_faults": 0, "bad_responses": 0, "crashes": 0,
+                      "restarts": 0, "replayed": 0, "recovery_ms": 0.0}
+
+    # -- the frontends' backend ----------------------------------------------------
+    def has_room(self, frontend) -> bool:
+        return len(self.inflight) + len(self.queued) < blkif.SLOTS
+
+    def submit(self, frontend, req) -> None:
+        if self.stats["restarts"] > MAX_RESTARTS:
+            frontend.finish(req, False)          # (given up: the disk is gone)
+            return
+        self.queued.append((frontend, req))
+        self._send()
+
+    def cancel(self, frontend) -> None:
+        """``frontend``'s device was reset: its requests go, with their grants."""
+        self.queued = deque(e for e in self.queued if e[0] is not frontend)
+        for rid in [rid for rid, (f, _) in self.inflight.items() if f is frontend]:
+            del self.inflight[rid]
+            self._revoke(rid)
+
+    # -- the ring -------------------------------------------------------------------
+    def _send(self) -> None:
+        """Put queued requests into the domain's ring and raise its event."""
+        if self.ring is None or self.vm is None or self.vm.exit_code is not None:
+            return
+        sent = 0
+        while self.queued and len(self.inflight) < blkif.SLOTS:
+            frontend, req = self.queued.popleft()
+            rid = self.next_id
+            self.next_id += 1
+            pieces = []
+            for gpa, length in req.pieces:
+                ref = self.grants.grant(frontend.host_address(gpa), req.op == blkif.OP_READ,
+                                        rid)
+                pieces.append((ref, gpa % PAGE, length))   # (the table outlasts SLOTS)
+            self.stats["grants"] += len(pieces)
+            slot = self.ring + blkif.REQUESTS + (self.req_prod % blkif.SLOTS) * blkif.REQUEST_SIZE
+            ram = self.vm.ram
+            ram.write(slot, blkif.pack_request(rid, req.op, req.sector, pieces))
+            self.req_prod = (self.req_prod + 1) & 0xFFFFFFFF
+            ram.write_int(self.ring + blkif.REQ_PROD, 4, self.req_prod)
+            self.inflight[rid] = (frontend, req)
+            self.stats["requests"] += 1
+            sent += 1
+        if sent:
+            self._event()
+
+    def _event(self) -> None:
+        """The domain's event: a software interrupt on its first vCPU (it waits in wfi
+        for it), injected by the VMM."""
+        from popek.riscv.csrs import MIP_SSIP
+        v = self.vm.vcpus[0]
+        v.set_mip_sw(v.mip_sw | MIP_SSIP)
+        self.vm.ledger.record("domain_event", self.id)
+        self.stats["events"] += 1
+
+    def _revoke(self, rid: int) -> None:
+        slots = self.grants.revoke(rid)
+        for s in slots:
+            self.window.pop(s, None)
+        if slots and self.vm is not None:
+            host = self.hv.host
+            host.driver.unmap_pages(host.gscids[self.vm.name],
+                                    [blkif.WINDOW_BASE + s * PAGE for s in slots])
+
+    # -- hypercalls (vmm/sbi.py) -------------------------------------------------------
+    def hypercall(self, vm, fid: int, a0: int, a1: int) -> tuple[int, int]:
+        if vm is not self.vm:
+            return SBI_ERR_DENIED, 0                 # (a dead incarnation's last words)
+        if fid == blkif.FID_DOMAIN_ATTACH:
+            return self._attach(a0)
+        if fid == blkif.FID_GRANT_MAP:
+            return self._grant_map(a0, a1)
+        if fid == blkif.FID_DOMAIN_NOTIFY:
+            return self._responses()
+        return SBI_ERR_INVALID_PARAM, 0
+
+    def _attach(self, ring: int) -> tuple[int, int]:
+        """The domain's ring (it may attach again: what was in flight is sent anew)."""
+        if ring % PAGE or not self.vm.ram.contains(ring, blkif.RING_PAGES * PAGE):
+            return SBI_ERR_INVALID_ADDRESS, 0
+        self._requeue()
+        self.vm.ram.write(ring, bytes(blkif.RING_BYTES))
+        self.ring = ring
+        self.req_prod = self.rsp_cons = 0
+        if self.crashed_at is not None:
+            self.stats["recovery_ms"] += (time.perf_counter() - self.crashed_at) * 1e3
+            self.crashed_at = None
+        self._send()
+        return SBI_SUCCESS, blkif.WINDOW_BASE
+
+    def _requeue(self) -> None:
+        """Everything in flight back to the front of the queue, its grants revoked."""
+        back = []
+        for rid in sorted(self.inflight):
+            back.append(self.inflight.pop(rid))
+            self._revoke(rid)
+        self.stats["replayed"] += len(back)
+        self.queued.extendleft(reversed(back))
+
+    def _grant_map(self, ops: int, n: int) -> tuple[int, int]:
+        """Map ``n`` grants ({u32 ref, u32 slot} at ``ops``) into the window, each
+        checked: a live grant of a request in flight to this domain, a slot in the
+        window.  The first bad one stops the batch (a grant fault, in the ledger)."""
+        if n > blkif.PIECES:
+            return SBI_ERR_INVALID_PARAM, 0
+        host = self.hv.host
+        gscid = host.gscids[self.vm.name]
+        done = 0
+        for i in range(n):
+            try:
+                ref, slot = blkif.MAP_OP.unpack(self.vm.ram.read(ops + 8 * i, 8))
+            except GuestMemoryError:
+                return SBI_ERR_INVALID_ADDRESS, done
+            g = self.grants.lookup(ref)
+            if g is None or g.request not in self.inflight or slot >= blkif.WINDOW_SLOTS:
+                self._grant_fault(f"ref {ref:#x} slot {slot}: not a live grant of a request "
+                                  "in flight, or not a window slot")
+                return SBI_ERR_DENIED, done
+            gpa = blkif.WINDOW_BASE + slot * PAGE
+            if slot in self.window:                      # (remapped: the old one goes)
+                host.driver.unmap_pages(gscid, [gpa])
+                old = self.grants.entries[self.window[slot]]
+                if old is not None and slot in old.slots:
+                    old.slots.remove(slot)
+            if not host.driver.map_page(gscid, gpa, g.hpa, g.writable):
+                return SBI_ERR_DENIED, done
+            g.slots.append(slot)
+            self.window[slot] = ref & (len(self.grants.entries) - 1)
+            done += 1
+        self.stats["grant_maps"] += done
+        self.vm.ledger.note("grant_map", self.id, done)
+        self.hv.charge_cycles(done * self.hv.costs.GRANT_MAP)
+        return SBI_SUCCESS, done
+
+    def _grant_fault(self, why: str) -> None:
+        self.stats["grant_faults"] += 1
+        self.vm.ledger.note("grant_fault", self.id)       # (within its hypercall's exit)
+        self.warnings.warn("grant", "%s: refused a grant map: %s", self.name, why)
+
+    def _responses(self) -> tuple[int, int]:
+        """Take the responses the domain posted (at most a ring's worth per call):
+        each request's grants revoked, its guest told."""
+        ram = self.vm.ram
+        if self.ring is None:
+            return SBI_ERR_DENIED, 0
+        prod = ram.read_int(self.ring + blkif.RSP_PROD, 4)
+        n = min((prod - self.rsp_cons) & 0xFFFFFFFF, blkif.SLOTS)
+        for _ in range(n):
+            at = self.ring + blkif.RESPONSES + (self.rsp_cons % blkif.SLOTS) * blkif.RESPONSE.size
+            rid, status, _ = blkif.RESPONSE.unpack(ram.read(at, blkif.RESPONSE.size))
+            self.rsp_cons = (self.rsp_cons + 1) & 0xFFFFFFFF
+            entry = self.inflight.pop(rid, None)
+            if entry is None:
+                self.stats["bad_responses"] += 1
+                self.warnings.warn("response", "%s: a response to no request in flight (%#x)",
+                                   self.name, rid)
+                continue
+            self._revoke(rid)
+            self.stats["responses"] += 1
+            frontend, req = entry
+            frontend.finish(req, status == blkif.OK)
+        ram.write_int(self.ring + blkif.RSP_CONS, 4, self.rsp_cons)
+        self._send()
+        return SBI_SUCCESS, n
+
+    # -- life and death ----------------------------------------------------------------
+    def check(self) -> None:
+        """Between slices: if the domain's VM has died, restart it."""
+        vm = self.vm
+        if vm is None or vm.exit_code is None or self.stats["restarts"] > MAX_RESTARTS:
+            return
+        self.stats["crashes"] += 1
+        log.warning("%s died (%s); restarting it", self.name, vm.exit_reason)
+        self.crashed_at = time.perf_counter()
+        self._requeue()
+        self.ring = None
+        for frontend in {f for f, _ in self.queued}:
+            frontend.note_crash(self.id)
+        self.stats["restarts"] += 1
+        if self.stats["restarts"] > MAX_RESTARTS:
+            log.warning("%s: died %d times; given up (its disks fail every request)",
+                        self.name, self.stats["restarts"])
+            for frontend, req in self.queued:
+                frontend.finish(req, False)
+            self.queued.clear()
+            return
+        self.vm = self.hv.restart_vm(vm, append=self.restart_args)
+        self.vm.domain = self
+
+    def report(self) -> dict:
+        return {**self.stats, "grants_live": f"{len(self.grants):,} (at most "
+                                             f"{len(self.grants.entries):,})",
+                "inflight": len(self.inflight), "queued": len(self.queued)}
