@@ -27,6 +27,8 @@ bench: setup
 	$(PY) bench/bench_linux.py
 	$(PY) bench/bench_io.py
 	$(PY) bench/bench_passthrough.py
+	$(PY) bench/bench_drivers.py
+	$(PY) bench/bench_reliability.py
 	$(PY) bench/bench_kvm_io.py
 	$(PY) bench/bench_io_path.py
 

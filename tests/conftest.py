@@ -113,3 +113,13 @@ def disk_4m(tmp_path) -> Path:
     img = tmp_path / "disk.img"
     img.write_bytes(bytes(4 << 20))
     return img
+
+
+@pytest.fixture(scope="session")
+def x86_guests() -> Path:
+    """Build guests/x86 (tiny x86-64 guests for the KVM backend); the build directory."""
+    r = subprocess.run(["make", "-s", "-C", str(ROOT / "guests" / "x86")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"building the x86 test guests failed:\n{r.stdout}{r.stderr}")
+    return ROOT / "guests" / "x86" / "build"

@@ -132,13 +132,14 @@ def _play(make_machine, commands, poweroff, watches) -> Session:
 def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
             max_instructions=16_000_000_000, smp=1, cpu="trap-emulate",
             append=APPEND, devices=(), netdevs=(), peers=(), peers_done=None,
-            machine_watches=(), passthrough=(), host=None) -> Session:
+            machine_watches=(), passthrough=(), host=None, disks=()) -> Session:
     """The same as :func:`run_bare`, as a guest of popek's VMM (which serves SBI itself:
     no OpenSBI), by the CPU strategy ``cpu`` (trap-emulate, hw) and its paging; Linux is
     vm0, with ``devices`` on ``netdevs``.  ``peers`` are more VMs (VmConfigs) beside it,
     stopped when Linux prints ``peers_done``; ``machine_watches`` are watches whose
-    function takes the VMM; ``passthrough``: the host devices Linux is given, which
-    ``host`` (the Hypervisor's host_devices= and netdevs=) declares."""
+    function takes the VMM; ``passthrough``: the host devices Linux is given, and
+    ``disks`` the host disks it reaches through the VMM's driver placement, which
+    ``host`` (the Hypervisor's host_devices=, netdevs=, drivers=, faults=) declares."""
     from popek.riscv.board import DriveSpec
     from popek.vmm import builder
     from popek.vmm.hypervisor import Hypervisor
@@ -147,7 +148,7 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
     cfg = VmConfig(kernel=kernel().image, initrd=str(initrd), append=append, memory=MEMORY,
                    drives=[DriveSpec(str(disk))] if disk else [], smp=smp, cpu=cpu,
                    paging=builder.DEFAULT_PAGING[cpu], devices=list(devices),
-                   netdevs=list(netdevs), passthrough=list(passthrough))
+                   netdevs=list(netdevs), passthrough=list(passthrough), disks=list(disks))
     made = []
 
     def make(con):
@@ -157,7 +158,8 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
 
     def stop_peers():
         for vm in made[0].vms[1:]:
-            vm.shutdown(0, "Linux is done with it")
+            if vm.domain is None:                 # (a driver domain serves Linux still)
+                vm.shutdown(0, "Linux is done with it")
     watches = [*watches, *((p, (lambda fn: lambda: fn(made[0]))(fn))
                            for p, fn in machine_watches)]
     if peers_done:

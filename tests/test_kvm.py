@@ -16,7 +16,6 @@ import pytest
 
 from popek.console import ScriptedConsole
 from popek.kvm.system import Kvm, KvmUnavailable
-from tests.conftest import ROOT
 
 
 def kvm_usable() -> str | None:
@@ -29,15 +28,6 @@ def kvm_usable() -> str | None:
 
 REASON = kvm_usable()
 needs_kvm = pytest.mark.skipif(REASON is not None, reason=f"no usable KVM: {REASON}")
-
-
-@pytest.fixture(scope="module")
-def x86_guests():
-    r = subprocess.run(["make", "-s", "-C", str(ROOT / "guests" / "x86")],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.fail(f"building the x86 test guests failed:\n{r.stdout}{r.stderr}")
-    return ROOT / "guests" / "x86" / "build"
 
 
 def popek(*args, timeout=120):

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -224,7 +225,7 @@ def test_linux_runs_as_a_guest_of_the_trap_and_emulate_vmm(initrd, tmp_path):
 
 def test_linux_runs_in_vs_mode_under_hardware_assist(tmp_path):
     """Debian's kernel as a guest of `--vmm hw`: in the H extension's VS-mode, on nested
-    paging.  Its own traps, CSR accesses, sret, fences and page tables never exit: what
+    paging; with a disk whose driver is in a driver domain that crashes mid-copy.  Its own traps, CSR accesses, sret, fences and page tables never exit: what
     does is SBI, the first touch of its memory, its devices and its idle wfi.  It is given
     a physical e1000 of the host (passthrough, behind the IOMMU), which its own e1000
     driver brings up and pings our guest OS's responder in a second VM through: not one
@@ -252,16 +253,30 @@ def test_linux_runs_in_vs_mode_under_hardware_assist(tmp_path):
                     devices=[parse_device("virtio-net-pci,netdev=p1")])
     nvme = tmp_path / "nvme.img"
     nvme.write_bytes(bytes(4 << 20))
+    # A third disk, reached through an ordinary virtio-blk whose driver runs in a driver
+    # domain, which crashes in its request 5 (the copy below's third write: before it,
+    # Linux's probe reads two) and is restarted.
+    domain_disk = tmp_path / "domain.img"
+    domain_disk.write_bytes(bytes(8 << 20))
     host = {"host_devices": [parse_host_device("e1000,id=pnic,netdev=p0"),
-                             parse_host_device(f"nvme,id=pdisk,drive={nvme}")],
-            "netdevs": [parse_netdev("switch,id=p0")]}
+                             parse_host_device(f"nvme,id=pdisk,drive={nvme}"),
+                             parse_host_device(f"nvme,id=ddisk,drive={domain_disk}")],
+            "netdevs": [parse_netdev("switch,id=p0")],
+            "drivers": "domains", "faults": {"ddisk": 4}}
+    # (what is copied: the start of busybox, whose bytes the test has; /dev/urandom would
+    # wait for entropy, and seq's output is slow to make)
+    copied = Path(k.busybox).read_bytes()[:256 << 10]
     s = L.run_vmm(initrd, disk, [
         "cat /proc/cpuinfo", "echo popek-vs-mode > /dev/vda && sync && echo RAW-SYNCED",
         "echo popek-nvme-passthrough > /dev/nvme0n1 && sync && echo NVME-$((3*7))",
+        "for d in /sys/block/vd*; do [ $(cat $d/size) = 16384 ] && D=/dev/${d##*/}; done; "
+        f"head -c {len(copied)} /bin/busybox > /tmp/f && dd if=/tmp/f of=$D bs=64k "
+        f"oflag=direct conv=fsync && head -c {len(copied)} $D > /tmp/g && cmp /tmp/f /tmp/g "
+        "&& echo DOMAIN-$((3*7))",
         FIND_NICS + "; ip link set $E up; ip addr add 10.0.0.1/24 dev $E; sleep 2; "
         "ping -c 3 10.0.0.2; echo NET-$((3*7))"],
         watches=watch, cpu="hw", append=L.APPEND + " cryptomgr.notests",
-        passthrough=["pnic", "pdisk"], host=host, peers=[peer],
+        passthrough=["pnic", "pdisk"], disks=["ddisk"], host=host, peers=[peer],
         peers_done=r"\[vm0\] NET-21\r?\n")
     out = s.output
     assert s.exit_code == 0, out[-3000:]
@@ -283,6 +298,13 @@ def test_linux_runs_in_vs_mode_under_hardware_assist(tmp_path):
     assert "NVME-21" in out and "nvme0n1" in out
     assert nvme.read_bytes()[:23] == b"popek-nvme-passthrough\n"
     assert s.stats["host pdisk"]["writes"] >= 1
+    # The copy through the driver domain survived its crash: Linux's cmp of what it
+    # wrote with the disk, the bytes on the host file, one crash, one restart.
+    assert "[domain-ddisk] blkback: crashing in request 5" in out
+    assert "DOMAIN-21" in out and "cmp:" not in out
+    assert domain_disk.read_bytes()[:len(copied)] == copied
+    ddisk = s.stats["driver ddisk"]
+    assert ddisk["crashes"] == ddisk["restarts"] == 1 and ddisk["replayed"] >= 1
     assert "isa\t\t: rv64imafdc_" in out                  # the guest's hart has no H
     assert seen["after_sync"] == b"popek-vs-mode\n" + bytes(2)
     assert "reboot: Power down" in out

@@ -145,3 +145,34 @@ def test_debian_kernel_boots_to_busybox_and_reads_its_disk(kernel, vmlinux, init
     assert "/dev/vda has 2048 sectors" in out, out[-3000:]
     assert "popek disk marker" in out
     assert code == 0 and m.exit_reason == "reset (i8042)"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_hardware_kvm() is not None, reason=str(_hardware_kvm()))
+def test_debian_kernel_copies_through_a_driver_domain_killed_mid_copy(kernel, vmlinux, initrd,
+                                                                      tmp_path):
+    """--drivers domains: Linux's virtio-blk driver on a disk served by a `popek
+    vhost-user-blk` process, which SIGKILLs itself in its request 11 (during the copy);
+    popek starts it again and the copy completes: Linux's cmp and the host file agree."""
+    from popek.kvm.machine import X86Machine
+    from popek.riscv.board import DriveSpec
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(8 << 20))
+    copied = "".join(f"{i}\n" for i in range(1, 200001)).encode()      # seq 1 200000
+    con = ScriptedConsole([(r"popek-initramfs: up", ""),
+                           (r"/ # ", "seq 1 200000 > /tmp/f && dd if=/tmp/f of=/dev/vda "
+                                     "bs=64k oflag=direct conv=fsync && head -c "
+                                     f"{len(copied)} /dev/vda > /tmp/g && cmp /tmp/f /tmp/g "
+                                     "&& echo COPY-$((3*7)); reboot -f\n")])
+    m = X86Machine(str(vmlinux), memory=512 << 20, console=con, initrd=str(initrd),
+                   drives=[DriveSpec(str(disk))], append="console=ttyS0 reboot=k panic=-1",
+                   drivers="domains", faults={"drive0": 10})
+    try:
+        code = m.run(timeout=300)
+        stats = m.vhost[0].stats
+    finally:
+        m.close()
+    out = con.text()
+    assert "COPY-21" in out, out[-3000:]
+    assert code == 0 and disk.read_bytes()[:len(copied)] == copied
+    assert stats["backend_starts"] == 2 and stats["reconnects"] == 1

@@ -19,10 +19,8 @@ from popek.devices.memory import GuestMemory
 from popek.devices.virtio.blk import VirtioBlk
 from popek.errors import ImageError
 from tests.test_cli import assert_one_line_error, popek
-from tests import test_kvm
 from tests.test_kvm import needs_kvm
 
-x86_guests = test_kvm.x86_guests          # the fixture that builds the tiny x86 guests
 WRITE_REFUSED = 'failed to get "write" lock'
 READ_REFUSED = 'failed to get "read" lock'
 

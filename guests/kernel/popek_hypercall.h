@@ -20,6 +20,8 @@
  *   6    SYNC            a0 = 1: the page's FS as it is    nothing but the exit: the VMM
  *                                                          reads the vCPU page now (FS
  *                                                          only if changed, unless a0 = 1)
+ *   7-9  DOMAIN_ATTACH, GRANT_MAP, DOMAIN_NOTIFY: a driver domain's (blkif.h); the
+ *        VMM answers NOT_SUPPORTED to any other VM
  *
  * The vCPU page (as Xen's vcpu_info): the supervisor registers of the calling vCPU,
  * which the guest reads and writes with loads and stores instead of CSR instructions.

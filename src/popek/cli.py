@@ -118,7 +118,7 @@ def open_output_file(path: str, option: str, mode: str):
 
 
 def parse_drive(text: str):
-    """``PATH`` or QEMU-style ``file=PATH[,format=raw][,if=virtio][,readonly=on]``."""
+    """``PATH`` or QEMU-style ``file=PATH[,format=raw][,if=virtio][,readonly=on][,id=ID]``."""
     from popek.riscv.board import DriveSpec
 
     if "=" not in text.split(",")[0]:
@@ -140,10 +140,15 @@ def parse_drive(text: str):
     ro = opts.get("readonly", "off")
     if ro not in ("on", "off"):
         raise argparse.ArgumentTypeError("readonly= takes on or off")
-    unknown = set(opts) - {"file", "format", "if", "readonly"}
+    unknown = set(opts) - {"file", "format", "if", "readonly", "id"}
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown --drive option(s): {', '.join(sorted(unknown))}")
-    return DriveSpec(opts["file"], ro == "on", interface)
+    ident = opts.get("id", "")
+    if "id" in opts and not (ident[:1].isalpha() and all(c.isalnum() or c in "-_." for c in ident)
+                             and len(ident) <= 32):
+        raise argparse.ArgumentTypeError(f"--drive id={ident[:40]!r}: an id is a letter, then "
+                                         "letters, digits, '-', '_' or '.' (32 at most)")
+    return DriveSpec(opts["file"], ro == "on", interface, ident)
 
 
 def one_line(message: str) -> str:
@@ -363,6 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
                                      "which boots through its PVH entry.")
     ext.add_argument("bzimage", metavar="BZIMAGE")
     ext.add_argument("-o", "--output", metavar="FILE", required=True)
+    vub = sub.add_parser("vhost-user-blk", help="serve a disk to a vhost-user frontend (a "
+                         "driver domain as a process)",
+                         description="popek's virtio-blk as a vhost-user backend: listens on "
+                                     "SOCKET for a frontend (popek --backend kvm, or QEMU's "
+                                     "vhost-user-blk-pci) and serves FILE from the guest "
+                                     "memory it shares; waits for the next frontend when one "
+                                     "goes.  Run as root, it becomes nobody once its disk "
+                                     "and socket are open.")
+    vub.add_argument("--socket", metavar="PATH", required=True, help="the UNIX socket to "
+                     "listen on (an old one at PATH is replaced)")
+    vub.add_argument("--drive", metavar="FILE", required=True, help="a raw disk image")
+    vub.add_argument("--readonly", action="store_true", help="serve it read-only")
+    vub.add_argument("--crash-after", metavar="N", type=int, default=None,
+                     help="kill itself with SIGKILL in request N+1 (fault injection)")
     return p
 
 
@@ -644,9 +663,12 @@ def check_run_options(args) -> None:
                               "are none")
     for option, value in (("--drivers", args.drivers), ("--inject-fault", args.inject_fault),
                           ("--domain-kernel", args.domain_kernel)):
-        if value and not args.host_device:
+        if value and not args.host_device and not (kvm and option != "--domain-kernel"):
             raise ConfigError(f"{option} is about the drivers of --host-device disks "
                               "(--vm ...,disk=ID): there are none")
+    if kvm and args.inject_fault and args.drivers != "domains":
+        raise ConfigError("--inject-fault on --backend kvm crashes a driver domain's backend "
+                          "process: give --drivers domains")
     for option, value in (("--domain-kernel", args.domain_kernel),
                           ("--domain-append", args.domain_append)):
         if value is not None and args.drivers != "domains":
@@ -723,6 +745,9 @@ def main(argv=None) -> int:
         if args.command == "initramfs":
             from popek.linux import initramfs
             return initramfs.command(args)
+        if args.command == "vhost-user-blk":
+            from popek.vhost import backend
+            return backend.main(args.socket, args.drive, args.readonly, args.crash_after)
         if args.command in ("kvm-check", "calibrate", "extract-vmlinux"):
             from popek.kvm import commands
             return commands.COMMANDS[args.command](args)

@@ -37,7 +37,7 @@ from popek.errors import ConfigError
 NETDEV_KINDS = ("switch", "tap", "socket", "loopback")
 NIC_MODELS = ("virtio-net-pci", "virtio-net-device", "e1000")
 DRIVERS = NIC_MODELS + ("virtio-rng-pci", "virtio-rng-device", "virtio-serial-pci",
-                        "virtio-serial-device")
+                        "virtio-serial-device", "vhost-user-blk-pci")
 MAX_CONSOLES = 1
 DEFAULT_MAC = bytes.fromhex("525400123456")
 MAX_DEVICES = 24                  # per machine (PCI slots 1-31 hold them, with the disks)
@@ -135,12 +135,16 @@ def parse_device(text: str) -> DeviceSpec:
     if driver not in DRIVERS:
         raise ConfigError(f"--device {driver[:40]!r}: popek has {', '.join(DRIVERS)} "
                           "(disks: --drive)")
-    allowed = {"netdev", "mac"} if driver in NIC_MODELS else set()
+    allowed = {"netdev", "mac"} if driver in NIC_MODELS else \
+        {"socket"} if driver == "vhost-user-blk-pci" else set()
     if not driver.endswith("-device"):
         allowed.add("addr")
     _check("--device", driver, opts, allowed)
     if driver in NIC_MODELS and "netdev" not in opts:
         raise ConfigError(f"--device {driver} needs netdev=ID (a --netdev's id)")
+    if driver == "vhost-user-blk-pci" and not opts.get("socket"):
+        raise ConfigError("--device vhost-user-blk-pci needs socket=PATH (a vhost-user "
+                          "backend's, e.g. popek vhost-user-blk --socket PATH)")
     if "mac" in opts:
         opts["mac"] = net.parse_mac(opts["mac"])
     if "addr" in opts:

@@ -14,7 +14,7 @@ LINUX_DEFAULT_MEMORY = 512 << 20        # Debian's kernel and an initramfs
 
 
 def cmd_run_kvm(args) -> int:
-    from popek.cli import check_memory
+    from popek.cli import _faults, check_memory
     from popek.console import StdioConsole
     from popek.kvm import layout, linux
     from popek.kvm.machine import X86Machine
@@ -36,6 +36,7 @@ def cmd_run_kvm(args) -> int:
         m = X86Machine(args.kernel, memory=memory, console=console, initrd=args.initrd,
                        append=args.append, drives=args.drive, smp=args.smp,
                        unpack=args.unpack, ioeventfd=args.ioeventfd != "off",
+                       drivers=args.drivers or "monolithic", faults=_faults(args),
                        **devices_from_options(args))
         console.on_quit = lambda: m.stop(0, "quit (Ctrl-A x)")
         code = m.run(max_exits=args.max_instructions, timeout=args.timeout)
@@ -49,6 +50,10 @@ def cmd_run_kvm(args) -> int:
         if m.ioevents is not None:
             print("  in KVM, no exit: " + ", ".join(
                 f"{k} {v:,}" for k, v in m.ioevents.stats().items()), file=sys.stderr)
+        for dev in m.vhost:
+            print(f"  {dev.describe()}: " + ", ".join(
+                f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:,.1f}"
+                for k, v in dev.stats.items()), file=sys.stderr)
         print(f"  wall {m.wall:.3f} s", file=sys.stderr)
     if m.failed and code:
         print(f"popek: the guest stopped: {m.exit_reason}", file=sys.stderr)

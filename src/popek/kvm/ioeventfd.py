@@ -12,6 +12,9 @@ says which queue.  A function whose BAR moves or stops decoding is re-registered
 new address (or not at all), so KVM never catches writes to where the device is not; an
 address KVM refuses (two BARs laid over each other) is left to the exit path.
 
+A vhost-user device's notify addresses get its backend's kick eventfds instead
+(kvm/vhost_user.py): KVM wakes the backend process, and popek is not on the way at all.
+
 Completions go back the same way (irqfd): each function's INTx line is an eventfd that
 KVM turns into its GSI (``KVM_IRQFD`` with resampling: a level line, which KVM lowers
 at the guest's EOI and then signals a second eventfd, so the thread raises it again if
@@ -68,10 +71,14 @@ class IoEventThread:
         its INTx line an irqfd."""
         fds = []
         self.functions.append((fn, fds))           # (recorded first: close() finds them)
-        for index in range(len(fn.t.queues)):
-            fd = _eventfd()
-            fds.append(fd)
-            self.queues[fd] = (fn.t, index)
+        kicks = getattr(fn.t.device, "kick_fds", None)
+        if kicks is not None:                       # a vhost-user device: KVM signals its
+            fds += kicks                            # backend's kick eventfds directly
+        else:
+            for index in range(len(fn.t.queues)):
+                fd = _eventfd()
+                fds.append(fd)
+                self.queues[fd] = (fn.t, index)
         bus_changed = fn.on_decode_change
 
         def changed() -> None:

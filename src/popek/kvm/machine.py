@@ -39,8 +39,9 @@ from popek.devices.virtio.mmio import VirtioMmio
 from popek.devices.virtio.console import VirtioConsole
 from popek.devices.virtio.pci import VirtioPci
 from popek.errors import ConfigError, ImageError
-from popek.kvm import abi, layout, linux, mptable, unemulated, x86
+from popek.kvm import abi, layout, linux, mptable, unemulated, vhost_user, x86
 from popek.kvm.ioeventfd import IoEventThread
+from popek.kvm.vhost_user import VhostUserThread
 from popek.kvm.system import Kvm
 from popek.riscv.loader import read_file, load_image
 from popek.vmm.exits import Exit, Halt, MmioRead, MmioWrite, PortIo, Shutdown
@@ -110,9 +111,13 @@ class X86Machine:
     def __init__(self, kernel: str, memory: int = 64 * MiB, console=None, *,
                  initrd: str | None = None, append: str = "", drives=(),
                  irqchip: bool = True, smp: int = 1, unpack: str = "auto",
-                 devices=(), netdevs=(), ioeventfd: bool = True):
+                 devices=(), netdevs=(), ioeventfd: bool = True, drivers: str = "monolithic",
+                 faults: dict | None = None):
         """``ioeventfd``: virtio-pci notifies handled in KVM and served by a thread of
-        popek's (kvm/ioeventfd.py), where KVM can (else each is an exit to popek)."""
+        popek's (kvm/ioeventfd.py), where KVM can (else each is an exit to popek);
+        ``drivers``: ``domains`` serves each disk from a backend process of its own
+        (kvm/vhost_user.py), ``faults`` the crashes to inject into them (drive id →
+        requests first served)."""
         if memory < 4 * MiB or memory % MiB:
             raise ConfigError("KVM guests need a whole number of MiB, at least 4")
         if memory > layout.MMIO_BASE:
@@ -123,6 +128,8 @@ class X86Machine:
             raise ConfigError("more than one vCPU needs the in-kernel irqchip")
         self.network = Network(netdevs)
         self.network.check(devices)
+        self.drivers, self.faults = drivers, dict(faults or {})
+        self.vhost, self.vhost_dir, self.vhost_thread = [], None, None
         self.kvm = Kvm()
         try:
             self._build(kernel, memory, console, initrd, append, drives, irqchip, smp, unpack,
@@ -140,7 +147,16 @@ class X86Machine:
             self.vm.set_identity_map_addr(layout.IDENTITY_MAP)
             self.vm.create_irqchip()
             self.vm.create_pit2()
-        self.backing = mmap.mmap(-1, memory)
+        # With a vhost-user backend, guest RAM is a memfd, which the backend maps too
+        # (kvm/vhost_user.py).  (Python's mmap keeps a descriptor of its own for it, for
+        # as long as the mapping lives: anonymous memory otherwise, which needs none.)
+        self.ram_fd = None
+        if self.drivers == "domains" or any(d.driver == "vhost-user-blk-pci" for d in devices):
+            self.ram_fd = os.memfd_create("popek-guest-ram", os.MFD_CLOEXEC)
+            os.ftruncate(self.ram_fd, memory)
+            self.backing = mmap.mmap(self.ram_fd, memory)
+        else:
+            self.backing = mmap.mmap(-1, memory)
         self.ram = GuestMemory(0, memory, self.backing)
         self.vm.set_user_memory_region(0, self.backing)
         self.console = console
@@ -163,6 +179,13 @@ class X86Machine:
                                           lambda why: self.stop(1, why, failed=True))
             for fn in self.virtio_pci:
                 self.ioevents.watch(fn)
+        unknown = set(self.faults) - {dev.id for dev in self.vhost}
+        if unknown:
+            raise ConfigError(f"--inject-fault {sorted(unknown)[0][:40]}: no disk of a driver "
+                              "domain has that id (--drive ...,id=ID, or drive<N>)")
+        if self.vhost:
+            self.vhost_thread = VhostUserThread(self.vhost, self.lock,
+                                                lambda why: self.stop(1, why, failed=True))
         self.vcpus = [self.vm.create_vcpu(i) for i in range(smp)]
         self.vcpu = self.vcpus[0]                      # the bootstrap processor
         for i, vcpu in enumerate(self.vcpus):
@@ -215,7 +238,19 @@ class X86Machine:
         self._next_irq = layout.VIRTIO_MMIO_FIRST_IRQ
         self._bars = BarAllocator((layout.PCI_BAR_BASE, layout.PCI_BAR_END),
                                   (layout.PCI_IO_BASE, 0x10000))
-        for spec in drives:
+        for i, spec in enumerate(drives):
+            ident = spec.ident or f"drive{i}"
+            if self.drivers == "domains":           # served by a backend process
+                if spec.interface not in ("virtio", "virtio-pci"):
+                    raise ConfigError(f"--drivers domains: {ident}: a driver domain serves "
+                                      f"virtio-pci disks (not if={spec.interface})")
+                if not self.irqchip:
+                    raise ConfigError("--drivers domains needs the in-kernel irqchip")
+                self.vhost_dir = self.vhost_dir or vhost_user.socket_directory()
+                path, argv = vhost_user.spawned_backend(ident, spec, self.vhost_dir)
+                self._plug_vhost(vhost_user.VhostUserBlk(self, ident, path, argv,
+                                                         self.faults.get(ident)))
+                continue
             if spec.interface == "nvme":            # a PCI function of its own, not virtio
                 irq = self._take_irq()
                 fn = Nvme(self.ram, spec.path, self._irq(irq) or (lambda level: None),
@@ -227,6 +262,13 @@ class X86Machine:
             self.disks.append(blk)
             self._plug_virtio(blk, spec.interface == "virtio-mmio")
         for spec in devices:
+            if spec.driver == "vhost-user-blk-pci":     # a backend the user started
+                if not self.irqchip:
+                    raise ConfigError("vhost-user-blk-pci needs the in-kernel irqchip")
+                self._plug_vhost(vhost_user.VhostUserBlk(
+                    self, f"vhost{len(self.vhost)}", spec.options["socket"]),
+                    spec.options.get("addr"))
+                continue
             if spec.driver == "e1000":
                 backend, mac = self.network.nic(spec)
                 irq = self._take_irq()
@@ -239,6 +281,10 @@ class X86Machine:
                 self.virtio_console = model
             self.models.append(model)
             self._plug_virtio(model, spec.transport == "mmio", spec.options.get("addr"))
+
+    def _plug_vhost(self, dev, slot: int | None = None) -> None:
+        self.vhost.append(dev)                  # (closed with the machine, if a plug fails)
+        self._plug_virtio(dev, False, slot)
 
     def _plug_pci(self, fn, irq: int, slot: int | None = None) -> None:
         """A PCI function that is not virtio (an e1000, an NVMe): its interrupt line
@@ -562,6 +608,8 @@ class X86Machine:
                 h.start()
             if self.ioevents is not None:
                 self.ioevents.start(self._done)
+            if self.vhost_thread is not None:
+                self.vhost_thread.start(self._done)
             if timer:
                 timer.start()
             self._vcpu_loop(0, budget)
@@ -574,6 +622,8 @@ class X86Machine:
                 h.join(timeout=5)
             if self.ioevents is not None:
                 self.ioevents.stop()
+            if self.vhost_thread is not None:
+                self.vhost_thread.close()
             self._threads.clear()
             self.wall += time.perf_counter() - start
             signal.signal(KICK_SIGNAL, old)
@@ -583,6 +633,11 @@ class X86Machine:
         """Release disks, vCPUs, the VM and KVM (whatever of them was made)."""
         if getattr(self, "ioevents", None) is not None:
             self.ioevents.close()
+        if self.vhost_thread is not None:
+            self.vhost_thread.close()
+        for dev in self.vhost:
+            dev.close()                         # (its backend process stopped)
+        vhost_user.remove(self.vhost_dir)
         for d in getattr(self, "disks", ()):
             d.close()
         for m in getattr(self, "models", ()):
@@ -593,6 +648,9 @@ class X86Machine:
             vcpu.close()
         if getattr(self, "vm", None) is not None:
             self.vm.close()
+        if getattr(self, "ram_fd", None) is not None:    # (the mapping goes with the machine)
+            os.close(self.ram_fd)
+            self.ram_fd = None
         self.kvm.close()
 
 

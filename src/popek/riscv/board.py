@@ -54,7 +54,9 @@ MAX_RAM = 16 << 30          # the most RAM popek gives a simulated machine or VM
 class DriveSpec:
     path: str
     readonly: bool = False
-    interface: str = "virtio"     # virtio (the machine's usual transport), virtio-mmio, virtio-pci
+    interface: str = "virtio"     # virtio (the machine's usual transport), virtio-mmio,
+    #                               virtio-pci, nvme
+    ident: str = ""               # its id= (--inject-fault names it; default drive<N>)
 
 
 @dataclass

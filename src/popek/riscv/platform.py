@@ -95,6 +95,9 @@ class Platform:
                 self.models.append(model)
                 mmio.append(model)
             for spec in devices:
+                if spec.driver == "vhost-user-blk-pci":
+                    raise ConfigError("--device vhost-user-blk-pci is for --backend kvm (the "
+                                      "simulated machine's driver domains: --drivers domains)")
                 if spec.driver == "e1000":       # a PCI function of its own, not virtio
                     backend, mac = network.nic(spec)
                     self.models.append(self.pcie.plug(

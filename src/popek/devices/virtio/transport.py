@@ -48,6 +48,10 @@ class VirtioTransport:
         # vmm/drivers/) returns DEFERRED from process() and calls complete() when done.
         if hasattr(device, "complete"):
             device.complete = self.complete
+        # A device whose queues another process serves (kvm/vhost_user.py) takes the
+        # notifies itself and raises interrupts through the transport.
+        if hasattr(device, "transport"):
+            device.transport = self
         self.reset()
 
     def reset(self) -> None:
@@ -104,7 +108,11 @@ class VirtioTransport:
         if index >= len(self.queues) or not self.status & STATUS_DRIVER_OK \
                 or self.status & STATUS_NEEDS_RESET:
             return
-        if self.queues[index].ready:
+        if not self.queues[index].ready:
+            return
+        if hasattr(self.device, "notify"):
+            self.device.notify(index)           # (its backend's kick)
+        else:
             self._serve(index)
 
     def stats(self) -> dict:

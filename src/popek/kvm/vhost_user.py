@@ -1,0 +1,346 @@
+"""A virtio-blk whose data path is another process (vhost-user, the frontend's side):
+the KVM machine's driver domains (``--drivers domains``: popek starts a ``popek
+vhost-user-blk`` per disk) and backends a user started (``--device
+vhost-user-blk-pci,socket=PATH``).
+
+popek keeps the PCI function, its registers and feature negotiation (the transport,
+devices/virtio/pci.py); the backend gets the guest's RAM (the memfd the machine's RAM
+is), the queue's rings, and two eventfds: *kick*, which KVM signals itself when the
+guest writes the queue's notify address (an ioeventfd: the vCPU does not leave KVM,
+and popek is not on the path at all), and *call*, which the backend signals when it
+completed requests: :class:`VhostUserThread` then sets the ISR bit and raises the
+function's INTx (through the irqfd, with --ioeventfd on).
+
+If the backend dies (its socket closes), the thread restarts it (if popek started
+it) or waits for it to come back (if the user did), reconnects, and sets the ring up
+again with its base at the guest's used index: every request the guest offered and
+did not see completed is served again (a block read or write, done twice, leaves the
+same bytes).  The guest sees a slow request.  ``--stats`` counts reconnects, replayed
+requests and the time it took.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from popek.errors import ConfigError
+from popek.vhost import protocol as P
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0            # seconds to wait for a backend's socket
+VIRTIO_F_VERSION_1 = 1 << 32
+INT_USED_BUFFER = 1
+
+
+def _eventfd() -> int:
+    return os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+
+
+class VhostUserBlk:
+    """The device model under a VirtioPci function (``machine``: its RAM's memfd and
+    size, its device lock)."""
+    device_id = 2
+    name = "blk"
+    num_queues = 1
+    queue_max = 256
+
+    def __init__(self, machine, ident: str, socket_path: str, spawn: list | None = None,
+                 crash_after: int | None = None):
+        self.m = machine
+        self.id = ident
+        self.path = socket_path
+        self.spawn = spawn                    # argv of a backend popek starts, or None
+        self.crash_after = crash_after        # (its first start only)
+        self.proc = None
+        self.sock: socket.socket | None = None
+        self.lock = threading.Lock()          # (the socket: a vCPU's exit, and the thread)
+        self.kick_fds = [_eventfd()]
+        self.call_fds = [_eventfd()]
+        self.transport = None                 # (set by the machine once plugged)
+        self.driver_features = 0
+        self.running = False                  # the driver is up: the rings are set up
+        self.stats = {"reconnects": 0, "backend_starts": 0, "replayed": 0,
+                      "recovery_ms": 0.0, "completions": 0}
+        try:
+            self._start_backend()
+            # (Ours may take a moment to listen; one the user started must be there.)
+            self._connect(CONNECT_TIMEOUT if spawn is not None else 0)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the backend ------------------------------------------------------------------
+    def _start_backend(self) -> None:
+        if self.spawn is None:
+            return
+        argv = list(self.spawn)
+        if self.crash_after is not None:
+            argv += ["--crash-after", str(self.crash_after)]
+            self.crash_after = None
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, close_fds=True)
+        self.stats["backend_starts"] += 1
+
+    def _connect(self, timeout: float) -> None:
+        """Connect and agree on features (the device's features and config come from
+        the backend), retrying until ``timeout``: a backend that is starting has no
+        socket yet, and one that is dying may still take a connection and reset it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(self.path)
+                self._handshake(s)
+                self.sock = s
+                return
+            except (OSError, P.ProtocolError) as e:
+                s.close()
+                why = e.strerror if isinstance(e, OSError) else str(e)
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise ConfigError(f"vhost-user-blk {self.id}: the backend exited "
+                                      f"({_status(self.proc.returncode)}) before serving") \
+                        from None
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"vhost-user-blk {self.id}: no backend at {self.path} "
+                                      f"({why})") from None
+                time.sleep(0.02)
+
+    def _handshake(self, s: socket.socket) -> None:
+        offered = P.U64.unpack(P.call(s, P.GET_FEATURES))[0]
+        if not offered & P.F_PROTOCOL_FEATURES or not offered & VIRTIO_F_VERSION_1:
+            raise ConfigError(f"vhost-user-blk {self.id}: the backend offers no protocol "
+                              "features or no VIRTIO_F_VERSION_1")
+        protocol = P.U64.unpack(P.call(s, P.GET_PROTOCOL_FEATURES))[0]
+        if not protocol & P.PROTOCOL_F_CONFIG:
+            raise ConfigError(f"vhost-user-blk {self.id}: the backend cannot give its "
+                              "config space")
+        P.send(s, P.SET_PROTOCOL_FEATURES, P.U64.pack(P.PROTOCOL_F_CONFIG))
+        P.send(s, P.SET_OWNER)
+        reply = P.call(s, P.GET_CONFIG, P.CONFIG_HEADER.pack(0, 24, 0) + bytes(24))
+        if len(reply) < P.CONFIG_HEADER.size + 8:
+            raise P.ProtocolError("a short GET_CONFIG reply")
+        self.config = reply[P.CONFIG_HEADER.size:]
+        self.offered = offered
+        self.features = offered & ~(P.F_PROTOCOL_FEATURES | VIRTIO_F_VERSION_1)
+
+    def _setup_rings(self) -> None:
+        """Tell the backend the guest's memory, the features, and each ring: from the
+        guest's used index, so what it did not see completed is served (again)."""
+        t, m = self.transport, self.m
+        s = self.sock
+        region = P.MEM_HEADER.pack(1, 0) + P.MEM_REGION.pack(0, m.ram.size, 0, 0)
+        P.send(s, P.SET_MEM_TABLE, region, fds=[m.ram_fd])
+        P.send(s, P.SET_FEATURES, P.U64.pack(self.driver_features | P.F_PROTOCOL_FEATURES))
+        for index, q in enumerate(t.queues):
+            used = m.ram.read_int(q.used + 2, 2)
+            self.stats["replayed"] += (m.ram.read_int(q.avail + 2, 2) - used) & 0xFFFF
+            P.send(s, P.SET_VRING_NUM, P.VRING_STATE.pack(index, q.num))
+            P.send(s, P.SET_VRING_BASE, P.VRING_STATE.pack(index, used))
+            # (addresses in "the frontend's space" are guest-physical: region uaddr 0)
+            P.send(s, P.SET_VRING_ADDR, P.VRING_ADDR.pack(index, 0, q.desc, q.used, q.avail, 0))
+            P.send(s, P.SET_VRING_CALL, P.U64.pack(index), fds=[self.call_fds[index]])
+            P.send(s, P.SET_VRING_KICK, P.U64.pack(index), fds=[self.kick_fds[index]])
+            P.send(s, P.SET_VRING_ENABLE, P.VRING_STATE.pack(index, 1))
+
+    # -- what the transport calls (under the machine's lock) ---------------------------
+    def reset(self) -> None:
+        with self.lock:
+            if self.running and self.sock is not None:
+                try:
+                    for index in range(self.num_queues):      # stop the rings
+                        P.call(self.sock, P.GET_VRING_BASE, P.VRING_STATE.pack(index, 0))
+                except P.ProtocolError:
+                    pass                        # (gone: the thread reconnects)
+            self.running = False
+
+    def negotiated(self, features: int) -> None:
+        self.driver_features = features
+
+    def started(self, ok: bool) -> None:
+        if not ok or self.running:
+            return
+        with self.lock:
+            self.running = True
+            if self.sock is not None:
+                try:
+                    self._setup_rings()
+                except P.ProtocolError:
+                    pass                        # (gone: set up again when reconnected)
+
+    def notify(self, index: int) -> None:
+        """A notify that exited to popek (no ioeventfd): the backend's kick."""
+        if index < len(self.kick_fds):
+            os.eventfd_write(self.kick_fds[index], 1)
+
+    def read_config(self, off: int, size: int) -> int:
+        return int.from_bytes(self.config[off:off + size], "little") \
+            if off + size <= len(self.config) else 0
+
+    def write_config(self, off: int, size: int, value: int) -> None:
+        pass
+
+    def process(self, queue: int, chain) -> int:          # (never: the backend serves)
+        raise AssertionError("a vhost-user device's queues are the backend's")
+
+    def describe(self) -> str:
+        who = f"pid {self.proc.pid}" if self.proc is not None else "started by the user"
+        return f"vhost-user-blk {self.id} ({who})"
+
+    # -- the thread's side ---------------------------------------------------------------
+    def completed(self, index: int) -> None:
+        """The backend signalled ``index``'s call eventfd: the guest's interrupt."""
+        self.stats["completions"] += 1
+        t = self.transport
+        t.interrupt_status |= INT_USED_BUFFER
+        t.irq(True)
+
+    def hung_up(self) -> bool:
+        """Whether the backend's socket is closed (or sends what nobody asked for).
+        Under the socket's lock: a reply being read by a caller is not mistaken for it."""
+        with self.lock:
+            if self.sock is None:
+                return False
+            try:
+                self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return False                    # (nothing there any more)
+            except OSError:
+                pass
+            return True
+
+    def lost(self) -> None:
+        """The backend's socket closed: start it again (ours) and reconnect; rings set
+        up again if the driver is up.  Raises ConfigError if it does not come back."""
+        began = time.perf_counter()
+        with self.lock:
+            if self.sock is not None:
+                self.sock.close()
+                self.sock = None
+            if self.proc is not None:
+                self.proc.wait()
+                log.warning("vhost-user-blk %s: the backend died (%s); starting it again",
+                            self.id, _status(self.proc.returncode))
+                self._start_backend()
+            else:
+                log.warning("vhost-user-blk %s: the backend went away; waiting for it at %s",
+                            self.id, self.path)
+            self._connect(CONNECT_TIMEOUT)
+            self.stats["reconnects"] += 1
+            if self.running:
+                self._setup_rings()
+                for fd in self.kick_fds:
+                    os.eventfd_write(fd, 1)     # (look at what waits)
+        self.stats["recovery_ms"] += (time.perf_counter() - began) * 1e3
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for fd in self.kick_fds + self.call_fds:
+            os.close(fd)
+        self.kick_fds, self.call_fds = [], []
+
+
+def _status(code: int) -> str:
+    if code is not None and code < 0:
+        return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def spawned_backend(ident: str, drive, directory: str) -> tuple[str, list]:
+    """Where popek's own backend for ``drive`` listens, and how to start it."""
+    path = os.path.join(directory, f"{ident}.sock")
+    argv = [sys.executable, "-m", "popek", "vhost-user-blk", "--socket", path,
+            "--drive", drive.path] + (["--readonly"] if drive.readonly else [])
+    return path, argv
+
+
+def socket_directory() -> str:
+    """A private directory for the backends' sockets (removed by :func:`remove`)."""
+    return tempfile.mkdtemp(prefix="popek-vhost-")
+
+
+def remove(directory: str | None) -> None:
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class VhostUserThread:
+    """Waits on the backends' call eventfds (an interrupt for the guest) and sockets (a
+    backend that died), for the machine's vhost-user devices."""
+
+    def __init__(self, devices, lock, on_error):
+        self.devices, self.lock, self.on_error = devices, lock, on_error
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = None
+
+    def start(self, done: threading.Event) -> None:
+        self._thread = threading.Thread(target=self._loop, args=(done,), daemon=True)
+        self._thread.start()
+
+    def _loop(self, done: threading.Event) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self._wake_r, selectors.EVENT_READ)
+        socks = {}
+        try:
+            for dev in self.devices:
+                for index, fd in enumerate(dev.call_fds):
+                    sel.register(fd, selectors.EVENT_READ, (dev, index))
+            while not done.is_set():
+                for dev in self.devices:                  # (a socket anew after a reconnect)
+                    if socks.get(dev) is not dev.sock:
+                        if socks.get(dev) is not None:
+                            sel.unregister(socks[dev])
+                        socks[dev] = dev.sock
+                        if dev.sock is not None:
+                            sel.register(dev.sock, selectors.EVENT_READ, (dev, None))
+                for key, _ in sel.select(0.1):
+                    if key.fd == self._wake_r:
+                        os.read(self._wake_r, 64)
+                        continue
+                    dev, index = key.data
+                    if index is None:                     # its socket: closed (or junk)
+                        if not dev.hung_up():
+                            continue                      # (a reply, which its caller took)
+                        sel.unregister(key.fileobj)
+                        socks[dev] = None
+                        dev.lost()
+                        continue
+                    try:
+                        os.eventfd_read(key.fd)
+                    except BlockingIOError:
+                        continue
+                    with self.lock:
+                        dev.completed(index)
+        except Exception as e:                            # a thread must not die silently
+            log.error("vhost-user thread: %s", e)
+            self.on_error(f"vhost-user: {e}")
+        finally:
+            sel.close()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            os.write(self._wake_w, b"x")
+            self._thread.join(timeout=5)
+            self._thread = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd is not None:
+                os.close(fd)
+        self._wake_r = self._wake_w = None
