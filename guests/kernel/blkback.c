@@ -79,6 +79,7 @@ static void evil_first(volatile struct blkif_request *rq) {
     /* The real grant (a write's pages: read only), then the device told to write it. */
     ops[0] = (struct blkif_map){rq->piece[0].ref, base};
     r = sbi_call(POPEK_EID, POPEK_FID_GRANT_MAP, (u64)ops, 1, 0, 0);
+    kprintf("evil: the real grant %s\n", r.error ? "REFUSED" : "mapped");
     u64 page = window + (u64)base * 4096;
     int read_in = blk_rw(0, 0, (void *)page, 1);
     kprintf("evil: a disk read into a read-only grant %s\n", read_in < 0 ? "failed" : "LANDED");

@@ -623,7 +623,7 @@ class X86Machine:
             if self.ioevents is not None:
                 self.ioevents.stop()
             if self.vhost_thread is not None:
-                self.vhost_thread.close()
+                self.vhost_thread.stop()
             self._threads.clear()
             self.wall += time.perf_counter() - start
             signal.signal(KICK_SIGNAL, old)

@@ -39,6 +39,12 @@ from popek.vhost import protocol as P
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0            # seconds to wait for a backend's socket
+REPLY_TIMEOUT = 5.0               # seconds a backend may take to answer a message
+MAX_RECONNECTS = 16               # a backend that keeps dying is given up (the run stops)
+# What popek's virtio-blk transport lets a guest have from a backend: size_max, seg_max,
+# ro, blk_size, flush (not multiqueue, discard ... which it does not model).
+BLK_FEATURES = 1 << 1 | 1 << 2 | 1 << 5 | 1 << 6 | 1 << 9
+CONFIG_SIZE = 60                  # virtio-blk's config space up to the discard fields
 VIRTIO_F_VERSION_1 = 1 << 32
 INT_USED_BUFFER = 1
 
@@ -100,6 +106,7 @@ class VhostUserBlk:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 s.connect(self.path)
+                s.settimeout(REPLY_TIMEOUT)       # (a hung backend must not hang popek)
                 self._handshake(s)
                 self.sock = s
                 return
@@ -126,12 +133,13 @@ class VhostUserBlk:
                               "config space")
         P.send(s, P.SET_PROTOCOL_FEATURES, P.U64.pack(P.PROTOCOL_F_CONFIG))
         P.send(s, P.SET_OWNER)
-        reply = P.call(s, P.GET_CONFIG, P.CONFIG_HEADER.pack(0, 24, 0) + bytes(24))
-        if len(reply) < P.CONFIG_HEADER.size + 8:
-            raise P.ProtocolError("a short GET_CONFIG reply")
+        reply = P.call(s, P.GET_CONFIG, P.CONFIG_HEADER.pack(0, CONFIG_SIZE, 0)
+                       + bytes(CONFIG_SIZE))
+        if len(reply) != P.CONFIG_HEADER.size + CONFIG_SIZE:
+            raise P.ProtocolError(f"a GET_CONFIG reply of {len(reply)} bytes")
         self.config = reply[P.CONFIG_HEADER.size:]
         self.offered = offered
-        self.features = offered & ~(P.F_PROTOCOL_FEATURES | VIRTIO_F_VERSION_1)
+        self.features = offered & BLK_FEATURES
 
     def _setup_rings(self) -> None:
         """Tell the backend the guest's memory, the features, and each ring: from the
@@ -171,11 +179,25 @@ class VhostUserBlk:
             return
         with self.lock:
             self.running = True
-            if self.sock is not None:
+            if self.sock is not None and self._rings_in_ram():
                 try:
                     self._setup_rings()
                 except P.ProtocolError:
                     pass                        # (gone: set up again when reconnected)
+
+    def _rings_in_ram(self) -> bool:
+        """The queues' rings are in guest RAM and apart, as the in-process transport
+        checks before serving; else the device needs a reset (and the backend is never
+        handed an address outside the guest's memory)."""
+        from popek.devices.virtio.queue import VirtqueueError
+        try:
+            for q in self.transport.queues:
+                q.check_layout()
+        except VirtqueueError as e:
+            self.transport._broken(e)
+            self.running = False
+            return False
+        return True
 
     def notify(self, index: int) -> None:
         """A notify that exited to popek (no ioeventfd): the backend's kick."""
@@ -219,14 +241,20 @@ class VhostUserBlk:
             return True
 
     def lost(self) -> None:
-        """The backend's socket closed: start it again (ours) and reconnect; rings set
-        up again if the driver is up.  Raises ConfigError if it does not come back."""
+        """The backend's socket closed: start it again (ours: killed first, if it only
+        dropped us) and reconnect; rings set up again if the driver is up.  Raises
+        ConfigError if it does not come back, or has died MAX_RECONNECTS times."""
         began = time.perf_counter()
         with self.lock:
             if self.sock is not None:
                 self.sock.close()
                 self.sock = None
+            if self.stats["reconnects"] >= MAX_RECONNECTS:
+                raise ConfigError(f"vhost-user-blk {self.id}: the backend went away "
+                                  f"{MAX_RECONNECTS + 1} times: given up")
             if self.proc is not None:
+                if self.proc.poll() is None:
+                    self.proc.kill()            # (alive but not serving us: start anew)
                 self.proc.wait()
                 log.warning("vhost-user-blk %s: the backend died (%s); starting it again",
                             self.id, _status(self.proc.returncode))
@@ -236,8 +264,14 @@ class VhostUserBlk:
                             self.id, self.path)
             self._connect(CONNECT_TIMEOUT)
             self.stats["reconnects"] += 1
-            if self.running:
-                self._setup_rings()
+        # The rings as the guest has them now: under the machine's lock (a vCPU's reset
+        # or DRIVER_OK takes it first, then ours), re-checked.
+        with self.m.lock, self.lock:
+            if self.running and self.sock is not None and self._rings_in_ram():
+                try:
+                    self._setup_rings()
+                except P.ProtocolError:
+                    return                      # (gone again: its socket says so next)
                 for fd in self.kick_fds:
                     os.eventfd_write(fd, 1)     # (look at what waits)
         self.stats["recovery_ms"] += (time.perf_counter() - began) * 1e3
@@ -335,11 +369,17 @@ class VhostUserThread:
         finally:
             sel.close()
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """The run is over: the thread ends (a later run starts it again)."""
         if self._thread is not None:
             os.write(self._wake_w, b"x")
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=CONNECT_TIMEOUT + 5)
             self._thread = None
+
+    def close(self) -> None:
+        if self._wake_w is None:
+            return
+        self.stop()
         for fd in (self._wake_r, self._wake_w):
             if fd is not None:
                 os.close(fd)

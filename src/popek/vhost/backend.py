@@ -12,7 +12,8 @@ frontend that reconnects sets the rings up again from where its guest is.
 
 Fewer rights than the VMM: it opens its disk and its socket, and then, if it runs as
 root, becomes ``nobody`` with no supplementary groups and no way back (no_new_privs):
-no /dev/kvm, no other file of the VMM's.  ``--crash-after N`` makes it kill itself
+it holds no descriptor of the VMM's (popek starts it with none) and cannot open a
+root-only /dev/kvm or the VMM's files.  ``--crash-after N`` makes it kill itself
 with SIGKILL in request N+1, after the request's data reached the disk and before its
 completion did (a crash in the middle of a transfer).
 """
@@ -20,12 +21,14 @@ completion did (a crash in the middle of a transfer).
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import mmap
 import os
 import selectors
 import signal
 import socket
+import stat
 import struct
 
 from popek.devices.virtio.blk import VirtioBlk
@@ -36,6 +39,9 @@ from popek.vhost import protocol as P
 log = logging.getLogger(__name__)
 
 VIRTIO_F_VERSION_1 = 1 << 32
+# The requests that carry a vring state or address (the rest are read field by field).
+RING_REQUESTS = {P.GET_CONFIG, P.SET_VRING_NUM, P.SET_VRING_BASE, P.GET_VRING_BASE,
+                 P.SET_VRING_ENABLE, P.SET_VRING_ADDR, P.SET_VRING_KICK, P.SET_VRING_CALL}
 NOBODY = 65534
 PR_SET_NO_NEW_PRIVS = 38
 
@@ -107,7 +113,9 @@ class Backend:
         self.crash_after = crash_after
         self.served = 0
         try:
-            if os.path.exists(sock_path):
+            if os.path.lexists(sock_path):
+                if not stat.S_ISSOCK(os.lstat(sock_path).st_mode):
+                    raise FileExistsError(errno.EEXIST, "exists and is not a socket")
                 os.unlink(sock_path)                  # (a dead backend's socket)
             self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.listener.bind(sock_path)
@@ -238,6 +246,9 @@ class Backend:
         if request == P.SET_MEM_TABLE:
             self._mem_table(payload, fds)
             return None
+        if request not in RING_REQUESTS:
+            log.info("vhost-user-blk: %s ignored", P.NAMES.get(request, request))
+            return None
         if request == P.GET_CONFIG:
             offset, size, _ = P.CONFIG_HEADER.unpack_from(payload)
             data = self.blk.config[offset:offset + size].ljust(size, b"\0") \
@@ -257,7 +268,9 @@ class Backend:
             r.stopped = True
             return P.VRING_STATE.pack(index, r.q.last_avail)
         if request == P.SET_VRING_ENABLE:
-            self._ring(index).enabled = bool(num)
+            r = self._ring(index)
+            r.enabled = bool(num)
+            self._process(r)                      # (what was offered while it was off)
             return None
         if request == P.SET_VRING_ADDR:
             index, _, desc, used, avail, _ = P.VRING_ADDR.unpack_from(payload)
@@ -283,7 +296,6 @@ class Backend:
                     os.close(r.call)
                 r.call = fd
             return None
-        log.info("vhost-user-blk: %s ignored", P.NAMES.get(request, request))
         return None
 
     def _mem_table(self, payload: bytes, fds: list[int]) -> None:

@@ -345,6 +345,7 @@ class Hypervisor(MachineTime):
         """Build ``old`` anew in its place: its RAM and paging pool wiped, its kernel
         loaded again, fresh vCPUs and devices (a driver domain after its crash)."""
         if self.current is old:
+            self._save(old)                       # (off the hart: hw's mode, bt's hook)
             self.current = None
         self.host.release(old)
         old.close()

@@ -75,11 +75,14 @@ class DriverDomain:
         self._send()
 
     def cancel(self, frontend) -> None:
-        """``frontend``'s device was reset: its requests go, with their grants."""
+        """``frontend``'s device was reset: its requests go, with their grants.  Those
+        in the ring keep their slot (the domain has them) until their response comes,
+        which then completes nothing."""
         self.queued = deque(e for e in self.queued if e[0] is not frontend)
-        for rid in [rid for rid, (f, _) in self.inflight.items() if f is frontend]:
-            del self.inflight[rid]
-            self._revoke(rid)
+        for rid, (f, req) in list(self.inflight.items()):
+            if f is frontend:
+                self.inflight[rid] = (None, req)
+                self._revoke(rid)
 
     # -- the ring -------------------------------------------------------------------
     def _send(self) -> None:
@@ -95,7 +98,8 @@ class DriverDomain:
             for gpa, length in req.pieces:
                 ref = self.grants.grant(frontend.host_address(gpa), req.op == blkif.OP_READ,
                                         rid)
-                pieces.append((ref, gpa % PAGE, length))   # (the table outlasts SLOTS)
+                assert ref is not None              # (SLOTS × PIECES grants live at most)
+                pieces.append((ref, gpa % PAGE, length))
             self.stats["grants"] += len(pieces)
             slot = self.ring + blkif.REQUESTS + (self.req_prod % blkif.SLOTS) * blkif.REQUEST_SIZE
             ram = self.vm.ram
@@ -156,8 +160,10 @@ class DriverDomain:
         """Everything in flight back to the front of the queue, its grants revoked."""
         back = []
         for rid in sorted(self.inflight):
-            back.append(self.inflight.pop(rid))
+            frontend, req = self.inflight.pop(rid)
             self._revoke(rid)
+            if frontend is not None:            # (a cancelled one is not sent again)
+                back.append((frontend, req))
         self.stats["replayed"] += len(back)
         self.queued.extendleft(reversed(back))
 
@@ -187,6 +193,7 @@ class DriverDomain:
                 if old is not None and slot in old.slots:
                     old.slots.remove(slot)
             if not host.driver.map_page(gscid, gpa, g.hpa, g.writable):
+                self.window.pop(slot, None)
                 return SBI_ERR_DENIED, done
             g.slots.append(slot)
             self.window[slot] = ref & (len(self.grants.entries) - 1)
@@ -222,7 +229,8 @@ class DriverDomain:
             self._revoke(rid)
             self.stats["responses"] += 1
             frontend, req = entry
-            frontend.finish(req, status == blkif.OK)
+            if frontend is not None:            # (None: its device was reset since)
+                frontend.finish(req, status == blkif.OK)
         ram.write_int(self.ring + blkif.RSP_CONS, 4, self.rsp_cons)
         self._send()
         return SBI_SUCCESS, n
