@@ -28,10 +28,10 @@ from __future__ import annotations
 import logging
 import os
 import selectors
-import threading
 
 from popek.devices.pci import CMD_MEMORY, INTERRUPT_LINE
 from popek.devices.virtio.pci import NOTIFY_AT, NOTIFY_MULTIPLIER
+from popek.kvm.eventthread import EventThread
 from popek.kvm.system import KvmError
 
 log = logging.getLogger(__name__)
@@ -50,20 +50,20 @@ class _Line:
         self.irq_fd = self.resample_fd = None
 
 
-class IoEventThread:
+class IoEventThread(EventThread):
     """The eventfds of the virtio-pci functions it watches, and the thread serving them.
     ``lock``: the machine's device lock (the vCPU threads take it for their exits);
     ``on_error(why)``: the thread could not serve a device (the machine stops)."""
+    NAME = "I/O thread"
 
     def __init__(self, vm, lock, on_error):
-        self.vm, self.lock, self.on_error = vm, lock, on_error
+        super().__init__(on_error)
+        self.vm, self.lock = vm, lock
         self.queues: dict[int, tuple] = {}          # eventfd → (transport, queue index)
         self.lines: dict[int, _Line] = {}           # resamplefd → its line
         self.assigned: dict[int, int] = {}          # eventfd → address it is assigned at
         self.functions = []
         self.notifies = self.raises = self.resampled = self.rewires = self.refused = 0
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = None
 
     def watch(self, fn) -> None:
         """Give each queue of virtio-pci function ``fn`` an eventfd at its notify address
@@ -131,33 +131,17 @@ class IoEventThread:
         self.raises += 1
         os.eventfd_write(line.irq_fd, 1)
 
-    def start(self, done: threading.Event) -> None:
-        self._thread = threading.Thread(target=self._loop, args=(done,), daemon=True)
-        self._thread.start()
-
-    def _loop(self, done: threading.Event) -> None:
-        sel = selectors.DefaultSelector()
+    def _register(self, sel) -> None:
         for fd in self.lines:                       # (EOIs first: a rise after them counts)
             sel.register(fd, selectors.EVENT_READ)
         for fd in self.queues:
             sel.register(fd, selectors.EVENT_READ)
-        sel.register(self._wake_r, selectors.EVENT_READ)
-        try:
-            while not done.is_set():
-                ready = sorted((key.fd for key, _ in sel.select(0.1)),
-                               key=lambda fd: fd not in self.lines)
-                for fd in ready:
-                    self._serve(fd)
-        except Exception as e:                      # a thread must not die silently
-            log.error("I/O thread: %s", e)
-            self.on_error(f"I/O thread: {e}")
-        finally:
-            sel.close()
+
+    def _ready(self, sel, keys) -> None:
+        for fd in sorted((key.fd for key in keys), key=lambda fd: fd not in self.lines):
+            self._serve(fd)
 
     def _serve(self, fd: int) -> None:
-        if fd == self._wake_r:
-            os.read(fd, 64)
-            return
         try:
             os.eventfd_read(fd)
         except BlockingIOError:
@@ -176,18 +160,11 @@ class IoEventThread:
             if transport.pending:
                 transport.service()
 
-    def stop(self) -> None:
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(timeout=5)
-            if not self._thread.is_alive():
-                self._thread = None
-
     def close(self) -> None:
         if self._wake_w is None:
             return                                  # (closed already)
         self.stop()
-        if self._thread is not None:                # (still serving: its fds stay open)
+        if self.running:                            # (still serving: its fds stay open)
             log.warning("the I/O thread did not stop; its eventfds are left open")
             return
         for fd, addr in list(self.assigned.items()):
@@ -201,14 +178,13 @@ class IoEventThread:
             except (OSError, KvmError):
                 pass
         for fd in [*self.queues, *(f for line in self.lines.values()
-                                   for f in (line.irq_fd, line.resample_fd)),
-                   self._wake_r, self._wake_w]:
+                                   for f in (line.irq_fd, line.resample_fd))]:
             if fd is not None:
                 os.close(fd)
         self.queues.clear()
         self.lines.clear()
         self.assigned.clear()
-        self._wake_r = self._wake_w = None
+        self._close_pipe()
 
     def stats(self) -> dict:
         return {"ioeventfd_notifies": self.notifies, "irqfd_raises": self.raises,

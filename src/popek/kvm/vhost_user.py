@@ -34,6 +34,7 @@ import threading
 import time
 
 from popek.errors import ConfigError
+from popek.kvm.eventthread import EventThread
 from popek.vhost import protocol as P
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,6 @@ class VhostUserBlk:
         if len(reply) != P.CONFIG_HEADER.size + CONFIG_SIZE:
             raise P.ProtocolError(f"a GET_CONFIG reply of {len(reply)} bytes")
         self.config = reply[P.CONFIG_HEADER.size:]
-        self.offered = offered
         self.features = offered & BLK_FEATURES
 
     def _setup_rings(self) -> None:
@@ -316,71 +316,51 @@ def remove(directory: str | None) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-class VhostUserThread:
+class VhostUserThread(EventThread):
     """Waits on the backends' call eventfds (an interrupt for the guest) and sockets (a
     backend that died), for the machine's vhost-user devices."""
+    NAME = "vhost-user"
+    JOIN_TIMEOUT = CONNECT_TIMEOUT + 5          # (it may be reconnecting)
 
     def __init__(self, devices, lock, on_error):
-        self.devices, self.lock, self.on_error = devices, lock, on_error
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = None
+        super().__init__(on_error)
+        self.devices, self.lock = devices, lock
+        self._socks: dict = {}                  # device → the socket registered for it
 
-    def start(self, done: threading.Event) -> None:
-        self._thread = threading.Thread(target=self._loop, args=(done,), daemon=True)
-        self._thread.start()
+    def _register(self, sel) -> None:
+        self._socks = {}
+        for dev in self.devices:
+            for index, fd in enumerate(dev.call_fds):
+                sel.register(fd, selectors.EVENT_READ, (dev, index))
 
-    def _loop(self, done: threading.Event) -> None:
-        sel = selectors.DefaultSelector()
-        sel.register(self._wake_r, selectors.EVENT_READ)
-        socks = {}
-        try:
-            for dev in self.devices:
-                for index, fd in enumerate(dev.call_fds):
-                    sel.register(fd, selectors.EVENT_READ, (dev, index))
-            while not done.is_set():
-                for dev in self.devices:                  # (a socket anew after a reconnect)
-                    if socks.get(dev) is not dev.sock:
-                        if socks.get(dev) is not None:
-                            sel.unregister(socks[dev])
-                        socks[dev] = dev.sock
-                        if dev.sock is not None:
-                            sel.register(dev.sock, selectors.EVENT_READ, (dev, None))
-                for key, _ in sel.select(0.1):
-                    if key.fd == self._wake_r:
-                        os.read(self._wake_r, 64)
-                        continue
-                    dev, index = key.data
-                    if index is None:                     # its socket: closed (or junk)
-                        if not dev.hung_up():
-                            continue                      # (a reply, which its caller took)
-                        sel.unregister(key.fileobj)
-                        socks[dev] = None
-                        dev.lost()
-                        continue
-                    try:
-                        os.eventfd_read(key.fd)
-                    except BlockingIOError:
-                        continue
-                    with self.lock:
-                        dev.completed(index)
-        except Exception as e:                            # a thread must not die silently
-            log.error("vhost-user thread: %s", e)
-            self.on_error(f"vhost-user: {e}")
-        finally:
-            sel.close()
-
-    def stop(self) -> None:
-        """The run is over: the thread ends (a later run starts it again)."""
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(timeout=CONNECT_TIMEOUT + 5)
-            self._thread = None
+    def _ready(self, sel, keys) -> None:
+        socks = self._socks
+        for key in keys:
+            dev, index = key.data
+            if index is None:                     # its socket: closed (or junk)
+                if not dev.hung_up():
+                    continue                      # (a reply, which its caller took)
+                sel.unregister(key.fileobj)
+                socks[dev] = None
+                dev.lost()
+                continue
+            try:
+                os.eventfd_read(key.fd)
+            except BlockingIOError:
+                continue
+            with self.lock:
+                dev.completed(index)
+        for dev in self.devices:                  # (a socket anew after a reconnect)
+            if socks.get(dev) is not dev.sock:
+                if socks.get(dev) is not None:
+                    sel.unregister(socks[dev])
+                socks[dev] = dev.sock
+                if dev.sock is not None:
+                    sel.register(dev.sock, selectors.EVENT_READ, (dev, None))
 
     def close(self) -> None:
         if self._wake_w is None:
             return
         self.stop()
-        for fd in (self._wake_r, self._wake_w):
-            if fd is not None:
-                os.close(fd)
-        self._wake_r = self._wake_w = None
+        if not self.running:                      # (else it still waits on the pipe)
+            self._close_pipe()
