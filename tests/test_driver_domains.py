@@ -75,6 +75,7 @@ def test_our_os_through_the_vmms_own_driver(guest_build, disk_4m):
     assert [vm.name for vm in hv.vms] == ["guest"]              # no domain
     d = hv.stats()["driver disk0"]
     assert d["served"] >= 256 + 9 and d["errors"] == 0
+    assert hv.stats()["host disk0"]["owner"] == "the VMM"
 
 
 def test_a_crash_of_the_vmms_driver_ends_every_vm(guest_build, disk_4m, tmp_path):

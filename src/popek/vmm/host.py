@@ -73,6 +73,7 @@ class HostDevice:
         self.id, self.slot, self.fn = ident, slot, fn
         self.device_id = slot << 3
         self.owner = None
+        self.owner_name = None                 # who drives it if no VM owns it (the VMM)
         self.route = None                      # level → the owner's virtual INTx
         self.interrupts = 0
         self.level = False
@@ -183,7 +184,7 @@ class HostHardware:
     def stats(self) -> dict:
         out = {}
         for dev in self.devices.values():
-            owner = dev.owner.name if dev.owner else "unassigned"
+            owner = dev.owner.name if dev.owner else dev.owner_name or "unassigned"
             out[f"host {dev.id}"] = {"owner": owner, "slot": dev.slot,
                                      "interrupts": dev.interrupts, **dev.fn.stats,
                                      **({"queues": dev.fn.queue_counts()}
