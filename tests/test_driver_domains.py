@@ -11,6 +11,7 @@ import pytest
 
 from popek.devices.options import DeviceSpec
 from popek.riscv.board import DriveSpec
+from popek.vmm.drivers.faults import FaultPlan
 from popek.vmm.hypervisor import DRIVER_CRASH_CODE
 from popek.vmm.vm import VmConfig
 from tests.test_guest import INTEGRITY_SECTOR, INTEGRITY_SECTORS, integrity_pattern
@@ -35,8 +36,8 @@ def run(guest_build, disk, drivers: str, cpu: str = "trap-emulate", paging: str 
                         disks=["disk0"]), *others]
     return run_vms(configs, host_devices=[DeviceSpec("nvme", {"id": "disk0",
                                                               "drive": str(disk)})],
-                   drivers=drivers, faults=faults or {}, max_instructions=800_000_000,
-                   **kwargs)
+                   drivers=drivers, faults=faults or {},
+                   **{"max_instructions": 800_000_000, **kwargs})
 
 
 def check_data(out: str, disk) -> None:
@@ -90,22 +91,50 @@ def test_a_crash_of_the_vmms_driver_ends_every_vm(guest_build, disk_4m, tmp_path
     assert "[bystander] BENCH DONE" not in out
 
 
-def test_a_crash_of_a_driver_domain_is_survived(guest_build, disk_4m, tmp_path):
-    """Domains: the domain dies in the middle of request 21 (part of its data on the
-    disk), is restarted, and the request is replayed; the guest's self-test and
-    benchmarks finish with the right bytes, and the bystander never notices."""
-    code, out, hv = run(guest_build, disk_4m, "domains", faults={"disk0": 20},
-                        others=[bystander(guest_build, tmp_path)])
+@pytest.mark.parametrize("kind", ["crash", "hang"])
+def test_a_driver_domain_that_fails_is_restarted_and_its_guest_goes_on(guest_build, disk_4m,
+                                                                       tmp_path, kind):
+    """Domains: the domain dies (crash: a wild store, in the middle of request 21, part
+    of its data on the disk) or hangs there (hang: an endless loop with interrupts
+    off, which nothing it does reports: the watchdog, in machine time, finds the
+    request unanswered and kills it); it is restarted, and the request is replayed.
+    The guest's self-test and benchmarks finish with the right bytes, and the
+    bystander never notices."""
+    code, out, hv = run(guest_build, disk_4m, "domains",
+                        faults={"disk0": FaultPlan("disk0", 20, kind)},
+                        others=[bystander(guest_build, tmp_path)], domain_watchdog_ms=20)
     assert code == 0, out[-3000:]
-    assert "[domain-disk0] blkback: crashing in request 21" in out
+    verb = {"crash": "crashing", "hang": "hanging"}[kind]
+    assert f"[domain-disk0] blkback: {verb} in request 21" in out
     assert out.count("blkback: serving") == 2
     check_data(out, disk_4m)
     assert "[bystander] SELFTEST PASS 9/9" in out
     d = hv.stats()["driver disk0"]
-    assert d["crashes"] == d["restarts"] == 1 and d["replayed"] == 1
+    failed, other = ("crashes", "hangs") if kind == "crash" else ("hangs", "crashes")
+    assert d[failed] == d["restarts"] == 1 and d[other] == 0 and d["replayed"] == 1
     assert d["responses"] == d["requests"] - 1          # (the replayed one, sent twice)
     guest = hv.vms[0]
     assert guest.ledger.details[("driver_restart", "disk0")] == 1
+
+
+def test_without_a_watchdog_a_hung_domain_keeps_its_guests_waiting(guest_build, disk_4m):
+    """The same hang with --domain-watchdog 0: the guest's I/O never completes (the run
+    ends at its instruction budget), and nothing else breaks: what the watchdog is for."""
+    code, out, hv = run(guest_build, disk_4m, "domains", append="selftest",
+                        faults={"disk0": FaultPlan("disk0", 0, "hang")}, domain_watchdog_ms=0,
+                        max_instructions=60_000_000)
+    assert code is None                                  # (the budget ran out)
+    assert "blkback: hanging in request 1" in out and "SELFTEST PASS" not in out
+    d = hv.stats()["driver disk0"]
+    assert d["hangs"] == d["restarts"] == 0 and d["inflight"] == 1
+
+
+def test_a_hang_of_the_vmms_driver_is_the_vmms(guest_build, disk_4m):
+    code, out, hv = run(guest_build, disk_4m, "monolithic",
+                        faults={"disk0": FaultPlan("disk0", 2, "hang")})
+    assert code == DRIVER_CRASH_CODE
+    assert "driver of disk0 hung, and the VMM's one thread with it, after 2 requests" \
+        in hv.crash
 
 
 def test_a_malicious_driver_domain_reaches_only_what_it_was_granted(guest_build, disk_4m):
@@ -154,6 +183,12 @@ def popek(*args):
       "--inject-fault", "e:crash@3"], "--inject-fault e: no VM has that disk"),
     (["--host-device", "nvme,id=d,drive=D", "--vm", "kernel=K,disk=d",
       "--domain-append", "evil"], "--domain-append is for driver domains"),
+    (["--host-device", "nvme,id=d,drive=D", "--vm", "kernel=K,disk=d",
+      "--domain-watchdog", "50"], "--domain-watchdog is for driver domains"),
+    (["--host-device", "nvme,id=d,drive=D", "--vm", "kernel=K,disk=d", "--drivers", "domains",
+      "--domain-watchdog", "-1"], "--domain-watchdog -1: give 0 (none) to 3600000 ms"),
+    (["--host-device", "nvme,id=d,drive=D", "--vm", "kernel=K,disk=d",
+      "--inject-fault", "d:hang@x"], "--inject-fault d: hang@x: N is a number"),
 ])
 def test_bad_driver_options_are_one_clear_error(guest_build, disk_4m, tmp_path, args, message):
     kernel = str(guest_build / "kernel.elf")

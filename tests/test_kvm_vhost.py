@@ -16,6 +16,7 @@ import pytest
 
 from popek.console import ScriptedConsole
 from popek.riscv.board import DriveSpec
+from popek.vmm.drivers.faults import FaultPlan
 from tests.test_kvm import needs_kvm, popek
 
 WRITE_VERIFY = 0x8010                 # guests/x86/blk.c: sectors to write and verify
@@ -68,12 +69,15 @@ def test_a_disk_served_by_a_backend_process(x86_guests, disk, ioeventfd):
 
 
 @needs_kvm
-def test_the_backend_killed_mid_transfer_is_restarted_and_the_transfer_completes(
-        x86_guests, disk):
+@pytest.mark.parametrize("kind", ["crash", "hang"])
+def test_a_backend_that_fails_mid_transfer_is_restarted_and_the_transfer_completes(
+        x86_guests, disk, kind):
     """--inject-fault disk0:crash@40: the backend SIGKILLs itself in request 41, its data
-    written and its completion not; popek starts it again, reconnects, and the ring
-    resumes from the guest's used index (request 41 is served again)."""
-    m, con = machine(x86_guests, disk, faults={"disk0": 40})
+    written and its completion not; hang@40: it stops serving there, alive and
+    connected, and popek's watchdog kills it.  popek starts it again, reconnects, and
+    the ring resumes from the guest's used index (request 41 is served again)."""
+    m, con = machine(x86_guests, disk, faults={"disk0": FaultPlan("disk0", 40, kind)},
+                     domain_watchdog_ms=1000)
     try:
         code = m.run(max_exits=200_000, timeout=60)
         dev = m.vhost[0]
@@ -81,6 +85,7 @@ def test_the_backend_killed_mid_transfer_is_restarted_and_the_transfer_completes
         assert f"wrote and verified {SECTORS:016x} sectors" in con.text()
         assert dev.stats["backend_starts"] == 2 and dev.stats["reconnects"] == 1
         assert dev.stats["replayed"] == 1
+        assert dev.stats["hangs"] == (kind == "hang")
     finally:
         m.close()
     data = disk.read_bytes()

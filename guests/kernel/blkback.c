@@ -14,6 +14,8 @@
  * `crash=N` (the VMM's --inject-fault) makes it crash in the middle of request N+1,
  * after part of its data went to the disk: a store through a wild pointer, which
  * the kernel's trap handler turns into a panic, and the VMM into a restart.
+ * `hang=N` makes it hang there instead, alive: an endless loop with interrupts off,
+ * which only the VMM's watchdog ends.
  *
  * `evil` makes it a malicious domain (tests/test_driver_domains.py): before serving
  * its first write it tries to reach guest memory it was not granted (evil_first),
@@ -31,18 +33,34 @@
 static struct blkif_ring ring __attribute__((aligned(4096)));
 static struct blkif_map ops[BLKIF_PIECES];
 static u64 window;
-static long served, crash_after = -1;
+static long served, crash_after = -1, hang_after = -1;
 
-static void crash(void) {
+static void fail(void) {
+    if (served == hang_after) {
+        kprintf("blkback: hanging in request %d (an injected fault)\n", (int)served + 1);
+        for (;;) asm volatile("");          /* (sstatus.SIE is off: nothing breaks in) */
+    }
     kprintf("blkback: crashing in request %d (an injected fault)\n", (int)served + 1);
     volatile u64 *volatile wild = (volatile u64 *)0x10;
     *wild = 0xdead;                         /* no mapping there: a kernel page fault */
 }
 
+/* The number after `key` in the boot arguments, or -1. */
+static long arg_number(const char *args, const char *key) {
+    const char *c = strstr(args, key);
+    if (!c) return -1;
+    long n = 0;
+    for (c += strlen(key); *c >= '0' && *c <= '9'; c++) n = n * 10 + (*c - '0');
+    return n;
+}
+
 /* One request: 0 done, -1 failed. */
 static int serve(volatile struct blkif_request *rq) {
     u32 n = rq->npieces;
-    if (rq->op == BLKIF_OP_FLUSH) return blk_flush();
+    if (rq->op == BLKIF_OP_FLUSH) {
+        if (served == crash_after || served == hang_after) fail();
+        return blk_flush();
+    }
     if (n == 0 || n > BLKIF_PIECES || rq->op > BLKIF_OP_WRITE) return -1;
     u32 base = (u32)((rq - ring.req) * BLKIF_PIECES);      /* this slot's window slots */
     for (u32 i = 0; i < n; i++) ops[i] = (struct blkif_map){rq->piece[i].ref, base + i};
@@ -57,12 +75,12 @@ static int serve(volatile struct blkif_request *rq) {
                 return -1;
             sector += run_len / 512;
             run_len = 0;
-            if (served == crash_after) crash();
+            if (served == crash_after || served == hang_after) fail();
         }
         if (!run_len) run = at;
         run_len += len;
     }
-    if (served == crash_after) crash();
+    if (served == crash_after || served == hang_after) fail();
     return blk_rw(rq->op == BLKIF_OP_WRITE, sector, (void *)run, run_len / 512);
 }
 
@@ -99,9 +117,8 @@ static void evil_after(void) {
 
 void blkback_run(const char *args) {
     evil = strstr(args, "evil") != 0;
-    const char *c = strstr(args, "crash=");
-    if (c) for (crash_after = 0, c += 6; *c >= '0' && *c <= '9'; c++)
-        crash_after = crash_after * 10 + (*c - '0');
+    crash_after = arg_number(args, "crash=");
+    hang_after = arg_number(args, "hang=");
     if (!blk_present()) panic("blkback: no disk to serve");
     struct sbiret r = sbi_call(POPEK_EID, POPEK_FID_DOMAIN_ATTACH, (u64)&ring, 0, 0, 0);
     if (r.error) panic("blkback: the VMM refused the ring (%d)", (int)r.error);

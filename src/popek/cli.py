@@ -208,7 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "domains (each in a driver domain, a VM of its own)")
     run.add_argument("--inject-fault", metavar="DEVICE:crash@N", action="append", default=[],
                      help="make the driver of host device DEVICE crash in its request N+1 "
-                          "(crash@rand:SEED: N from SEED); repeatable")
+                          "(crash@rand:SEED: N from SEED; hang@N: hang there, alive); "
+                          "repeatable")
+    run.add_argument("--domain-watchdog", metavar="MS", type=int, default=None,
+                     help="how long a driver domain may leave a request unanswered before "
+                          "it is taken for hung and restarted: ms of machine time (default "
+                          "100), on --backend kvm of wall time (default 5000); 0: never")
     run.add_argument("--domain-kernel", metavar="FILE",
                      help="the driver domains' kernel (default: guests/build/kernel.elf)")
     run.add_argument("--domain-append", metavar="ARGS", default=None,
@@ -382,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     vub.add_argument("--readonly", action="store_true", help="serve it read-only")
     vub.add_argument("--crash-after", metavar="N", type=int, default=None,
                      help="kill itself with SIGKILL in request N+1 (fault injection)")
+    vub.add_argument("--hang-after", metavar="N", type=int, default=None,
+                     help="stop serving in request N+1, alive (fault injection)")
     return p
 
 
@@ -572,7 +579,8 @@ def cmd_run_vmm(args, costs) -> int:
                     host_devices=host_devices, iommu=args.iommu != "off",
                     on_iommu_fault=args.on_iommu_fault or "report",
                     drivers=args.drivers or "monolithic", faults=_faults(args),
-                    domain_kernel=args.domain_kernel, domain_append=args.domain_append or "")
+                    domain_kernel=args.domain_kernel, domain_append=args.domain_append or "",
+                    domain_watchdog_ms=_watchdog_ms(args))
     console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
     try:
         code = hv.run()
@@ -588,11 +596,16 @@ def cmd_run_vmm(args, costs) -> int:
     return exit_code(code, _cut_short(hv, hv.hart.instret, hv.exits, "exits"))
 
 
+def _watchdog_ms(args) -> int:
+    from popek.vmm.drivers import DEFAULT_WATCHDOG_MS
+    return DEFAULT_WATCHDOG_MS if args.domain_watchdog is None else args.domain_watchdog
+
+
 def _faults(args) -> dict:
-    """--inject-fault's plans: device id → requests its driver serves first."""
+    """--inject-fault's plans: device id → its FaultPlan."""
     from popek.vmm.drivers.faults import parse_inject_fault
     plans = [parse_inject_fault(t) for t in args.inject_fault]
-    out = {p.device: p.after for p in plans}
+    out = {p.device: p for p in plans}
     if len(out) != len(plans):
         raise ConfigError("--inject-fault: one fault per device")
     return out
@@ -670,11 +683,15 @@ def check_run_options(args) -> None:
         raise ConfigError("--inject-fault on --backend kvm crashes a driver domain's backend "
                           "process: give --drivers domains")
     for option, value in (("--domain-kernel", args.domain_kernel),
-                          ("--domain-append", args.domain_append)):
+                          ("--domain-append", args.domain_append),
+                          ("--domain-watchdog", args.domain_watchdog)):
         if value is not None and args.drivers != "domains":
             raise ConfigError(f"{option} is for driver domains: give --drivers domains")
     if args.domain_append is not None:
         check_bootargs(args.domain_append, "--domain-append")
+    if args.domain_watchdog is not None and not 0 <= args.domain_watchdog <= 3_600_000:
+        raise ConfigError(f"--domain-watchdog {args.domain_watchdog}: give 0 (none) to "
+                          "3600000 ms")
     if args.iommu == "off" and args.on_iommu_fault is not None:
         raise ConfigError("--on-iommu-fault: with --iommu off nothing checks a DMA, so "
                           "nothing faults")
@@ -747,7 +764,8 @@ def main(argv=None) -> int:
             return initramfs.command(args)
         if args.command == "vhost-user-blk":
             from popek.vhost import backend
-            return backend.main(args.socket, args.drive, args.readonly, args.crash_after)
+            return backend.main(args.socket, args.drive, args.readonly, args.crash_after,
+                                args.hang_after)
         if args.command in ("kvm-check", "calibrate", "extract-vmlinux"):
             from popek.kvm import commands
             return commands.COMMANDS[args.command](args)

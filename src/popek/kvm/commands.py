@@ -37,7 +37,7 @@ def cmd_run_kvm(args) -> int:
                        append=args.append, drives=args.drive, smp=args.smp,
                        unpack=args.unpack, ioeventfd=args.ioeventfd != "off",
                        drivers=args.drivers or "monolithic", faults=_faults(args),
-                       **devices_from_options(args))
+                       domain_watchdog_ms=args.domain_watchdog, **devices_from_options(args))
         console.on_quit = lambda: m.stop(0, "quit (Ctrl-A x)")
         code = m.run(max_exits=args.max_instructions, timeout=args.timeout)
     finally:

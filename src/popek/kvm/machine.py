@@ -44,6 +44,7 @@ from popek.kvm.ioeventfd import IoEventThread
 from popek.kvm.vhost_user import VhostUserThread
 from popek.kvm.system import Kvm
 from popek.riscv.loader import read_file, load_image
+from popek.vmm.drivers.faults import plans
 from popek.vmm.exits import Exit, Halt, MmioRead, MmioWrite, PortIo, Shutdown
 from popek.vmm.ledger import Ledger
 
@@ -112,12 +113,13 @@ class X86Machine:
                  initrd: str | None = None, append: str = "", drives=(),
                  irqchip: bool = True, smp: int = 1, unpack: str = "auto",
                  devices=(), netdevs=(), ioeventfd: bool = True, drivers: str = "monolithic",
-                 faults: dict | None = None):
+                 faults: dict | None = None, domain_watchdog_ms: int | None = None):
         """``ioeventfd``: virtio-pci notifies handled in KVM and served by a thread of
         popek's (kvm/ioeventfd.py), where KVM can (else each is an exit to popek);
         ``drivers``: ``domains`` serves each disk from a backend process of its own
-        (kvm/vhost_user.py), ``faults`` the crashes to inject into them (drive id →
-        requests first served)."""
+        (kvm/vhost_user.py), ``faults`` the faults to inject into them (drive id → a
+        FaultPlan, or the requests first served before a crash), and
+        ``domain_watchdog_ms`` how long (wall time) one may leave requests unserved."""
         if memory < 4 * MiB or memory % MiB:
             raise ConfigError("KVM guests need a whole number of MiB, at least 4")
         if memory > layout.MMIO_BASE:
@@ -128,7 +130,9 @@ class X86Machine:
             raise ConfigError("more than one vCPU needs the in-kernel irqchip")
         self.network = Network(netdevs)
         self.network.check(devices)
-        self.drivers, self.faults = drivers, dict(faults or {})
+        self.drivers, self.faults = drivers, plans(faults)
+        self.watchdog_ms = vhost_user.DEFAULT_WATCHDOG_MS if domain_watchdog_ms is None \
+            else domain_watchdog_ms
         self.vhost, self.vhost_dir, self.vhost_thread = [], None, None
         self.kvm = Kvm()
         try:
@@ -249,7 +253,8 @@ class X86Machine:
                 self.vhost_dir = self.vhost_dir or vhost_user.socket_directory()
                 path, argv = vhost_user.spawned_backend(ident, spec, self.vhost_dir)
                 self._plug_vhost(vhost_user.VhostUserBlk(self, ident, path, argv,
-                                                         self.faults.get(ident)))
+                                                         self.faults.get(ident),
+                                                         self.watchdog_ms))
                 continue
             if spec.interface == "nvme":            # a PCI function of its own, not virtio
                 irq = self._take_irq()

@@ -17,6 +17,11 @@ again with its base at the guest's used index: every request the guest offered a
 did not see completed is served again (a block read or write, done twice, leaves the
 same bytes).  The guest sees a slow request.  ``--stats`` counts reconnects, replayed
 requests and the time it took.
+
+A backend may also hang, alive, its socket open: a watchdog in the thread takes one
+whose used index has not moved for ``watchdog_ms`` while the guest waits for a
+request (wall time) for hung; popek's own is killed, and restarted as above; one
+the user started is reported.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0            # seconds to wait for a backend's socket
 REPLY_TIMEOUT = 5.0               # seconds a backend may take to answer a message
 MAX_RECONNECTS = 16               # a backend that keeps dying is given up (the run stops)
+DEFAULT_WATCHDOG_MS = 5000        # (wall time: a loaded host may be slow to schedule it)
 # What popek's virtio-blk transport lets a guest have from a backend: size_max, seg_max,
 # ro, blk_size, flush (not multiqueue, discard ... which it does not model).
 BLK_FEATURES = 1 << 1 | 1 << 2 | 1 << 5 | 1 << 6 | 1 << 9
@@ -63,12 +69,16 @@ class VhostUserBlk:
     queue_max = 256
 
     def __init__(self, machine, ident: str, socket_path: str, spawn: list | None = None,
-                 crash_after: int | None = None):
+                 fault=None, watchdog_ms: int = DEFAULT_WATCHDOG_MS):
+        """``fault``: a FaultPlan for the first backend popek starts."""
         self.m = machine
         self.id = ident
         self.path = socket_path
         self.spawn = spawn                    # argv of a backend popek starts, or None
-        self.crash_after = crash_after        # (its first start only)
+        self.fault = fault                    # (its first start only)
+        self.watchdog = watchdog_ms / 1000
+        self.progress: tuple | None = None    # (the used indices, when they last moved)
+        self.hung_told = False
         self.proc = None
         self.sock: socket.socket | None = None
         self.lock = threading.Lock()          # (the socket: a vCPU's exit, and the thread)
@@ -78,7 +88,7 @@ class VhostUserBlk:
         self.driver_features = 0
         self.running = False                  # the driver is up: the rings are set up
         self.stats = {"reconnects": 0, "backend_starts": 0, "replayed": 0,
-                      "recovery_ms": 0.0, "completions": 0}
+                      "recovery_ms": 0.0, "completions": 0, "hangs": 0}
         try:
             self._start_backend()
             # (Ours may take a moment to listen; one the user started must be there.)
@@ -92,9 +102,9 @@ class VhostUserBlk:
         if self.spawn is None:
             return
         argv = list(self.spawn)
-        if self.crash_after is not None:
-            argv += ["--crash-after", str(self.crash_after)]
-            self.crash_after = None
+        if self.fault is not None:
+            argv += [f"--{self.fault.kind}-after", str(self.fault.after)]
+            self.fault = None
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, close_fds=True)
         self.stats["backend_starts"] += 1
 
@@ -240,6 +250,36 @@ class VhostUserBlk:
                 pass
             return True
 
+    def watch(self) -> None:
+        """The watchdog (the thread calls it every round): a backend that leaves the
+        guest's requests unserved for ``watchdog`` seconds, its used index still, is
+        hung.  Ours is killed (its socket closes: :meth:`lost` restarts it)."""
+        if not self.running or not self.watchdog or self.transport is None:
+            return
+        ram, now = self.m.ram, time.monotonic()
+        try:
+            rings = [(ram.read_int(q.avail + 2, 2), ram.read_int(q.used + 2, 2))
+                     for q in self.transport.queues]
+        except Exception:                         # (the rings are checked at set-up)
+            return
+        used = tuple(u for _, u in rings)
+        if all(a == u for a, u in rings) or self.progress is None or self.progress[0] != used:
+            self.progress = (used, now)
+            self.hung_told = False
+            return
+        if now - self.progress[1] < self.watchdog or self.hung_told:
+            return
+        self.hung_told = True
+        self.stats["hangs"] += 1
+        if self.proc is not None and self.proc.poll() is None:
+            log.warning("vhost-user-blk %s: the backend served nothing for %.1f s with "
+                        "requests waiting: hung; killing it", self.id, now - self.progress[1])
+            self.proc.kill()
+        else:
+            log.warning("vhost-user-blk %s: the backend at %s served nothing for %.1f s with "
+                        "requests waiting (started by the user: left to them)", self.id,
+                        self.path, now - self.progress[1])
+
     def lost(self) -> None:
         """The backend's socket closed: start it again (ours: killed first, if it only
         dropped us) and reconnect; rings set up again if the driver is up.  Raises
@@ -334,6 +374,8 @@ class VhostUserThread(EventThread):
                 sel.register(fd, selectors.EVENT_READ, (dev, index))
 
     def _ready(self, sel, keys) -> None:
+        for dev in self.devices:
+            dev.watch()
         socks = self._socks
         for key in keys:
             dev, index = key.data

@@ -30,6 +30,7 @@ import signal
 import socket
 import stat
 import struct
+import time
 
 from popek.devices.virtio.blk import VirtioBlk
 from popek.devices.virtio.queue import Virtqueue, VirtqueueError
@@ -107,10 +108,11 @@ class Ring:
 
 class Backend:
     def __init__(self, sock_path: str, drive: str, readonly: bool = False,
-                 crash_after: int | None = None):
+                 crash_after: int | None = None, hang_after: int | None = None):
         self.blk = VirtioBlk(SharedMemory(), drive, readonly)     # (opens and locks it)
         self.path = sock_path
         self.crash_after = crash_after
+        self.hang_after = hang_after
         self.served = 0
         try:
             if os.path.lexists(sock_path):
@@ -195,6 +197,10 @@ class Backend:
                 written = self.blk.process(0, chain)
                 if self.crash_after is not None and self.served == self.crash_after:
                     os.kill(os.getpid(), signal.SIGKILL)     # (data written, not completed)
+                if self.hang_after is not None and self.served == self.hang_after:
+                    log.warning("hanging in request %d (an injected fault)", self.served + 1)
+                    while True:                     # alive, its socket open, serving nothing
+                        time.sleep(3600)
                 q.push(chain.head, written)
                 self.served += 1
                 done += 1
@@ -314,10 +320,11 @@ class Backend:
             self.mem.regions.append((gpa, size, uaddr, m))
 
 
-def main(sock_path: str, drive: str, readonly: bool, crash_after: int | None) -> int:
+def main(sock_path: str, drive: str, readonly: bool, crash_after: int | None,
+         hang_after: int | None = None) -> int:
     """``popek vhost-user-blk``: serve until killed."""
     logging.basicConfig(level=logging.WARNING, format="popek vhost-user-blk: %(message)s")
-    backend = Backend(sock_path, drive, readonly, crash_after)
+    backend = Backend(sock_path, drive, readonly, crash_after, hang_after)
     backend.drop_rights()
     print(f"popek vhost-user-blk: serving {drive} on {sock_path} (pid {os.getpid()}, "
           f"uid {os.getuid()})", flush=True)

@@ -37,6 +37,7 @@ from popek.riscv.hart import Hart
 from popek.riscv.hart.privileged import SLICE_TRAPS
 from popek.vmm import builder
 from popek.vmm import drivers as placement
+from popek.vmm.drivers.faults import plans
 from popek.vmm.exits import Exit
 from popek.vmm.host import HostHardware, check_passthrough
 from popek.vmm.iommu import region_pages
@@ -100,19 +101,21 @@ class Hypervisor(MachineTime):
                  ips: int | None = None, icount_sleep: bool = True, netdevs=(),
                  host_devices=(), iommu: bool = True, on_iommu_fault: str = "report",
                  drivers: str = "monolithic", faults: dict | None = None,
-                 domain_kernel: str | None = None, domain_append: str = ""):
+                 domain_kernel: str | None = None, domain_append: str = "",
+                 domain_watchdog_ms: int = placement.DEFAULT_WATCHDOG_MS):
         """``netdevs``: backends beside the VMs' own (for ``host_devices``, the
         --host-device specs: physical devices, vmm/host.py); ``iommu``: whether their
         DMA goes through the IOMMU; ``on_iommu_fault``: report, or stop the VM;
         ``drivers``: where the drivers of the disks VMs use (``disk=``) run
-        (vmm/drivers/), ``faults`` the crashes to inject into them (device id →
-        requests first served), ``domain_kernel`` the driver domains' kernel and
-        ``domain_append`` more of its command line."""
+        (vmm/drivers/), ``faults`` the faults to inject into them (device id → a
+        FaultPlan, or the requests first served before a crash), ``domain_kernel``
+        the driver domains' kernel, ``domain_append`` more of its command line and
+        ``domain_watchdog_ms`` how long one may leave a request unanswered."""
         if not vm_configs:
             raise ConfigError("no virtual machine to run")
         for c in vm_configs:
             c.check()
-        faults = faults or {}
+        faults = plans(faults)
         disks = placement.check(drivers, vm_configs, host_devices, iommu, faults)
         if drivers == "domains":
             kernel = placement.domain_kernel(domain_kernel)
@@ -158,7 +161,8 @@ class Hypervisor(MachineTime):
         self.hart.compiler = background_compiler(engine, compile_workers)
         self.host = HostHardware(self, host_devices, self.network, region, iommu,
                                  on_iommu_fault)
-        self.placement = placement.Placement(self, drivers, faults, domain_append)
+        self.placement = placement.Placement(self, drivers, faults, domain_append,
+                                             domain_watchdog_ms)
         self.placement.start(disks, drivers_base)
         self.vms: list[VirtualMachine] = []
         host = HOST_RAM_BASE
@@ -192,6 +196,7 @@ class Hypervisor(MachineTime):
         wakes = [t for vm in alive for t in _timers_to_come(vm, now)]
         wakes += [t for vm in alive
                   if (t := self.rtc_alarm_ticks(vm.platform.rtc)) is not None and t > now]
+        wakes += [t for d in self.placement.domains if (t := d.deadline()) is not None]
         return min(wakes, default=None)
 
     def others_asleep(self) -> bool:

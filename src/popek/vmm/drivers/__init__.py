@@ -26,10 +26,14 @@ from popek.vmm.drivers.monolithic import VmmNvmeDriver
 
 PLACEMENTS = ("monolithic", "domains")
 DOMAIN_MEMORY = 16 << 20
+# A driver domain that leaves a request unanswered this long (machine time) is taken
+# for hung (an endless loop, a wait for ever): the disk answers in microseconds, and a
+# guest's own timeouts are seconds (Linux's block layer: 30 s).
+DEFAULT_WATCHDOG_MS = 100
 # The driver domains' kernel, unless --domain-kernel names another: our guest kernel
 # (guests/), which serves the ring when booted with ``blkback``.
 DEFAULT_DOMAIN_KERNEL = Path(__file__).resolve().parents[4] / "guests" / "build" / "kernel.elf"
-__all__ = ["DriverCrash", "WINDOW_BYTES", "Placement", "check", "domain_config",
+__all__ = ["DEFAULT_WATCHDOG_MS", "DriverCrash", "WINDOW_BYTES", "Placement", "check", "domain_config",
            "domain_kernel", "MONOLITHIC_PAGES"]
 
 
@@ -42,50 +46,57 @@ def domain_kernel(path: str | None) -> str:
     return kernel
 
 
-def domain_args(extra: str = "", crash_after: int | None = None) -> str:
-    """A driver domain's kernel command line: ``blkback``, the crash to inject if any,
-    and ``extra`` (--domain-append)."""
-    return " ".join(["blkback"] + ([f"crash={crash_after}"] if crash_after is not None
+def domain_args(extra: str = "", fault=None) -> str:
+    """A driver domain's kernel command line: ``blkback``, the fault to inject if any
+    (a FaultPlan: ``crash=N`` or ``hang=N``), and ``extra`` (--domain-append)."""
+    return " ".join(["blkback"] + ([f"{fault.kind}={fault.after}"] if fault is not None
                                    else []) + ([extra] if extra else []))
 
 
-def domain_config(ident: str, kernel: str, like, crash_after: int | None, extra: str = ""):
+def domain_config(ident: str, kernel: str, like, fault=None, extra: str = ""):
     """The VM that drives ``ident``: our kernel with ``blkback``, the device passed
     through, the same CPU and paging strategies as ``like`` (the first VM)."""
     from popek.vmm.vm import VmConfig
-    append = domain_args(extra, crash_after)
+    append = domain_args(extra, fault)
     return VmConfig(kernel=kernel, name=f"domain-{ident}", memory=DOMAIN_MEMORY,
                     append=append, cpu=like.cpu, paging=like.paging, passthrough=[ident],
                     domain=True)
 
 
 class Placement:
-    def __init__(self, hv, kind: str, faults: dict, extra_args: str = ""):
-        """``faults``: device id → requests before its driver's injected crash;
-        ``extra_args``: more of the driver domains' command line."""
+    def __init__(self, hv, kind: str, faults: dict, extra_args: str = "",
+                 watchdog_ms: int = DEFAULT_WATCHDOG_MS):
+        """``faults``: device id → the FaultPlan its driver gets; ``extra_args``: more
+        of the driver domains' command line; ``watchdog_ms``: how long a domain may
+        leave a request unanswered (machine time) before it is taken for hung and
+        restarted (0: never)."""
         self.hv, self.kind = hv, kind
         self.faults = faults
         self.extra_args = extra_args
+        self.watchdog_ms = watchdog_ms
         self.backends: dict = {}
+        self.frontends: dict[str, DiskFrontend] = {}    # device id → the guest's disk
 
     def start(self, disks, region_base: int | None) -> None:
         """Make a backend for each physical disk in ``disks`` (monolithic: the VMM's
         driver, with its pages of the VMM region from ``region_base``)."""
         for i, ident in enumerate(disks):
-            crash = self.faults.get(ident)
+            fault = self.faults.get(ident)
             if self.kind == "monolithic":
                 dev = self.hv.host.devices[ident]
                 if self.hv.host.driver is not None:
                     self.hv.host.driver.attach_bare(dev.device_id)
                 dev.owner_name = "the VMM"
                 self.backends[ident] = VmmNvmeDriver(
-                    self.hv, dev, region_base + i * MONOLITHIC_PAGES * 4096, crash)
+                    self.hv, dev, region_base + i * MONOLITHIC_PAGES * 4096, fault)
             else:
                 self.backends[ident] = DriverDomain(self.hv, ident,
-                                                    domain_args(self.extra_args))
+                                                    domain_args(self.extra_args),
+                                                    self.watchdog_ms)
 
     def frontend(self, vm, ident: str) -> DiskFrontend:
-        return DiskFrontend(vm, self.backends[ident])
+        self.frontends[ident] = DiskFrontend(vm, self.backends[ident])
+        return self.frontends[ident]
 
     @property
     def domains(self) -> list[DriverDomain]:

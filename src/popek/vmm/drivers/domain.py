@@ -20,6 +20,13 @@ its grants are revoked, its VM rebuilt from its kernel, and the requests it had 
 flight are sent again when the new one attaches its ring (a read or write done twice
 writes the same bytes).  The guest sees a slower request, nothing else.  A domain
 that keeps dying (``MAX_RESTARTS``) is given up: its guests' requests then fail.
+
+A domain may also hang without dying (an endless loop, a wait for an event that
+never comes): a *watchdog* takes it for dead when a request it was given stays
+unanswered for ``watchdog_ms`` of machine time (or a restarted one does not attach
+its ring in that time while requests wait), kills it, and restarts it as above.
+Its deadline is one of the machine's wake-ups, so it fires even when every vCPU
+sleeps.
 """
 
 from __future__ import annotations
@@ -37,14 +44,17 @@ log = logging.getLogger(__name__)
 
 PAGE = 4096
 MAX_RESTARTS = 8
+HUNG_CODE = 124                          # (its VM's exit code when the watchdog kills it)
 SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_DENIED, SBI_ERR_INVALID_ADDRESS = 0, -3, -4, -5
 
 
 class DriverDomain:
     """The domain serving host device ``ident`` (a backend for DiskFrontend)."""
 
-    def __init__(self, hv, ident: str, restart_args: str = "blkback"):
+    def __init__(self, hv, ident: str, restart_args: str = "blkback", watchdog_ms: int = 0):
         self.hv = hv
+        # (in mtime ticks; 0: no watchdog)
+        self.watchdog = watchdog_ms * hv.clock.timebase // 1000
         self.id = ident
         self.name = f"driver domain {ident}"
         self.capacity = hv.host.devices[ident].fn.blocks
@@ -58,10 +68,12 @@ class DriverDomain:
         self.next_id = 1
         self.req_prod = self.rsp_cons = 0
         self.crashed_at: float | None = None    # (host time of the last crash)
+        self.sent_at: dict[int, int] = {}       # ring id → mtime it went into the ring
+        self.booting_since: int | None = None   # mtime of a restart not yet attached
         self.warnings = GuestWarnings(log)
         self.stats = {"requests": 0, "responses": 0, "events": 0, "grants": 0,
                       "grant_maps": 0, "grant_faults": 0, "bad_responses": 0, "crashes": 0,
-                      "restarts": 0, "replayed": 0, "recovery_ms": 0.0}
+                      "hangs": 0, "restarts": 0, "replayed": 0, "recovery_ms": 0.0}
 
     # -- the frontends' backend ----------------------------------------------------
     def has_room(self, frontend) -> bool:
@@ -107,6 +119,7 @@ class DriverDomain:
             self.req_prod = (self.req_prod + 1) & 0xFFFFFFFF
             ram.write_int(self.ring + blkif.REQ_PROD, 4, self.req_prod)
             self.inflight[rid] = (frontend, req)
+            self.sent_at[rid] = self.hv.mtime()
             self.stats["requests"] += 1
             sent += 1
         if sent:
@@ -122,6 +135,8 @@ class DriverDomain:
         self.stats["events"] += 1
 
     def _revoke(self, rid: int) -> None:
+        """``rid``'s grants go (it was answered, cancelled, or is sent again)."""
+        self.sent_at.pop(rid, None)
         slots = self.grants.revoke(rid)
         for s in slots:
             self.window.pop(s, None)
@@ -150,6 +165,7 @@ class DriverDomain:
         self.vm.ram.write(ring, bytes(blkif.RING_BYTES))
         self.ring = ring
         self.req_prod = self.rsp_cons = 0
+        self.booting_since = None
         if self.crashed_at is not None:
             self.stats["recovery_ms"] += (time.perf_counter() - self.crashed_at) * 1e3
             self.crashed_at = None
@@ -236,13 +252,31 @@ class DriverDomain:
         return SBI_SUCCESS, n
 
     # -- life and death ----------------------------------------------------------------
+    def deadline(self) -> int | None:
+        """When (mtime) the watchdog takes the domain for hung, if nothing changes."""
+        if not self.watchdog or self.vm is None or self.vm.exit_code is not None:
+            return None
+        owed = min(self.sent_at.values(), default=None)
+        if self.booting_since is not None and self.queued:
+            owed = self.booting_since if owed is None else min(owed, self.booting_since)
+        return None if owed is None else owed + self.watchdog
+
     def check(self) -> None:
-        """Between slices: if the domain's VM has died, restart it."""
+        """Between slices: if the domain's VM has died, or hangs, restart it."""
         vm = self.vm
-        if vm is None or vm.exit_code is None or self.stats["restarts"] > MAX_RESTARTS:
+        if vm is None or self.stats["restarts"] > MAX_RESTARTS:
             return
-        self.stats["crashes"] += 1
-        log.warning("%s died (%s); restarting it", self.name, vm.exit_reason)
+        if vm.exit_code is None:
+            due = self.deadline()
+            if due is None or self.hv.mtime() < due:
+                return
+            self.stats["hangs"] += 1
+            vm.shutdown(HUNG_CODE, f"a request unanswered for "
+                                   f"{self.watchdog * 1000 // self.hv.clock.timebase} ms")
+        else:
+            self.stats["crashes"] += 1
+        log.warning("%s %s (%s); restarting it", self.name,
+                    "hung" if vm.exit_code == HUNG_CODE else "died", vm.exit_reason)
         self.crashed_at = time.perf_counter()
         self._requeue()
         self.ring = None
@@ -258,6 +292,7 @@ class DriverDomain:
             return
         self.vm = self.hv.restart_vm(vm, append=self.restart_args)
         self.vm.domain = self
+        self.booting_since = self.hv.mtime()
 
     def report(self) -> dict:
         return {**self.stats, "grants_live": f"{len(self.grants):,} (at most "

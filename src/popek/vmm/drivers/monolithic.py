@@ -30,10 +30,11 @@ class VmmNvmeDriver:
     """A backend for DiskFrontend: the host NVMe ``dev`` (a HostDevice), driven from
     the VMM with ``pages`` pages of host memory at ``base``."""
 
-    def __init__(self, hv, dev, base: int, crash_after: int | None = None):
+    def __init__(self, hv, dev, base: int, fault=None):
+        """``fault``: the FaultPlan to inject, if any."""
         self.hv, self.dev, self.ram = hv, dev, hv.ram
         self.name = f"the VMM's driver of {dev.id}"
-        self.crash_after = crash_after
+        self.fault = fault
         self.served = 0
         bar = dev.fn.bars[0]
         self.r, self.w = bar.read, bar.write
@@ -93,8 +94,8 @@ class VmmNvmeDriver:
         pass                                      # (nothing is ever left in flight)
 
     def submit(self, frontend, req) -> None:
-        if self.crash_after is not None and self.served >= self.crash_after:
-            raise DriverCrash(self.dev.id, self.served, "an injected fault")
+        if self.fault is not None and self.served >= self.fault.after:
+            raise DriverCrash(self.dev.id, self.served, "an injected fault", self.fault.kind)
         self.served += 1
         if req.op == OP_FLUSH:
             ok = self._command(1, nvme.IO_FLUSH, nsid=1) == 0
