@@ -5,8 +5,10 @@ non-PVM kernel's ring 0 runs in KVM's instruction emulator, far too slowly)."""
 
 from __future__ import annotations
 
+import io
 import stat
 import time
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +71,26 @@ def test_initramfs_holds_busybox_init_and_modules_in_load_order(kernel, initrd):
     assert order.index("virtio") < order.index("virtio_pci")
     assert order.index("virtio_ring") < order.index("virtio_blk")
     assert order.index("virtio_pci_modern_dev") < order.index("virtio_pci")
+
+
+def test_initramfs_modules_lose_their_signatures_unless_kept(kernel, initrd):
+    """Debian signs its modules; the kernel hashes all of a signed module it loads (on
+    the simulated riscv64 machine half of a boot's instructions), so they are stored
+    without the signature: the ELF intact, the trailer gone; --module-signatures keeps it."""
+    from elftools.elf.elffile import ELFFile
+    files = read_newc(initrd.read_bytes())
+    signed = initramfs.module_bytes(initramfs.module_index(Path(kernel[1]))["virtio_blk"])
+    assert signed.endswith(initramfs.SIGNATURE_MARKER)
+    stored = files["lib/modules/virtio_blk.ko"][1]
+    assert not stored.endswith(initramfs.SIGNATURE_MARKER)
+    assert signed.startswith(stored) and 100 < len(signed) - len(stored) < 4096
+    assert ELFFile(io.BytesIO(stored)).get_section_by_name(".modinfo") is not None
+    kept = read_newc(initramfs.build(kernel[1], signatures=True)[0])
+    assert kept["lib/modules/virtio_blk.ko"][1] == signed
+    # Anything else is left as it is.
+    assert initramfs.unsigned(b"\x7fELF" + bytes(64)) == b"\x7fELF" + bytes(64)
+    assert initramfs.unsigned(bytes(8) + (1 << 30).to_bytes(12, "big")
+                              + initramfs.SIGNATURE_MARKER).endswith(initramfs.SIGNATURE_MARKER)
 
 
 def test_extracted_vmlinux_has_a_pvh_entry(vmlinux):

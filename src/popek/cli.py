@@ -337,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a module to include with its dependencies (repeatable; default: "
                           "virtio_pci virtio_blk virtio_mmio; riscv64: virtio_mmio virtio_blk "
                           "crc32c_generic ext4)")
+    ird.add_argument("--module-signatures", action="store_true",
+                     help="keep the modules' signatures (by default they are dropped: the "
+                          "kernel would hash every module it loads, a third of a riscv64 "
+                          "boot on popek, and Debian's does not require them; an unsigned "
+                          "module taints it with 'E')")
     ird.add_argument("--busybox", metavar="FILE",
                      help="a static busybox of that architecture (default: Debian's "
                           "busybox-static: the host's for x86_64, the fetched one for riscv64)")

@@ -143,6 +143,27 @@ def module_bytes(path: Path) -> bytes:
         raise ImageError(f"{path}: cannot read the module ({e})") from None
 
 
+# What the kernel's sign-file appends to a signed module: the PKCS#7 signature, a
+# struct module_signature (12 bytes; its last field the signature's length, big-endian)
+# and this marker (include/linux/module_signature.h).
+SIGNATURE_MARKER = b"~Module signature appended~\n"
+
+
+def unsigned(module: bytes) -> bytes:
+    """``module`` without its appended signature (if it has one).  The kernel verifies a
+    signed module by hashing all of it: Debian's riscv64 modules are big (ext4 is 7 MB,
+    with its BTF), and SHA-256 over the modules of a boot was 1.4 G of its 3.8 G
+    instructions to the prompt.  Debian's kernel does not require signatures unless
+    locked down (Secure Boot); an unsigned module loads, and taints the kernel ('E')."""
+    if not module.endswith(SIGNATURE_MARKER):
+        return module
+    info = len(module) - len(SIGNATURE_MARKER) - 12
+    sig_len = int.from_bytes(module[info + 8:info + 12], "big") if info >= 0 else 0
+    if info < 0 or sig_len > info:
+        return module                           # (not a signature we understand: as it is)
+    return module[:info - sig_len]
+
+
 def module_depends(path: Path) -> list[str]:
     try:
         sec = ELFFile(io.BytesIO(module_bytes(path))).get_section_by_name(".modinfo")
@@ -177,9 +198,11 @@ def load_order(wanted, index: dict[str, Path]) -> list[str]:
 
 
 def build(modules_dir: str | None, modules=None, busybox: str = BUSYBOX,
-          arch: str = "x86_64", init: str | None = None) -> tuple[bytes, list[str]]:
+          arch: str = "x86_64", init: str | None = None,
+          signatures: bool = False) -> tuple[bytes, list[str]]:
     """The archive's bytes, and the modules it loads (in order); the modules and the
-    /init are ``arch``'s unless given."""
+    /init are ``arch``'s unless given; the modules' signatures dropped (:func:`unsigned`)
+    unless ``signatures``."""
     modules = ARCH_MODULES[arch] if modules is None else modules
     init = INITS[arch] if init is None else init
     if not os.path.isfile(busybox):
@@ -199,7 +222,8 @@ def build(modules_dir: str | None, modules=None, busybox: str = BUSYBOX,
         index = module_index(Path(modules_dir))
         order = load_order(modules, index)
         for name in order:
-            cpio.file(f"lib/modules/{name}.ko", module_bytes(index[name]))
+            data = module_bytes(index[name])
+            cpio.file(f"lib/modules/{name}.ko", data if signatures else unsigned(data))
     cpio.file("etc/modules", "".join(f"{m}\n" for m in order).encode())
     return cpio.finish(), order
 
@@ -213,7 +237,7 @@ def command(args) -> int:
     modules_dir = args.modules_dir or debian.find(args.arch).modules
     busybox = args.busybox or debian.busybox(args.arch)
     data, order = build(modules_dir, tuple(args.module) if args.module else None, busybox,
-                        args.arch)
+                        args.arch, signatures=args.module_signatures)
     write_atomically(args.output, data)
     print(f"popek: wrote {args.output} ({len(data) >> 10} KiB): busybox, modules "
           f"{' '.join(order) or '(none)'}", file=sys.stderr)
