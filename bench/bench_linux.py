@@ -3,12 +3,14 @@
 QEMU 7.2 TCG, on the same kernel, initramfs and disk, in the same run.
 
 popek's figures: wall time from power-on to the first prompt, guest instructions
-retired by then (exact: identical in every run) and MIPS; cold is a run with an
+retired by then (exact, for the same disk contents) and MIPS; cold is a run with an
 empty code cache (every hot block compiled during the run), warm a run with the
-cache the cold run left (as on every later boot).  QEMU's is the wall time until its
-console shows the prompt, including its start-up.
+cache the cold run left (as on every later boot).  Then the same kernel as a guest of
+popek's VMM, by trap-and-emulate and by hardware assist (``--vmm``: no OpenSBI, the
+VMM serves SBI), on the same code cache, and the ratio of each to the last bare boot.
+QEMU's is the wall time until its console shows the prompt, including its start-up.
 
-    python bench/bench_linux.py [--no-warm] [--ips N]
+    python bench/bench_linux.py [--no-warm] [--no-vmm] [--ips N] [--module-signatures]
 """
 
 from __future__ import annotations
@@ -57,25 +59,38 @@ def qemu_prompt(initrd: Path, disk: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--no-warm", action="store_true", help="skip the warm run")
+    ap.add_argument("--no-vmm", action="store_true", help="skip the boots under the VMM")
     ap.add_argument("--ips", type=int, default=L.IPS,
                     help=f"the icount clock's rate (default {L.IPS:,}: a 1 GHz hart)")
+    ap.add_argument("--module-signatures", action="store_true",
+                    help="keep the modules' signatures in the initramfs (the kernel then "
+                         "hashes every module it loads)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        initrd = L.build_initrd(tmp / "initrd.cpio")
+        initrd = L.build_initrd(tmp / "initrd.cpio", signatures=args.module_signatures)
         disk = L.make_ext4(tmp / "disk.img")
         q = qemu_prompt(initrd, disk)
         print(f"QEMU 7.2 TCG: prompt after {q:.1f} s", flush=True)
-        runs = [("cold", None)] + ([] if args.no_warm else [("warm", tmp / "cache")])
         cache = str(tmp / "cache")
-        for name, _ in runs:
+        bare = None
+        for name in ["cold"] + ([] if args.no_warm else ["warm"]):
             s = L.run_bare(initrd, disk, poweroff=False, code_cache=cache, ips=args.ips)
-            if s.prompt_wall is None:
-                raise SystemExit(f"popek ({name}) did not reach the prompt:\n{s.output[-2000:]}")
-            mips = s.prompt_instructions / s.prompt_wall / 1e6
-            print(f"popek {name}: prompt after {s.prompt_wall:.1f} s, "
-                  f"{s.prompt_instructions / 1e6:.0f} M instructions, {mips:.1f} MIPS, "
-                  f"{s.prompt_wall / q:.1f}x QEMU", flush=True)
+            bare = report(f"popek bare, {name}", s, q)
+        for cpu in [] if args.no_vmm else ["trap-emulate", "hw"]:
+            s = L.run_vmm(initrd, disk, cpu=cpu, ips=args.ips, code_cache=cache)
+            wall = report(f"popek --vmm {cpu}", s, q)
+            print(f"  {wall / bare:.2f}x the bare boot", flush=True)
+
+
+def report(name: str, s, qemu: float) -> float:
+    """One boot's line; its wall time to the prompt."""
+    if s.prompt_wall is None:
+        raise SystemExit(f"{name} did not reach the prompt:\n{s.output[-2000:]}")
+    mips = s.prompt_instructions / s.prompt_wall / 1e6
+    print(f"{name}: prompt after {s.prompt_wall:.1f} s, {s.prompt_instructions / 1e6:.0f} M "
+          f"instructions, {mips:.1f} MIPS, {s.prompt_wall / qemu:.1f}x QEMU", flush=True)
+    return s.prompt_wall
 
 
 if __name__ == "__main__":

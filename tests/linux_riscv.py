@@ -40,9 +40,10 @@ def kernel() -> debian.DebianKernel:
     return debian.find("riscv64")
 
 
-def build_initrd(path: Path) -> Path:
+def build_initrd(path: Path, signatures: bool = False) -> Path:
     k = kernel()
-    data, _ = initramfs.build(k.modules, busybox=k.busybox, arch="riscv64")
+    data, _ = initramfs.build(k.modules, busybox=k.busybox, arch="riscv64",
+                              signatures=signatures)
     write_atomically(str(path), data)
     return path
 
@@ -132,7 +133,8 @@ def _play(make_machine, commands, poweroff, watches) -> Session:
 def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
             max_instructions=16_000_000_000, smp=1, cpu="trap-emulate",
             append=APPEND, devices=(), netdevs=(), peers=(), peers_done=None,
-            machine_watches=(), passthrough=(), host=None, disks=()) -> Session:
+            machine_watches=(), passthrough=(), host=None, disks=(),
+            code_cache=None) -> Session:
     """The same as :func:`run_bare`, as a guest of popek's VMM (which serves SBI itself:
     no OpenSBI), by the CPU strategy ``cpu`` (trap-emulate, hw) and its paging; Linux is
     vm0, with ``devices`` on ``netdevs``.  ``peers`` are more VMs (VmConfigs) beside it,
@@ -153,7 +155,7 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
 
     def make(con):
         made.append(Hypervisor([cfg, *peers], con, ips=ips, max_instructions=max_instructions,
-                               **(host or {})))
+                               code_cache=code_cache, **(host or {})))
         return made[0]
 
     def stop_peers():
