@@ -91,17 +91,18 @@ def test_a_crash_of_the_vmms_driver_ends_every_vm(guest_build, disk_4m, tmp_path
     assert "[bystander] BENCH DONE" not in out
 
 
-@pytest.mark.parametrize("kind", ["crash", "hang"])
+@pytest.mark.parametrize("kind, how", [("crash", ""), ("hang", ""), ("hang", "asleep")])
 def test_a_driver_domain_that_fails_is_restarted_and_its_guest_goes_on(guest_build, disk_4m,
-                                                                       tmp_path, kind):
+                                                                       tmp_path, kind, how):
     """Domains: the domain dies (crash: a wild store, in the middle of request 21, part
     of its data on the disk) or hangs there (hang: an endless loop with interrupts
-    off, which nothing it does reports: the watchdog, in machine time, finds the
-    request unanswered and kills it); it is restarted, and the request is replayed.
+    off, which nothing it does reports; or asleep in wfi, deaf to its event: the
+    watchdog, in the domain's own time, finds the request unanswered and kills it); it
+    is restarted, and the request is replayed.
     The guest's self-test and benchmarks finish with the right bytes, and the
     bystander never notices."""
     code, out, hv = run(guest_build, disk_4m, "domains",
-                        faults={"disk0": FaultPlan("disk0", 20, kind)},
+                        faults={"disk0": FaultPlan("disk0", 20, kind)}, domain_append=how,
                         others=[bystander(guest_build, tmp_path)], domain_watchdog_ms=20)
     assert code == 0, out[-3000:]
     verb = {"crash": "crashing", "hang": "hanging"}[kind]

@@ -201,3 +201,45 @@ def test_qemu_is_a_frontend_of_popeks_backend(guest_build, tmp_path):
     assert "TEST block_io ok" in qemu.stdout and "SELFTEST PASS 9/9" in qemu.stdout
     start = INTEGRITY_SECTOR * 512
     assert disk.read_bytes()[start:start + INTEGRITY_SECTORS * 512] == integrity_pattern()
+
+
+def test_the_watchdog_kills_a_stalled_backend_once_a_stall():
+    """VhostUserBlk.watch without KVM: requests waiting (avail ahead of used) and the used
+    index still for the watchdog's time: the backend is killed; if the restarted one makes
+    no progress either (a guest that broke its own ring), it is not killed again (which
+    would end the run at MAX_RECONNECTS); progress re-arms it; a still queue is no stall."""
+    from types import SimpleNamespace
+    from popek.devices.memory import GuestMemory
+    from popek.kvm import vhost_user
+    ram = GuestMemory(0, 4096)
+    dev = object.__new__(vhost_user.VhostUserBlk)
+    kills = []
+    dev.m = SimpleNamespace(ram=ram)
+    dev.id, dev.path, dev.running, dev.watchdog = "disk0", "s", True, 5.0
+    dev.transport = SimpleNamespace(queues=[SimpleNamespace(avail=0x100, used=0x200)])
+    dev.proc = SimpleNamespace(poll=lambda: None, kill=lambda: kills.append(1))
+    dev.progress, dev.hung_told, dev.stats = None, False, {"hangs": 0}
+    clock = [100.0]
+    dev.clock = lambda: clock[0]
+
+    def at(t, avail, used):
+        clock[0] = t
+        ram.write_int(0x102, 2, avail)
+        ram.write_int(0x202, 2, used)
+        dev.watch()
+    at(100, 3, 3)
+    at(110, 3, 3)                           # nothing waits: no stall however long
+    at(111, 4, 3)
+    at(115, 4, 3)
+    assert kills == []
+    at(116.5, 4, 3)                         # 5 s with a request waiting
+    assert kills == [1] and dev.stats["hangs"] == 1
+    at(130, 4, 3)                           # (restarted, still nothing: left alone)
+    assert kills == [1]
+    at(131, 5, 4)                           # progress re-arms it
+    at(137, 5, 4)
+    assert kills == [1, 1] and dev.stats["hangs"] == 2
+    for k in range(2, 6):                   # a guest faking progress: bounded
+        at(140 + 10 * k, 5 + k, 4 + k)
+        at(146 + 10 * k, 5 + k, 4 + k)
+    assert len(kills) == vhost_user.MAX_WATCHDOG_KILLS and dev.stats["hangs"] == 6

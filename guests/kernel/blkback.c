@@ -15,7 +15,7 @@
  * after part of its data went to the disk: a store through a wild pointer, which
  * the kernel's trap handler turns into a panic, and the VMM into a restart.
  * `hang=N` makes it hang there instead, alive: an endless loop with interrupts off,
- * which only the VMM's watchdog ends.
+ * which only the VMM's watchdog ends (with `asleep`: in wfi, deaf to its event).
  *
  * `evil` makes it a malicious domain (tests/test_driver_domains.py): before serving
  * its first write it tries to reach guest memory it was not granted (evil_first),
@@ -34,10 +34,15 @@ static struct blkif_ring ring __attribute__((aligned(4096)));
 static struct blkif_map ops[BLKIF_PIECES];
 static u64 window;
 static long served, crash_after = -1, hang_after = -1;
+static int hang_asleep;
 
 static void fail(void) {
     if (served == hang_after) {
         kprintf("blkback: hanging in request %d (an injected fault)\n", (int)served + 1);
+        if (hang_asleep) {                  /* deaf to its event, asleep for ever */
+            csr_clear(sie, SIE_SSIE);
+            for (;;) asm volatile("wfi");
+        }
         for (;;) asm volatile("");          /* (sstatus.SIE is off: nothing breaks in) */
     }
     kprintf("blkback: crashing in request %d (an injected fault)\n", (int)served + 1);
@@ -119,6 +124,7 @@ void blkback_run(const char *args) {
     evil = strstr(args, "evil") != 0;
     crash_after = arg_number(args, "crash=");
     hang_after = arg_number(args, "hang=");
+    hang_asleep = strstr(args, "asleep") != 0;
     if (!blk_present()) panic("blkback: no disk to serve");
     struct sbiret r = sbi_call(POPEK_EID, POPEK_FID_DOMAIN_ATTACH, (u64)&ring, 0, 0, 0);
     if (r.error) panic("blkback: the VMM refused the ring (%d)", (int)r.error);

@@ -212,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "repeatable")
     run.add_argument("--domain-watchdog", metavar="MS", type=int, default=None,
                      help="how long a driver domain may leave a request unanswered before "
-                          "it is taken for hung and restarted: ms of machine time (default "
-                          "100), on --backend kvm of wall time (default 5000); 0: never")
+                          "it is taken for hung and restarted: ms of the domain's own time "
+                          "(its instructions at 1 GHz, and its sleep; default 100), on "
+                          "--backend kvm of wall time (default 30000); 0: never")
     run.add_argument("--domain-kernel", metavar="FILE",
                      help="the driver domains' kernel (default: guests/build/kernel.elf)")
     run.add_argument("--domain-append", metavar="ARGS", default=None,

@@ -47,7 +47,12 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0            # seconds to wait for a backend's socket
 REPLY_TIMEOUT = 5.0               # seconds a backend may take to answer a message
 MAX_RECONNECTS = 16               # a backend that keeps dying is given up (the run stops)
-DEFAULT_WATCHDOG_MS = 5000        # (wall time: a loaded host may be slow to schedule it)
+# A backend that serves nothing this long (wall time) with requests waiting is hung:
+# Linux's block layer times a request out after 30 s, and a host's fsync of much dirty
+# data may take seconds.  At most MAX_WATCHDOG_KILLS a run (progress the guest could fake
+# re-arms it; each kill costs a reconnect).
+DEFAULT_WATCHDOG_MS = 30_000
+MAX_WATCHDOG_KILLS = 4
 # What popek's virtio-blk transport lets a guest have from a backend: size_max, seg_max,
 # ro, blk_size, flush (not multiqueue, discard ... which it does not model).
 BLK_FEATURES = 1 << 1 | 1 << 2 | 1 << 5 | 1 << 6 | 1 << 9
@@ -77,8 +82,9 @@ class VhostUserBlk:
         self.spawn = spawn                    # argv of a backend popek starts, or None
         self.fault = fault                    # (its first start only)
         self.watchdog = watchdog_ms / 1000
-        self.progress: tuple | None = None    # (the used indices, when they last moved)
+        self.progress: tuple | None = None    # (the used indices, since when requests wait)
         self.hung_told = False
+        self.clock = time.monotonic
         self.proc = None
         self.sock: socket.socket | None = None
         self.lock = threading.Lock()          # (the socket: a vCPU's exit, and the thread)
@@ -180,6 +186,7 @@ class VhostUserBlk:
                 except P.ProtocolError:
                     pass                        # (gone: the thread reconnects)
             self.running = False
+            self.progress = None
 
     def negotiated(self, features: int) -> None:
         self.driver_features = features
@@ -189,6 +196,7 @@ class VhostUserBlk:
             return
         with self.lock:
             self.running = True
+            self.progress = None
             if self.sock is not None and self._rings_in_ram():
                 try:
                     self._setup_rings()
@@ -253,25 +261,35 @@ class VhostUserBlk:
     def watch(self) -> None:
         """The watchdog (the thread calls it every round): a backend that leaves the
         guest's requests unserved for ``watchdog`` seconds, its used index still, is
-        hung.  Ours is killed (its socket closes: :meth:`lost` restarts it)."""
+        hung.  Ours is killed (its socket closes: :meth:`lost` restarts it).  Once a
+        stall: if the restarted backend makes no progress either, the guest's own rings
+        are the likelier cause (a backend stops serving a queue the guest broke), and
+        killing it again and again would only end the run (MAX_RECONNECTS); a guest
+        that fakes progress in its used index gets at most MAX_WATCHDOG_KILLS."""
         if not self.running or not self.watchdog or self.transport is None:
             return
-        ram, now = self.m.ram, time.monotonic()
+        ram, now = self.m.ram, self.clock()
         try:
             rings = [(ram.read_int(q.avail + 2, 2), ram.read_int(q.used + 2, 2))
                      for q in self.transport.queues]
         except Exception:                         # (the rings are checked at set-up)
             return
         used = tuple(u for _, u in rings)
-        if all(a == u for a, u in rings) or self.progress is None or self.progress[0] != used:
-            self.progress = (used, now)
-            self.hung_told = False
+        if all(a == u for a, u in rings):
+            self.progress, self.hung_told = None, False        # nothing waits
+            return
+        if self.progress is None or self.progress[0] != used:
+            self.progress, self.hung_told = (used, now), False  # waiting from now on
             return
         if now - self.progress[1] < self.watchdog or self.hung_told:
             return
         self.hung_told = True
         self.stats["hangs"] += 1
-        if self.proc is not None and self.proc.poll() is None:
+        if self.stats["hangs"] > MAX_WATCHDOG_KILLS:
+            log.warning("vhost-user-blk %s: the backend served nothing for %.1f s with "
+                        "requests waiting (hung %d times: no longer killed)", self.id,
+                        now - self.progress[1], self.stats["hangs"])
+        elif self.proc is not None and self.proc.poll() is None:
             log.warning("vhost-user-blk %s: the backend served nothing for %.1f s with "
                         "requests waiting: hung; killing it", self.id, now - self.progress[1])
             self.proc.kill()
@@ -315,6 +333,7 @@ class VhostUserBlk:
                 for fd in self.kick_fds:
                     os.eventfd_write(fd, 1)     # (look at what waits)
         self.stats["recovery_ms"] += (time.perf_counter() - began) * 1e3
+        self.progress = None                    # (the restarted backend's own time)
 
     def close(self) -> None:
         if self.sock is not None:

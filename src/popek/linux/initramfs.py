@@ -159,9 +159,9 @@ def unsigned(module: bytes) -> bytes:
         return module
     info = len(module) - len(SIGNATURE_MARKER) - 12
     sig_len = int.from_bytes(module[info + 8:info + 12], "big") if info >= 0 else 0
-    if info < 0 or sig_len > info:
-        return module                           # (not a signature we understand: as it is)
-    return module[:info - sig_len]
+    bare = module[:info - sig_len] if 0 < sig_len < info else b""
+    # (not a signature the kernel would take, or no ELF left: kept as it is)
+    return bare if bare.startswith(b"\x7fELF") else module
 
 
 def module_depends(path: Path) -> list[str]:

@@ -190,7 +190,8 @@ class Hypervisor(MachineTime):
     def next_wake(self) -> int | None:
         """What can wake a vCPU, in mtime ticks: a timer still to come (one already
         past with its interrupt masked wakes nobody: waiting for it spun for ever), an
-        RTC alarm (clock.MachineTime)."""
+        RTC alarm (clock.MachineTime), a driver domain's watchdog (one asleep while it
+        owes a request)."""
         now = self.mtime()
         alive = [vm for vm in self.vms if vm.exit_code is None]
         wakes = [t for vm in alive for t in _timers_to_come(vm, now)]
@@ -297,6 +298,7 @@ class Hypervisor(MachineTime):
                                       None if budget is None else budget - self.exits)
                 before = h.instret
                 h.run()
+                vm.retired += h.instret - before
                 if h.instret == before and h.slice_traps >= SLICE_TRAPS and clock.deterministic:
                     self._stuck_slice()
             return self._exit_code()

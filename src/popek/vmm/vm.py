@@ -77,6 +77,7 @@ class VirtualMachine(VirtLayout):
         self.vcpu = self.vcpus[0]
         self.vcpu.started = True
         self.domain = None                    # the DriverDomain, if this VM is one
+        self.retired = 0                      # instructions its vCPUs retired (the hart's)
         # Disks whose driver the VMM places (vmm/drivers/): a virtio-blk each.
         frontends = [vmm.placement.frontend(self, ident) for ident in cfg.disks]
         self.platform = Platform(self, self.ram, self.console_write, cfg.drives, self.vcpus,

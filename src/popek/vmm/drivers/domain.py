@@ -23,10 +23,14 @@ that keeps dying (``MAX_RESTARTS``) is given up: its guests' requests then fail.
 
 A domain may also hang without dying (an endless loop, a wait for an event that
 never comes): a *watchdog* takes it for dead when a request it was given stays
-unanswered for ``watchdog_ms`` of machine time (or a restarted one does not attach
-its ring in that time while requests wait), kills it, and restarts it as above.
-Its deadline is one of the machine's wake-ups, so it fires even when every vCPU
-sleeps.
+unanswered for ``watchdog_ms`` of the domain's *own* time (or a restarted one does
+not attach its ring in that time while requests wait), kills it, and restarts it as
+above.  Its own time is what it ran (its instructions, counted at 1 GHz: 1 ms is a
+million) and what it slept in wfi while it owed a request (machine time); not what
+other VMs ran meanwhile, so neither more VMs, nor a slow clock (``--icount-ips``,
+``--clock host``), nor its own boot after a restart makes a healthy domain look
+hung.  Asleep and owing, its deadline is one of the machine's wake-ups, so it fires
+even when every vCPU sleeps.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 PAGE = 4096
 MAX_RESTARTS = 8
 HUNG_CODE = 124                          # (its VM's exit code when the watchdog kills it)
+INSTRUCTIONS_PER_MS = 1_000_000          # a domain's own time is counted at 1 GHz
 SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_DENIED, SBI_ERR_INVALID_ADDRESS = 0, -3, -4, -5
 
 
@@ -53,8 +58,9 @@ class DriverDomain:
 
     def __init__(self, hv, ident: str, restart_args: str = "blkback", watchdog_ms: int = 0):
         self.hv = hv
-        # (in mtime ticks; 0: no watchdog)
-        self.watchdog = watchdog_ms * hv.clock.timebase // 1000
+        self.watchdog = watchdog_ms * INSTRUCTIONS_PER_MS      # (own time; 0: none)
+        self.slept = 0                          # own time asleep owing (this incarnation)
+        self.seen: int | None = None            # mtime at the last check
         self.id = ident
         self.name = f"driver domain {ident}"
         self.capacity = hv.host.devices[ident].fn.blocks
@@ -68,8 +74,10 @@ class DriverDomain:
         self.next_id = 1
         self.req_prod = self.rsp_cons = 0
         self.crashed_at: float | None = None    # (host time of the last crash)
-        self.sent_at: dict[int, int] = {}       # ring id → mtime it went into the ring
-        self.booting_since: int | None = None   # mtime of a restart not yet attached
+        self.sent_at: dict[int, int] = {}       # ring id → own time it went into the ring
+        self.booting_since: int | None = None   # own time since which requests wait for a
+        #                                         restarted domain to attach its ring
+        self.killed = False                     # (the watchdog powered it off)
         self.warnings = GuestWarnings(log)
         self.stats = {"requests": 0, "responses": 0, "events": 0, "grants": 0,
                       "grant_maps": 0, "grant_faults": 0, "bad_responses": 0, "crashes": 0,
@@ -83,6 +91,8 @@ class DriverDomain:
         if self.stats["restarts"] > MAX_RESTARTS:
             frontend.finish(req, False)          # (given up: the disk is gone)
             return
+        if self.ring is None and self.booting_since is None and self.vm is not None:
+            self.booting_since = self.own_time()
         self.queued.append((frontend, req))
         self._send()
 
@@ -119,7 +129,7 @@ class DriverDomain:
             self.req_prod = (self.req_prod + 1) & 0xFFFFFFFF
             ram.write_int(self.ring + blkif.REQ_PROD, 4, self.req_prod)
             self.inflight[rid] = (frontend, req)
-            self.sent_at[rid] = self.hv.mtime()
+            self.sent_at[rid] = self.own_time()
             self.stats["requests"] += 1
             sent += 1
         if sent:
@@ -252,14 +262,46 @@ class DriverDomain:
         return SBI_SUCCESS, n
 
     # -- life and death ----------------------------------------------------------------
-    def deadline(self) -> int | None:
-        """When (mtime) the watchdog takes the domain for hung, if nothing changes."""
-        if not self.watchdog or self.vm is None or self.vm.exit_code is not None:
-            return None
+    def own_time(self) -> int:
+        """The domain's own time, in instructions: what this incarnation ran, and
+        slept while it owed a request."""
+        return self.vm.retired + self.slept
+
+    def _owed_since(self) -> int | None:
+        """Own time since which the oldest request waits for the domain, if any does."""
         owed = min(self.sent_at.values(), default=None)
-        if self.booting_since is not None and self.queued:
+        if self.ring is None and self.queued and self.booting_since is not None:
             owed = self.booting_since if owed is None else min(owed, self.booting_since)
-        return None if owed is None else owed + self.watchdog
+        return owed
+
+    def _asleep(self) -> bool:
+        return all(v.waiting and not v.pending_enabled() for v in self.vm.vcpus)
+
+    def deadline(self) -> int | None:
+        """When (mtime) the watchdog takes the domain for hung if it sleeps on (while
+        it runs, its own time is its instructions: the checks between slices see it)."""
+        if not self.watchdog or self.vm is None or self.vm.exit_code is not None \
+                or self.seen is None or not self._asleep():
+            return None
+        owed = self._owed_since()
+        if owed is None:
+            return None
+        left = max(0, owed + self.watchdog - self.own_time())
+        return self.seen + -(-left // self._per_tick())
+
+    def _per_tick(self) -> int:
+        """Own time (instructions at 1 GHz) in one mtime tick."""
+        return max(1, INSTRUCTIONS_PER_MS * 1000 // self.hv.clock.timebase)
+
+    def _watch(self) -> bool:
+        """The watchdog, between slices: whether the domain is hung."""
+        now = self.hv.mtime()
+        owed = self._owed_since()
+        if owed is not None and self.seen is not None and self._asleep():
+            self.slept += (now - self.seen) * self._per_tick()
+        self.seen = now
+        return bool(self.watchdog) and owed is not None \
+            and self.own_time() - owed >= self.watchdog
 
     def check(self) -> None:
         """Between slices: if the domain's VM has died, or hangs, restart it."""
@@ -267,16 +309,18 @@ class DriverDomain:
         if vm is None or self.stats["restarts"] > MAX_RESTARTS:
             return
         if vm.exit_code is None:
-            due = self.deadline()
-            if due is None or self.hv.mtime() < due:
+            if not self._watch():
                 return
-            self.stats["hangs"] += 1
+            self.killed = True
             vm.shutdown(HUNG_CODE, f"a request unanswered for "
-                                   f"{self.watchdog * 1000 // self.hv.clock.timebase} ms")
+                                   f"{self.watchdog // INSTRUCTIONS_PER_MS} ms of its time")
+        if self.killed:
+            self.stats["hangs"] += 1
         else:
             self.stats["crashes"] += 1
         log.warning("%s %s (%s); restarting it", self.name,
-                    "hung" if vm.exit_code == HUNG_CODE else "died", vm.exit_reason)
+                    "hung" if self.killed else "died", vm.exit_reason)
+        self.killed = False
         self.crashed_at = time.perf_counter()
         self._requeue()
         self.ring = None
@@ -284,7 +328,7 @@ class DriverDomain:
             frontend.note_crash(self.id)
         self.stats["restarts"] += 1
         if self.stats["restarts"] > MAX_RESTARTS:
-            log.warning("%s: died %d times; given up (its disks fail every request)",
+            log.warning("%s: died or hung %d times; given up (its disks fail every request)",
                         self.name, self.stats["restarts"])
             for frontend, req in self.queued:
                 frontend.finish(req, False)
@@ -292,7 +336,8 @@ class DriverDomain:
             return
         self.vm = self.hv.restart_vm(vm, append=self.restart_args)
         self.vm.domain = self
-        self.booting_since = self.hv.mtime()
+        self.slept, self.seen = 0, None          # (a new incarnation: its own time anew)
+        self.booting_since = 0 if self.queued else None
 
     def report(self) -> dict:
         return {**self.stats, "grants_live": f"{len(self.grants):,} (at most "
