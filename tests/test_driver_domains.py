@@ -118,6 +118,17 @@ def test_a_driver_domain_that_fails_is_restarted_and_its_guest_goes_on(guest_bui
     assert guest.ledger.details[("driver_restart", "disk0")] == 1
 
 
+def test_a_slow_clock_does_not_make_a_rebooting_domain_look_hung(guest_build, disk_4m):
+    """At 1 M instructions a guest second the domain's reboot after its crash is seconds
+    of machine time, far past the watchdog's 100 ms; its own time is not: one crash,
+    no hang, the guest's self-test passes."""
+    code, out, hv = run(guest_build, disk_4m, "domains", append="selftest", ips=1_000_000,
+                        faults={"disk0": 1})
+    assert code == 0 and "SELFTEST PASS 9/9" in out, out[-3000:]
+    d = hv.stats()["driver disk0"]
+    assert d["crashes"] == d["restarts"] == 1 and d["hangs"] == 0
+
+
 def test_without_a_watchdog_a_hung_domain_keeps_its_guests_waiting(guest_build, disk_4m):
     """The same hang with --domain-watchdog 0: the guest's I/O never completes (the run
     ends at its instruction budget), and nothing else breaks: what the watchdog is for."""
