@@ -77,7 +77,6 @@ class DriverDomain:
         self.sent_at: dict[int, int] = {}       # ring id → own time it went into the ring
         self.booting_since: int | None = None   # own time since which requests wait for a
         #                                         restarted domain to attach its ring
-        self.killed = False                     # (the watchdog powered it off)
         self.warnings = GuestWarnings(log)
         self.stats = {"requests": 0, "responses": 0, "events": 0, "grants": 0,
                       "grant_maps": 0, "grant_faults": 0, "bad_responses": 0, "crashes": 0,
@@ -308,19 +307,15 @@ class DriverDomain:
         vm = self.vm
         if vm is None or self.stats["restarts"] > MAX_RESTARTS:
             return
-        if vm.exit_code is None:
+        hung = vm.exit_code is None             # (alive: only the watchdog can say)
+        if hung:
             if not self._watch():
                 return
-            self.killed = True
             vm.shutdown(HUNG_CODE, f"a request unanswered for "
                                    f"{self.watchdog // INSTRUCTIONS_PER_MS} ms of its time")
-        if self.killed:
-            self.stats["hangs"] += 1
-        else:
-            self.stats["crashes"] += 1
-        log.warning("%s %s (%s); restarting it", self.name,
-                    "hung" if self.killed else "died", vm.exit_reason)
-        self.killed = False
+        self.stats["hangs" if hung else "crashes"] += 1
+        log.warning("%s %s (%s); restarting it", self.name, "hung" if hung else "died",
+                    vm.exit_reason)
         self.crashed_at = time.perf_counter()
         self._requeue()
         self.ring = None
