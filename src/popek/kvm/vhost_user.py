@@ -333,7 +333,8 @@ class VhostUserBlk:
                 for fd in self.kick_fds:
                     os.eventfd_write(fd, 1)     # (look at what waits)
         self.stats["recovery_ms"] += (time.perf_counter() - began) * 1e3
-        self.progress = None                    # (the restarted backend's own time)
+        # (``progress`` stays: a stall the watchdog killed for goes on being the same
+        # stall until the used index moves, and is not killed for again)
 
     def close(self) -> None:
         if self.sock is not None:
