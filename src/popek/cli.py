@@ -340,9 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "crc32c_generic ext4)")
     ird.add_argument("--module-signatures", action="store_true",
                      help="keep the modules' signatures (by default they are dropped: the "
-                          "kernel would hash every module it loads, a third of a riscv64 "
-                          "boot on popek, and Debian's does not require them; an unsigned "
-                          "module taints it with 'E')")
+                          "kernel would hash every module it loads, which with the self-test "
+                          "it sets off is over half of a riscv64 boot's instructions on "
+                          "popek, and Debian's does not require them; an unsigned module "
+                          "taints it with 'E')")
     ird.add_argument("--busybox", metavar="FILE",
                      help="a static busybox of that architecture (default: Debian's "
                           "busybox-static: the host's for x86_64, the fetched one for riscv64)")
@@ -586,7 +587,7 @@ def cmd_run_vmm(args, costs) -> int:
                     on_iommu_fault=args.on_iommu_fault or "report",
                     drivers=args.drivers or "monolithic", faults=_faults(args),
                     domain_kernel=args.domain_kernel, domain_append=args.domain_append or "",
-                    domain_watchdog_ms=_watchdog_ms(args))
+                    domain_watchdog_ms=args.domain_watchdog)
     console.on_quit = lambda: [vm.shutdown(0, "quit from console") for vm in hv.vms]
     try:
         code = hv.run()
@@ -600,11 +601,6 @@ def cmd_run_vmm(args, costs) -> int:
         print(f"popek: {hv.crash}: every VM stopped with it (--drivers monolithic)",
               file=sys.stderr)
     return exit_code(code, _cut_short(hv, hv.hart.instret, hv.exits, "exits"))
-
-
-def _watchdog_ms(args) -> int:
-    from popek.vmm.drivers import DEFAULT_WATCHDOG_MS
-    return DEFAULT_WATCHDOG_MS if args.domain_watchdog is None else args.domain_watchdog
 
 
 def _faults(args) -> dict:

@@ -102,7 +102,7 @@ class Hypervisor(MachineTime):
                  host_devices=(), iommu: bool = True, on_iommu_fault: str = "report",
                  drivers: str = "monolithic", faults: dict | None = None,
                  domain_kernel: str | None = None, domain_append: str = "",
-                 domain_watchdog_ms: int = placement.DEFAULT_WATCHDOG_MS):
+                 domain_watchdog_ms: int | None = None):
         """``netdevs``: backends beside the VMs' own (for ``host_devices``, the
         --host-device specs: physical devices, vmm/host.py); ``iommu``: whether their
         DMA goes through the IOMMU; ``on_iommu_fault``: report, or stop the VM;
@@ -110,7 +110,8 @@ class Hypervisor(MachineTime):
         (vmm/drivers/), ``faults`` the faults to inject into them (device id → a
         FaultPlan, or the requests first served before a crash), ``domain_kernel``
         the driver domains' kernel, ``domain_append`` more of its command line and
-        ``domain_watchdog_ms`` how long one may leave a request unanswered."""
+        ``domain_watchdog_ms`` how long one may leave a request unanswered (None: the
+        default)."""
         if not vm_configs:
             raise ConfigError("no virtual machine to run")
         for c in vm_configs:
@@ -161,8 +162,9 @@ class Hypervisor(MachineTime):
         self.hart.compiler = background_compiler(engine, compile_workers)
         self.host = HostHardware(self, host_devices, self.network, region, iommu,
                                  on_iommu_fault)
-        self.placement = placement.Placement(self, drivers, faults, domain_append,
-                                             domain_watchdog_ms)
+        self.placement = placement.Placement(
+            self, drivers, faults, domain_append, placement.DEFAULT_WATCHDOG_MS
+            if domain_watchdog_ms is None else domain_watchdog_ms)
         self.placement.start(disks, drivers_base)
         self.vms: list[VirtualMachine] = []
         host = HOST_RAM_BASE

@@ -26,15 +26,15 @@ from popek.vmm.drivers.monolithic import VmmNvmeDriver
 
 PLACEMENTS = ("monolithic", "domains")
 DOMAIN_MEMORY = 16 << 20
-# A driver domain that leaves a request unanswered this long (machine time) is taken
-# for hung (an endless loop, a wait for ever): the disk answers in microseconds, and a
-# guest's own timeouts are seconds (Linux's block layer: 30 s).
+# A driver domain that leaves a request unanswered this long (its own time: domain.py)
+# is taken for hung (an endless loop, a wait for ever): the disk answers in
+# microseconds, and a guest's own timeouts are seconds (Linux's block layer: 30 s).
 DEFAULT_WATCHDOG_MS = 100
 # The driver domains' kernel, unless --domain-kernel names another: our guest kernel
 # (guests/), which serves the ring when booted with ``blkback``.
 DEFAULT_DOMAIN_KERNEL = Path(__file__).resolve().parents[4] / "guests" / "build" / "kernel.elf"
-__all__ = ["DEFAULT_WATCHDOG_MS", "DriverCrash", "WINDOW_BYTES", "Placement", "check", "domain_config",
-           "domain_kernel", "MONOLITHIC_PAGES"]
+__all__ = ["DEFAULT_WATCHDOG_MS", "DriverCrash", "WINDOW_BYTES", "Placement", "check",
+           "domain_config", "domain_kernel", "MONOLITHIC_PAGES"]
 
 
 def domain_kernel(path: str | None) -> str:
@@ -68,7 +68,7 @@ class Placement:
                  watchdog_ms: int = DEFAULT_WATCHDOG_MS):
         """``faults``: device id → the FaultPlan its driver gets; ``extra_args``: more
         of the driver domains' command line; ``watchdog_ms``: how long a domain may
-        leave a request unanswered (machine time) before it is taken for hung and
+        leave a request unanswered (its own time) before it is taken for hung and
         restarted (0: never)."""
         self.hv, self.kind = hv, kind
         self.faults = faults
