@@ -76,6 +76,31 @@ def test_a_masked_pending_interrupt_does_not_break_translated_loops(asm_build):
     assert len(checks) < 1000
 
 
+def test_a_skip_goes_on_inside_its_block(asm_build, monkeypatch):
+    """skips.S's first loop is one block with two nested skips (A, and B inside it)
+    and a branch inside A that jumps past A's end (C), which cannot nest: only C's
+    64 taken rounds leave the translated loop; A's and B's stay inside it."""
+    entries = {}
+    real = translate._instantiate
+
+    def counted(hart, entry, insns, stats):
+        fn = real(hart, entry, insns, stats)
+        start = insns[0][0]
+        entries.setdefault(start, 0)
+
+        def run():
+            entries[start] += 1
+            fn()
+        return run
+    monkeypatch.setattr(translate, "_instantiate", counted)
+    state, _, board = run(asm_build / "skips.elf", "translate")
+    assert state["exit"] == 0
+    loop = [b for b in board.hart.blocks.values() if b.skips == {1: 9, 4: 6}]
+    assert len(loop) == 1 and loop[0].fn is not None
+    # Interpreted for its first TRANSLATE_AFTER runs, then entered again only after C.
+    assert 0 < entries[loop[0].pc] <= 64
+
+
 @pytest.fixture(scope="module")
 def compute_elf():
     import subprocess

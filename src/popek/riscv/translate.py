@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import re
 
-from popek.riscv import isa, translate_fp
+from popek.riscv import blockshape, isa, translate_fp
 from popek.riscv.mmu import TLB_KEY
 
 MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: (1 << 64) - 1}
@@ -261,66 +261,36 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
 
     The body sits in a ``while True``: a block that branches back to its start
     goes round with ``continue``; every way out (a taken side exit, the end, a
-    loop stopping for the dispatcher) sets ``n``, the instructions it retired
-    since ``ic`` or since entry, and ``break``s to the one epilogue, which
-    counts them and writes the register locals back."""
+    loop stopping for the dispatcher) sets ``n``, the index it left at (or 0 after
+    a loop's ``ic`` counted a round), and ``break``s to the one epilogue, which
+    counts the instructions retired and writes the register locals back.  A skip
+    (blockshape.py) is an ``if``/``else``: taken, it adds the instructions it
+    jumped over to ``sk``, which the epilogue (and a trap's index) takes off ``n``."""
     n = len(insns)
     # A block that branches back to its own start loops inside its function.
     loop = any(_branch_target(d, pc) == start_pc
                and (d.insn.kind == isa.BRANCH or (d.rd == 0 and k == n - 1))
                for k, (pc, d) in enumerate(insns))
+    skips = blockshape.skips(insns) or {}
+    sk = " - sk" if skips else ""
     body: list[str] = []
     pc_set = False                  # the last instruction sets the pc on every path
-    groups = _access_groups(insns)
+    groups = _split_groups(_access_groups(insns), set(skips.values()))
     grouped = {k for run in groups.values() for k in run}
     fp = translate_fp.FpBlock(_slow_path(loop))      # F and D, written inline
+    open_skips: list[tuple[int, tuple]] = []         # (where it rejoins, FP state before it)
     for idx, (pc, d) in enumerate(insns):
+        while open_skips and open_skips[-1][0] == idx:
+            fp.join(open_skips.pop()[1])
+        pad = "    " * len(open_skips)
+        lines: list[str] = []
         if idx in groups:
-            body += _group_access(insns, groups[idx], loop)
-        if idx in grouped:
-            continue
-        values = _constants(d, pc)
-        i = d.insn
-        last = idx == n - 1
-        body.append(f"# {pc:#x}: {isa.disassemble(d, pc)}")
-        if i.mem is not None:
-            body += _memory_access(d, values, idx, loop)
-            continue
-        if i.name == "jal" and not last:           # followed by the block: only links
-            body += _statements(_literalize(isa.FOLLOWED_JAL, values))
-            continue
-        fp_lines = fp.statements(d, idx, values)
-        if fp_lines is not None:
-            body += fp_lines
-            continue
-        stmts = _statements(_literalize(i.body, values))
-        target = _branch_target(d, pc)
-        back_edge = target == start_pc
-        m = _BRANCH.match(i.body) if i.kind == isa.BRANCH else None
-        if m and (back_edge or not last):
-            # A taken branch leaves the block here: back to its start (a loop, which
-            # goes round again while the dispatcher would let it) or out (a side exit).
-            body.append(f"if {_literalize(m.group(1), values)}:")
-            if back_edge:
-                body += [f"    ic += {idx + 1}", "    if ic < lim: continue", "    n = 0"]
-            else:
-                body.append(f"    n = {idx + 1}")
-            body += [f"    h.pc = {target:#x}", "    break"]
-            continue
-        if m:                   # the last instruction, a branch out: either way sets the pc
-            body.append(f"h.pc = {target:#x} if {_literalize(m.group(1), values)} "
-                        f"else {(pc + d.length) & isa.M:#x}")
-            pc_set = True
-            continue
-        if last and back_edge and i.name == "jal" and d.rd == 0:   # `j .` and friends
-            body += [f"ic += {n}", "if ic < lim: continue", f"h.pc = {start_pc:#x}", "n = 0"]
-            continue
-        if i.may_trap:
-            body.append(f"h.tidx = {idx}")
-            if loop:
-                body += [_LOOP_BEFORE_SLOW] + stmts + [_LOOP_AFTER_SLOW]
-                continue
-        body += stmts
+            lines += _group_access(insns, groups[idx], loop)
+        if idx not in grouped:
+            pc_set = _instruction(lines, insns, idx, start_pc, loop, fp, skips, sk)
+        body += [pad + line for line in lines]
+        if idx in skips:
+            open_skips.append((skips[idx], fp.state()))
     if body[-1] != "n = 0":
         # Running off the end: the function sets the next pc itself (the dispatcher
         # does not, for translated blocks), unless the last instruction always has.
@@ -340,6 +310,8 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
     if any("fr[" in line for line in body):
         lines.append("        fr = h.f")
     lines += ["        " + p for p in prologue]
+    if skips:
+        lines.append("        sk = 0")
     if loop:
         lines.append("        ic = h.instret; " + _LOOP_LIMIT)
         sites = [idx for idx, (_, d) in enumerate(insns) if d.insn.mem is not None]
@@ -353,14 +325,91 @@ def block_source(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple[s
         lines.append("            " + store)
     lines += ["            i = h.tidx",
               "            t.pc = PCS[i]",
-              "            t.idx = i",
+              f"            t.idx = i{sk}",
               "            if t.tval is None: t.tval = WORDS[i]",
               "            raise",
-              "        h.instret = ic + n" if loop else "        h.instret += n"]
+              f"        h.instret = ic + n{sk}" if loop else f"        h.instret += n{sk}"]
     if store:
         lines.append("        " + store)
     lines.append("    return tb")
     return "\n".join(lines), loop
+
+
+def _instruction(body: list[str], insns, idx: int, start_pc: int, loop: bool, fp,
+                 skips: dict, sk: str) -> bool:
+    """Append the lines of instruction ``idx`` (not in an access group) to ``body``;
+    returns whether it is the last and sets the pc on every path."""
+    pc, d = insns[idx]
+    n = len(insns)
+    values = _constants(d, pc)
+    i = d.insn
+    last = idx == n - 1
+    body.append(f"# {pc:#x}: {isa.disassemble(d, pc)}")
+    if i.mem is not None:
+        body += _memory_access(d, values, idx, loop)
+        return False
+    if i.name == "jal" and not last:           # followed by the block: only links
+        body += _statements(_literalize(isa.FOLLOWED_JAL, values))
+        return False
+    fp_lines = fp.statements(d, idx, values)
+    if fp_lines is not None:
+        body += fp_lines
+        return False
+    stmts = _statements(_literalize(i.body, values))
+    target = _branch_target(d, pc)
+    back_edge = target == start_pc
+    m = _BRANCH.match(i.body) if i.kind == isa.BRANCH else None
+    if m and idx in skips:
+        # A skip: taken, it goes on at its target in this block (the instructions
+        # up to it are the else), counting those it jumped over.
+        body += [f"if {_literalize(m.group(1), values)}:",
+                 f"    sk += {skips[idx] - idx - 1}", "else:", "    pass"]
+        return False
+    if m and (back_edge or not last):
+        # A taken branch leaves the block here: back to its start (a loop, which
+        # goes round again while the dispatcher would let it) or out (a side exit).
+        body.append(f"if {_literalize(m.group(1), values)}:")
+        if back_edge:
+            body += [f"    ic += {idx + 1}{sk}"] + (["    sk = 0"] if sk else []) \
+                + ["    if ic < lim: continue", "    n = 0"]
+        else:
+            body.append(f"    n = {idx + 1}")
+        body += [f"    h.pc = {target:#x}", "    break"]
+        return False
+    if m:                   # the last instruction, a branch out: either way sets the pc
+        body.append(f"h.pc = {target:#x} if {_literalize(m.group(1), values)} "
+                    f"else {(pc + d.length) & isa.M:#x}")
+        return True
+    if last and back_edge and i.name == "jal" and d.rd == 0:   # `j .` and friends
+        body += [f"ic += {n}{sk}"] + (["sk = 0"] if sk else []) \
+            + ["if ic < lim: continue", f"h.pc = {start_pc:#x}", "n = 0"]
+        return False
+    if i.may_trap:
+        body.append(f"h.tidx = {idx}")
+        if loop:
+            body += [_LOOP_BEFORE_SLOW] + stmts + [_LOOP_AFTER_SLOW]
+            return False
+    body += stmts
+    return False
+
+
+def _split_groups(groups: dict[int, list[int]], cuts: set[int]) -> dict[int, list[int]]:
+    """Access groups cut where a skip rejoins: the instructions before a skip's
+    target may not have run, so no group reaches over one."""
+    if not cuts:
+        return groups
+    out = {}
+    for first, run in groups.items():
+        part = [run[0]]
+        for k in run[1:]:
+            if k in cuts:
+                if len(part) > 1:
+                    out[part[0]] = part
+                part = []
+            part.append(k)
+        if len(part) > 1:
+            out[part[0]] = part
+    return out
 
 
 # An assignment; it is folded when its value is a constant once operands are
@@ -390,16 +439,19 @@ def _registers_as_locals(body: list[str], loop: bool) -> tuple[list[str], list[s
     """
     out = []
     for line in body:
-        if not line.startswith("#"):
-            c = _ASSIGN.match(line)
+        text = line.lstrip()
+        if not text.startswith("#"):
+            pad = line[:len(line) - len(text)]          # (inside a skip's else)
+            c = _ASSIGN.match(text)
             if c and set(_IDENT.findall(c.group(2))) <= _CONSTANT_NAMES:
                 if c.group(1) == "_":
                     continue                            # a constant written to x0
-                line = f"{c.group(1)} = {eval(c.group(2), dict(isa.SEMANTICS_GLOBALS)):#x}"
+                line = f"{pad}{c.group(1)} = " \
+                    f"{eval(c.group(2), dict(isa.SEMANTICS_GLOBALS)):#x}"
             elif c:
-                mv = _MOVE.match(line)
+                mv = _MOVE.match(text)
                 if mv:
-                    line = f"{mv.group(1)} = {mv.group(2) or mv.group(3)}"
+                    line = f"{pad}{mv.group(1)} = {mv.group(2) or mv.group(3)}"
         out.append(line)
     uses: dict[str, int] = {}
     writes: dict[str, int] = {}

@@ -10,7 +10,9 @@ check once where the interpreter's first instance of it would have done it:
 
 * FS: before the first FP instruction of the block (in its order, which is the
   order of execution: a block is straight-line code with side exits, and a loop
-  starts again from the top).  Nothing inside a block can turn FS Off (only a CSR
+  starts again from the top; where a skip (blockshape.py) rejoins, only what held
+  both before and after the instructions it skipped is known).  Nothing inside a
+  block can turn FS Off (only a CSR
   write, which has a block of its own, or a trap, which leaves the block), so the
   instructions after it need no check; an instruction left to the hart checks for
   itself.  (Any other instruction that calls the hart, should a rewrite ever put a
@@ -65,6 +67,14 @@ class FpBlock:
         self.dirty = False          # an earlier inline instruction made FS Dirty
         self.frm = False            # ``frmode`` holds frm, checked
         self.slow = slow            # writes a statement that may take a slow path or trap
+
+    def state(self) -> tuple:
+        return self.fs_on, self.dirty, self.frm
+
+    def join(self, before: tuple) -> None:
+        """The end of a skip (blockshape.py): what held ``before`` the skipped
+        instructions and what holds after them both hold, or the check is made again."""
+        self.fs_on, self.dirty, self.frm = (a and b for a, b in zip(before, self.state()))
 
     def _trap_if(self, cond: str, idx: int) -> str:
         return f"if {cond}: " + self.slow(f"h.tidx = {idx}; {_ILLEGAL}")

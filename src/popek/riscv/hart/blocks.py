@@ -2,7 +2,8 @@
 when their bytes change.
 
 A block is a run of decoded instructions (superblock): it runs on through
-conditional branches (a taken one is a *side exit*), follows direct jumps that
+conditional branches (a taken one is a *side exit*, unless it jumps forward to an
+instruction of the block: a *skip*, riscv/blockshape.py), follows direct jumps that
 stay in its page, and ends at an indirect jump, a system instruction, a page
 end, an instruction it already holds, or ``MAX_BLOCK`` instructions.  CSR
 instructions get a block of their own so counter reads are exact.  Blocks are
@@ -14,7 +15,7 @@ blocks it overlaps.
 
 from __future__ import annotations
 
-from popek.riscv import isa, translate, traps
+from popek.riscv import blockshape, isa, translate, traps
 from popek.riscv.mmu import FETCH
 from popek.riscv.traps import Trap
 
@@ -42,7 +43,7 @@ class Block:
     then as ``fn``, its translation (see translate.py); from its first run if the
     code cache (codecache.py) already holds its compiled code.
     """
-    __slots__ = ("pc", "pa", "lo", "end", "next_pc", "n", "ops", "insns", "fn", "heat")
+    __slots__ = ("pc", "pa", "lo", "end", "next_pc", "n", "ops", "insns", "fn", "heat", "skips")
 
     def __init__(self, pc, pa, lo, end, next_pc, insns, heat):
         # pa: where it starts (its key); lo..end: the bytes of its page it was
@@ -55,6 +56,8 @@ class Block:
                                       # from its first run: code cache)
         self.fn = None
         self.heat = heat
+        # Taken branches that stay in the block (blockshape.py): {index: target index}.
+        self.skips = blockshape.skips(insns)
 
     def index_of(self, pc: int) -> int:
         """Where the instruction at ``pc`` is in the block (build_block puts each

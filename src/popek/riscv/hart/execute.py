@@ -38,22 +38,48 @@ class HartExecution:
                     self.instret += t.idx
                     self.take_trap(t.cause, t.tval, t.pc, False, t.gpa, t.gva, t.tinst)
                 continue
-            self.pc = blk.next_pc                   # ops set it only at a jump or branch
-            ops = blk.ops
-            try:
-                for op in ops:
-                    if op():                        # a taken branch left the block
-                        self.instret += ops.index(op) + 1
-                        break
-                else:
-                    self.instret += blk.n
-            except Trap as t:
-                self.instret += blk.index_of(t.pc)  # the instructions before it retired
-                self.take_trap(t.cause, t.tval, t.pc, False, t.gpa, t.gva, t.tinst)
+            if blk.skips is not None:
+                self._interpret_skipping(blk)
+            else:
+                self.pc = blk.next_pc               # ops set it only at a jump or branch
+                ops = blk.ops
+                try:
+                    for op in ops:
+                        if op():                    # a taken branch left the block
+                            self.instret += ops.index(op) + 1
+                            break
+                    else:
+                        self.instret += blk.n
+                except Trap as t:
+                    self.instret += blk.index_of(t.pc)  # the instructions before it retired
+                    self.take_trap(t.cause, t.tval, t.pc, False, t.gpa, t.gva, t.tinst)
             if blk.heat:
                 blk.heat -= 1
                 if not blk.heat:
                     translate.translate_hot(self, blk, self.flavour)
+
+    def _interpret_skipping(self, blk) -> None:
+        """Interpret a block with skips (blockshape.py): a taken branch whose target is
+        in the block goes on at the target's op."""
+        next_pc = self.pc = blk.next_pc
+        ops, skips, n = blk.ops, blk.skips, blk.n
+        i = done = 0                # the op to run, and the instructions retired so far
+        try:
+            while i < n:
+                taken = ops[i]()
+                done += 1
+                if taken:
+                    i = skips.get(i, n)
+                    if i == n:
+                        break                       # a side exit
+                    self.pc = next_pc               # (the op set the pc to its target)
+                else:
+                    i += 1
+        except Trap as t:
+            self.instret += done                    # the instructions before it retired
+            self.take_trap(t.cause, t.tval, t.pc, False, t.gpa, t.gva, t.tinst)
+            return
+        self.instret += done
 
     def stop_translating(self) -> None:
         """At power-off: collect what the worker is still compiling if it is to be
