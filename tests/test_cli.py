@@ -324,6 +324,47 @@ def test_kernel_command_line_that_cannot_be_encoded(asm_build, tmp_path):
                                 b"--append", b"\xff"), "--append")
 
 
+def _functions_table(stderr: str) -> dict[str, int]:
+    """--profile's functions table: instructions by function."""
+    table = stderr.split("functions by time", 1)[1].split("top 15 blocks", 1)[0]
+    return {m.group(1): int(m.group(2).replace(",", ""))
+            for m in re.finditer(r"^  (\S.*?)\s+[\d,]+\s+([\d,]+)\s+[\d.]+\s+[\d.]+%$",
+                                 table, re.M)}
+
+
+def test_profile_names_functions_from_the_image_and_a_symbol_map(asm_build, tmp_path):
+    """--profile sums blocks by guest function: the ELF image's own symbols (skips.S's
+    labels), and those of --profile-symbols (a map as /proc/kallsyms prints it)."""
+    elf = str(asm_build / "skips.elf")
+    r = popek("run", "--bios", "none", "--kernel", elf, "--profile")
+    assert r.returncode == 0, r.stderr
+    fns = _functions_table(r.stderr)
+    assert fns["tests_begin"] > 2000 and fns["trap_handler"] == 12, fns    # (the loops)
+    hot = min(int(line.split()[0], 16) for line in r.stderr.splitlines()
+              if "<tests_begin>" in line and "andi t0, s4, 1" in line)
+    symbol_map = tmp_path / "kallsyms"
+    symbol_map.write_text(f"{hot:016x} t nested_skips\n{hot + 0x6e:016x} T trap_loop [mod]\n"
+                          "ffffffff80000000 D some_data\n0000000000000000 t hidden\n")
+    r = popek("run", "--bios", "none", "--kernel", elf, "--profile",
+              "--profile-symbols", str(symbol_map))
+    assert r.returncode == 0, r.stderr
+    fns = _functions_table(r.stderr)
+    # From the first loop's start to the second's `la`: the loop's 1,984 instructions
+    # and the checks after it; from there, the second loop's 99 x 5 and more.
+    assert 1984 < fns["nested_skips"] < 2100 and fns["trap_loop [mod]"] > 99 * 5, fns
+    assert "some_data" not in r.stderr and "hidden" not in r.stderr
+    # What --profile-symbols is given, it must read, and only with --profile.
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf, "--profile",
+                                "--profile-symbols", str(tmp_path / "none")),
+                          "cannot read symbols")
+    (tmp_path / "empty").write_text("not a symbol\n")
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf, "--profile",
+                                "--profile-symbols", str(tmp_path / "empty")), "no code symbols")
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf,
+                                "--profile-symbols", str(symbol_map)), "--profile-symbols",
+                          "--profile")
+
+
 def test_profile_and_engine_options_where_they_would_be_ignored(asm_build, vmm_programs):
     elf = str(vmm_programs / "csr_loop.elf")
     assert_one_line_error(popek("run", "--vmm", "trap-emulate", "--kernel", elf, "--profile"),

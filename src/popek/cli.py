@@ -299,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "compile in-process)")
     run.add_argument("--profile", action="store_true",
                      help="time every block; print MIPS, cache hits/misses and the top blocks")
+    run.add_argument("--profile-symbols", metavar="FILE", action="append", default=[],
+                     help="with --profile: name guest functions from FILE, an ELF image or a "
+                          "symbol map (System.map, or the guest's /proc/kallsyms: Linux's "
+                          "functions and its modules'); the --bios and --kernel ELF images' "
+                          "own are read anyway (repeatable)")
     run.add_argument("--dtb-out", metavar="FILE", help="write the generated device tree and exit")
     run.add_argument("--stats", action="store_true", help="print run statistics at exit")
     run.add_argument("--max-instructions", metavar="N", type=int,
@@ -418,7 +423,8 @@ def _board_config(args):
                        memory=memory, clock=args.clock, ips=args.icount_ips or 0,
                        icount_sleep=args.icount_sleep != "off",
                        max_instructions=args.max_instructions, engine=args.engine,
-                       profile=args.profile, code_cache=_code_cache_dir(args),
+                       profile=args.profile, profile_symbols=args.profile_symbols,
+                       code_cache=_code_cache_dir(args),
                        compile_workers=_compile_workers(args),
                        cpu=args.cpu or isa.DEFAULT_VARIANT, initrd=args.initrd,
                        smp=args.smp, **devices_from_options(args))
@@ -658,6 +664,9 @@ def check_run_options(args) -> None:
     if args.profile and (kvm or vmm):
         raise ConfigError(f"--profile is not supported with {'--backend kvm' if kvm else '--vmm'} "
                           "(only on the bare simulated machine)")
+    if args.profile_symbols and not args.profile:
+        raise ConfigError("--profile-symbols names the functions of --profile's report: "
+                          "give --profile too")
     if kvm and (args.engine != "translate" or args.code_cache or args.compile_workers is not None):
         raise ConfigError("--engine, --code-cache and --compile-workers are for the simulated "
                           "machine, not --backend kvm")

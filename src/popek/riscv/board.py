@@ -40,6 +40,7 @@ from popek.riscv.htif import Htif
 from popek.riscv.loader import load_blob, load_image
 from popek.riscv.platform import Platform, VirtLayout
 from popek.riscv.smp import MAX_HARTS, QUANTUM, HartScheduler
+from popek.symbols import Symbols, of_images
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class BoardConfig:
     max_instructions: int | None = None
     engine: str = "translate"         # translate | interpret
     profile: bool = False
+    profile_symbols: list = field(default_factory=list)   # files naming guest functions
     code_cache: str | None = None     # directory keeping compiled translations (codecache.py)
     compile_workers: int | None = None  # processes compiling translations; None: as the host allows
     costs: CostModel | None = None    # modelled cycle costs (costmodel.py); None: the defaults
@@ -194,6 +196,11 @@ class VirtBoard(VirtLayout, MachineTime):
         self.clint = Clint(self, self.harts)
 
         images = self._load_images()
+        self.symbols = None             # --profile names functions (symbols.py)
+        if cfg.profile:
+            self.symbols = of_images(p for p in (cfg.bios, cfg.kernel) if p)
+            for path in cfg.profile_symbols:
+                self.symbols.merge(Symbols.from_file(path))
         self.rom = ResetRom(self.entry, self.dtb_addr, self.kernel_entry)
         self.bus.add(self.ROM_BASE, ResetRom.SIZE, self.rom, "rom")
         self.bus.add(self.CLINT_BASE, 0x10000, self.clint, "clint")
@@ -405,16 +412,41 @@ class VirtBoard(VirtLayout, MachineTime):
             c = self.compiler
             lines.append(f"  compiled in the background by {c.started} worker(s): {c.requested:,} "
                          f"asked, {c.received:,} done, {c.failed:,} failed")
+        lines += self._functions_report(prof, total, top)
         lines += [f"  top {top} blocks by time:",
                  f"  {'block pc':>18s} {'runs':>9s} {'insns':>12s} {'time s':>8s} {'share':>6s}  "
                  f"engine     first instruction"]
         for pc, (runs, insns, secs, blk) in sorted(prof.items(), key=lambda kv: -kv[1][2])[:top]:
             first = isa.disassemble(blk.insns[0][1], pc) if blk and blk.insns else "(trap entry)"
+            name = self.symbols.function(pc) if self.symbols else None
+            if name:
+                first += f"  <{name}>"
             engine = "translated" if blk and blk.fn is not None else "interp"
             lines.append(f"  {pc:#18x} {runs:9,d} {insns:12,d} {secs:8.3f} {secs / total:6.1%}  "
                          f"{engine:10s} {first}")
         return "\n".join(lines)
 
+
+    def _functions_report(self, prof: dict, total: float, top: int) -> list[str]:
+        """--profile's table of guest functions by time: the blocks summed by the
+        function their first instruction is in (symbols.py: the ELF images' own, and
+        --profile-symbols)."""
+        symbols = self.symbols
+        if not symbols:
+            return ["  (no symbols: give --profile-symbols FILE, e.g. the guest's "
+                    "/proc/kallsyms, to see functions)"]
+        by_fn: dict[str, list] = {}
+        for pc, (runs, insns, secs, _) in prof.items():
+            entry = by_fn.setdefault(symbols.function(pc) or "(no symbol)", [0, 0, 0.0])
+            entry[0] += runs
+            entry[1] += insns
+            entry[2] += secs
+        lines = [f"  top {top} functions by time ({len(symbols):,} symbols):",
+                 f"  {'function':40s} {'runs':>9s} {'insns':>12s} {'time s':>8s} {'share':>6s}"]
+        for name, (runs, insns, secs) in sorted(by_fn.items(), key=lambda kv: -kv[1][2])[:top]:
+            lines.append(f"  {name[:40]:40s} {runs:9,d} {insns:12,d} {secs:8.3f} "
+                         f"{secs / total:6.1%}")
+        return lines
 
     def stats(self) -> dict:
         c = self._hart_counts()

@@ -1,0 +1,125 @@
+"""Guest addresses by name: which function a pc is in, for ``--profile``.
+
+Symbols come from an ELF image's symbol table (OpenSBI, U-Boot, our own OS, a test
+program: their functions, and the labels of hand-written assembly), or from a
+symbol map in the format of ``nm``, ``System.map`` and ``/proc/kallsyms``: one
+``ADDRESS TYPE NAME [MODULE]`` a line.  Debian's riscv64 kernel ships a stub
+System.map; its own ``/proc/kallsyms`` (read in the guest as root) names the
+kernel's functions and those of every module it has loaded.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+
+from popek.errors import ConfigError
+
+TEXT_TYPES = set("TtWw")        # a map's code symbols (nm's types; W/w: weak)
+MAX_MAP_BYTES = 256 << 20       # read before parsing: a map is text of a few MB
+
+
+class Symbols:
+    """Function start addresses and names; :meth:`function` finds the one a pc is in."""
+
+    def __init__(self, entries=()):
+        self._starts: list[int] = []
+        self._names: list[str] = []
+        self._ends: list[int] = []       # 0: size unknown (a map), the next symbol ends it
+        self.add(entries)
+
+    def add(self, entries) -> None:
+        """Add ``(start, end or 0, name)`` entries."""
+        merged = sorted(set(zip(self._starts, self._ends, self._names)) | set(entries))
+        self._starts = [s for s, _, _ in merged]
+        self._ends = [e for _, e, _ in merged]
+        self._names = [n for _, _, n in merged]
+
+    def merge(self, other: "Symbols") -> None:
+        self.add(zip(other._starts, other._ends, other._names))
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def function(self, pc: int) -> str | None:
+        """The name of the function ``pc`` is in, or None."""
+        i = bisect.bisect_right(self._starts, pc) - 1
+        if i < 0:
+            return None
+        end = self._ends[i]
+        return self._names[i] if end == 0 or pc < end else None
+
+    @classmethod
+    def from_file(cls, path: str) -> "Symbols":
+        """The code symbols of ``path``: an ELF image, or a symbol map (see above)."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+                f.seek(0)
+                if head == b"\x7fELF":
+                    return cls(_elf_functions(path, f))
+                data = f.read(MAX_MAP_BYTES + 1)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read symbols ({e.strerror})") from None
+        if len(data) > MAX_MAP_BYTES:
+            raise ConfigError(f"{path}: a symbol map of over {MAX_MAP_BYTES >> 20} MiB")
+        entries = list(_map_functions(data))
+        if not entries:
+            raise ConfigError(f"{path}: no code symbols (expected an ELF image, or lines of "
+                              "'ADDRESS TYPE NAME' as in System.map or /proc/kallsyms)")
+        return cls(entries)
+
+
+def of_images(paths) -> Symbols:
+    """The functions of those of ``paths`` that are ELF images (firmware, kernel): what
+    ``--profile`` names without being told."""
+    symbols = Symbols()
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    continue
+                f.seek(0)
+                symbols.add(_elf_functions(path, f))
+        except OSError:
+            continue                        # (the loader has said what is wrong with it)
+    return symbols
+
+
+def _elf_functions(path: str, f):
+    """Functions (and labels in code sections) of an ELF image's symbol table."""
+    try:
+        elf = ELFFile(f)
+        table = elf.get_section_by_name(".symtab")
+        if table is None:
+            return []
+        code = {i for i, s in enumerate(elf.iter_sections())
+                if s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR}
+        out = []
+        for sym in table.iter_symbols():
+            kind, shndx, name = sym["st_info"]["type"], sym["st_shndx"], sym.name
+            if kind == "STT_FUNC" or (kind == "STT_NOTYPE" and shndx in code and name
+                                       and not name.startswith((".L", "$"))):
+                size = sym["st_size"]
+                out.append((sym["st_value"], sym["st_value"] + size if size else 0, name))
+        return out
+    except OSError:
+        raise
+    except Exception as e:          # (ELFError; pyelftools on a malformed file: anything)
+        raise ConfigError(f"{path}: not an ELF image it can read symbols from ({e})") from None
+
+
+def _map_functions(data: bytes):
+    for line in data.decode(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) < 3 or parts[1] not in TEXT_TYPES:
+            continue
+        try:
+            addr = int(parts[0], 16)
+        except ValueError:
+            continue
+        if addr:                            # (0: kallsyms read without the right to see)
+            name = parts[2] + (f" {parts[3]}" if len(parts) > 3 else "")   # [module]
+            yield addr, 0, name
