@@ -360,6 +360,23 @@ def test_profile_names_functions_from_the_image_and_a_symbol_map(asm_build, tmp_
     (tmp_path / "empty").write_text("not a symbol\n")
     assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf, "--profile",
                                 "--profile-symbols", str(tmp_path / "empty")), "no code symbols")
+    (tmp_path / "hidden").write_text("0000000000000000 T a\n0000000000000000 t b\n")
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf, "--profile",
+                                "--profile-symbols", str(tmp_path / "hidden")), "as root")
+    stripped = tmp_path / "stripped.elf"
+    subprocess.run(["riscv64-unknown-elf-strip", "-o", str(stripped), elf], check=True)
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf, "--profile",
+                                "--profile-symbols", str(stripped)), "without a symbol table")
+    with open(tmp_path / "big", "wb") as f:
+        f.truncate(65 << 20)
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf, "--profile",
+                                "--profile-symbols", str(tmp_path / "big")), "no symbol map")
+    # nm -S (with sizes): the loop's block starts in `tiny`, the next block after its end
+    (tmp_path / "sized").write_text(f"{hot:016x} 0000000000000002 T tiny\n")
+    r = popek("run", "--bios", "none", "--kernel", elf, "--profile",
+              "--profile-symbols", str(tmp_path / "sized"))
+    fns = _functions_table(r.stderr)
+    assert r.returncode == 0 and fns["tiny"] > 1000 and "(no symbol)" in fns, r.stderr
     assert_one_line_error(popek("run", "--bios", "none", "--kernel", elf,
                                 "--profile-symbols", str(symbol_map)), "--profile-symbols",
                           "--profile")

@@ -101,6 +101,23 @@ def test_a_skip_goes_on_inside_its_block(asm_build, monkeypatch):
     assert 0 < entries[loop[0].pc] <= 64
 
 
+def test_a_block_python_will_not_compile_runs_interpreted(asm_build, monkeypatch, caplog):
+    """A limit of Python's compiler that a guest's code reaches (as a hundred nested
+    skips once did: "too many levels of indentation") must not stop the machine: the
+    block runs interpreted, and the first such block is logged."""
+    real = translate.block_source
+
+    def refused(insns, start_pc):
+        src, loop = real(insns, start_pc)
+        return ("  " + src if len(insns) > 40 else src), loop      # an IndentationError
+    monkeypatch.setattr(translate, "block_source", refused)
+    monkeypatch.setattr(translate, "_refusals", [0])
+    state, _, board = run(asm_build / "skips.elf", "translate")
+    assert state["exit"] == 0
+    assert translate._refusals[0] >= 1 and board.hart.tstats.translated > 0
+    assert sum("cannot be translated" in r.message for r in caplog.records) == 1
+
+
 @pytest.fixture(scope="module")
 def compute_elf():
     import subprocess

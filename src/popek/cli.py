@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "runs on (default: 1 if the host has a core to spare, else 0: "
                           "compile in-process)")
     run.add_argument("--profile", action="store_true",
-                     help="time every block; print MIPS, cache hits/misses and the top blocks")
+                     help="time every block; print MIPS, cache hits/misses and the top guest "
+                          "functions and blocks")
     run.add_argument("--profile-symbols", metavar="FILE", action="append", default=[],
                      help="with --profile: name guest functions from FILE, an ELF image or a "
                           "symbol map (System.map, or the guest's /proc/kallsyms: Linux's "

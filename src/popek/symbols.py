@@ -1,9 +1,10 @@
 """Guest addresses by name: which function a pc is in, for ``--profile``.
 
-Symbols come from an ELF image's symbol table (OpenSBI, U-Boot, our own OS, a test
-program: their functions, and the labels of hand-written assembly), or from a
-symbol map in the format of ``nm``, ``System.map`` and ``/proc/kallsyms``: one
-``ADDRESS TYPE NAME [MODULE]`` a line.  Debian's riscv64 kernel ships a stub
+Symbols come from an ELF image's symbol table (OpenSBI, our own OS, a test program:
+their functions, and the labels of hand-written assembly; the addresses are the
+link addresses, so U-Boot's hold only until it relocates itself), or from a symbol
+map in the format of ``nm`` (also ``nm -S``), ``System.map`` and ``/proc/kallsyms``:
+one ``ADDRESS TYPE NAME [MODULE]`` a line.  Debian's riscv64 kernel ships a stub
 System.map; its own ``/proc/kallsyms`` (read in the guest as root) names the
 kernel's functions and those of every module it has loaded.
 """
@@ -11,14 +12,15 @@ kernel's functions and those of every module it has loaded.
 from __future__ import annotations
 
 import bisect
+import os
 
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from popek.errors import ConfigError
 
-TEXT_TYPES = set("TtWw")        # a map's code symbols (nm's types; W/w: weak)
-MAX_MAP_BYTES = 256 << 20       # read before parsing: a map is text of a few MB
+TEXT_TYPES = {b"T", b"t", b"W", b"w"}     # a map's code symbols (nm's types; W/w: weak)
+MAX_MAP_BYTES = 64 << 20        # a kernel's kallsyms, with its modules', is 10-20 MB
 
 
 class Symbols:
@@ -56,25 +58,31 @@ class Symbols:
         """The code symbols of ``path``: an ELF image, or a symbol map (see above)."""
         try:
             with open(path, "rb") as f:
-                head = f.read(4)
-                f.seek(0)
-                if head == b"\x7fELF":
-                    return cls(_elf_functions(path, f))
-                data = f.read(MAX_MAP_BYTES + 1)
+                if f.read(4) == b"\x7fELF":
+                    f.seek(0)
+                    entries = _elf_functions(path, f)
+                    what = "an ELF image without a symbol table (stripped?)"
+                else:
+                    size = os.fstat(f.fileno()).st_size
+                    if size > MAX_MAP_BYTES:
+                        raise ConfigError(f"{path}: {size >> 20} MiB is no symbol map (at "
+                                          f"most {MAX_MAP_BYTES >> 20} MiB)")
+                    f.seek(0)
+                    entries, zeros = _map_functions(f)
+                    what = ("a map whose addresses are all 0 (read /proc/kallsyms as root)"
+                            if zeros else "no lines of 'ADDRESS TYPE NAME' naming code, as "
+                            "in System.map or /proc/kallsyms")
         except OSError as e:
-            raise ConfigError(f"{path}: cannot read symbols ({e.strerror})") from None
-        if len(data) > MAX_MAP_BYTES:
-            raise ConfigError(f"{path}: a symbol map of over {MAX_MAP_BYTES >> 20} MiB")
-        entries = list(_map_functions(data))
+            raise ConfigError(f"{path}: cannot read symbols ({e.strerror or e})") from None
         if not entries:
-            raise ConfigError(f"{path}: no code symbols (expected an ELF image, or lines of "
-                              "'ADDRESS TYPE NAME' as in System.map or /proc/kallsyms)")
+            raise ConfigError(f"{path}: no code symbols: {what}")
         return cls(entries)
 
 
 def of_images(paths) -> Symbols:
     """The functions of those of ``paths`` that are ELF images (firmware, kernel): what
-    ``--profile`` names without being told."""
+    ``--profile`` names without being told, as well as it can (an image it cannot read
+    symbols from is run all the same)."""
     symbols = Symbols()
     for path in paths:
         try:
@@ -83,8 +91,8 @@ def of_images(paths) -> Symbols:
                     continue
                 f.seek(0)
                 symbols.add(_elf_functions(path, f))
-        except OSError:
-            continue                        # (the loader has said what is wrong with it)
+        except (OSError, ConfigError):
+            continue                        # (the loader says what is wrong with it)
     return symbols
 
 
@@ -100,6 +108,8 @@ def _elf_functions(path: str, f):
         out = []
         for sym in table.iter_symbols():
             kind, shndx, name = sym["st_info"]["type"], sym["st_shndx"], sym.name
+            if shndx == "SHN_UNDEF" or not sym["st_value"]:
+                continue                    # (a function of a library, not in the image)
             if kind == "STT_FUNC" or (kind == "STT_NOTYPE" and shndx in code and name
                                        and not name.startswith((".L", "$"))):
                 size = sym["st_size"]
@@ -111,15 +121,24 @@ def _elf_functions(path: str, f):
         raise ConfigError(f"{path}: not an ELF image it can read symbols from ({e})") from None
 
 
-def _map_functions(data: bytes):
-    for line in data.decode(errors="replace").splitlines():
-        parts = line.split()
+def _map_functions(f) -> tuple[list, int]:
+    """The code symbols of a map, read a line at a time; and how many were at 0."""
+    out, zeros = [], 0
+    for raw in f:
+        parts = raw[:512].split()
+        size = 0
+        if len(parts) >= 4 and parts[2] in TEXT_TYPES:      # nm -S: ADDRESS SIZE TYPE NAME
+            size = parts.pop(1)
         if len(parts) < 3 or parts[1] not in TEXT_TYPES:
             continue
         try:
             addr = int(parts[0], 16)
+            size = int(size, 16) if size else 0
         except ValueError:
             continue
-        if addr:                            # (0: kallsyms read without the right to see)
-            name = parts[2] + (f" {parts[3]}" if len(parts) > 3 else "")   # [module]
-            yield addr, 0, name
+        if not addr:                        # (kallsyms read without the right to see)
+            zeros += 1
+            continue
+        name = parts[2] + (b" " + parts[3] if len(parts) > 3 else b"")   # [module]
+        out.append((addr, addr + size if size else 0, name.decode(errors="replace")))
+    return out, zeros

@@ -14,12 +14,16 @@ skipped over), so the dispatcher looks at interrupts and the budget at the same
 instructions whichever engine runs the block; the block shape stays one for both.
 
 The translator writes skips as nested ``if``s, so skips must nest: a branch
-inside another skip's range that jumps past that range's end stays a side exit.
+inside another skip's range that jumps past that range's end stays a side exit;
+so does one nested deeper than ``MAX_DEPTH`` (a guest can write a block of a
+hundred branches to one target, and CPython compiles at most 100 nested blocks).
 """
 
 from __future__ import annotations
 
 from popek.riscv import isa
+
+MAX_DEPTH = 16
 
 
 def skips(insns: list[tuple[int, isa.Decoded]]) -> dict[int, int] | None:
@@ -38,8 +42,8 @@ def skips(insns: list[tuple[int, isa.Decoded]]) -> dict[int, int] | None:
         j = where.get(target)
         if j is None or j <= k + 1:     # out of the block, backwards, or to the next one
             continue
-        if open_ends and j > open_ends[-1]:
-            continue                    # would cross the end of the skip it is inside
+        if open_ends and j > open_ends[-1] or len(open_ends) >= MAX_DEPTH:
+            continue                    # it would cross its skip's end, or nest too deep
         found[k] = j
         open_ends.append(j)
     return found or None

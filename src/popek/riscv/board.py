@@ -131,6 +131,11 @@ class VirtBoard(VirtLayout, MachineTime):
                               f"(got {config.smp})")
         self.config = config
         self.bootargs = config.append
+        self.symbols = None             # --profile names functions (symbols.py): read once
+        if config.profile:
+            self.symbols = of_images(p for p in (config.bios, config.kernel) if p)
+            for path in config.profile_symbols:
+                self.symbols.merge(Symbols.from_file(path))
         self.console = console or StdioConsole(on_quit=lambda: self.shutdown(0, "quit from console"))
         self.exit_code: int | None = None
         self.exit_reason = ""
@@ -196,11 +201,6 @@ class VirtBoard(VirtLayout, MachineTime):
         self.clint = Clint(self, self.harts)
 
         images = self._load_images()
-        self.symbols = None             # --profile names functions (symbols.py)
-        if cfg.profile:
-            self.symbols = of_images(p for p in (cfg.bios, cfg.kernel) if p)
-            for path in cfg.profile_symbols:
-                self.symbols.merge(Symbols.from_file(path))
         self.rom = ResetRom(self.entry, self.dtb_addr, self.kernel_entry)
         self.bus.add(self.ROM_BASE, ResetRom.SIZE, self.rom, "rom")
         self.bus.add(self.CLINT_BASE, 0x10000, self.clint, "clint")

@@ -31,10 +31,13 @@ Rules that keep translated code exactly equal to the interpreter:
 from __future__ import annotations
 
 import functools
+import logging
 import re
 
 from popek.riscv import blockshape, isa, translate_fp
 from popek.riscv.mmu import TLB_KEY
+
+log = logging.getLogger(__name__)
 
 MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: (1 << 64) - 1}
 VIEWS = {1: ("m8", ""), 2: ("m16", " >> 1"), 4: ("m32", " >> 2"), 8: ("m64", " >> 3")}
@@ -528,6 +531,23 @@ def compile_block(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple:
     return compile(src, f"<block {start_pc:#x}>", "exec"), loop, src.count("\n") + 1
 
 
+_refusals = [0]                   # blocks Python would not compile (the first is logged)
+
+
+def _compiled_here(insns, start_pc: int) -> tuple | None:
+    """:func:`compile_block` in this process, or None where Python refuses the source (a
+    limit of the compiler that a guest's code reached: the block then stays interpreted,
+    which runs any block).  A guest must not be able to stop the machine this way."""
+    try:
+        return compile_block(insns, start_pc)
+    except (SyntaxError, RecursionError, MemoryError, ValueError) as e:
+        if not _refusals[0]:
+            log.warning("the block at %#x cannot be translated (%s: %s); it and any like it "
+                        "run interpreted", start_pc, type(e).__name__, e)
+        _refusals[0] += 1
+        return None
+
+
 def _keep(hart, key: tuple, compiled: tuple, stats: TranslationStats) -> tuple:
     """Freshly compiled code ``(code, loops, source lines)``: counted, put in the
     hart's code cache, and returned as a cache entry ``(code, loops)``."""
@@ -540,7 +560,8 @@ def _keep(hart, key: tuple, compiled: tuple, stats: TranslationStats) -> tuple:
 
 def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: TranslationStats,
               flav: str = BASE_FLAVOUR):
-    """Compile the block ``insns`` into a zero-argument function bound to ``hart``.
+    """Compile the block ``insns`` into a zero-argument function bound to ``hart`` (None
+    if Python will not compile it: the block stays interpreted).
 
     The compiled code comes from the hart's code cache when the same block
     (same instructions at the same addresses) was compiled before."""
@@ -548,7 +569,10 @@ def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: 
     key = _key(insns, start_pc, flav)
     entry = cache.get(key) if cache is not None else None
     if entry is None:
-        entry = _keep(hart, key, compile_block(insns, start_pc), stats)
+        compiled = _compiled_here(insns, start_pc)
+        if compiled is None:
+            return None
+        entry = _keep(hart, key, compiled, stats)
     return _instantiate(hart, entry, insns, stats)
 
 
@@ -580,7 +604,10 @@ def translate_hot(hart, blk, flav: str) -> None:
             hart.awaiting[key] = [blk]
             return
     if entry is None:
-        entry = _keep(hart, key, compile_block(blk.insns, blk.pc), hart.tstats)
+        compiled = _compiled_here(blk.insns, blk.pc)
+        if compiled is None:
+            return                      # (heat stays 0: interpreted from now on)
+        entry = _keep(hart, key, compiled, hart.tstats)
     blk.fn = _instantiate(hart, entry, blk.insns, hart.tstats)
 
 

@@ -58,5 +58,25 @@ RVTEST_BEGIN
     // csrr, la (2), 99 rounds of 5, then addi, li, bne, addi (the ld faults), and the
     // handler's 12 (3 csrr, beqz, li (2), csrs, li, csrc, csrw, li, mret)
     CHECK 9, s6, 514
+
+    // 3: a hundred branches to one target in one block, each inside the one before:
+    // those nested deeper than blockshape.MAX_DEPTH stay side exits (Python cannot
+    // compile a hundred nested blocks; this one is translated, and must not fail).
+    li TESTNUM, 10
+    li s4, 64
+    li s3, 0
+    csrr s2, minstret
+8:  andi t0, s4, 1
+    .rept 100
+    bnez t0, 9f
+    .endr
+    addi s3, s3, 1              // even rounds
+9:  addi s4, s4, -1
+    bnez s4, 8b
+    csrr s6, minstret
+    sub s6, s6, s2
+    CHECK 11, s3, 32
+    // csrr, then 32 odd rounds of 4 (andi, the first bnez, addi, bnez), 32 even of 104
+    CHECK 12, s6, 3457
     RVTEST_PASS
 RVTEST_END
