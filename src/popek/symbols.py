@@ -57,17 +57,14 @@ class Symbols:
     def from_file(cls, path: str) -> "Symbols":
         """The code symbols of ``path``: an ELF image, or a symbol map (see above)."""
         try:
-            with open(path, "rb") as f:
-                if f.read(4) == b"\x7fELF":
-                    f.seek(0)
-                    entries = _elf_functions(path, f)
-                    what = "an ELF image without a symbol table (stripped?)"
-                else:
+            entries = _elf_or_none(path)
+            what = "an ELF image without a symbol table (stripped?)"
+            if entries is None:
+                with open(path, "rb") as f:
                     size = os.fstat(f.fileno()).st_size
                     if size > MAX_MAP_BYTES:
                         raise ConfigError(f"{path}: {size >> 20} MiB is no symbol map (at "
                                           f"most {MAX_MAP_BYTES >> 20} MiB)")
-                    f.seek(0)
                     entries, zeros = _map_functions(f)
                     what = ("a map whose addresses are all 0 (read /proc/kallsyms as root)"
                             if zeros else "no lines of 'ADDRESS TYPE NAME' naming code, as "
@@ -86,14 +83,19 @@ def of_images(paths) -> Symbols:
     symbols = Symbols()
     for path in paths:
         try:
-            with open(path, "rb") as f:
-                if f.read(4) != b"\x7fELF":
-                    continue
-                f.seek(0)
-                symbols.add(_elf_functions(path, f))
+            symbols.add(_elf_or_none(path) or ())
         except (OSError, ConfigError):
             continue                        # (the loader says what is wrong with it)
     return symbols
+
+
+def _elf_or_none(path: str) -> list | None:
+    """The functions of ``path`` if it is an ELF image; None if it is not one."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            return None
+        f.seek(0)
+        return _elf_functions(path, f)
 
 
 def _elf_functions(path: str, f):

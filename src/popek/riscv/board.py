@@ -426,7 +426,6 @@ class VirtBoard(VirtLayout, MachineTime):
                          f"{engine:10s} {first}")
         return "\n".join(lines)
 
-
     def _functions_report(self, prof: dict, total: float, top: int) -> list[str]:
         """--profile's table of guest functions by time: the blocks summed by the
         function their first instruction is in (symbols.py: the ELF images' own, and

@@ -531,21 +531,24 @@ def compile_block(insns: list[tuple[int, isa.Decoded]], start_pc: int) -> tuple:
     return compile(src, f"<block {start_pc:#x}>", "exec"), loop, src.count("\n") + 1
 
 
-_refusals = [0]                   # blocks Python would not compile (the first is logged)
+_refusals = 0                     # blocks Python would not compile (the first is logged)
 
 
-def _compiled_here(insns, start_pc: int) -> tuple | None:
-    """:func:`compile_block` in this process, or None where Python refuses the source (a
-    limit of the compiler that a guest's code reached: the block then stays interpreted,
-    which runs any block).  A guest must not be able to stop the machine this way."""
+def _compile_here(hart, key: tuple, insns, start_pc: int, stats: TranslationStats):
+    """:func:`compile_block` in this process, kept (:func:`_keep`) as a cache entry; or
+    None where Python refuses the source (a limit of its compiler that a guest's code
+    reached: the block then stays interpreted, which runs any block).  A guest must not
+    be able to stop the machine this way."""
+    global _refusals
     try:
-        return compile_block(insns, start_pc)
+        compiled = compile_block(insns, start_pc)
     except (SyntaxError, RecursionError, MemoryError, ValueError) as e:
-        if not _refusals[0]:
+        if not _refusals:
             log.warning("the block at %#x cannot be translated (%s: %s); it and any like it "
                         "run interpreted", start_pc, type(e).__name__, e)
-        _refusals[0] += 1
+        _refusals += 1
         return None
+    return _keep(hart, key, compiled, stats)
 
 
 def _keep(hart, key: tuple, compiled: tuple, stats: TranslationStats) -> tuple:
@@ -569,10 +572,9 @@ def translate(hart, insns: list[tuple[int, isa.Decoded]], start_pc: int, stats: 
     key = _key(insns, start_pc, flav)
     entry = cache.get(key) if cache is not None else None
     if entry is None:
-        compiled = _compiled_here(insns, start_pc)
-        if compiled is None:
+        entry = _compile_here(hart, key, insns, start_pc, stats)
+        if entry is None:
             return None
-        entry = _keep(hart, key, compiled, stats)
     return _instantiate(hart, entry, insns, stats)
 
 
@@ -604,10 +606,9 @@ def translate_hot(hart, blk, flav: str) -> None:
             hart.awaiting[key] = [blk]
             return
     if entry is None:
-        compiled = _compiled_here(blk.insns, blk.pc)
-        if compiled is None:
+        entry = _compile_here(hart, key, blk.insns, blk.pc, hart.tstats)
+        if entry is None:
             return                      # (heat stays 0: interpreted from now on)
-        entry = _keep(hart, key, compiled, hart.tstats)
     blk.fn = _instantiate(hart, entry, blk.insns, hart.tstats)
 
 
