@@ -171,6 +171,63 @@ def test_a_page_fault_exit_fills_the_shadow(vm):
     assert vm.memory.stats()["shadow_fills"] == 1
 
 
+def test_a_fence_of_one_address_drops_only_what_it_covers(vm):
+    """sfence.vma with an address drops that page's shadow (the other pages stay, as
+    the spec lets them), and all of a guest superpage's 4 KiB pieces when it covers
+    one; sfence.vma x0 drops everything."""
+    g = vm.RAM_BASE
+    root, l1, l0 = g + 0x100000, g + 0x101000, g + 0x102000
+    page_a, page_b, big, big2 = g + 0x103000, g + 0x104000, g + 0x200000, g + 0x400000
+    va_a, va_s = 0x1000_0000, 0x2000_0000           # a 4 KiB page and a 2 MiB superpage
+    leaf = mmu.PTE_V | mmu.PTE_R | mmu.PTE_W | mmu.PTE_A | mmu.PTE_D
+
+    def pte(pa, flags=leaf):
+        return (pa >> 12) << 10 | flags
+    vm.ram.write_int(root, 8, pte(l1, mmu.PTE_V))
+    vm.ram.write_int(l1 + 0x80 * 8, 8, pte(l0, mmu.PTE_V))
+    vm.ram.write_int(l0, 8, pte(page_a))
+    vm.ram.write_int(l1 + 0x100 * 8, 8, pte(big))
+    v, paging = vm.vcpu, vm.memory
+    v.priv, v.satp = privilege.S, (8 << 60) | (root >> 12)
+
+    def shadowed(va):
+        """Where the shadow sends va (host-physical), or None."""
+        satp = paging.tables.satp_for(paging._key())
+        try:
+            return mmu.walk(paging.tables.ram, satp, va, mmu.LOAD, privilege.U, False, False,
+                            mmu.WalkStats(), update_ad=False)[0]
+        except Trap:
+            return None
+
+    def host(gpa):
+        return vm.host_base + gpa - g
+    for va in (va_a, va_s, va_s + 0x1000):
+        paging.fault(mmu.LOAD, va)
+    assert [shadowed(va) for va in (va_a, va_s, va_s + 0x1000)] == \
+        [host(page_a), host(big), host(big + 0x1000)]
+
+    vm.ram.write_int(l0, 8, pte(page_b))               # remap the page, fence its address
+    vm.vmm.hart.x[10] = va_a + 0x10
+    vm.vmm.handle_exit(vm, vm.cpu.exit_from_trap(2, 0x12050073, 0x80200000, False))
+    assert shadowed(va_a) is None
+    assert shadowed(va_s) == host(big)                # another page: still shadowed
+    paging.fault(mmu.LOAD, va_a)
+    assert shadowed(va_a) == host(page_b)
+
+    vm.ram.write_int(l1 + 0x100 * 8, 8, pte(big2))     # move the superpage, fence one piece
+    paging.fence(va_s)
+    assert shadowed(va_s) is None and shadowed(va_s + 0x1000) is None
+    assert shadowed(va_a) == host(page_b)
+    paging.fault(mmu.LOAD, va_s + 0x1000)
+    assert shadowed(va_s + 0x1000) == host(big2 + 0x1000)
+
+    paging.fence()
+    assert shadowed(va_a) is None and shadowed(va_s + 0x1000) is None
+    st = paging.stats()
+    assert (st["shadow_page_flushes"], st["shadow_flushes"]) == (2, 1)
+    assert vm.ledger.details[("sfence_vma", "page")] == 1
+
+
 def test_a_page_fault_on_a_device_becomes_an_mmio_exit(vm):
     """The memory strategy names a device; the CPU strategy decodes the store at pc
     and the I/O strategy does it."""

@@ -140,8 +140,10 @@ def walk(mem, satp: int, va: int, access: int, priv: int, sum_: bool, mxr: bool,
                 mem.note_write(i << 3, 8)
             low = (1 << (12 + 9 * level)) - 1
             pa = ((ppn << 12) & ~low) | (va & low)
-            stats.leaf_level = level
-            return (pa if stage2 is None else stage2(pa, perm, False)), pte
+            if stage2 is not None:
+                pa = stage2(pa, perm, False)
+            stats.leaf_level = level            # (this walk's leaf: set after stage2's walks)
+            return pa, pte
         if level == 0:
             break
         level -= 1

@@ -83,7 +83,7 @@ def handle(vm, x) -> str:
             err = SBI_SUCCESS
         elif fid in (1, 2):                                  # remote sfence.vma (.asid)
             if targets:                                      # (the vCPUs share the VM's
-                vm.memory.fence()                            # shadow tables: one fence)
+                _remote_sfence(vm, a2, x[13])                # shadow tables: one fence)
             err = SBI_SUCCESS
     elif ext == EXT_HSM:
         err, val = _hsm(vm, fid, a0, a1, a2)
@@ -143,6 +143,22 @@ def _hsm(vm, fid, hartid, addr, opaque):
         target.start(addr, opaque)
         return SBI_SUCCESS, 0
     return SBI_ERR_NOT_SUPPORTED, 0
+
+
+# A remote fence of more pages than this drops everything (Linux's own threshold): the
+# work one SBI call makes the VMM do stays bounded whatever size the guest names.
+FENCE_PAGES_MAX = 64
+
+
+def _remote_sfence(vm, start: int, size: int) -> None:
+    """SBI remote sfence.vma of [start, start + size): page by page if that is a few
+    pages, else every address (as the spec's size 0 or -1 asks)."""
+    first, end = start >> 12, (start + size + 0xFFF) >> 12
+    if size == 0 or size == M64 or end - first > FENCE_PAGES_MAX:
+        vm.memory.fence()
+        return
+    for page in range(first, end):
+        vm.memory.fence((page << 12) & M64)
 
 
 def _dbcn(vm, fid, a0, a1, a2):

@@ -29,15 +29,16 @@ FS Off traps as on its hardware, and one that writes makes FS Dirty where the
 guest will read it (``fs_from_hart`` before the VMM emulates an sstatus access,
 ``fs_to_hart`` after).
 Changes to what decides the guest's translation are told to the VM's memory
-strategy (``context_changed``): a change of privilege, every satp write, and every
-sstatus write (SUM and MXR live there; see ``set_mstatus``).
+strategy (``context_changed``): a change of privilege, every satp write, and a
+change of sstatus.SUM or MXR.
 """
 
 from __future__ import annotations
 
 from popek.clock import PollState
 from popek.riscv import csrs
-from popek.riscv.csrs import MIP_SEIP, MIP_STIP, MSTATUS_FS, S, S_INTERRUPTS, U
+from popek.riscv.csrs import (MIP_SEIP, MIP_STIP, MSTATUS_FS, MSTATUS_MXR, MSTATUS_SUM, S,
+                              S_INTERRUPTS, U)
 
 __all__ = ["VCpu", "U", "S"]
 
@@ -125,12 +126,12 @@ class VCpu:
             self.vm.memory.context_changed()
 
     def set_mstatus(self, v: int) -> None:
-        # Every sstatus write counts as a context change, as it always has: a change
-        # of SUM or MXR needs it, the other bits do not, but skipping them changes the
-        # modelled cycles (fewer hart TLB flushes, fewer shadow-table walks), which
-        # the exit ledgers of this structure's refactoring were held identical to.
-        self.mstatus = v
-        self.vm.memory.context_changed()
+        # Only SUM and MXR decide a translation.  (Every sstatus write used to count,
+        # and each cost the hart its TLBs and dispatch caches: Linux writes sstatus to
+        # mask and unmask interrupts, 400 K times in a boot.)
+        old, self.mstatus = self.mstatus, v
+        if (old ^ v) & (MSTATUS_SUM | MSTATUS_MXR):
+            self.vm.memory.context_changed()
 
     def set_satp(self, v: int) -> None:
         self.satp = v

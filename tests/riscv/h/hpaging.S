@@ -3,7 +3,9 @@
 // guest-physical address >> 2), mtinst/htinst and GVA; the U-bit rule of the G-stage;
 // MXR at each stage; A/D updates in G-stage tables; a fault on the VS-stage walk's own
 // access; delegation of guest-page faults to HS and of page faults to VS; HLV/HLVX/HSV
-// (from M, and from U with hstatus.HU); HFENCE.GVMA; MPRV with MPV.
+// (from M, and from U with hstatus.HU); HFENCE.GVMA; MPRV with MPV; VS-mode's
+// sfence.vma of one address (a 4 KiB page, and a megapage fenced through another of
+// its pieces than the one read: all of it must go).
 #include "popek_test.h"
 #include "h_test.h"
 
@@ -317,6 +319,38 @@ RVTEST_BEGIN
     li t0, MSTATUS_MPRV | MSTATUS_MPV
     csrc mstatus, t0
     CHECK 57, a0, 0xb0b
+    // VS-mode's sfence.vma of one address: a remapped VS-stage megapage (VA 0x4020_0000,
+    // in the G-stage's identity gigapage), fenced through another 4 KiB piece than the
+    // one read before, and a remapped 4 KiB page, fenced by its address
+    li t0, 0x80401000
+    li t1, 0xaaaa
+    sd t1, 0(t0)
+    li t0, 0x80601000
+    li t1, 0xbbbb
+    sd t1, 0(t0)
+    SETPTE_AT vs_l1, 1, 0x80400000, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D
+    hfence.vvma zero, zero
+    IN_VMODE 1
+    li s0, 0x40201000
+    ld a0, 0(s0)
+    li s0, 0x40000000
+    ld a1, 0(s0)
+    BACK_TO_M
+    CHECK 58, a0, 0xaaaa
+    CHECK 59, a1, 0xb0b
+    SETPTE_AT vs_l1, 1, 0x80600000, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D
+    SETPTE_AT vs_l0, 0, GPA_AD, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D
+    IN_VMODE 1
+    li s0, 0x40202000
+    sfence.vma s0
+    li s0, 0x40201000
+    ld a0, 0(s0)
+    li s0, 0x40000000
+    sfence.vma s0
+    ld a1, 0(s0)
+    BACK_TO_M
+    CHECK 60, a0, 0xbbbb
+    CHECK 61, a1, 0x600dcafe
     csrw vsatp, zero
     csrw hgatp, zero
     RVTEST_PASS

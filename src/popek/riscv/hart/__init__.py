@@ -157,13 +157,13 @@ class Hart(HartMemory, HartPrivileged, HartBlocks, HartExecution, HartFp, HartVi
             # too (FP work dirties both FS fields; HS's waits in the bank meanwhile).
             self.vs_bank.status |= MSTATUS_FS
         if (old ^ v) & (MSTATUS_SUM | MSTATUS_MXR):
-            self._flush_tlbs(data_only=True)
+            self.flush_tlbs(data_only=True)
         if (old ^ v) & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_MPV):
             self._select_data_tlbs()
 
     def set_satp(self, v: int) -> None:
         self.satp = v
-        self._flush_tlbs()
+        self.flush_tlbs()
 
     def _recompute_mip(self) -> None:
         self.mip = self.irq_lines | self.mip_sw

@@ -48,7 +48,7 @@ class HartMemory:
         self.rtlb = self.rtlbs[key]
         self.wtlb = self.wtlbs[key]
 
-    def _flush_tlbs(self, data_only: bool = False) -> None:
+    def flush_tlbs(self, data_only: bool = False) -> None:
         self.stats["tlb_flushes"] += 1
         for p in self.translated_modes:
             self.rtlbs[p].clear()
@@ -65,7 +65,7 @@ class HartMemory:
         for tlb in self.wtlbs.values():
             tlb.clear()
 
-    def _flush_page(self, va: int) -> None:
+    def flush_page(self, va: int) -> None:
         """``sfence.vma`` of one address: drop what translated its page, unless a
         superpage leaf may have (then everything goes: its other 4 KiB pieces are
         cached under their own keys).  Linux fences one address after every page
@@ -73,7 +73,7 @@ class HartMemory:
         a fifth of a boot in refilled TLBs and dispatch caches."""
         sp = self.superpages
         if sp and any((va >> (12 + 9 * level), level) in sp for level in (1, 2, 3)):
-            self._flush_tlbs()
+            self.flush_tlbs()
             return
         self.stats["tlb_page_flushes"] += 1
         key, page = va & PAGE_BASE, va >> 12
@@ -162,10 +162,11 @@ class HartMemory:
     def translate(self, va: int, access: int) -> int:
         """Virtual → physical for ``access``, filling the TLB for RAM pages."""
         priv = self.mode_key if access == FETCH else self.data_key
+        walked = True
         if priv & VIRTUAL:                  # V=1 (or MPRV with MPV): two stages (hart/virt.py)
             pa = self.two_stage_walk(va, access, priv & ~VIRTUAL)
         elif priv == M or not self.satp >> 60:
-            pa = va
+            pa, walked = va, False
         else:
             ms = self.mstatus
             refs = self.walk_stats.pte_reads
@@ -174,10 +175,13 @@ class HartMemory:
                               bool(ms & MSTATUS_MXR), self.walk_stats)[0]
             finally:
                 self.cycle_extra += (self.walk_stats.pte_reads - refs) * self.costs.PAGE_WALK_REF
+        if walked:
+            # (V=1: the VS-stage's leaf, or the G-stage's under a Bare vsatp, which only
+            # an HFENCE.GVMA, a full flush, fences)
             level = self.walk_stats.leaf_level
             if level:                   # a superpage: a fence of any address in it drops all
                 if len(self.superpages) >= MAX_TLB_ENTRIES:
-                    self._flush_tlbs()
+                    self.flush_tlbs()
                 self.superpages.add((va >> (12 + 9 * level), level))
         ram = self.ram
         page = pa & ~0xFFF

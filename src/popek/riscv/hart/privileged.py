@@ -80,15 +80,15 @@ class HartPrivileged:
 
     def sfence_vma(self, va, rs1, asid, rs2):
         if self.virt:
-            self.virtual_sfence()
+            self.virtual_sfence(va, rs1)
             return
         if not privilege.may_sfence_vma(self):
             raise Trap(traps.ILLEGAL_INSN, None)
         self.cycle_extra += self.costs.TLB_FLUSH
         if rs1:
-            self._flush_page(va)        # one address (any address space: ASIDs are not kept)
+            self.flush_page(va)        # one address (any address space: ASIDs are not kept)
         else:
-            self._flush_tlbs()
+            self.flush_tlbs()
 
     def fence_i(self):
         # Nothing to do: every write to a page holding decoded code (stores, DMA,

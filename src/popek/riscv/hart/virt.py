@@ -211,13 +211,19 @@ class HartVirtualization:
         if self.priv == U or self.hstatus & HSTATUS_VTW:
             raise Trap(traps.VIRTUAL_INSN, None)
 
-    def virtual_sfence(self) -> None:
+    def virtual_sfence(self, va: int, rs1: int) -> None:
         """sfence.vma with V=1: VU-mode may not, nor VS-mode under hstatus.VTVM; in
-        VS-mode it fences the guest's own (VS-stage) translations."""
+        VS-mode it fences the guest's own (VS-stage) translations: all of them, or
+        (rs1 ≠ x0) those of one address, as in HS-mode (Linux fences one address
+        after each page it maps: flushing all there walked both stages again and
+        again)."""
         if self.priv == U or self.hstatus & HSTATUS_VTVM:
             raise Trap(traps.VIRTUAL_INSN, None)
         self.cycle_extra += self.costs.TLB_FLUSH
-        self.flush_virtual_tlbs()
+        if rs1:
+            self.flush_page(va)
+        else:
+            self.flush_virtual_tlbs()
 
 
 _GUEST_PAGE_FAULTS = frozenset(GUEST_PAGE_FAULT.values())

@@ -184,9 +184,11 @@ class TrapAndEmulate:
         wait_for_interrupt(vm, self.hart, e)
 
     def tlb_fence(self, vm, e: TlbFence) -> None:
-        self.hart.pc = e.pc + e.insn.length
-        vm.ledger.record("sfence_vma")
-        vm.memory.fence()
+        h = self.hart
+        h.pc = e.pc + e.insn.length
+        rs1 = e.insn.rs1                          # x0: every address; else one page
+        vm.ledger.record("sfence_vma", "page" if rs1 else "all")
+        vm.memory.fence(h.x[rs1] if rs1 else None)
 
     def illegal(self, vm, e) -> None:
         bits = e.bits if type(e) is IllegalInsn else e.insn.word

@@ -12,7 +12,8 @@ The interface a CPU strategy uses (one instance per VM):
     POOL_PAGES           host pages the strategy needs beside the VM's RAM
     activate()           the VM is about to run: put its translation on the hart
     context_changed()    the vCPU's privilege, satp, SUM or MXR changed
-    fence()              the guest fenced (sfence.vma, SBI remote fence, PV flush)
+    fence(va=None)       the guest fenced every address (sfence.vma x0, SBI remote fence,
+                         PV flush), or the page at va in every address space
     fault(access, va)    shadow: a page fault of the running guest → Filled | Reflect | Device
     guest_page_fault(gpa, access)   nested: a G-stage miss → Filled | Device
     drop_device_mappings()  a passed-through BAR moved: no mapping of its old place stays

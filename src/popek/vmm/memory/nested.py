@@ -63,9 +63,10 @@ class NestedPaging:
     def context_changed(self) -> None:
         """The guest's own translation changed: the hardware's business."""
 
-    def fence(self) -> None:
+    def fence(self, va: int | None = None) -> None:
         """The guest asked for a fence of its translations (an SBI remote sfence.vma):
-        the hart's VS-stage entries go, as HFENCE.VVMA would drop them."""
+        the hart's VS-stage entries go, as HFENCE.VVMA would drop them (all of them,
+        for one page too: remote fences are rare where the guest fences locally)."""
         if self.vm.vmm.current is self.vm:
             self.hart.flush_virtual_tlbs()
 

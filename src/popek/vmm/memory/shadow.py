@@ -12,11 +12,18 @@ MMU walks while a guest runs (the memory strategy ``--paging shadow``).
   same way; an address-space switch back and forth finds its shadow still there.
 * Coherence: **sync on sfence.vma**.  The guest must execute sfence.vma after
   changing a PTE (the ISA says a hart may keep using the old translation until
-  then); that exit drops every shadow table of the VM.  A page that the guest
-  has not marked dirty is shadowed read-only, so its first write faults and
-  the VMM sets D in the guest PTE, as hardware would.
+  then).  A fence of every address drops every shadow table of the VM; a fence
+  of one address (rs1 ≠ x0, which by the spec covers only the leaf PTEs of that
+  address) drops only that page's shadow entry in each context, or, where the
+  guest mapped the page by a superpage, the shadow of the whole superpage (its
+  other 4 KiB pieces were filled from the same guest PTE).  Linux fences one
+  address after every page it maps: dropping everything there refilled the
+  shadows 1.7 M times in a boot.  A page that the guest has not marked dirty is
+  shadowed read-only, so its first write faults and the VMM sets D in the guest
+  PTE, as hardware would.
 * Bound: the pool has a fixed number of pages per VM; when it runs out, every
-  shadow table of that VM is dropped (and refilled on demand).
+  shadow table of that VM is dropped (and refilled on demand).  The set of
+  shadowed superpages is bounded by it too: each needs a shadow table of its own.
 """
 
 from __future__ import annotations
@@ -58,9 +65,17 @@ class ShadowPaging:
         if self.vm.vmm.current is self.vm:
             self.activate()
 
-    def fence(self) -> None:
-        self.tables.flush()
-        self.context_changed()
+    def fence(self, va: int | None = None) -> None:
+        """The guest fenced the translations of every address (``va`` None), or of the
+        page at ``va`` in every address space (ASIDs are not kept)."""
+        if va is None:
+            self.tables.flush()
+            self.context_changed()
+        elif self.tables.flush_page(va):                # a whole superpage's shadow went
+            if self.vm.vmm.current is self.vm:
+                self.hart.flush_tlbs()
+        elif self.vm.vmm.current is self.vm:
+            self.hart.flush_page(va)
 
     def fault(self, access: int, va: int):
         v = self.vm.vcpu
@@ -72,12 +87,13 @@ class ShadowPaging:
                                     self.guest_walks)
             except Trap as t:
                 return Reflect(t.cause, "page_fault_guest")
+            level = self.guest_walks.leaf_level
             r = mmu.permitted(pte, LOAD, priv, sum_, mxr)
             x = mmu.permitted(pte, FETCH, priv, sum_, mxr)
             # Not yet dirty: shadow it read-only, so the first write comes back to us.
             w = mmu.permitted(pte, STORE, priv, sum_, mxr) and bool(pte & PTE_D)
         else:
-            gpa, r, w, x = va, True, True, True
+            gpa, r, w, x, level = va, True, True, True, 0
         filled = self._filled
         host = self.tables.host_page(gpa & ~0xFFF)
         if host is None:
@@ -87,9 +103,9 @@ class ShadowPaging:
             if host is None:
                 return Device((gpa & ~0xFFF) | (va & 0xFFF))
             x, filled = False, self._device_filled
-        if not self.tables.fill(self._key(), va, host, r, w, x):
+        if not self.tables.fill(self._key(), va, host, r, w, x, level):
             self.activate()                       # evicted: new root, flushed TLB
-            self.tables.fill(self._key(), va, host, r, w, x)
+            self.tables.fill(self._key(), va, host, r, w, x, level)
         return filled
 
     def guest_fetch(self, pc: int) -> int | None:
@@ -117,7 +133,9 @@ class ShadowPaging:
     def stats(self) -> dict:
         t = self.tables
         return {"shadow_pages": f"{t.pool.used:,} (at most {t.pool.pages:,})", "shadow_fills": t.fills,
-                "shadow_flushes": t.flushes, "shadow_evictions": t.evictions,
+                "shadow_flushes": t.flushes, "shadow_page_flushes": t.page_flushes,
+                "shadow_superpages": f"{len(t.superpages):,} (at most {t.pool.pages:,})",
+                "shadow_evictions": t.evictions,
                 "guest_page_walks": self.guest_walks.walks}
 
 
@@ -149,7 +167,9 @@ class ShadowMmu:
         self.pool = pool
         self.host_base, self.guest_base, self.guest_size = host_base, guest_base, guest_size
         self.roots: dict[tuple, int] = {}
-        self.fills = self.flushes = self.evictions = 0
+        # (level, va >> (12 + 9 * level)) of each guest superpage shadowed in 4 KiB pieces
+        self.superpages: set[tuple[int, int]] = set()
+        self.fills = self.flushes = self.page_flushes = self.evictions = 0
 
     def root(self, key: tuple) -> int:
         r = self.roots.get(key)
@@ -174,8 +194,34 @@ class ShadowMmu:
         self.evictions += 1
         self._forget()
 
+    def flush_page(self, va: int) -> bool:
+        """The guest fenced one address: clear its page's leaf in every context's
+        shadow, or the slot of the largest guest superpage shadowed around it (every
+        4 KiB piece below goes; the tables cut off stay in the pool until it is
+        emptied).  True if a superpage went."""
+        self.page_flushes += 1
+        cut = 0
+        for level in (1, 2, 3):
+            region = (level, va >> (12 + 9 * level))
+            if region in self.superpages:
+                self.superpages.discard(region)
+                cut = level
+        m64, base = self.ram.m64, self.ram.base
+        for table in self.roots.values():
+            for level in (3, 2, 1, 0):
+                slot = (table + ((va >> (12 + 9 * level)) & 0x1FF) * 8 - base) >> 3
+                if level == cut:
+                    m64[slot] = 0
+                    break
+                pte = m64[slot]
+                if not pte & PTE_V:
+                    break
+                table = ((pte >> 10) & PPN_MASK) << 12
+        return cut > 0
+
     def _forget(self) -> None:
         self.roots.clear()
+        self.superpages.clear()
         self.pool.reset()
 
     def host_page(self, gpa: int) -> int | None:
@@ -184,8 +230,10 @@ class ShadowMmu:
             return self.host_base + (gpa - self.guest_base)
         return None
 
-    def fill(self, key: tuple, va: int, host_pa: int, r: bool, w: bool, x: bool) -> bool:
-        """Map ``va`` → ``host_pa`` in the shadow for ``key``; False if the pool ran dry."""
+    def fill(self, key: tuple, va: int, host_pa: int, r: bool, w: bool, x: bool,
+             leaf_level: int = 0) -> bool:
+        """Map ``va`` → ``host_pa`` in the shadow for ``key``, from a guest leaf of
+        ``leaf_level`` (0: 4 KiB, 1: 2 MiB, ...); False if the pool ran dry."""
         m64 = self.ram.m64
         base = self.ram.base
         table = self.root(key)
@@ -204,5 +252,7 @@ class ShadowMmu:
         flags = PTE_V | PTE_U | PTE_A | PTE_D | (PTE_R if r else 0) | (PTE_W if w else 0) \
             | (PTE_X if x else 0)
         m64[(table + ((va >> 12) & 0x1FF) * 8 - base) >> 3] = ((host_pa >> 12) << 10) | flags
+        if leaf_level:
+            self.superpages.add((leaf_level, va >> (12 + 9 * leaf_level)))
         self.fills += 1
         return True
