@@ -10,7 +10,11 @@ popek's VMM, by trap-and-emulate and by hardware assist (``--vmm``: no OpenSBI, 
 VMM serves SBI), on the same code cache, and the ratio of each to the last bare boot.
 QEMU's is the wall time until its console shows the prompt, including its start-up.
 
+``--append`` boots every one with another kernel command line: ``--quick`` is the one
+``make run`` uses, which skips the kernel's boot-time crypto self-tests.
+
     python bench/bench_linux.py [--no-warm] [--no-vmm] [--ips N] [--module-signatures]
+                                [--append ARGS | --quick]
 """
 
 from __future__ import annotations
@@ -31,13 +35,15 @@ sys.path.insert(0, str(ROOT))
 from tests import linux_riscv as L                                # noqa: E402
 
 QEMU = "qemu-system-riscv64"
+# make run's command line (the Makefile's RISCV_APPEND, less earlycon)
+QUICK_APPEND = L.APPEND + " " + L.QUICK_BOOT
 
 
-def qemu_prompt(initrd: Path, disk: Path) -> float:
+def qemu_prompt(initrd: Path, disk: Path, append: str) -> float:
     t = time.perf_counter()
     p = subprocess.Popen([QEMU, "-M", "virt", "-m", str(L.MEMORY >> 20), "-nographic",
                           "-bios", L.FW_DYNAMIC, "-kernel", L.kernel().image,
-                          "-initrd", str(initrd), "-append", L.APPEND,
+                          "-initrd", str(initrd), "-append", append,
                           "-global", "virtio-mmio.force-legacy=false",
                           "-drive", f"file={disk},if=none,format=raw,id=d0",
                           "-device", "virtio-blk-device,drive=d0"],
@@ -65,20 +71,28 @@ def main() -> None:
     ap.add_argument("--module-signatures", action="store_true",
                     help="keep the modules' signatures in the initramfs (the kernel then "
                          "hashes every module it loads)")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--append", metavar="ARGS", default=L.APPEND,
+                     help=f"the kernel command line (default {L.APPEND!r})")
+    how.add_argument("--quick", dest="append", action="store_const", const=QUICK_APPEND,
+                     help=f"make run's: {QUICK_APPEND!r}")
     args = ap.parse_args()
+    print(f"kernel command line: {args.append}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         initrd = L.build_initrd(tmp / "initrd.cpio", signatures=args.module_signatures)
         disk = L.make_ext4(tmp / "disk.img")
-        q = qemu_prompt(initrd, disk)
+        q = qemu_prompt(initrd, disk, args.append)
         print(f"QEMU 7.2 TCG: prompt after {q:.1f} s", flush=True)
         cache = str(tmp / "cache")
         bare = None
         for name in ["cold"] + ([] if args.no_warm else ["warm"]):
-            s = L.run_bare(initrd, disk, poweroff=False, code_cache=cache, ips=args.ips)
+            s = L.run_bare(initrd, disk, poweroff=False, code_cache=cache, ips=args.ips,
+                           append=args.append)
             bare = report(f"popek bare, {name}", s, q)
         for cpu in [] if args.no_vmm else ["trap-emulate", "hw"]:
-            s = L.run_vmm(initrd, disk, cpu=cpu, ips=args.ips, code_cache=cache)
+            s = L.run_vmm(initrd, disk, cpu=cpu, ips=args.ips, code_cache=cache,
+                          append=args.append)
             wall = report(f"popek --vmm {cpu}", s, q)
             print(f"  {wall / bare:.2f}x the bare boot", flush=True)
 

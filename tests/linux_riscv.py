@@ -24,6 +24,7 @@ from popek.linux import debian, initramfs
 FW_DYNAMIC = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.elf"
 MEMORY = 512 << 20
 APPEND = "console=ttyS0"
+QUICK_BOOT = debian.QUICK_BOOT
 # The icount clock as a 1 GHz hart, popek's default (clock.DEFAULT_IPS), named here because
 # the tests depend on it: at the old default (2 M instructions a guest second) Linux's
 # timed self-tests (jitter entropy) ran into soft-lockup warnings.
@@ -171,13 +172,14 @@ def run_vmm(initrd: Path, disk: Path | None, commands=(), ips=IPS, watches=(),
 
 def run_bare(initrd: Path, disk: Path | None, commands=(), engine="translate",
              code_cache=None, max_instructions=8_000_000_000, ips=IPS,
-             poweroff=True, watches=(), smp=1, devices=(), netdevs=()) -> Session:
+             poweroff=True, watches=(), smp=1, devices=(), netdevs=(),
+             append=APPEND) -> Session:
     """Boot on the bare machine (OpenSBI fw_dynamic), type ``commands`` one prompt at a
     time, then ``poweroff`` (or stop at the first prompt)."""
     from popek.riscv.board import BoardConfig, DriveSpec, VirtBoard
 
     cfg = BoardConfig(bios=FW_DYNAMIC, kernel=kernel().image, initrd=str(initrd),
-                      append=APPEND, memory=MEMORY, engine=engine, code_cache=code_cache,
+                      append=append, memory=MEMORY, engine=engine, code_cache=code_cache,
                       drives=[DriveSpec(str(disk))] if disk else [],
                       max_instructions=max_instructions, ips=ips, smp=smp,
                       devices=list(devices), netdevs=list(netdevs))

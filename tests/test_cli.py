@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import fdt
 import pytest
@@ -306,7 +307,28 @@ def test_options_that_would_be_ignored_are_refused(asm_build, tmp_path):
     assert_one_line_error(popek(*vmm, "--trace", str(tmp_path / "x.trace")), "--trace")
     assert_one_line_error(popek("run", "--bios", "none", "--kernel", kernel, "--clock", "host",
                                 "--icount-ips", "1000"), "--icount-ips")
+    assert_one_line_error(popek("run", "--bios", "none", "--kernel", kernel, "--clock", "host",
+                                "--icount-idle", "sleep"), "--icount-idle")
     assert not list(tmp_path.iterdir())
+
+
+def test_make_run_boots_debians_linux_under_the_vmm():
+    """The front door (README): `make run` boots Debian's riscv64 kernel as a guest of
+    the trap-and-emulate VMM with the quick command line popek's tests know, and prints
+    the statistics and the exit ledger; U-Boot is `make run-uboot`."""
+    from popek.linux import debian
+    root = Path(__file__).resolve().parent.parent
+
+    def dry_run(target):
+        r = subprocess.run(["make", "-n", "-C", str(root), target], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.replace("\\\n", " ").splitlines()     # (continued lines joined)
+        return [line for line in lines if "popek run" in line][0]
+    run = dry_run("run")
+    assert "--vmm trap-emulate" in run and "vmlinux-*-riscv64" in run and "--stats" in run
+    assert debian.QUICK_BOOT in run and "--initrd build/initrd-riscv64.cpio" in run
+    assert "uboot.elf" in dry_run("run-uboot")
 
 
 def test_kernel_command_line_that_cannot_be_encoded(asm_build, tmp_path):

@@ -7,6 +7,8 @@ instruction at the failing pc, so the .S file can be read next to it.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from popek.console import ScriptedConsole
@@ -87,6 +89,40 @@ def test_wfi_skips_idle_time_instead_of_spinning(asm_build):
     assert code == 0
     assert board.hart.instret < 200                 # no busy waiting for a guest second
     assert board.stats()["guest_seconds"] >= 1.0
+
+
+def test_an_idle_hart_can_wait_in_real_time(asm_build):
+    """--icount-idle sleep (auto, at a terminal): wfi_idle.S's guest second of wfi
+    passes in about a second of the host's, still without spinning; skip jumps it."""
+    for idle, at_least, at_most in (("sleep", 0.9, 10.0), ("skip", 0.0, 0.5)):
+        board = VirtBoard(BoardConfig(bios=None, kernel=str(asm_build / "wfi_idle.elf"),
+                                      icount_idle=idle), console=ScriptedConsole())
+        start = time.monotonic()
+        assert board.run() == 0
+        took = time.monotonic() - start
+        assert at_least <= took <= at_most, (idle, took)
+        assert board.hart.instret < 200 and board.stats()["guest_seconds"] >= 1.0
+
+
+def test_idle_waits_in_real_time_only_for_a_person_at_a_terminal():
+    import os
+    import pty
+
+    from popek.clock import idle_waits
+    from popek.console import StdioConsole
+    leader, follower = pty.openpty()
+    r, w = os.pipe()
+    try:
+        with os.fdopen(os.dup(follower), "rb", buffering=0) as tty, \
+                os.fdopen(os.dup(r), "rb", buffering=0) as pipe:
+            at_terminal, piped = StdioConsole(stdin=tty), StdioConsole(stdin=pipe)
+            at_terminal.close()
+            assert idle_waits("auto", at_terminal) and not idle_waits("auto", piped)
+            assert not idle_waits("auto", ScriptedConsole())
+            assert idle_waits("sleep", piped) and not idle_waits("skip", at_terminal)
+    finally:
+        for fd in (leader, follower, r, w):
+            os.close(fd)
 
 
 def test_a_loop_polling_the_time_has_its_wait_skipped(asm_build):

@@ -254,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="on (default): a polling loop's wait for the time is skipped, as if "
                           "the hart slept between its reads; off: time strictly follows "
                           "instructions (what a benchmark of reading the time needs)")
+    run.add_argument("--icount-idle", choices=("auto", "sleep", "skip"), default=None,
+                     help="while every hart waits for a timer: sleep: wait for it in real time "
+                          "(the guest's clock keeps to the wall clock at an idle prompt, and "
+                          "the host's CPU rests; QEMU's -icount sleep=on); skip: jump to it "
+                          "(runs repeat exactly); auto (default): sleep when the console is a "
+                          "terminal, else skip")
     run.add_argument("--backend", choices=("riscv", "kvm"), default="riscv",
                      help="riscv: the simulated RV64 machine (default); kvm: real x86-64 "
                           "hardware through /dev/kvm (--kernel: a bzImage, a vmlinux, or a "
@@ -343,13 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
     ird.add_argument("--module", metavar="NAME", action="append",
                      help="a module to include with its dependencies (repeatable; default: "
                           "virtio_pci virtio_blk virtio_mmio; riscv64: virtio_mmio virtio_blk "
-                          "crc32c_generic ext4)")
+                          "crc32c_generic ext4 virtio_net virtio_rng e1000)")
     ird.add_argument("--module-signatures", action="store_true",
                      help="keep the modules' signatures (by default they are dropped: the "
                           "kernel would hash every module it loads, which with the self-test "
                           "it sets off is over half of a riscv64 boot's instructions on "
                           "popek, and Debian's does not require them; an unsigned module "
-                          "taints it with 'E')")
+                          "taints it with 'E'); the modules are then stored as Debian ships "
+                          "them, BTF too")
+    ird.add_argument("--module-btf", action="store_true",
+                     help="keep the modules' BTF (by default it is emptied: the kernel "
+                          "parses and checks it as it loads each module, for BPF's view of "
+                          "the module's types)")
     ird.add_argument("--busybox", metavar="FILE",
                      help="a static busybox of that architecture (default: Debian's "
                           "busybox-static: the host's for x86_64, the fetched one for riscv64)")
@@ -423,6 +434,7 @@ def _board_config(args):
     return BoardConfig(bios=bios, kernel=args.kernel, append=args.append, drives=args.drive,
                        memory=memory, clock=args.clock, ips=args.icount_ips or 0,
                        icount_sleep=args.icount_sleep != "off",
+                       icount_idle=args.icount_idle or "auto",
                        max_instructions=args.max_instructions, engine=args.engine,
                        profile=args.profile, profile_symbols=args.profile_symbols,
                        code_cache=_code_cache_dir(args),
@@ -588,6 +600,7 @@ def cmd_run_vmm(args, costs) -> int:
     hv = Hypervisor(configs, console, clock=args.clock, engine=args.engine,
                     cpu=args.cpu or isa.DEFAULT_VARIANT, ips=args.icount_ips,
                     icount_sleep=args.icount_sleep != "off",
+                    icount_idle=args.icount_idle or "auto",
                     max_instructions=args.max_instructions, code_cache=_code_cache_dir(args),
                     compile_workers=_compile_workers(args), costs=costs, netdevs=netdevs,
                     host_devices=host_devices, iommu=args.iommu != "off",
@@ -656,8 +669,10 @@ def check_run_options(args) -> None:
                               "runs on the host's clock)")
         if args.clock != "icount":
             raise ConfigError("--icount-ips sets the speed of --clock icount, not --clock host")
-    if args.icount_sleep is not None and (kvm or args.clock != "icount"):
-        raise ConfigError("--icount-sleep is for --clock icount on the simulated machine")
+    for name in ("icount_sleep", "icount_idle"):
+        if getattr(args, name) is not None and (kvm or args.clock != "icount"):
+            raise ConfigError(f"--{name.replace('_', '-')} is for --clock icount on the "
+                              "simulated machine")
     _compile_workers(args)
     if args.cpu is not None and kvm:
         raise ConfigError("--cpu is for the simulated RISC-V machine, not --backend kvm "

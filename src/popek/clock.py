@@ -29,13 +29,16 @@ class InstructionClock:
     deterministic = True
 
     def __init__(self, ips: int = DEFAULT_IPS, timebase: int = TIMEBASE_HZ,
-                 sleep: bool = True):
+                 sleep: bool = True, idle_waits: bool = False):
         if ips <= 0:
             raise ValueError("instructions per second must be positive")
         self.ips = ips
         # Whether a polling loop's wait is skipped (MachineTime.guest_time); off, time
         # strictly follows instructions (--icount-sleep off, as QEMU's icount sleep=off).
         self.sleep = sleep
+        # Whether an idle machine waits for its next timer in real time (--icount-idle:
+        # someone at a terminal); else time jumps to it, and runs repeat exactly.
+        self.idle_waits = idle_waits
         self.timebase = timebase
         self.skipped = 0          # instructions' worth of time skipped while idle or polling
         self.offset = 0           # ticks added by guest writes to mtime
@@ -53,14 +56,24 @@ class InstructionClock:
         icount = -(-(ticks - self.offset) * self.ips // self.timebase)
         return icount - self.skipped
 
-    def idle_until(self, instret: int, ticks: int | None, wait_input) -> None:
-        """Pass idle time: jump to ``ticks`` (or wait for host input if no timer is set)."""
+    def idle_until(self, instret: int, ticks: int | None, wait_input, idle: bool = True) -> None:
+        """Pass idle time: jump to ``ticks`` (or wait for host input if no timer is set).
+        With ``idle_waits``, wait for host input until then in real time, and move on
+        only by the time that passed: a guest idling at a prompt keeps to the wall clock
+        (its ``uptime`` stays true) and leaves the host's CPU alone, as QEMU's icount
+        with sleep=on; the caller comes back while it is still idle.  ``idle`` False:
+        the time is owed for work done (a vCPU trapping in a loop), never waited for."""
         if ticks is None:
             wait_input(None)
             return
         need = self.instret_at(ticks)
-        if need > instret:
-            self.skipped += need - instret
+        if need <= instret:
+            return
+        if self.idle_waits and idle:
+            start = time.monotonic()
+            wait_input((need - instret) / self.ips)
+            need = min(need, instret + int((time.monotonic() - start) * self.ips))
+        self.skipped += need - instret
 
     def skip_to(self, instret: int, ticks: int) -> None:
         """Move time on to ``ticks`` (a polling loop's wait: MachineTime.guest_time)."""
@@ -92,7 +105,7 @@ class HostClock:
     def instret_at(self, ticks: int) -> None:
         return None               # unknowable: the machine polls instead
 
-    def idle_until(self, instret: int, ticks: int | None, wait_input) -> None:
+    def idle_until(self, instret: int, ticks: int | None, wait_input, idle: bool = True) -> None:
         if ticks is None:
             wait_input(None)
             return
@@ -102,6 +115,18 @@ class HostClock:
 
     def ns(self, instret: int) -> int:
         return time.monotonic_ns() - self.start
+
+
+IDLE_MODES = ("auto", "sleep", "skip")
+
+
+def idle_waits(mode: str, console) -> bool:
+    """``--icount-idle``: whether an idle machine waits for its timers in real time:
+    ``sleep`` always, ``skip`` never, ``auto`` when its console is a terminal (a person
+    at a prompt; a scripted or piped console keeps runs repeatable)."""
+    if mode not in IDLE_MODES:
+        raise ValueError(f"unknown idle mode {mode!r}")
+    return mode == "sleep" or (mode == "auto" and getattr(console, "interactive", False))
 
 
 def slice_limit(clock, instret: int, length: int, deadline: int | None = None,

@@ -33,7 +33,9 @@ class StdioConsole:
             self.fd = self.inp.fileno()
         except (AttributeError, OSError, ValueError):
             self.fd = None
-        if self.fd is not None and os.isatty(self.fd):
+        # A person at a terminal (clock.idle_waits: an idle guest then waits in real time)
+        self.interactive = self.fd is not None and os.isatty(self.fd)
+        if self.interactive:
             import termios
             import tty
             self._saved = termios.tcgetattr(self.fd)
@@ -105,6 +107,7 @@ class ScriptedConsole:
         self.output = bytearray()
         self.pos = 0
         self.echo = echo
+        self.interactive = False
 
     def write(self, data: bytes) -> None:
         self.output += data

@@ -19,6 +19,15 @@ from pathlib import Path
 
 from popek.errors import ImageError
 
+# A quick boot of Debian's riscv64 kernel (the Makefile's QUICK_BOOT, which `make run`
+# adds to the command line): the boot-time crypto self-tests are over half of the
+# instructions to the prompt, and none is needed to use the guest.  cryptomgr.notests
+# skips the crypto manager's (RSA, ECDSA, the DRBGs...); initcall_blacklist skips the two
+# built-in initcalls that only test: the BLAKE2s library's self-test (lib/crypto) and the
+# jitter-entropy source's power-up test, whose SHA-3 loops are ~170 M instructions (the
+# kernel's own RNG does not use it; the crypto API's DRBG seeds without it, saying so).
+QUICK_BOOT = "cryptomgr.notests initcall_blacklist=blake2s_mod_init,jent_mod_init"
+
 ROOT = Path(__file__).resolve().parents[3]
 CACHES = {"x86_64": ROOT / ".cache" / "debian-kernel",
           "riscv64": ROOT / ".cache" / "debian-riscv64"}

@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass, field
 
 from popek import gcpolicy
-from popek.clock import DEFAULT_IPS, HostClock, InstructionClock, MachineTime, slice_limit
+from popek.clock import (DEFAULT_IPS, HostClock, InstructionClock, MachineTime, idle_waits,
+                         slice_limit)
 from popek.console import StdioConsole
 from popek.costmodel import CostModel
 from popek.devices.bus import Bus
@@ -70,6 +71,7 @@ class BoardConfig:
     clock: str = "icount"             # icount | host
     ips: int = 0                      # nominal instructions/second of the icount clock
     icount_sleep: bool = True         # skip polling loops' waits (clock.MachineTime.guest_time)
+    icount_idle: str = "auto"         # idle: wait in real time or skip (clock.idle_waits)
     max_instructions: int | None = None
     engine: str = "translate"         # translate | interpret
     profile: bool = False
@@ -169,7 +171,8 @@ class VirtBoard(VirtLayout, MachineTime):
         if cfg.clock == "host":
             self.clock = HostClock()
         elif cfg.clock == "icount":
-            self.clock = InstructionClock(cfg.ips or DEFAULT_IPS, sleep=cfg.icount_sleep)
+            self.clock = InstructionClock(cfg.ips or DEFAULT_IPS, sleep=cfg.icount_sleep,
+                                          idle_waits=idle_waits(cfg.icount_idle, self.console))
         else:
             raise ConfigError(f"unknown clock {cfg.clock!r} (use icount or host)")
         if cfg.engine not in ("translate", "interpret"):

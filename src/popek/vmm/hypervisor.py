@@ -24,7 +24,8 @@ import time
 from dataclasses import replace
 
 from popek import gcpolicy
-from popek.clock import DEFAULT_IPS, HostClock, InstructionClock, MachineTime, slice_limit
+from popek.clock import (DEFAULT_IPS, HostClock, InstructionClock, MachineTime, idle_waits,
+                         slice_limit)
 from popek.costmodel import CostModel
 from popek.devices.bus import Bus
 from popek.devices.memory import GuestMemory
@@ -98,7 +99,8 @@ class Hypervisor(MachineTime):
                  engine: str = "translate", max_instructions: int | None = None,
                  code_cache: str | None = None, compile_workers: int | None = None,
                  costs: CostModel | None = None, cpu: str = isa.DEFAULT_VARIANT,
-                 ips: int | None = None, icount_sleep: bool = True, netdevs=(),
+                 ips: int | None = None, icount_sleep: bool = True,
+                 icount_idle: str = "auto", netdevs=(),
                  host_devices=(), iommu: bool = True, on_iommu_fault: str = "report",
                  drivers: str = "monolithic", faults: dict | None = None,
                  domain_kernel: str | None = None, domain_append: str = "",
@@ -152,7 +154,8 @@ class Hypervisor(MachineTime):
         self.ram = GuestMemory(HOST_RAM_BASE, total)
         self.bus = Bus()                          # the host's devices (vmm/host.py), if any
         self.clock = HostClock() if clock == "host" else \
-            InstructionClock(ips or DEFAULT_IPS, sleep=icount_sleep)
+            InstructionClock(ips or DEFAULT_IPS, sleep=icount_sleep,
+                             idle_waits=idle_waits(icount_idle, console))
         self.rtc_base_ns = time.time_ns()
         hart_isa, self.guest_isa = _isas(cpu, any(c.cpu in builder.NEEDS_H for c in vm_configs))
         self.hart = Hart(self, isa_variant=hart_isa, costs=self.costs)
@@ -330,7 +333,7 @@ class Hypervisor(MachineTime):
             spent = self.clock.mtime(h.instret + SLICE_TRAPS * (costs.TRAP_ENTRY
                                                                 + costs.TRAP_RETURN))
             self.stuck_skips += 1
-            self.clock.idle_until(h.instret, min(wake, spent), self.console.wait)
+            self.clock.idle_until(h.instret, min(wake, spent), self.console.wait, idle=False)
 
     def _exit_code(self) -> int:
         codes = [vm.exit_code or 0 for vm in self.vms if vm.domain is None]
