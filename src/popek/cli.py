@@ -355,12 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "kernel would hash every module it loads, which with the self-test "
                           "it sets off is over half of a riscv64 boot's instructions on "
                           "popek, and Debian's does not require them; an unsigned module "
-                          "taints it with 'E'); the modules are then stored as Debian ships "
-                          "them, BTF too")
-    ird.add_argument("--module-btf", action="store_true",
-                     help="keep the modules' BTF (by default it is emptied: the kernel "
-                          "parses and checks it as it loads each module, for BPF's view of "
-                          "the module's types)")
+                          "taints it with 'E')")
     ird.add_argument("--busybox", metavar="FILE",
                      help="a static busybox of that architecture (default: Debian's "
                           "busybox-static: the host's for x86_64, the fetched one for riscv64)")

@@ -164,28 +164,6 @@ def unsigned(module: bytes) -> bytes:
     return bare if bare.startswith(b"\x7fELF") else module
 
 
-def without_btf(module: bytes) -> bytes:
-    """``module`` with its ``.BTF`` section emptied (its size set to 0 in the section
-    header; the bytes stay where they are).  The kernel parses and checks a module's BTF
-    (its types, for BPF) as it loads it: on popek that was ~50 M instructions of a riscv64
-    boot, ext4's most; an empty one it skips (kernel/bpf/btf.c, btf_module_notify), and
-    nothing else needs it."""
-    try:
-        elf = ELFFile(io.BytesIO(module))
-        index = next((i for i, sec in enumerate(elf.iter_sections()) if sec.name == ".BTF"),
-                     None)
-        if index is None:
-            return module
-        wide = elf.elfclass == 64
-        at = elf.header.e_shoff + index * elf.header.e_shentsize + (32 if wide else 20)
-    except ELFError as e:
-        raise ImageError(f"not a kernel module ({e})") from None
-    width = 8 if wide else 4                        # sh_size: Elf64_Shdr +32, Elf32_Shdr +20
-    if at + width > len(module):
-        return module
-    return module[:at] + bytes(width) + module[at + width:]
-
-
 def module_depends(path: Path) -> list[str]:
     try:
         sec = ELFFile(io.BytesIO(module_bytes(path))).get_section_by_name(".modinfo")
@@ -221,11 +199,10 @@ def load_order(wanted, index: dict[str, Path]) -> list[str]:
 
 def build(modules_dir: str | None, modules=None, busybox: str = BUSYBOX,
           arch: str = "x86_64", init: str | None = None,
-          signatures: bool = False, btf: bool = False) -> tuple[bytes, list[str]]:
+          signatures: bool = False) -> tuple[bytes, list[str]]:
     """The archive's bytes, and the modules it loads (in order); the modules and the
     /init are ``arch``'s unless given; the modules' signatures dropped (:func:`unsigned`)
-    unless ``signatures``, and their BTF (:func:`without_btf`) unless ``btf`` or
-    ``signatures`` (a signed module is kept as it is: its signature covers every byte)."""
+    unless ``signatures``."""
     modules = ARCH_MODULES[arch] if modules is None else modules
     init = INITS[arch] if init is None else init
     if not os.path.isfile(busybox):
@@ -246,14 +223,7 @@ def build(modules_dir: str | None, modules=None, busybox: str = BUSYBOX,
         order = load_order(modules, index)
         for name in order:
             data = module_bytes(index[name])
-            if not signatures:
-                data = unsigned(data)
-                if not btf:
-                    try:
-                        data = without_btf(data)
-                    except ImageError as e:
-                        raise ImageError(f"{index[name]}: {e}") from None
-            cpio.file(f"lib/modules/{name}.ko", data)
+            cpio.file(f"lib/modules/{name}.ko", data if signatures else unsigned(data))
     cpio.file("etc/modules", "".join(f"{m}\n" for m in order).encode())
     return cpio.finish(), order
 
@@ -267,7 +237,7 @@ def command(args) -> int:
     modules_dir = args.modules_dir or debian.find(args.arch).modules
     busybox = args.busybox or debian.busybox(args.arch)
     data, order = build(modules_dir, tuple(args.module) if args.module else None, busybox,
-                        args.arch, signatures=args.module_signatures, btf=args.module_btf)
+                        args.arch, signatures=args.module_signatures)
     write_atomically(args.output, data)
     print(f"popek: wrote {args.output} ({len(data) >> 10} KiB): busybox, modules "
           f"{' '.join(order) or '(none)'}", file=sys.stderr)
