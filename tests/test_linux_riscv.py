@@ -102,7 +102,7 @@ def start_peer(initrd, log_path, ports):
     a second machine to ping, which brings its NICs up itself (popek.ip=)."""
     args = [sys.executable, "-m", "popek", "run", "--vmm", "hw", "--kernel", L.kernel().image,
             "--initrd", str(initrd), "-m", "512M", "--append",
-            f"{L.APPEND} cryptomgr.notests popek.ip=e1000:10.0.0.2/24,virtio_net:10.0.1.2/24",
+            f"{L.APPEND} {L.QUICK_BOOT} popek.ip=e1000:10.0.0.2/24,virtio_net:10.0.1.2/24",
             "--netdev", f"socket,id=a,connect=127.0.0.1:{ports[0]}",
             "--device", "e1000,netdev=a,mac=52:54:00:00:00:02",
             "--netdev", f"socket,id=b,connect=127.0.0.1:{ports[1]}",
@@ -231,8 +231,8 @@ def test_linux_runs_in_vs_mode_under_hardware_assist(tmp_path):
     driver brings up and pings our guest OS's responder in a second VM through: not one
     of the NIC's register accesses exits.  (Kept to a few minutes: the virtio and e1000
     modules only, so the disk is written raw and read back from the host image after
-    `sync`; and without the crypto self-tests, a third of a boot's instructions, which
-    the two boots above run and check.)"""
+    `sync`; and without the crypto self-tests (make run's quick command line), over half
+    of a boot's instructions, which the two boots above run and check.)"""
     from popek.linux import initramfs
     from popek.files import write_atomically
     from popek.vmm.vm import VmConfig
@@ -275,7 +275,7 @@ def test_linux_runs_in_vs_mode_under_hardware_assist(tmp_path):
         "&& echo DOMAIN-$((3*7))",
         FIND_NICS + "; ip link set $E up; ip addr add 10.0.0.1/24 dev $E; sleep 2; "
         "ping -c 3 10.0.0.2; echo NET-$((3*7))"],
-        watches=watch, cpu="hw", append=L.APPEND + " cryptomgr.notests",
+        watches=watch, cpu="hw", append=L.APPEND + " " + L.QUICK_BOOT,
         passthrough=["pnic", "pdisk"], disks=["ddisk"], host=host, peers=[peer],
         peers_done=r"\[vm0\] NET-21\r?\n")
     out = s.output
