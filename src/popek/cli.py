@@ -18,7 +18,7 @@ import re
 import sys
 
 from popek import __version__
-from popek.clock import DEFAULT_IPS
+from popek.clock import DEFAULT_IPS, IDLE_MODES
 from popek.errors import ConfigError, PopekError
 
 # What --cpu accepts: riscv/isa.py's variants and aliases (riscv/fd.py, hext.py, holes.py).
@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="on (default): a polling loop's wait for the time is skipped, as if "
                           "the hart slept between its reads; off: time strictly follows "
                           "instructions (what a benchmark of reading the time needs)")
-    run.add_argument("--icount-idle", choices=("auto", "sleep", "skip"), default=None,
+    run.add_argument("--icount-idle", choices=IDLE_MODES, default=None,
                      help="while every hart waits for a timer: sleep: wait for it in real time "
                           "(the guest's clock keeps to the wall clock at an idle prompt, and "
                           "the host's CPU rests; QEMU's -icount sleep=on); skip: jump to it "
