@@ -4,10 +4,12 @@ PY := .venv/bin/python
 
 # The default guest: Debian 13's own riscv64 kernel, unmodified, as a guest of popek's VMM
 # (VMM=trap-emulate: deprivileged, shadow paging; bt: binary translation; hw: VS-mode under
-# the H extension, nested paging; none: bare, after OpenSBI), with popek's busybox initramfs and an ext4 disk it
-# mounts on /mnt (build/linux-disk.img, kept); the exit ledger is printed at poweroff.
-# RISCV_APPEND skips the kernel's boot-time crypto self-tests, two thirds of its work to the
-# prompt (README, "Linux's boot"): `make run RISCV_APPEND=console=ttyS0` runs them.
+# the H extension, nested paging; none: bare, after OpenSBI), with popek's busybox
+# initramfs and an ext4 disk it mounts on /mnt (build/linux-disk.img, kept); the exit
+# ledger is printed at poweroff.  RISCV_APPEND skips the kernel's boot-time crypto
+# self-tests, over half of its instructions to the prompt (QUICK_BOOT is
+# popek.linux.debian.QUICK_BOOT; README, "Two commands"): `make run
+# RISCV_APPEND=console=ttyS0` runs them.
 VMM ?= trap-emulate
 RISCV_KERNEL = $$(ls .cache/debian-riscv64/boot/vmlinux-*-riscv64 | tail -1)
 QUICK_BOOT = cryptomgr.notests initcall_blacklist=blake2s_mod_init,jent_mod_init

@@ -71,11 +71,13 @@ class ShadowPaging:
         if va is None:
             self.tables.flush()
             self.context_changed()
-        elif self.tables.flush_page(va):                # a whole superpage's shadow went
-            if self.vm.vmm.current is self.vm:
+            return
+        superpage = self.tables.flush_page(va)
+        if self.vm.vmm.current is self.vm:          # (the hart caches the running VM's)
+            if superpage:                           # every 4 KiB piece of it went
                 self.hart.flush_tlbs()
-        elif self.vm.vmm.current is self.vm:
-            self.hart.flush_page(va)
+            else:
+                self.hart.flush_page(va)
 
     def fault(self, access: int, va: int):
         v = self.vm.vcpu
@@ -167,7 +169,8 @@ class ShadowMmu:
         self.pool = pool
         self.host_base, self.guest_base, self.guest_size = host_base, guest_base, guest_size
         self.roots: dict[tuple, int] = {}
-        # (level, va >> (12 + 9 * level)) of each guest superpage shadowed in 4 KiB pieces
+        # (va >> (12 + 9 * level), level) of each guest superpage shadowed in 4 KiB pieces
+        # (the key the hart's own superpage set uses)
         self.superpages: set[tuple[int, int]] = set()
         self.fills = self.flushes = self.page_flushes = self.evictions = 0
 
@@ -202,7 +205,7 @@ class ShadowMmu:
         self.page_flushes += 1
         cut = 0
         for level in (1, 2, 3):
-            region = (level, va >> (12 + 9 * level))
+            region = (va >> (12 + 9 * level), level)
             if region in self.superpages:
                 self.superpages.discard(region)
                 cut = level
@@ -253,6 +256,6 @@ class ShadowMmu:
             | (PTE_X if x else 0)
         m64[(table + ((va >> 12) & 0x1FF) * 8 - base) >> 3] = ((host_pa >> 12) << 10) | flags
         if leaf_level:
-            self.superpages.add((leaf_level, va >> (12 + 9 * leaf_level)))
+            self.superpages.add((va >> (12 + 9 * leaf_level), leaf_level))
         self.fills += 1
         return True
