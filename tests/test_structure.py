@@ -228,6 +228,23 @@ def test_a_fence_of_one_address_drops_only_what_it_covers(vm):
     assert vm.ledger.details[("sfence_vma", "page")] == 1
 
 
+def test_a_remote_fence_is_bounded_whatever_size_the_guest_names(vm):
+    """SBI remote sfence.vma: a few pages are fenced one by one; a range of more than
+    FENCE_PAGES_MAX pages (a hostile 2^63 bytes among them) is one fence of everything,
+    so the VMM's work per call stays bounded."""
+    from popek.vmm import sbi
+    x = vm.vmm.hart.x
+    for size, pages, alls in ((3 * 4096, 3, 0), (1 << 63, 0, 1), (0, 0, 1),
+                              ((sbi.FENCE_PAGES_MAX + 1) * 4096, 0, 1)):
+        before = vm.memory.stats()
+        x[17], x[16], x[10], x[11], x[12], x[13] = sbi.EXT_RFENCE, 1, 1, 0, 0x4000_0000, size
+        sbi.handle(vm, x)
+        after = vm.memory.stats()
+        assert x[10] == sbi.SBI_SUCCESS
+        assert after["shadow_page_flushes"] - before["shadow_page_flushes"] == pages, size
+        assert after["shadow_flushes"] - before["shadow_flushes"] == alls, size
+
+
 def test_a_page_fault_on_a_device_becomes_an_mmio_exit(vm):
     """The memory strategy names a device; the CPU strategy decodes the store at pc
     and the I/O strategy does it."""
